@@ -1,0 +1,86 @@
+//! The clients a function needs, built once per container and borrowed by every invocation.
+
+use crate::auth::JwtVerifier;
+use crate::aws::queue::Queue;
+use crate::aws::store::Store;
+use crate::aws::vault::Vault;
+use crate::config::{Config, ConfigError};
+use crate::credentials::Credentials;
+use crate::homeserver::Homeserver;
+use crate::identity::Identities;
+
+pub struct App {
+    pub config: Config,
+    pub jwt: JwtVerifier,
+    pub homeserver: Homeserver,
+    pub identities: Identities,
+    pub store: Store,
+    pub vault: Vault,
+    pub queue: Queue,
+    pub credentials: Credentials,
+    /// Fetches avatars from allow-listed hosts; separate from the homeserver client (other timeouts, no auth).
+    pub fetcher: reqwest::Client,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("homeserver client: {0}")]
+    Homeserver(#[from] crate::homeserver::HomeserverError),
+    #[error("resolving the retry queue: {0}")]
+    Queue(String),
+}
+
+impl App {
+    /// Builds every client from the environment. Only the AWS SDK's config loading does I/O-free set-up here.
+    pub async fn from_env() -> Result<App, InitError> {
+        let config = Config::from_env()?;
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        App::new(config, &sdk).await
+    }
+
+    pub async fn new(config: Config, sdk: &aws_config::SdkConfig) -> Result<App, InitError> {
+        let homeserver = Homeserver::new(config.homeserver.clone())?;
+        let identities =
+            Identities::new(&config.user_prefix, &config.homeserver.server_name, &config.platform_localpart)?;
+        let store = Store::new(aws_sdk_dynamodb::Client::new(sdk), &config.table);
+        let vault = Vault::new(aws_sdk_kms::Client::new(sdk), &config.kms_key_id);
+        let sqs = aws_sdk_sqs::Client::new(sdk);
+        let queue_url = match (&config.queue_url, &config.queue_name) {
+            (Some(url), _) => url.clone(),
+            (None, Some(name)) => sqs
+                .get_queue_url()
+                .queue_name(name)
+                .send()
+                .await
+                .map_err(|e| InitError::Queue(e.to_string()))?
+                .queue_url
+                .ok_or_else(|| InitError::Queue("no queue URL returned".into()))?,
+            (None, None) => {
+                return Err(InitError::Config(ConfigError::Missing("OPENMEET_QUEUE_URL")));
+            }
+        };
+        let queue = Queue::new(sqs, queue_url);
+        let credentials = Credentials::new(store.clone(), vault.clone(), homeserver.clone(), identities.clone());
+        let fetcher = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| crate::homeserver::HomeserverError::Transient { detail: e.to_string() })?;
+        Ok(App { jwt: JwtVerifier::new(&config.jwt_secrets), config, homeserver, identities, store, vault, queue, credentials, fetcher })
+    }
+}
+
+/// JSON log lines to stdout, level from `RUST_LOG` (default `info`). Call once in `main`.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_target(false)
+        .try_init();
+}

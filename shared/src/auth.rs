@@ -1,0 +1,166 @@
+//! JWT verification: HS256 only, current or previous secret, `exp` required and in the future.
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
+use serde::Deserialize;
+
+use crate::config::JwtSecret;
+use crate::error::ApiError;
+use crate::identity::{TenantId, UserSlug};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// OpenMeet's backend, acting for a whole tenant.
+    Service,
+    /// A browser, acting only as its own user.
+    User(UserSlug),
+}
+
+/// The verified caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub tenant: TenantId,
+    pub role: Role,
+    /// The `sub` claim: the user's slug, or the service's name.
+    pub subject: String,
+    pub display_name: Option<String>,
+}
+
+impl Caller {
+    pub fn is_service(&self) -> bool {
+        self.role == Role::Service
+    }
+
+    /// The user a `user` token acts as.
+    pub fn user(&self) -> Option<&UserSlug> {
+        match &self.role {
+            Role::User(user) => Some(user),
+            Role::Service => None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: String,
+    tenant: String,
+    role: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+pub struct JwtVerifier {
+    keys: Vec<DecodingKey>,
+    validation: Validation,
+}
+
+impl JwtVerifier {
+    pub fn new(secrets: &[JwtSecret]) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["exp"]);
+        JwtVerifier { keys: secrets.iter().map(|s| DecodingKey::from_secret(&s.0)).collect(), validation }
+    }
+
+    /// Verifies the `Authorization` header value. Every defect answers the same 401: the caller learns nothing
+    /// about which check failed (the log does, without the token).
+    pub fn verify(&self, authorization: Option<&str>) -> Result<Caller, ApiError> {
+        let token = authorization
+            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+            .map(str::trim)
+            .ok_or(ApiError::Unauthorized("a bearer token is required"))?;
+        let mut last_error = None;
+        for key in &self.keys {
+            match decode::<Claims>(token, key, &self.validation) {
+                Ok(data) => return caller_from(data.claims),
+                Err(error) => last_error = Some(error),
+            }
+        }
+        if let Some(error) = last_error {
+            tracing::info!(reason = ?error.kind(), "JWT rejected");
+        }
+        Err(ApiError::Unauthorized("the token is invalid or expired"))
+    }
+}
+
+fn caller_from(claims: Claims) -> Result<Caller, ApiError> {
+    let invalid = || ApiError::Unauthorized("the token's claims are invalid");
+    let tenant = TenantId::parse(&claims.tenant).map_err(|_| invalid())?;
+    let role = match claims.role.as_str() {
+        "service" => Role::Service,
+        "user" => Role::User(UserSlug::parse(&claims.sub).map_err(|_| invalid())?),
+        _ => return Err(invalid()),
+    };
+    if claims.sub.is_empty() || claims.sub.len() > 128 {
+        return Err(invalid());
+    }
+    let display_name = claims.name.filter(|n| !n.trim().is_empty());
+    Ok(Caller { tenant, role, subject: claims.sub, display_name })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    use serde_json::json;
+
+    fn now() -> u64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    }
+
+    fn token(secret: &str, alg: Algorithm, claims: serde_json::Value) -> String {
+        encode(&Header::new(alg), &claims, &EncodingKey::from_secret(secret.as_bytes())).expect("encodable")
+    }
+
+    fn verifier() -> JwtVerifier {
+        JwtVerifier::new(&[JwtSecret::new("current"), JwtSecret::new("previous")])
+    }
+
+    fn bearer(token: &str) -> String {
+        format!("Bearer {token}")
+    }
+
+    #[test]
+    fn valid_user_and_service_tokens() {
+        let user = token("current", Algorithm::HS256, json!({"sub":"jane","tenant":"acme","role":"user","exp":now()+60,"name":"Jane"}));
+        let caller = verifier().verify(Some(&bearer(&user))).expect("valid");
+        assert_eq!(caller.user().map(UserSlug::as_str), Some("jane"));
+        assert_eq!(caller.display_name.as_deref(), Some("Jane"));
+        let service = token("previous", Algorithm::HS256, json!({"sub":"api","tenant":"acme","role":"service","exp":now()+60}));
+        assert!(verifier().verify(Some(&bearer(&service))).expect("valid").is_service());
+    }
+
+    #[test]
+    fn every_defect_is_unauthorized() {
+        let claims = json!({"sub":"jane","tenant":"acme","role":"user","exp":now()+60});
+        let defects = [
+            token("wrong", Algorithm::HS256, claims.clone()),
+            token("current", Algorithm::HS384, claims.clone()),
+            token("current", Algorithm::HS256, json!({"sub":"jane","tenant":"acme","role":"user"})),
+            token("current", Algorithm::HS256, json!({"sub":"jane","tenant":"acme","role":"user","exp":now()-1})),
+            token("current", Algorithm::HS256, json!({"sub":"jane","tenant":"acme","role":"admin","exp":now()+60})),
+            token("current", Algorithm::HS256, json!({"sub":"Jane!","tenant":"acme","role":"user","exp":now()+60})),
+            token("current", Algorithm::HS256, json!({"sub":"jane","tenant":"a.b","role":"user","exp":now()+60})),
+            "not.a.jwt".to_owned(),
+        ];
+        for defect in defects {
+            let error = verifier().verify(Some(&bearer(&defect))).expect_err("must be rejected");
+            assert_eq!(error.status(), 401, "{defect}");
+        }
+        assert_eq!(verifier().verify(None).expect_err("missing").status(), 401);
+        assert_eq!(verifier().verify(Some("Basic abc")).expect_err("scheme").status(), 401);
+    }
+
+    #[test]
+    fn alg_none_is_unauthorized() {
+        let header = base64_url(r#"{"alg":"none","typ":"JWT"}"#);
+        let body = base64_url(&format!(r#"{{"sub":"jane","tenant":"acme","role":"user","exp":{}}}"#, now() + 60));
+        let unsigned = format!("{header}.{body}.");
+        assert_eq!(verifier().verify(Some(&bearer(&unsigned))).expect_err("none").status(), 401);
+    }
+
+    fn base64_url(text: &str) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+    }
+}

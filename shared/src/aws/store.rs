@@ -1,0 +1,230 @@
+//! DynamoDB: one table, string `pk`/`sk`, a TTL attribute `expiresAt` (epoch seconds).
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+
+use super::unavailable;
+use crate::error::BackendError;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+pub const TTL_ATTRIBUTE: &str = "expiresAt";
+
+#[derive(Clone)]
+pub struct Store {
+    client: Client,
+    table: String,
+}
+
+/// Outcome of a first-writer-wins put.
+pub enum PutOutcome {
+    Written,
+    /// Someone wrote the key first; this is their item.
+    Exists(Item),
+}
+
+impl Store {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Store { client, table: table.into() }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, BackendError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk.to_owned()))
+            .key("sk", AttributeValue::S(sk.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("dynamodb", e))?;
+        // DynamoDB deletes expired items hours late: an expired item is treated as absent.
+        Ok(output.item.filter(|item| !is_expired(item, now_secs())))
+    }
+
+    pub async fn put(&self, item: Item) -> Result<(), BackendError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| unavailable("dynamodb", e))?;
+        Ok(())
+    }
+
+    /// Writes `item` unless its key already holds a live item; returns the winner otherwise.
+    pub async fn put_if_absent(&self, item: Item) -> Result<PutOutcome, BackendError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR #ttl < :now")
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":now", AttributeValue::N(now_secs().to_string()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(PutOutcome::Written),
+            Err(error) => {
+                let service_error = error.into_service_error();
+                if let aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(failed) =
+                    &service_error
+                {
+                    return Ok(PutOutcome::Exists(failed.item.clone().unwrap_or_default()));
+                }
+                Err(unavailable("dynamodb", service_error))
+            }
+        }
+    }
+
+    /// Sets `expiresAt` of an existing item.
+    pub async fn set_expiry(&self, pk: &str, sk: &str, expires_at: u64) -> Result<(), BackendError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk.to_owned()))
+            .key("sk", AttributeValue::S(sk.to_owned()))
+            .update_expression("SET #ttl = :expires")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":expires", AttributeValue::N(expires_at.to_string()))
+            .send()
+            .await
+            .map(|_| ())
+            .or_else(|error| {
+                let service_error = error.into_service_error();
+                if service_error.is_conditional_check_failed_exception() {
+                    Ok(())
+                } else {
+                    Err(unavailable("dynamodb", service_error))
+                }
+            })
+    }
+
+    pub async fn delete(&self, pk: &str, sk: &str) -> Result<(), BackendError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk.to_owned()))
+            .key("sk", AttributeValue::S(sk.to_owned()))
+            .send()
+            .await
+            .map_err(|e| unavailable("dynamodb", e))?;
+        Ok(())
+    }
+
+    /// Deletes every item of a partition (a user's profile and credentials, say).
+    pub async fn delete_partition(&self, pk: &str) -> Result<usize, BackendError> {
+        let mut deleted = 0;
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+                .projection_expression("pk, sk")
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| unavailable("dynamodb", e))?;
+            for item in page.items() {
+                if let Some(AttributeValue::S(sk)) = item.get("sk") {
+                    self.delete(pk, sk).await?;
+                    deleted += 1;
+                }
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(deleted),
+            }
+        }
+    }
+
+    pub async fn check(&self) -> Result<(), BackendError> {
+        self.client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(|e| unavailable("dynamodb", e))?;
+        Ok(())
+    }
+}
+
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn is_expired(item: &Item, now: u64) -> bool {
+    number(item, TTL_ATTRIBUTE).is_some_and(|expires| expires <= now)
+}
+
+pub fn string(item: &Item, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(value)) => Some(value.clone()),
+        _ => None,
+    }
+}
+
+pub fn number(item: &Item, name: &str) -> Option<u64> {
+    match item.get(name) {
+        Some(AttributeValue::N(value)) => value.parse().ok(),
+        _ => None,
+    }
+}
+
+pub fn binary(item: &Item, name: &str) -> Option<Vec<u8>> {
+    match item.get(name) {
+        Some(AttributeValue::B(value)) => Some(value.clone().into_inner()),
+        _ => None,
+    }
+}
+
+/// Starts an item with its key.
+pub fn keyed(pk: &str, sk: &str) -> Item {
+    HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(pk.to_owned())),
+        ("sk".to_owned(), AttributeValue::S(sk.to_owned())),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_is_checked_on_read() {
+        let mut item = keyed("p", "s");
+        assert!(!is_expired(&item, 100));
+        item.insert(TTL_ATTRIBUTE.into(), AttributeValue::N("100".into()));
+        assert!(is_expired(&item, 100));
+        assert!(!is_expired(&item, 99));
+    }
+
+    #[test]
+    fn typed_readers_ignore_other_types() {
+        let mut item = keyed("p", "s");
+        item.insert("n".into(), AttributeValue::S("12".into()));
+        assert_eq!(number(&item, "n"), None);
+        assert_eq!(string(&item, "n").as_deref(), Some("12"));
+    }
+}

@@ -1,0 +1,137 @@
+//! Configuration, read once from the environment at container start.
+
+use std::time::Duration;
+
+use crate::homeserver::{AccessToken, HomeserverConfig};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Everything the functions need to know about their environment. Secrets are held in redacting types.
+#[derive(Clone)]
+pub struct Config {
+    pub jwt_secrets: Vec<JwtSecret>,
+    pub homeserver: HomeserverConfig,
+    /// The homeserver URL handed to browsers (may differ from the one the functions reach it on).
+    pub public_homeserver_url: String,
+    pub user_prefix: String,
+    pub platform_localpart: String,
+    pub table: String,
+    pub kms_key_id: String,
+    /// Set in AWS; the local stack resolves it from `OPENMEET_QUEUE_NAME` after creating the queue.
+    pub queue_url: Option<String>,
+    pub queue_name: Option<String>,
+    /// Hosts whose https avatar URLs are copied into the media repository; empty: only `mxc://` avatars.
+    pub avatar_hosts: Vec<String>,
+}
+
+/// An HS256 secret; never printed.
+#[derive(Clone)]
+pub struct JwtSecret(pub(crate) Vec<u8>);
+
+impl std::fmt::Debug for JwtSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JwtSecret(<redacted>)")
+    }
+}
+
+impl JwtSecret {
+    pub fn new(secret: impl Into<Vec<u8>>) -> Self {
+        JwtSecret(secret.into())
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
+        let mut jwt_secrets = vec![JwtSecret::new(required("OPENMEET_JWT_SECRET")?)];
+        if let Some(previous) = get("OPENMEET_JWT_SECRET_PREVIOUS") {
+            jwt_secrets.push(JwtSecret::new(previous));
+        }
+        let homeserver_url = required("MATRIX_HOMESERVER_URL")?;
+        let base_url = url::Url::parse(&homeserver_url)
+            .map_err(|e| ConfigError::Invalid { name: "MATRIX_HOMESERVER_URL", reason: e.to_string() })?;
+        let timeout_ms = match get("MATRIX_REQUEST_TIMEOUT_MS") {
+            Some(value) => value
+                .parse::<u64>()
+                .map_err(|e| ConfigError::Invalid { name: "MATRIX_REQUEST_TIMEOUT_MS", reason: e.to_string() })?,
+            None => 10_000,
+        };
+        let user_prefix = get("MATRIX_USER_PREFIX").unwrap_or_else(|| "om_".to_owned());
+        if !user_prefix.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-=/".contains(c)) {
+            return Err(ConfigError::Invalid {
+                name: "MATRIX_USER_PREFIX",
+                reason: "use lowercase letters, digits and _-=/ only".into(),
+            });
+        }
+        Ok(Config {
+            jwt_secrets,
+            homeserver: HomeserverConfig {
+                base_url,
+                server_name: required("MATRIX_SERVER_NAME")?,
+                appservice_token: AccessToken::new(required("MATRIX_AS_TOKEN")?),
+                request_timeout: Duration::from_millis(timeout_ms),
+            },
+            public_homeserver_url: get("MATRIX_PUBLIC_URL").unwrap_or(homeserver_url),
+            user_prefix,
+            platform_localpart: get("MATRIX_PLATFORM_LOCALPART").unwrap_or_else(|| "openmeet".to_owned()),
+            table: required("OPENMEET_TABLE")?,
+            kms_key_id: required("OPENMEET_KMS_KEY_ID")?,
+            queue_url: get("OPENMEET_QUEUE_URL"),
+            queue_name: get("OPENMEET_QUEUE_NAME"),
+            avatar_hosts: get("OPENMEET_AVATAR_HOSTS")
+                .map(|hosts| hosts.split(',').map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()).collect())
+                .unwrap_or_default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| map.get(name).cloned()
+    }
+
+    const MINIMAL: &[(&str, &str)] = &[
+        ("OPENMEET_JWT_SECRET", "s"),
+        ("MATRIX_HOMESERVER_URL", "http://127.0.0.1:8008"),
+        ("MATRIX_SERVER_NAME", "localhost"),
+        ("MATRIX_AS_TOKEN", "as"),
+        ("OPENMEET_TABLE", "t"),
+        ("OPENMEET_KMS_KEY_ID", "alias/k"),
+    ];
+
+    #[test]
+    fn defaults_fill_the_optional_settings() {
+        let config = Config::from_lookup(lookup(MINIMAL)).expect("valid config");
+        assert_eq!(config.user_prefix, "om_");
+        assert_eq!(config.public_homeserver_url, "http://127.0.0.1:8008");
+        assert_eq!(config.jwt_secrets.len(), 1);
+        assert!(config.avatar_hosts.is_empty());
+    }
+
+    #[test]
+    fn a_missing_secret_is_named() {
+        let error = Config::from_lookup(lookup(&MINIMAL[1..])).err().map(|e| e.to_string());
+        assert_eq!(error.as_deref(), Some("environment variable OPENMEET_JWT_SECRET is required"));
+    }
+
+    #[test]
+    fn secrets_do_not_debug_print() {
+        let config = Config::from_lookup(lookup(MINIMAL)).expect("valid config");
+        assert_eq!(format!("{:?}", config.jwt_secrets), "[JwtSecret(<redacted>)]");
+    }
+}

@@ -1,0 +1,55 @@
+//! Health: can this function reach what it depends on?
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::app::App;
+use crate::homeserver::Acting;
+
+#[derive(Debug, Serialize)]
+pub struct Health {
+    pub status: &'static str,
+    pub homeserver: &'static str,
+    pub store: &'static str,
+    pub queue: &'static str,
+}
+
+impl Health {
+    pub fn is_ok(&self) -> bool {
+        self.status == "ok"
+    }
+}
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub async fn check(app: &App) -> Health {
+    let homeserver = async {
+        let probe = app.homeserver.call::<Value>(
+            reqwest::Method::GET,
+            "/_matrix/client/versions",
+            Acting::Platform,
+            None::<&Value>,
+        );
+        match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
+            Ok(Ok(_)) => "ok",
+            Ok(Err(_)) | Err(_) => "unreachable",
+        }
+    };
+    let store = async {
+        match tokio::time::timeout(PROBE_TIMEOUT, app.store.check()).await {
+            Ok(Ok(())) => "ok",
+            _ => "unreachable",
+        }
+    };
+    let queue = async {
+        match tokio::time::timeout(PROBE_TIMEOUT, app.queue.check()).await {
+            Ok(Ok(())) => "ok",
+            _ => "unreachable",
+        }
+    };
+    let (homeserver, store, queue) = tokio::join!(homeserver, store, queue);
+    let all_ok = homeserver == "ok" && store == "ok" && queue == "ok";
+    Health { status: if all_ok { "ok" } else { "degraded" }, homeserver, store, queue }
+}

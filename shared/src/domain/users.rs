@@ -1,0 +1,324 @@
+//! User provisioning: one Matrix user per OpenMeet user, its profile kept in sync, deactivation.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use ruma::api::client::account::register;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::app::App;
+use crate::aws::store;
+use crate::credentials::user_partition;
+use crate::error::ApiError;
+use crate::homeserver::{Acting, HomeserverError, encode};
+use crate::identity::{TenantId, UserSlug};
+
+/// Body of `PUT /v1/users/{userId}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UserInput {
+    pub display_name: String,
+    /// Absent: leave the avatar alone; `null`: clear it; a string: set it.
+    #[serde(default, with = "double_option")]
+    pub avatar_url: Option<Option<String>>,
+}
+
+mod double_option {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+        Option::<String>::deserialize(d).map(Some)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct UserView {
+    pub user_id: String,
+    pub matrix_user_id: String,
+    pub display_name: String,
+}
+
+const MAX_DISPLAY_NAME: usize = 256;
+const MAX_AVATAR_BYTES: usize = 2 * 1024 * 1024;
+
+pub fn validate_display_name(name: &str) -> Result<String, ApiError> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() || trimmed.chars().count() > MAX_DISPLAY_NAME || trimmed.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            format!("displayName must be 1-{MAX_DISPLAY_NAME} characters without control characters"),
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// What to do with the avatar, decided before anything changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AvatarChange {
+    Keep,
+    Clear,
+    Mxc(String),
+    /// An https URL on the allow-list, copied into the media repository.
+    Fetch(url::Url),
+}
+
+pub fn parse_avatar(avatar_url: Option<Option<String>>, allowed_hosts: &[String]) -> Result<AvatarChange, ApiError> {
+    let unsupported = |why: &str| ApiError::bad_request("unsupported_avatar_url", why.to_owned());
+    match avatar_url {
+        None => Ok(AvatarChange::Keep),
+        Some(None) => Ok(AvatarChange::Clear),
+        Some(Some(url)) if url.is_empty() => Ok(AvatarChange::Clear),
+        Some(Some(url)) if url.starts_with("mxc://") => {
+            let valid = url[6..].split_once('/').is_some_and(|(server, media)| {
+                !server.is_empty()
+                    && !media.is_empty()
+                    && media.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            });
+            if valid { Ok(AvatarChange::Mxc(url)) } else { Err(unsupported("avatarUrl is not a valid mxc:// URI")) }
+        }
+        Some(Some(url)) => {
+            let parsed = url::Url::parse(&url).map_err(|_| unsupported("avatarUrl is not a URL"))?;
+            let host_allowed = parsed.host_str().is_some_and(|host| allowed_hosts.iter().any(|h| h == host));
+            let scheme_allowed = parsed.scheme() == "https" || (parsed.scheme() == "http" && is_loopback(&parsed));
+            if host_allowed && scheme_allowed {
+                Ok(AvatarChange::Fetch(parsed))
+            } else {
+                Err(unsupported("avatarUrl must be an mxc:// URI or an https URL on a configured host"))
+            }
+        }
+    }
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback()) || url.host_str() == Some("localhost")
+}
+
+/// Ensures the Matrix user exists and carries this profile. Returns the view and whether it was created now.
+pub async fn ensure(
+    app: &App,
+    tenant: &TenantId,
+    user: &UserSlug,
+    display_name: &str,
+    avatar: AvatarChange,
+) -> Result<(UserView, bool), ApiError> {
+    let user_id = app.identities.matrix_user_id(tenant, user);
+    let created = register_or_reactivate(app, tenant, user).await?;
+    if created {
+        exempt_from_rate_limits(app, user_id.as_str()).await?;
+    }
+    let path_user = encode(user_id.as_str());
+    let current: Value = app
+        .homeserver
+        .call(reqwest::Method::GET, &format!("/_matrix/client/v3/profile/{path_user}"), Acting::Platform, None::<&Value>)
+        .await
+        .or_else(|e| if e.is_not_found() { Ok(json!({})) } else { Err(e) })?;
+    if current.get("displayname").and_then(Value::as_str) != Some(display_name) {
+        let path = format!("/_matrix/client/v3/profile/{path_user}/displayname");
+        let body = json!({"displayname": display_name});
+        app.credentials
+            .as_user(tenant, user, |token| {
+                let (path, body) = (&path, &body);
+                async move {
+                    app.homeserver.call::<Value>(reqwest::Method::PUT, path, Acting::User(&token), Some(body)).await
+                }
+            })
+            .await?;
+    }
+    let (pk, sk) = (user_partition(tenant, user), "PROFILE");
+    let record = app.store.get(&pk, sk).await?;
+    let avatar_source = record.as_ref().and_then(|r| store::string(r, "avatarSource"));
+    let current_avatar = current.get("avatar_url").and_then(Value::as_str).unwrap_or("").to_owned();
+    let (wanted_avatar, source) = match avatar {
+        AvatarChange::Keep => (None, avatar_source),
+        AvatarChange::Clear => (Some(String::new()), None),
+        AvatarChange::Mxc(mxc) => (Some(mxc.clone()), Some(mxc)),
+        AvatarChange::Fetch(url) if avatar_source.as_deref() == Some(url.as_str()) && !current_avatar.is_empty() => {
+            (None, avatar_source)
+        }
+        AvatarChange::Fetch(url) => (Some(copy_avatar(app, tenant, user, &url).await?), Some(url.to_string())),
+    };
+    if let Some(wanted) = wanted_avatar.filter(|wanted| *wanted != current_avatar) {
+        let path = format!("/_matrix/client/v3/profile/{path_user}/avatar_url");
+        let body = json!({"avatar_url": wanted});
+        app.credentials
+            .as_user(tenant, user, |token| {
+                let (path, body) = (&path, &body);
+                async move {
+                    app.homeserver.call::<Value>(reqwest::Method::PUT, path, Acting::User(&token), Some(body)).await
+                }
+            })
+            .await?;
+    }
+    let mut item = store::keyed(&pk, sk);
+    item.insert("matrixUserId".into(), AttributeValue::S(user_id.to_string()));
+    item.insert("displayName".into(), AttributeValue::S(display_name.to_owned()));
+    if let Some(source) = source {
+        item.insert("avatarSource".into(), AttributeValue::S(source));
+    }
+    item.insert("updatedAt".into(), AttributeValue::N(store::now_secs().to_string()));
+    app.store.put(item).await?;
+    Ok((
+        UserView { user_id: user.to_string(), matrix_user_id: user_id.to_string(), display_name: display_name.to_owned() },
+        created,
+    ))
+}
+
+/// Registers the user through the appservice; a user deleted earlier is reactivated. `true` when newly created.
+async fn register_or_reactivate(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<bool, ApiError> {
+    let mut request = register::v3::Request::new();
+    request.username = Some(app.identities.localpart(tenant, user));
+    request.inhibit_login = true;
+    request.login_type = Some(register::LoginType::ApplicationService);
+    match app.homeserver.send(request, Acting::Platform).await {
+        Ok(_) => Ok(true),
+        Err(HomeserverError::Rejected { errcode, .. }) if errcode == "M_USER_IN_USE" => {
+            let user_id = app.identities.matrix_user_id(tenant, user);
+            let path = format!("/_synapse/admin/v2/users/{}", encode(user_id.as_str()));
+            let info: Value =
+                app.homeserver.call(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await?;
+            if info.get("deactivated").and_then(Value::as_bool) == Some(true) {
+                app.homeserver
+                    .call::<Value>(reqwest::Method::PUT, &path, Acting::Platform, Some(&json!({"deactivated": false})))
+                    .await?;
+                return Ok(true);
+            }
+            Ok(false)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Server-side sends act for people through their own identity; OpenMeet rate-limits at its API instead.
+async fn exempt_from_rate_limits(app: &App, user_id: &str) -> Result<(), ApiError> {
+    let path = format!("/_synapse/admin/v1/users/{}/override_ratelimit", encode(user_id));
+    app.homeserver
+        .call::<Value>(
+            reqwest::Method::POST,
+            &path,
+            Acting::Platform,
+            Some(&json!({"messages_per_second": 0, "burst_count": 0})),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Copies an allow-listed avatar into the media repository, as the user; returns its `mxc://` URI.
+async fn copy_avatar(app: &App, tenant: &TenantId, user: &UserSlug, url: &url::Url) -> Result<String, ApiError> {
+    let unusable = |why: &str| ApiError::bad_request("unsupported_avatar_url", format!("avatarUrl {why}"));
+    let response = app.fetcher.get(url.clone()).send().await.map_err(|_| unusable("could not be fetched"))?;
+    if !response.status().is_success() {
+        return Err(unusable("could not be fetched"));
+    }
+    let content_type = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    if !content_type.starts_with("image/") {
+        return Err(unusable("is not an image"));
+    }
+    if response.content_length().is_some_and(|len| len as usize > MAX_AVATAR_BYTES) {
+        return Err(unusable("is larger than 2 MB"));
+    }
+    let bytes = response.bytes().await.map_err(|_| unusable("could not be fetched"))?;
+    if bytes.len() > MAX_AVATAR_BYTES {
+        return Err(unusable("is larger than 2 MB"));
+    }
+    let uploaded = app
+        .credentials
+        .as_user(tenant, user, |token| {
+            let (bytes, content_type) = (bytes.clone(), content_type.clone());
+            async move {
+                app.homeserver
+                    .upload("/_matrix/media/v3/upload?filename=avatar", Acting::User(&token), &content_type, bytes)
+                    .await
+            }
+        })
+        .await?;
+    uploaded
+        .get("content_uri")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or(ApiError::HomeserverRejected("upload returned no content_uri".into()))
+}
+
+/// The user as the homeserver knows it; `None` if never provisioned or deactivated.
+pub async fn get(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<Option<UserView>, ApiError> {
+    let user_id = app.identities.matrix_user_id(tenant, user);
+    let path = format!("/_synapse/admin/v2/users/{}", encode(user_id.as_str()));
+    let info: Value = match app.homeserver.call(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await {
+        Ok(info) => info,
+        Err(error) if error.is_not_found() => return Ok(None),
+        Err(error) => return Err(error.into()),
+    };
+    if info.get("deactivated").and_then(Value::as_bool) == Some(true) {
+        return Ok(None);
+    }
+    Ok(Some(UserView {
+        user_id: user.to_string(),
+        matrix_user_id: user_id.to_string(),
+        display_name: info.get("displayname").and_then(Value::as_str).unwrap_or(user.as_str()).to_owned(),
+    }))
+}
+
+/// Deactivates the Matrix user (which logs out every device) and forgets everything stored about them.
+pub async fn delete(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<(), ApiError> {
+    let user_id = app.identities.matrix_user_id(tenant, user);
+    let path = format!("/_synapse/admin/v1/deactivate/{}", encode(user_id.as_str()));
+    match app
+        .homeserver
+        .call::<Value>(reqwest::Method::POST, &path, Acting::Platform, Some(&json!({"erase": false})))
+        .await
+    {
+        Ok(_) => {}
+        Err(error) if error.is_not_found() => {}
+        Err(error) => return Err(error.into()),
+    }
+    app.credentials.forget(tenant, user).await?;
+    app.store.delete_partition(&user_partition(tenant, user)).await?;
+    Ok(())
+}
+
+/// Whether this container has seen the user provisioned (a cheap check before the first session).
+pub async fn is_provisioned(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<bool, ApiError> {
+    Ok(app.store.get(&user_partition(tenant, user), "PROFILE").await?.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn avatar_urls_are_checked_before_anything_changes() {
+        let hosts = vec!["cdn.openmeet.net".to_owned()];
+        assert_eq!(parse_avatar(None, &hosts).ok(), Some(AvatarChange::Keep));
+        assert_eq!(parse_avatar(Some(None), &hosts).ok(), Some(AvatarChange::Clear));
+        assert!(matches!(parse_avatar(Some(Some("mxc://localhost/abc_D-1".into())), &hosts), Ok(AvatarChange::Mxc(_))));
+        assert!(parse_avatar(Some(Some("mxc://localhost/../x".into())), &hosts).is_err());
+        assert!(matches!(
+            parse_avatar(Some(Some("https://cdn.openmeet.net/a.png".into())), &hosts),
+            Ok(AvatarChange::Fetch(_))
+        ));
+        assert!(parse_avatar(Some(Some("https://evil.example/a.png".into())), &hosts).is_err());
+        assert!(parse_avatar(Some(Some("http://cdn.openmeet.net/a.png".into())), &hosts).is_err());
+        assert!(parse_avatar(Some(Some("javascript:alert(1)".into())), &hosts).is_err());
+    }
+
+    #[test]
+    fn user_input_tells_absent_from_null_and_refuses_unknown_fields() {
+        let absent: UserInput = serde_json::from_str(r#"{"displayName":"A"}"#).expect("valid");
+        assert_eq!(absent.avatar_url, None);
+        let null: UserInput = serde_json::from_str(r#"{"displayName":"A","avatarUrl":null}"#).expect("valid");
+        assert_eq!(null.avatar_url, Some(None));
+        assert!(serde_json::from_str::<UserInput>(r#"{"displayName":"A","admin":true}"#).is_err());
+    }
+
+    #[test]
+    fn display_names_are_bounded() {
+        assert!(validate_display_name("  ").is_err());
+        assert!(validate_display_name(&"x".repeat(257)).is_err());
+        assert!(validate_display_name("a\u{0}b").is_err());
+        assert_eq!(validate_display_name(" Jane ").ok().as_deref(), Some("Jane"));
+    }
+}

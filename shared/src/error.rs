@@ -1,0 +1,176 @@
+//! The one error type of the API and its one mapping to HTTP status and the contract's JSON shape.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::homeserver::HomeserverError;
+
+/// Everything a request can fail with. Messages are written for the API's callers: they never carry a token,
+/// a secret or an internal detail (those go to the log, redacted, at the point of failure).
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{message}")]
+    NotFound { code: &'static str, message: String },
+    #[error("this path does not take that method")]
+    MethodNotAllowed,
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("the homeserver is rate limiting these requests")]
+    RateLimited { retry_after: Duration },
+    #[error("the homeserver is unavailable; try again later")]
+    HomeserverUnavailable { retry_after: Duration },
+    #[error("the homeserver refused the request: {0}")]
+    HomeserverRejected(String),
+    #[error("a backing service is unavailable; try again later")]
+    DependencyUnavailable { retry_after: Duration },
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest { code, message: message.into() }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError::NotFound { code: "not_found", message: message.into() }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Conflict { code, message: message.into() }
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ApiError::Forbidden(message.into())
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::BadRequest { .. } => 400,
+            ApiError::Unauthorized(_) => 401,
+            ApiError::Forbidden(_) => 403,
+            ApiError::NotFound { .. } => 404,
+            ApiError::MethodNotAllowed => 405,
+            ApiError::Conflict { .. } => 409,
+            ApiError::PayloadTooLarge(_) => 413,
+            ApiError::RateLimited { .. } => 429,
+            ApiError::HomeserverRejected(_) => 502,
+            ApiError::HomeserverUnavailable { .. } | ApiError::DependencyUnavailable { .. } => 503,
+            ApiError::Internal => 500,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { code, .. }
+            | ApiError::NotFound { code, .. }
+            | ApiError::Conflict { code, .. } => code,
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::HomeserverUnavailable { .. } => "homeserver_unavailable",
+            ApiError::HomeserverRejected(_) => "homeserver_error",
+            ApiError::DependencyUnavailable { .. } => "dependency_unavailable",
+            ApiError::Internal => "internal",
+        }
+    }
+
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            ApiError::RateLimited { .. }
+                | ApiError::HomeserverUnavailable { .. }
+                | ApiError::DependencyUnavailable { .. }
+                | ApiError::Internal
+        )
+    }
+
+    /// Seconds for the `Retry-After` header, for the statuses that carry one.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            ApiError::RateLimited { retry_after }
+            | ApiError::HomeserverUnavailable { retry_after }
+            | ApiError::DependencyUnavailable { retry_after } => Some(retry_after.as_millis().div_ceil(1000).max(1) as u64),
+            _ => None,
+        }
+    }
+
+    pub fn body(&self) -> serde_json::Value {
+        json!({"error": {"code": self.code(), "message": self.to_string(), "retryable": self.retryable()}})
+    }
+}
+
+impl From<HomeserverError> for ApiError {
+    fn from(error: HomeserverError) -> Self {
+        match error {
+            HomeserverError::RateLimited { retry_after } => ApiError::RateLimited { retry_after },
+            HomeserverError::Transient { .. } | HomeserverError::CircuitOpen => {
+                ApiError::HomeserverUnavailable { retry_after: Duration::from_secs(5) }
+            }
+            HomeserverError::Rejected { status, errcode, .. } => {
+                ApiError::HomeserverRejected(format!("{status} {errcode}"))
+            }
+            HomeserverError::UnknownToken => ApiError::HomeserverRejected("M_UNKNOWN_TOKEN".into()),
+            HomeserverError::InvalidResponse(_) => ApiError::HomeserverRejected("unexpected response".into()),
+        }
+    }
+}
+
+/// Failures of the AWS-backed ports (store, vault, queue): never the caller's fault, usually passing.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("{service} call failed: {detail}")]
+    Unavailable { service: &'static str, detail: String },
+    #[error("{service} answered something unexpected: {detail}")]
+    Corrupt { service: &'static str, detail: String },
+}
+
+impl From<BackendError> for ApiError {
+    fn from(error: BackendError) -> Self {
+        tracing::error!(error = %error, "backend failure");
+        match error {
+            BackendError::Unavailable { .. } => ApiError::DependencyUnavailable { retry_after: Duration::from_secs(2) },
+            BackendError::Corrupt { .. } => ApiError::Internal,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn homeserver_outage_is_retryable_503_with_retry_after() {
+        let error = ApiError::from(HomeserverError::Transient { detail: "connect".into() });
+        assert_eq!(error.status(), 503);
+        assert!(error.retryable());
+        assert_eq!(error.retry_after_secs(), Some(5));
+        assert_eq!(error.body()["error"]["code"], "homeserver_unavailable");
+    }
+
+    #[test]
+    fn rate_limit_rounds_retry_after_up() {
+        let error = ApiError::from(HomeserverError::RateLimited { retry_after: Duration::from_millis(1200) });
+        assert_eq!(error.status(), 429);
+        assert_eq!(error.retry_after_secs(), Some(2));
+    }
+
+    #[test]
+    fn client_errors_are_not_retryable() {
+        let error = ApiError::bad_request("invalid_body", "nope");
+        assert_eq!(error.status(), 400);
+        assert!(!error.retryable());
+        assert_eq!(error.body()["error"]["message"], "nope");
+    }
+}

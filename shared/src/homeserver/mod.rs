@@ -1,0 +1,241 @@
+//! The homeserver client: Matrix client-server and Synapse admin endpoints over one `reqwest` client.
+//!
+//! Typed client-server calls go through `ruma` request/response types ([`Homeserver::send`]); Synapse's admin API,
+//! which ruma does not model, goes through [`Homeserver::admin`] with JSON bodies. Every answer is classified
+//! once, here, into transient (retry later), rate-limited, unknown token (re-mint), or permanently rejected.
+
+mod error;
+mod token;
+
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use ruma::api::auth_scheme::{AuthScheme, SendAccessToken};
+use ruma::api::path_builder::VersionHistory;
+use ruma::api::{
+    AppserviceUserIdentity, IncomingResponse, MatrixVersion, OutgoingRequest, OutgoingRequestAppserviceExt,
+    SupportedVersions,
+};
+use ruma::{DeviceId, UserId};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use error::HomeserverError;
+pub use token::AccessToken;
+
+/// Who a request acts as.
+#[derive(Clone, Copy)]
+pub enum Acting<'a> {
+    /// The platform's own user: the appservice sender, a server admin.
+    Platform,
+    /// An appservice-namespaced user, asserted with the appservice token (identity assertion).
+    Masquerade { user: &'a UserId, device: Option<&'a DeviceId> },
+    /// A user's own device-bound token.
+    User(&'a AccessToken),
+}
+
+/// Configuration of the homeserver connection.
+#[derive(Clone)]
+pub struct HomeserverConfig {
+    pub base_url: url::Url,
+    pub server_name: String,
+    pub appservice_token: AccessToken,
+    pub request_timeout: Duration,
+}
+
+/// A cheap-to-clone handle; built once per container.
+#[derive(Clone)]
+pub struct Homeserver {
+    http: reqwest::Client,
+    base_url: String,
+    server_name: String,
+    appservice_token: AccessToken,
+    versions: SupportedVersions,
+}
+
+impl Homeserver {
+    pub fn new(config: HomeserverConfig) -> Result<Self, HomeserverError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(config.request_timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .user_agent(concat!("openmeet-matrix/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| HomeserverError::Transient { detail: format!("building HTTP client: {e}") })?;
+        Ok(Homeserver {
+            http,
+            base_url: config.base_url.as_str().trim_end_matches('/').to_owned(),
+            server_name: config.server_name,
+            appservice_token: config.appservice_token,
+            versions: SupportedVersions {
+                versions: BTreeSet::from([MatrixVersion::V1_11]),
+                features: BTreeSet::new(),
+            },
+        })
+    }
+
+    pub fn server_name(&self) -> &str {
+        &self.server_name
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Sends a typed client-server request.
+    pub async fn send<R>(&self, request: R, acting: Acting<'_>) -> Result<R::IncomingResponse, HomeserverError>
+    where
+        R: OutgoingRequest<PathBuilder = VersionHistory>,
+        for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
+    {
+        let (token, identity) = match acting {
+            Acting::Platform => (self.appservice_token.expose(), AppserviceUserIdentity::default()),
+            Acting::Masquerade { user, device } => {
+                let mut identity = AppserviceUserIdentity::new(user);
+                identity.device_id = device;
+                (self.appservice_token.expose(), identity)
+            }
+            Acting::User(token) => (token.expose(), AppserviceUserIdentity::default()),
+        };
+        let http_request: http::Request<Vec<u8>> = request
+            .try_into_http_request_with_identity(
+                &self.base_url,
+                SendAccessToken::Always(token),
+                identity,
+                Cow::Borrowed(&self.versions),
+            )
+            .map_err(|e| HomeserverError::InvalidResponse(format!("building request: {e}")))?;
+        let (parts, body) = http_request.into_parts();
+        let mut builder = self.http.request(parts.method.clone(), parts.uri.to_string()).body(body);
+        for (name, value) in &parts.headers {
+            builder = builder.header(name, value);
+        }
+        let (status, headers, bytes) = self.execute(parts.method.as_str(), parts.uri.path(), builder).await?;
+        let mut response = http::Response::builder().status(status);
+        if let Some(response_headers) = response.headers_mut() {
+            *response_headers = headers;
+        }
+        let response = response
+            .body(bytes.as_ref())
+            .map_err(|e| HomeserverError::InvalidResponse(e.to_string()))?;
+        R::IncomingResponse::try_from_http_response_inner(response)
+            .map_err(|e| HomeserverError::InvalidResponse(format!("{}: {e}", parts.uri.path())))
+    }
+
+    /// Calls an endpoint ruma does not model (Synapse admin API, a few client endpoints) with a JSON body.
+    /// `path` must already be percent-encoded (see [`encode`]).
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        acting: Acting<'_>,
+        body: Option<&(impl Serialize + ?Sized)>,
+    ) -> Result<T, HomeserverError> {
+        let url = format!("{}{}", self.base_url, path);
+        let mut builder = self.http.request(method.clone(), &url);
+        builder = match acting {
+            Acting::Platform => builder.bearer_auth(self.appservice_token.expose()),
+            Acting::Masquerade { user, device } => {
+                let mut query = vec![("user_id", user.as_str())];
+                if let Some(device) = device {
+                    query.push(("device_id", device.as_str()));
+                }
+                builder.bearer_auth(self.appservice_token.expose()).query(&query)
+            }
+            Acting::User(token) => builder.bearer_auth(token.expose()),
+        };
+        if let Some(body) = body {
+            builder = builder.json(body);
+        }
+        let path_only = path.split('?').next().unwrap_or(path);
+        let (_, _, bytes) = self.execute(method.as_str(), path_only, builder).await?;
+        let bytes = if bytes.is_empty() { bytes::Bytes::from_static(b"{}") } else { bytes };
+        serde_json::from_slice(&bytes).map_err(|e| HomeserverError::InvalidResponse(format!("{path_only}: {e}")))
+    }
+
+    /// Uploads raw bytes (media) as a user.
+    pub async fn upload(
+        &self,
+        path_and_query: &str,
+        acting: Acting<'_>,
+        content_type: &str,
+        body: bytes::Bytes,
+    ) -> Result<serde_json::Value, HomeserverError> {
+        let url = format!("{}{}", self.base_url, path_and_query);
+        let token = match acting {
+            Acting::User(token) => token.expose(),
+            Acting::Platform | Acting::Masquerade { .. } => self.appservice_token.expose(),
+        };
+        let builder = self
+            .http
+            .post(&url)
+            .bearer_auth(token)
+            .header(http::header::CONTENT_TYPE, content_type)
+            .body(body);
+        let path_only = path_and_query.split('?').next().unwrap_or(path_and_query);
+        let (_, _, bytes) = self.execute("POST", path_only, builder).await?;
+        serde_json::from_slice(&bytes).map_err(|e| HomeserverError::InvalidResponse(e.to_string()))
+    }
+
+    /// Runs a request and classifies its answer. Logs the path only: queries may carry identities or tokens.
+    async fn execute(
+        &self,
+        method: &str,
+        path: &str,
+        builder: reqwest::RequestBuilder,
+    ) -> Result<(http::StatusCode, http::HeaderMap, bytes::Bytes), HomeserverError> {
+        let started = Instant::now();
+        let outcome = builder.send().await;
+        let response = match outcome {
+            Ok(response) => response,
+            Err(error) => {
+                let detail = if error.is_timeout() {
+                    "timed out"
+                } else if error.is_connect() {
+                    "connection failed"
+                } else {
+                    "request failed"
+                };
+                tracing::warn!(homeserver.method = method, homeserver.path = path, latency_ms = started.elapsed().as_millis() as u64, error = detail, "homeserver call failed");
+                return Err(HomeserverError::Transient { detail: detail.to_owned() });
+            }
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|_| HomeserverError::Transient { detail: "reading the response failed".into() })?;
+        tracing::info!(
+            homeserver.method = method,
+            homeserver.path = path,
+            homeserver.status = status.as_u16(),
+            latency_ms = started.elapsed().as_millis() as u64,
+            "homeserver call"
+        );
+        if status.is_success() {
+            return Ok((status, headers, bytes));
+        }
+        Err(HomeserverError::classify(status, &headers, &bytes))
+    }
+}
+
+/// Percent-encodes one path segment (user ids, room ids, aliases, event ids).
+pub fn encode(segment: &str) -> String {
+    url::form_urlencoded::byte_serialize(segment.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_encoded_for_paths() {
+        assert_eq!(encode("@om_a.b:localhost"), "%40om_a.b%3Alocalhost");
+        assert_eq!(encode("#x y"), "%23x%20y");
+        assert_eq!(encode("!r/oom"), "%21r%2Foom");
+    }
+}

@@ -1,0 +1,219 @@
+//! The HTTP edge shared by every function: match the route, authenticate, enforce the route's access rule, parse
+//! the body, call the function's handler, and map the outcome (including every error) to the contract's shape.
+
+use std::future::Future;
+use std::time::Instant;
+
+use bytes::Bytes;
+use lambda_http::{Body, Request, Response};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::auth::{Caller, JwtVerifier, Role};
+use crate::error::ApiError;
+use crate::routes::{Access, Function, PathParams, Route, RouteMatch, match_route};
+
+/// A request that matched a route and passed its access rule.
+pub struct ApiRequest {
+    pub route: &'static Route,
+    pub params: PathParams,
+    pub query: Vec<(String, String)>,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+    caller: Option<Caller>,
+}
+
+impl ApiRequest {
+    /// The verified caller (every route but health has one).
+    pub fn caller(&self) -> Result<&Caller, ApiError> {
+        self.caller.as_ref().ok_or(ApiError::Unauthorized("a bearer token is required"))
+    }
+
+    /// A path parameter, parsed by `parse` (which answers 400 for bad values).
+    pub fn param<T>(&self, name: &str, parse: impl FnOnce(&str) -> Result<T, ApiError>) -> Result<T, ApiError> {
+        let value = self.params.get(name).ok_or(ApiError::Internal)?;
+        parse(value)
+    }
+
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    /// The JSON body; unknown fields are refused by the target types (`deny_unknown_fields`).
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        let body: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &self.body };
+        serde_json::from_slice(body).map_err(|error| ApiError::bad_request("invalid_body", error.to_string()))
+    }
+}
+
+/// A successful answer.
+pub struct Reply {
+    pub status: u16,
+    pub body: Option<Value>,
+}
+
+impl Reply {
+    pub fn json(status: u16, body: impl serde::Serialize) -> Reply {
+        Reply { status, body: Some(serde_json::to_value(body).unwrap_or(Value::Null)) }
+    }
+
+    pub fn ok(body: impl serde::Serialize) -> Reply {
+        Reply::json(200, body)
+    }
+
+    pub fn no_content() -> Reply {
+        Reply { status: 204, body: None }
+    }
+}
+
+/// Serves one Lambda (or local gateway) request for `function`.
+pub async fn serve<F, Fut>(verifier: &JwtVerifier, function: Function, request: Request, handler: F) -> Response<Body>
+where
+    F: FnOnce(ApiRequest) -> Fut,
+    Fut: Future<Output = Result<Reply, ApiError>>,
+{
+    let started = Instant::now();
+    let method = request.method().clone();
+    let (route, outcome) = match prepare(verifier, function, request) {
+        Ok(prepared) => {
+            let route = prepared.route;
+            let tenant = prepared.caller.as_ref().map(|c| c.tenant.to_string()).unwrap_or_default();
+            let span = tracing::info_span!("request", route = route.operation_id, tenant = %tenant);
+            let outcome = tracing::Instrument::instrument(handler(prepared), span).await;
+            (Some(route), outcome)
+        }
+        Err(error) => (None, Err(error)),
+    };
+    let response = match outcome {
+        Ok(reply) => reply_response(reply),
+        Err(error) => error_response(&error),
+    };
+    let status = response.status().as_u16();
+    let latency_ms = started.elapsed().as_millis() as u64;
+    let route = route.map(|r| r.operation_id).unwrap_or("unmatched");
+    if status >= 500 {
+        tracing::warn!(%method, route, status, latency_ms, "request failed");
+    } else {
+        tracing::info!(%method, route, status, latency_ms, "request served");
+    }
+    response
+}
+
+fn prepare(verifier: &JwtVerifier, function: Function, request: Request) -> Result<ApiRequest, ApiError> {
+    let (route, params) = match match_route(request.method(), request.uri().path()) {
+        RouteMatch::Found(route, params) if route.function == function => (route, params),
+        RouteMatch::Found(..) | RouteMatch::NotFound => {
+            return Err(ApiError::NotFound { code: "route_not_found", message: "no such route".into() });
+        }
+        RouteMatch::MethodNotAllowed => {
+            return Err(ApiError::MethodNotAllowed);
+        }
+    };
+    let caller = match route.access {
+        Access::Anyone => None,
+        _ => {
+            let header = request.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+            Some(verifier.verify(header)?)
+        }
+    };
+    authorize(route.access, caller.as_ref(), &params)?;
+    let query = request
+        .uri()
+        .query()
+        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let (parts, body) = request.into_parts();
+    let body = match body {
+        Body::Empty => Bytes::new(),
+        Body::Text(text) => Bytes::from(text),
+        Body::Binary(bytes) => Bytes::from(bytes),
+        _ => Bytes::new(),
+    };
+    Ok(ApiRequest { route, params, query, headers: parts.headers, body, caller })
+}
+
+fn authorize(access: Access, caller: Option<&Caller>, params: &PathParams) -> Result<(), ApiError> {
+    let Some(caller) = caller else {
+        return if access == Access::Anyone { Ok(()) } else { Err(ApiError::Unauthorized("a bearer token is required")) };
+    };
+    let allowed = match (access, &caller.role) {
+        (Access::Anyone | Access::ServiceOrUser, _) => true,
+        (Access::Service, role) => *role == Role::Service,
+        (Access::User, role) => matches!(role, Role::User(_)),
+        (Access::ServiceOrSelf, Role::Service) => true,
+        (Access::ServiceOrSelf, Role::User(user)) => params.get("userId") == Some(user.as_str()),
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(match access {
+            Access::Service => "only the OpenMeet service may call this route",
+            Access::User => "only a user may call this route, for themselves",
+            _ => "this token may not act on that user",
+        }))
+    }
+}
+
+fn reply_response(reply: Reply) -> Response<Body> {
+    let mut builder = Response::builder().status(reply.status);
+    let body = match reply.body {
+        Some(value) => {
+            builder = builder.header(http::header::CONTENT_TYPE, "application/json");
+            Body::Text(value.to_string())
+        }
+        None => Body::Empty,
+    };
+    builder.body(body).unwrap_or_else(|_| Response::new(Body::Empty))
+}
+
+/// The one place an error becomes HTTP.
+pub fn error_response(error: &ApiError) -> Response<Body> {
+    let mut builder = Response::builder()
+        .status(error.status())
+        .header(http::header::CONTENT_TYPE, "application/json");
+    if let Some(seconds) = error.retry_after_secs() {
+        builder = builder.header(http::header::RETRY_AFTER, seconds.to_string());
+    }
+    builder.body(Body::Text(error.body().to_string())).unwrap_or_else(|_| Response::new(Body::Empty))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::{TenantId, UserSlug};
+
+    fn caller(role: Role) -> Caller {
+        Caller { tenant: TenantId::parse("t").expect("tenant"), role, subject: "x".into(), display_name: None }
+    }
+
+    fn params_for(path: &str) -> PathParams {
+        match match_route(&http::Method::GET, path) {
+            RouteMatch::Found(_, params) => params,
+            _ => PathParams::default(),
+        }
+    }
+
+    #[test]
+    fn service_routes_refuse_users_with_403() {
+        let user = caller(Role::User(UserSlug::parse("jane").expect("slug")));
+        let error = authorize(Access::Service, Some(&user), &PathParams::default()).expect_err("refused");
+        assert_eq!(error.status(), 403);
+        assert!(authorize(Access::Service, Some(&caller(Role::Service)), &PathParams::default()).is_ok());
+    }
+
+    #[test]
+    fn self_routes_allow_only_the_same_user() {
+        let jane = caller(Role::User(UserSlug::parse("jane").expect("slug")));
+        assert!(authorize(Access::ServiceOrSelf, Some(&jane), &params_for("/v1/users/jane")).is_ok());
+        assert!(authorize(Access::ServiceOrSelf, Some(&jane), &params_for("/v1/users/john")).is_err());
+    }
+
+    #[test]
+    fn user_routes_refuse_services() {
+        assert_eq!(authorize(Access::User, Some(&caller(Role::Service)), &PathParams::default()).expect_err("no").status(), 403);
+    }
+}

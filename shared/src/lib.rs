@@ -1,0 +1,17 @@
+//! Shared code of the OpenMeet Matrix functions: configuration, the route table, authentication, the homeserver
+//! client, the AWS adapters, credentials, and the domain operations the function handlers call.
+
+pub mod app;
+pub mod auth;
+pub mod aws;
+pub mod config;
+pub mod credentials;
+pub mod domain;
+pub mod error;
+pub mod homeserver;
+pub mod http;
+pub mod identity;
+pub mod routes;
+
+pub use app::App;
+pub use error::ApiError;
