@@ -19,7 +19,7 @@ pub enum ApiError {
     #[error("{message}")]
     NotFound { code: &'static str, message: String },
     #[error("this path does not take that method")]
-    MethodNotAllowed,
+    MethodNotAllowed { allow: String },
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
     #[error("{0}")]
@@ -34,19 +34,30 @@ pub enum ApiError {
     DependencyUnavailable { retry_after: Duration },
     #[error("internal error")]
     Internal,
+    #[error("this route is not implemented yet")]
+    NotImplemented,
 }
 
 impl ApiError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::BadRequest { code, message: message.into() }
+        ApiError::BadRequest {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        ApiError::NotFound { code: "not_found", message: message.into() }
+        ApiError::NotFound {
+            code: "not_found",
+            message: message.into(),
+        }
     }
 
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::Conflict { code, message: message.into() }
+        ApiError::Conflict {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
@@ -59,13 +70,14 @@ impl ApiError {
             ApiError::Unauthorized(_) => 401,
             ApiError::Forbidden(_) => 403,
             ApiError::NotFound { .. } => 404,
-            ApiError::MethodNotAllowed => 405,
+            ApiError::MethodNotAllowed { .. } => 405,
             ApiError::Conflict { .. } => 409,
             ApiError::PayloadTooLarge(_) => 413,
             ApiError::RateLimited { .. } => 429,
             ApiError::HomeserverRejected(_) => 502,
             ApiError::HomeserverUnavailable { .. } | ApiError::DependencyUnavailable { .. } => 503,
             ApiError::Internal => 500,
+            ApiError::NotImplemented => 501,
         }
     }
 
@@ -76,13 +88,14 @@ impl ApiError {
             | ApiError::Conflict { code, .. } => code,
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
-            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::HomeserverUnavailable { .. } => "homeserver_unavailable",
             ApiError::HomeserverRejected(_) => "homeserver_error",
             ApiError::DependencyUnavailable { .. } => "dependency_unavailable",
             ApiError::Internal => "internal",
+            ApiError::NotImplemented => "not_implemented",
         }
     }
 
@@ -101,7 +114,9 @@ impl ApiError {
         match self {
             ApiError::RateLimited { retry_after }
             | ApiError::HomeserverUnavailable { retry_after }
-            | ApiError::DependencyUnavailable { retry_after } => Some(retry_after.as_millis().div_ceil(1000).max(1) as u64),
+            | ApiError::DependencyUnavailable { retry_after } => {
+                Some(retry_after.as_millis().div_ceil(1000).max(1) as u64)
+            }
             _ => None,
         }
     }
@@ -116,13 +131,17 @@ impl From<HomeserverError> for ApiError {
         match error {
             HomeserverError::RateLimited { retry_after } => ApiError::RateLimited { retry_after },
             HomeserverError::Transient { .. } | HomeserverError::CircuitOpen => {
-                ApiError::HomeserverUnavailable { retry_after: Duration::from_secs(5) }
+                ApiError::HomeserverUnavailable {
+                    retry_after: Duration::from_secs(5),
+                }
             }
-            HomeserverError::Rejected { status, errcode, .. } => {
-                ApiError::HomeserverRejected(format!("{status} {errcode}"))
-            }
+            HomeserverError::Rejected {
+                status, errcode, ..
+            } => ApiError::HomeserverRejected(format!("{status} {errcode}")),
             HomeserverError::UnknownToken => ApiError::HomeserverRejected("M_UNKNOWN_TOKEN".into()),
-            HomeserverError::InvalidResponse(_) => ApiError::HomeserverRejected("unexpected response".into()),
+            HomeserverError::InvalidResponse(_) => {
+                ApiError::HomeserverRejected("unexpected response".into())
+            }
         }
     }
 }
@@ -131,16 +150,24 @@ impl From<HomeserverError> for ApiError {
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
     #[error("{service} call failed: {detail}")]
-    Unavailable { service: &'static str, detail: String },
+    Unavailable {
+        service: &'static str,
+        detail: String,
+    },
     #[error("{service} answered something unexpected: {detail}")]
-    Corrupt { service: &'static str, detail: String },
+    Corrupt {
+        service: &'static str,
+        detail: String,
+    },
 }
 
 impl From<BackendError> for ApiError {
     fn from(error: BackendError) -> Self {
         tracing::error!(error = %error, "backend failure");
         match error {
-            BackendError::Unavailable { .. } => ApiError::DependencyUnavailable { retry_after: Duration::from_secs(2) },
+            BackendError::Unavailable { .. } => ApiError::DependencyUnavailable {
+                retry_after: Duration::from_secs(2),
+            },
             BackendError::Corrupt { .. } => ApiError::Internal,
         }
     }
@@ -152,7 +179,9 @@ mod tests {
 
     #[test]
     fn homeserver_outage_is_retryable_503_with_retry_after() {
-        let error = ApiError::from(HomeserverError::Transient { detail: "connect".into() });
+        let error = ApiError::from(HomeserverError::Transient {
+            detail: "connect".into(),
+        });
         assert_eq!(error.status(), 503);
         assert!(error.retryable());
         assert_eq!(error.retry_after_secs(), Some(5));
@@ -161,7 +190,9 @@ mod tests {
 
     #[test]
     fn rate_limit_rounds_retry_after_up() {
-        let error = ApiError::from(HomeserverError::RateLimited { retry_after: Duration::from_millis(1200) });
+        let error = ApiError::from(HomeserverError::RateLimited {
+            retry_after: Duration::from_millis(1200),
+        });
         assert_eq!(error.status(), 429);
         assert_eq!(error.retry_after_secs(), Some(2));
     }

@@ -72,7 +72,9 @@ impl RoomKind {
         match kind {
             "groups" => Ok(RoomKind::Group),
             "events" => Ok(RoomKind::Event),
-            _ => Err(ApiError::not_found(format!("unknown kind {kind:?}: use groups or events"))),
+            _ => Err(ApiError::not_found(format!(
+                "unknown kind {kind:?}: use groups or events"
+            ))),
         }
     }
 
@@ -101,14 +103,26 @@ pub struct Identities {
 
 impl Identities {
     /// Checks the configuration once, so that every mapping below is infallible.
-    pub fn new(prefix: &str, server_name: &str, platform_localpart: &str) -> Result<Self, ConfigError> {
+    pub fn new(
+        prefix: &str,
+        server_name: &str,
+        platform_localpart: &str,
+    ) -> Result<Self, ConfigError> {
         let identities = Identities {
             prefix: prefix.to_owned(),
             server_name: server_name.to_owned(),
             platform_localpart: platform_localpart.to_owned(),
         };
-        let longest = format!("@{prefix}{}.{}:{server_name}", "a".repeat(32), "a".repeat(64));
-        let alias = format!("#{prefix}{}.event.{}:{server_name}", "a".repeat(32), "a".repeat(64));
+        let longest = format!(
+            "@{prefix}{}.{}:{server_name}",
+            "a".repeat(32),
+            "a".repeat(64)
+        );
+        let alias = format!(
+            "#{prefix}{}.event.{}:{server_name}",
+            "a".repeat(32),
+            "a".repeat(64)
+        );
         let platform = format!("@{platform_localpart}:{server_name}");
         if UserId::parse(longest.as_str()).is_err() || UserId::parse(platform.as_str()).is_err() {
             return Err(ConfigError::Invalid {
@@ -117,7 +131,10 @@ impl Identities {
             });
         }
         if OwnedRoomAliasId::try_from(alias).is_err() {
-            return Err(ConfigError::Invalid { name: "MATRIX_SERVER_NAME", reason: "room aliases would be invalid".into() });
+            return Err(ConfigError::Invalid {
+                name: "MATRIX_SERVER_NAME",
+                reason: "room aliases would be invalid".into(),
+            });
         }
         Ok(identities)
     }
@@ -129,12 +146,14 @@ impl Identities {
     pub fn matrix_user_id(&self, tenant: &TenantId, user: &UserSlug) -> OwnedUserId {
         // `new` checked the configuration and both halves are validated identifiers, so this cannot fail.
         let raw = format!("@{}:{}", self.localpart(tenant, user), self.server_name);
-        UserId::parse(raw.as_str()).unwrap_or_else(|_| panic!("identity mapping produced an invalid user id"))
+        UserId::parse(raw.as_str())
+            .unwrap_or_else(|_| panic!("identity mapping produced an invalid user id"))
     }
 
     pub fn platform_user_id(&self) -> OwnedUserId {
         let raw = format!("@{}:{}", self.platform_localpart, self.server_name);
-        UserId::parse(raw.as_str()).unwrap_or_else(|_| panic!("MATRIX_PLATFORM_LOCALPART is not a valid localpart"))
+        UserId::parse(raw.as_str())
+            .unwrap_or_else(|_| panic!("MATRIX_PLATFORM_LOCALPART is not a valid localpart"))
     }
 
     /// The OpenMeet user behind a Matrix user of this deployment's namespace, if it is one.
@@ -152,8 +171,13 @@ impl Identities {
     }
 
     pub fn room_alias(&self, tenant: &TenantId, kind: RoomKind, slug: &Slug) -> OwnedRoomAliasId {
-        let raw = format!("#{}:{}", self.room_alias_localpart(tenant, kind, slug), self.server_name);
-        OwnedRoomAliasId::try_from(raw).unwrap_or_else(|_| panic!("identity mapping produced an invalid alias"))
+        let raw = format!(
+            "#{}:{}",
+            self.room_alias_localpart(tenant, kind, slug),
+            self.server_name
+        );
+        OwnedRoomAliasId::try_from(raw)
+            .unwrap_or_else(|_| panic!("identity mapping produced an invalid alias"))
     }
 }
 
@@ -166,7 +190,10 @@ mod tests {
     }
 
     fn user(tenant: &str, user: &str) -> OwnedUserId {
-        ids().matrix_user_id(&TenantId::parse(tenant).expect("tenant"), &UserSlug::parse(user).expect("user"))
+        ids().matrix_user_id(
+            &TenantId::parse(tenant).expect("tenant"),
+            &UserSlug::parse(user).expect("user"),
+        )
     }
 
     #[test]
@@ -175,7 +202,10 @@ mod tests {
         assert_ne!(user("a-b", "c"), user("a", "b-c"));
         assert_ne!(user("a_b", "c"), user("a", "b_c"));
         assert_ne!(user("a", "b.c"), user("a", "b-c"));
-        assert_eq!(user("acme", "jane.doe").as_str(), "@om_acme.jane.doe:localhost");
+        assert_eq!(
+            user("acme", "jane.doe").as_str(),
+            "@om_acme.jane.doe:localhost"
+        );
     }
 
     #[test]
@@ -183,16 +213,24 @@ mod tests {
         let alphabet = ["a", "-", "_", "."];
         let mut words = std::collections::BTreeSet::from([String::new()]);
         for _ in 0..3 {
-            let longer: Vec<String> =
-                words.iter().flat_map(|w| alphabet.iter().map(move |c| format!("{w}{c}"))).collect();
+            let longer: Vec<String> = words
+                .iter()
+                .flat_map(|w| alphabet.iter().map(move |c| format!("{w}{c}")))
+                .collect();
             words.extend(longer);
         }
         let mut seen = std::collections::HashMap::new();
         for tenant in words.iter().filter_map(|w| TenantId::parse(w).ok()) {
             for slug in words.iter().filter_map(|w| UserSlug::parse(w).ok()) {
                 let id = ids().matrix_user_id(&tenant, &slug);
-                assert_eq!(ids().openmeet_user(&id), Some((tenant.clone(), slug.clone())));
-                assert!(seen.insert(id, (tenant.clone(), slug)).is_none(), "collision");
+                assert_eq!(
+                    ids().openmeet_user(&id),
+                    Some((tenant.clone(), slug.clone()))
+                );
+                assert!(
+                    seen.insert(id, (tenant.clone(), slug)).is_none(),
+                    "collision"
+                );
             }
         }
         assert!(seen.len() > 1000);
@@ -220,7 +258,13 @@ mod tests {
     fn aliases_separate_kinds() {
         let tenant = TenantId::parse("t").expect("tenant");
         let slug = Slug::parse("x").expect("slug");
-        assert_ne!(ids().room_alias(&tenant, RoomKind::Group, &slug), ids().room_alias(&tenant, RoomKind::Event, &slug));
-        assert_eq!(ids().room_alias(&tenant, RoomKind::Group, &slug).as_str(), "#om_t.group.x:localhost");
+        assert_ne!(
+            ids().room_alias(&tenant, RoomKind::Group, &slug),
+            ids().room_alias(&tenant, RoomKind::Event, &slug)
+        );
+        assert_eq!(
+            ids().room_alias(&tenant, RoomKind::Group, &slug).as_str(),
+            "#om_t.group.x:localhost"
+        );
     }
 }

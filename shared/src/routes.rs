@@ -113,31 +113,206 @@ macro_rules! route {
 
 pub const ROUTES: &[Route] = &[
     route!(Health, GET, "/v1/health", Provisioning, Anyone, "getHealth"),
-    route!(PutUser, PUT, "/v1/users/{userId}", Provisioning, Service, "putUser"),
-    route!(GetUser, GET, "/v1/users/{userId}", Provisioning, ServiceOrSelf, "getUser"),
-    route!(DeleteUser, DELETE, "/v1/users/{userId}", Provisioning, Service, "deleteUser"),
-    route!(CreateSession, POST, "/v1/me/matrix-session", Provisioning, User, "createMatrixSession"),
-    route!(DeleteSession, DELETE, "/v1/me/matrix-session", Provisioning, User, "deleteMatrixSession"),
-    route!(GetOperation, GET, "/v1/operations/{operationId}", Provisioning, ServiceOrUser, "getOperation"),
-    route!(PutGroupRoom, PUT, "/v1/groups/{slug}/room", Rooms, Service, "putGroupRoom"),
-    route!(PutEventRoom, PUT, "/v1/events/{slug}/room", Rooms, Service, "putEventRoom"),
-    route!(CancelEventRoom, POST, "/v1/events/{slug}/room/cancel", Rooms, Service, "cancelEventRoom"),
-    route!(GetRoom, GET, "/v1/{kind}/{slug}/room", Rooms, ServiceOrUser, "getRoom"),
-    route!(DeleteRoom, DELETE, "/v1/{kind}/{slug}/room", Rooms, Service, "deleteRoom"),
-    route!(EnsureDirectRoom, POST, "/v1/me/direct/{otherUserId}", Rooms, User, "ensureDirectRoom"),
-    route!(PutMember, PUT, "/v1/{kind}/{slug}/members/{userId}", Membership, Service, "putMember"),
-    route!(DeleteMember, DELETE, "/v1/{kind}/{slug}/members/{userId}", Membership, Service, "deleteMember"),
-    route!(ReconcileMembers, PUT, "/v1/{kind}/{slug}/members", Membership, Service, "reconcileMembers"),
-    route!(ListMembers, GET, "/v1/{kind}/{slug}/members", Membership, ServiceOrUser, "listMembers"),
-    route!(PostMessage, POST, "/v1/{kind}/{slug}/messages", Messages, ServiceOrUser, "postMessage"),
-    route!(ListMessages, GET, "/v1/{kind}/{slug}/messages", Messages, ServiceOrUser, "listMessages"),
-    route!(EditMessage, PUT, "/v1/{kind}/{slug}/messages/{eventId}", Messages, ServiceOrUser, "editMessage"),
-    route!(DeleteMessage, DELETE, "/v1/{kind}/{slug}/messages/{eventId}", Messages, ServiceOrUser, "deleteMessage"),
-    route!(PutReaction, PUT, "/v1/{kind}/{slug}/messages/{eventId}/reactions/{key}", Messages, User, "putReaction"),
-    route!(DeleteReaction, DELETE, "/v1/{kind}/{slug}/messages/{eventId}/reactions/{key}", Messages, User, "deleteReaction"),
-    route!(PutNotifications, PUT, "/v1/{kind}/{slug}/notifications", Messages, User, "putNotifications"),
-    route!(GetNotifications, GET, "/v1/{kind}/{slug}/notifications", Messages, User, "getNotifications"),
-    route!(UploadMedia, POST, "/v1/{kind}/{slug}/media", Messages, User, "uploadMedia"),
+    route!(
+        PutUser,
+        PUT,
+        "/v1/users/{userId}",
+        Provisioning,
+        Service,
+        "putUser"
+    ),
+    route!(
+        GetUser,
+        GET,
+        "/v1/users/{userId}",
+        Provisioning,
+        ServiceOrSelf,
+        "getUser"
+    ),
+    route!(
+        DeleteUser,
+        DELETE,
+        "/v1/users/{userId}",
+        Provisioning,
+        Service,
+        "deleteUser"
+    ),
+    route!(
+        CreateSession,
+        POST,
+        "/v1/me/matrix-session",
+        Provisioning,
+        User,
+        "createMatrixSession"
+    ),
+    route!(
+        DeleteSession,
+        DELETE,
+        "/v1/me/matrix-session",
+        Provisioning,
+        User,
+        "deleteMatrixSession"
+    ),
+    route!(
+        GetOperation,
+        GET,
+        "/v1/operations/{operationId}",
+        Provisioning,
+        ServiceOrUser,
+        "getOperation"
+    ),
+    route!(
+        PutGroupRoom,
+        PUT,
+        "/v1/groups/{slug}/room",
+        Rooms,
+        Service,
+        "putGroupRoom"
+    ),
+    route!(
+        PutEventRoom,
+        PUT,
+        "/v1/events/{slug}/room",
+        Rooms,
+        Service,
+        "putEventRoom"
+    ),
+    route!(
+        CancelEventRoom,
+        POST,
+        "/v1/events/{slug}/room/cancel",
+        Rooms,
+        Service,
+        "cancelEventRoom"
+    ),
+    route!(
+        GetRoom,
+        GET,
+        "/v1/{kind}/{slug}/room",
+        Rooms,
+        ServiceOrUser,
+        "getRoom"
+    ),
+    route!(
+        DeleteRoom,
+        DELETE,
+        "/v1/{kind}/{slug}/room",
+        Rooms,
+        Service,
+        "deleteRoom"
+    ),
+    route!(
+        EnsureDirectRoom,
+        POST,
+        "/v1/me/direct/{otherUserId}",
+        Rooms,
+        User,
+        "ensureDirectRoom"
+    ),
+    route!(
+        PutMember,
+        PUT,
+        "/v1/{kind}/{slug}/members/{userId}",
+        Membership,
+        Service,
+        "putMember"
+    ),
+    route!(
+        DeleteMember,
+        DELETE,
+        "/v1/{kind}/{slug}/members/{userId}",
+        Membership,
+        Service,
+        "deleteMember"
+    ),
+    route!(
+        ReconcileMembers,
+        PUT,
+        "/v1/{kind}/{slug}/members",
+        Membership,
+        Service,
+        "reconcileMembers"
+    ),
+    route!(
+        ListMembers,
+        GET,
+        "/v1/{kind}/{slug}/members",
+        Membership,
+        ServiceOrUser,
+        "listMembers"
+    ),
+    route!(
+        PostMessage,
+        POST,
+        "/v1/{kind}/{slug}/messages",
+        Messages,
+        ServiceOrUser,
+        "postMessage"
+    ),
+    route!(
+        ListMessages,
+        GET,
+        "/v1/{kind}/{slug}/messages",
+        Messages,
+        ServiceOrUser,
+        "listMessages"
+    ),
+    route!(
+        EditMessage,
+        PUT,
+        "/v1/{kind}/{slug}/messages/{eventId}",
+        Messages,
+        ServiceOrUser,
+        "editMessage"
+    ),
+    route!(
+        DeleteMessage,
+        DELETE,
+        "/v1/{kind}/{slug}/messages/{eventId}",
+        Messages,
+        ServiceOrUser,
+        "deleteMessage"
+    ),
+    route!(
+        PutReaction,
+        PUT,
+        "/v1/{kind}/{slug}/messages/{eventId}/reactions/{key}",
+        Messages,
+        User,
+        "putReaction"
+    ),
+    route!(
+        DeleteReaction,
+        DELETE,
+        "/v1/{kind}/{slug}/messages/{eventId}/reactions/{key}",
+        Messages,
+        User,
+        "deleteReaction"
+    ),
+    route!(
+        PutNotifications,
+        PUT,
+        "/v1/{kind}/{slug}/notifications",
+        Messages,
+        User,
+        "putNotifications"
+    ),
+    route!(
+        GetNotifications,
+        GET,
+        "/v1/{kind}/{slug}/notifications",
+        Messages,
+        User,
+        "getNotifications"
+    ),
+    route!(
+        UploadMedia,
+        POST,
+        "/v1/{kind}/{slug}/media",
+        Messages,
+        User,
+        "uploadMedia"
+    ),
 ];
 
 /// Path parameters of a matched route, in template order, percent-decoded.
@@ -157,8 +332,8 @@ impl PathParams {
 #[derive(Debug)]
 pub enum RouteMatch {
     Found(&'static Route, PathParams),
-    /// The path exists under another method.
-    MethodNotAllowed,
+    /// The path exists under other methods, listed here.
+    MethodNotAllowed(Vec<Method>),
     NotFound,
 }
 
@@ -167,13 +342,13 @@ pub enum RouteMatch {
 pub fn match_route(method: &Method, path: &str) -> RouteMatch {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
     let mut best: Option<(usize, &'static Route, PathParams)> = None;
-    let mut path_exists = false;
+    let mut allowed = Vec::new();
     for route in ROUTES {
         let Some((literals, params)) = match_template(route.path, &segments) else {
             continue;
         };
-        path_exists = true;
         if route.method != *method {
+            allowed.push(route.method.clone());
             continue;
         }
         if best.as_ref().is_none_or(|(score, _, _)| literals > *score) {
@@ -182,7 +357,7 @@ pub fn match_route(method: &Method, path: &str) -> RouteMatch {
     }
     match best {
         Some((_, route, params)) => RouteMatch::Found(route, params),
-        None if path_exists => RouteMatch::MethodNotAllowed,
+        None if !allowed.is_empty() => RouteMatch::MethodNotAllowed(allowed),
         None => RouteMatch::NotFound,
     }
 }
@@ -211,9 +386,10 @@ fn match_template(template: &'static str, segments: &[&str]) -> Option<(usize, P
 }
 
 fn percent_decode(segment: &str) -> Option<String> {
-    let decoded: Vec<u8> = url::form_urlencoded::parse(format!("x={}", segment.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, value)| value.into_owned().into_bytes())?;
+    let decoded: Vec<u8> =
+        url::form_urlencoded::parse(format!("x={}", segment.replace('+', "%2B")).as_bytes())
+            .next()
+            .map(|(_, value)| value.into_owned().into_bytes())?;
     String::from_utf8(decoded).ok()
 }
 
@@ -230,14 +406,26 @@ mod tests {
 
     #[test]
     fn literal_segments_beat_parameters() {
-        assert_eq!(found(Method::PUT, "/v1/groups/chess/room").0, RouteId::PutGroupRoom);
-        assert_eq!(found(Method::GET, "/v1/groups/chess/room").0, RouteId::GetRoom);
-        assert_eq!(found(Method::POST, "/v1/events/x/room/cancel").0, RouteId::CancelEventRoom);
+        assert_eq!(
+            found(Method::PUT, "/v1/groups/chess/room").0,
+            RouteId::PutGroupRoom
+        );
+        assert_eq!(
+            found(Method::GET, "/v1/groups/chess/room").0,
+            RouteId::GetRoom
+        );
+        assert_eq!(
+            found(Method::POST, "/v1/events/x/room/cancel").0,
+            RouteId::CancelEventRoom
+        );
     }
 
     #[test]
     fn parameters_are_extracted_and_decoded() {
-        let (id, params) = found(Method::PUT, "/v1/events/e1/messages/%24abc%3Aloc/reactions/%F0%9F%91%8D");
+        let (id, params) = found(
+            Method::PUT,
+            "/v1/events/e1/messages/%24abc%3Aloc/reactions/%F0%9F%91%8D",
+        );
         assert_eq!(id, RouteId::PutReaction);
         assert_eq!(params.get("eventId"), Some("$abc:loc"));
         assert_eq!(params.get("key"), Some("👍"));
@@ -246,16 +434,30 @@ mod tests {
 
     #[test]
     fn unknown_paths_and_methods_are_told_apart() {
-        assert!(matches!(match_route(&Method::GET, "/v1/nope"), RouteMatch::NotFound));
-        assert!(matches!(match_route(&Method::PATCH, "/v1/users/a"), RouteMatch::MethodNotAllowed));
-        assert!(matches!(match_route(&Method::GET, "/v1/users/"), RouteMatch::NotFound));
+        assert!(matches!(
+            match_route(&Method::GET, "/v1/nope"),
+            RouteMatch::NotFound
+        ));
+        assert!(matches!(
+            match_route(&Method::PATCH, "/v1/users/a"),
+            RouteMatch::MethodNotAllowed
+        ));
+        assert!(matches!(
+            match_route(&Method::GET, "/v1/users/"),
+            RouteMatch::NotFound
+        ));
     }
 
     #[test]
     fn every_route_is_unique() {
         for (i, a) in ROUTES.iter().enumerate() {
             for b in &ROUTES[i + 1..] {
-                assert!(!(a.method == b.method && a.path == b.path), "{} {}", a.method, a.path);
+                assert!(
+                    !(a.method == b.method && a.path == b.path),
+                    "{} {}",
+                    a.method,
+                    a.path
+                );
                 assert_ne!(a.operation_id, b.operation_id);
                 assert_ne!(a.id, b.id);
             }

@@ -1,1 +1,228 @@
+//! Harness for the integration tests: the running local stack (`scripts/stack.sh start`), described by
+//! `.local/stack.env`. A missing stack fails the tests; it never skips them.
 
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::OnceLock;
+
+use jsonwebtoken::{EncodingKey, Header, encode};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+pub struct Stack {
+    pub env: HashMap<String, String>,
+    pub api: String,
+    pub homeserver: String,
+    pub http: reqwest::Client,
+}
+
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The running stack. Panics with instructions when it is not running: a missing service is a failure.
+pub fn stack() -> &'static Stack {
+    static STACK: OnceLock<Stack> = OnceLock::new();
+    STACK.get_or_init(|| {
+        let path = repo_root().join(".local/stack.env");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!("{} is missing ({e}): start the stack with `scripts/stack.sh start` (the test command does)", path.display())
+        });
+        let env: HashMap<String, String> = text
+            .lines()
+            .filter_map(|line| line.split_once('='))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect();
+        let api = format!("http://{}", env.get("OPENMEET_LISTEN").map(String::as_str).unwrap_or("127.0.0.1:3000"));
+        let homeserver = env.get("MATRIX_HOMESERVER_URL").cloned().unwrap_or_else(|| "http://127.0.0.1:8008".into());
+        Stack { env, api, homeserver, http: reqwest::Client::new() }
+    })
+}
+
+/// A unique suffix so tests never share users or rooms, across runs too.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Stack {
+    pub fn var(&self, name: &str) -> &str {
+        self.env
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("{name} missing from stack.env"))
+    }
+
+    pub fn jwt_with(&self, claims: Value) -> String {
+        let secret = self.var("OPENMEET_JWT_SECRET");
+        let token = encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .expect("claims encode");
+        record_secret(&token);
+        token
+    }
+
+    pub fn service_jwt(&self, tenant: &str) -> String {
+        self.jwt_with(
+            json!({"sub": "openmeet-api", "tenant": tenant, "role": "service", "exp": now() + 600}),
+        )
+    }
+
+    pub fn user_jwt(&self, tenant: &str, user: &str, name: Option<&str>) -> String {
+        let mut claims = json!({"sub": user, "tenant": tenant, "role": "user", "exp": now() + 600});
+        if let Some(name) = name {
+            claims["name"] = json!(name);
+        }
+        self.jwt_with(claims)
+    }
+
+    /// Calls the API through the local gateway; returns status and JSON body (Null when empty).
+    pub async fn api(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.api));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("the gateway at {} is not answering: {e}", self.api));
+        let status = response.status();
+        let text = response.text().await.expect("response body");
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    /// Calls the homeserver directly with the given token (the platform's appservice token by default).
+    pub async fn matrix(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let token = token.unwrap_or_else(|| self.var("MATRIX_AS_TOKEN"));
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.homeserver))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("the homeserver is not answering: {e}"));
+        let status = response.status();
+        let value = response.json::<Value>().await.unwrap_or(Value::Null);
+        (status, value)
+    }
+
+    pub fn matrix_user_id(&self, tenant: &str, user: &str) -> String {
+        format!(
+            "@{}{tenant}.{user}:{}",
+            self.var("MATRIX_USER_PREFIX"),
+            self.var("MATRIX_SERVER_NAME")
+        )
+    }
+
+    /// Provisions a user through the API and returns its Matrix id.
+    pub async fn provision(&self, tenant: &str, user: &str, name: &str) -> String {
+        let (status, body) = self
+            .api(
+                Method::PUT,
+                &format!("/v1/users/{user}"),
+                Some(&self.service_jwt(tenant)),
+                Some(json!({"displayName": name})),
+            )
+            .await;
+        assert!(
+            status == 201 || status == 200,
+            "provisioning {user}: {status} {body}"
+        );
+        body["matrixUserId"]
+            .as_str()
+            .expect("matrixUserId")
+            .to_owned()
+    }
+
+    /// Opens a browser session for a user and returns (accessToken, deviceId).
+    pub async fn session(
+        &self,
+        tenant: &str,
+        user: &str,
+        device: Option<&str>,
+    ) -> (String, String) {
+        let body = device.map(|d| json!({"deviceId": d})).unwrap_or(json!({}));
+        let (status, session) = self
+            .api(
+                Method::POST,
+                "/v1/me/matrix-session",
+                Some(&self.user_jwt(tenant, user, None)),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, 200, "session for {user}: {session}");
+        let token = session["accessToken"]
+            .as_str()
+            .expect("accessToken")
+            .to_owned();
+        record_secret(&token);
+        (
+            token,
+            session["deviceId"].as_str().expect("deviceId").to_owned(),
+        )
+    }
+}
+
+pub fn encode_path(segment: &str) -> String {
+    url_encode(segment)
+}
+
+fn url_encode(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Remembers a secret the tests handled, for the log scan that runs after every other test.
+pub fn record_secret(secret: &str) {
+    let path = repo_root().join(".local/secrets-seen.txt");
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(file, "{secret}");
+    }
+}

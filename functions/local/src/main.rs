@@ -1,1 +1,56 @@
-fn main() {}
+//! The local stack's own process: creates the emulated AWS resources, serves every route of the route table on
+//! one local gateway by calling the same function code Lambda runs, and polls the retry queue for the worker.
+//!
+//! `openmeet-local serve` reads the same environment as the functions (see `.local/stack.env`).
+
+mod bootstrap;
+mod gateway;
+mod worker;
+
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() {
+    shared::app::init_logging();
+    let command = std::env::args().nth(1).unwrap_or_default();
+    let result = match command.as_str() {
+        "serve" => serve().await,
+        "bootstrap" => bootstrap_only().await.map(|_| ()),
+        _ => Err("usage: openmeet-local serve|bootstrap".to_owned()),
+    };
+    if let Err(error) = result {
+        eprintln!("openmeet-local: {error}");
+        std::process::exit(1);
+    }
+}
+
+async fn bootstrap_only() -> Result<(shared::config::Config, aws_config::SdkConfig), String> {
+    let mut config = shared::config::Config::from_env().map_err(|e| e.to_string())?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let queue_url = bootstrap::ensure_resources(&config, &sdk).await?;
+    config.queue_url = Some(queue_url);
+    Ok((config, sdk))
+}
+
+async fn serve() -> Result<(), String> {
+    let (config, sdk) = bootstrap_only().await?;
+    let listen = std::env::var("OPENMEET_LISTEN").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
+    let app = Arc::new(
+        shared::App::new(config, &sdk)
+            .await
+            .map_err(|e| e.to_string())?,
+    );
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|e| format!("binding {listen}: {e}"))?;
+    tracing::info!(%listen, "local gateway listening");
+    let worker = tokio::spawn(worker::poll(app.clone()));
+    let served = axum::serve(listener, gateway::router(app))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| e.to_string());
+    worker.abort();
+    served
+}

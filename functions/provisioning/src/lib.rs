@@ -1,0 +1,71 @@
+//! Provisioning: health, users, browser sessions, operation status.
+
+use lambda_http::{Body, Request, Response};
+use shared::domain::{health, sessions, users};
+use shared::http::{ApiRequest, Reply};
+use shared::identity::UserSlug;
+use shared::routes::{Function, RouteId};
+use shared::{ApiError, App};
+
+pub async fn serve(app: &App, request: Request) -> Response<Body> {
+    shared::http::serve(&app.jwt, Function::Provisioning, request, |request| {
+        handle(app, request)
+    })
+    .await
+}
+
+async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
+    match request.route.id {
+        RouteId::Health => {
+            let health = health::check(app).await;
+            Ok(Reply::json(if health.is_ok() { 200 } else { 503 }, health))
+        }
+        RouteId::PutUser => put_user(app, request).await,
+        RouteId::GetUser => {
+            let (caller, user) = (request.caller()?, request.param("userId", UserSlug::parse)?);
+            let view = users::get(app, &caller.tenant, &user).await?;
+            view.map(Reply::ok)
+                .ok_or_else(|| ApiError::not_found("this user was never provisioned"))
+        }
+        RouteId::DeleteUser => {
+            let (caller, user) = (request.caller()?, request.param("userId", UserSlug::parse)?);
+            users::delete(app, &caller.tenant, &user).await?;
+            Ok(Reply::no_content())
+        }
+        RouteId::CreateSession => {
+            let caller = request.caller()?;
+            let user = caller.user().ok_or(ApiError::Internal)?;
+            let input: sessions::SessionInput = request.json()?;
+            let session = sessions::create(
+                app,
+                &caller.tenant,
+                user,
+                caller.display_name.as_deref(),
+                input,
+            )
+            .await?;
+            Ok(Reply::ok(session))
+        }
+        RouteId::DeleteSession => {
+            let caller = request.caller()?;
+            let user = caller.user().ok_or(ApiError::Internal)?;
+            let input: sessions::SessionInput = request.json()?;
+            let device_id = input
+                .device_id
+                .ok_or_else(|| ApiError::bad_request("invalid_body", "deviceId is required"))?;
+            sessions::delete(app, &caller.tenant, user, &device_id).await?;
+            Ok(Reply::no_content())
+        }
+        RouteId::GetOperation => Err(ApiError::not_found("no such operation")),
+        _ => Err(ApiError::Internal),
+    }
+}
+
+async fn put_user(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
+    let (caller, user) = (request.caller()?, request.param("userId", UserSlug::parse)?);
+    let input: users::UserInput = request.json()?;
+    let display_name = users::validate_display_name(&input.display_name)?;
+    let avatar = users::parse_avatar(input.avatar_url, &app.config.avatar_hosts)?;
+    let (view, created) = users::ensure(app, &caller.tenant, &user, &display_name, avatar).await?;
+    Ok(Reply::json(if created { 201 } else { 200 }, view))
+}

@@ -27,7 +27,10 @@ pub enum PutOutcome {
 
 impl Store {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Store { client, table: table.into() }
+        Store {
+            client,
+            table: table.into(),
+        }
     }
 
     pub fn client(&self) -> &Client {
@@ -92,7 +95,12 @@ impl Store {
     }
 
     /// Sets `expiresAt` of an existing item.
-    pub async fn set_expiry(&self, pk: &str, sk: &str, expires_at: u64) -> Result<(), BackendError> {
+    pub async fn set_expiry(
+        &self,
+        pk: &str,
+        sk: &str,
+        expires_at: u64,
+    ) -> Result<(), BackendError> {
         self.client
             .update_item()
             .table_name(&self.table)

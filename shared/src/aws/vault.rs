@@ -25,14 +25,21 @@ pub struct CredentialScope {
 
 impl Vault {
     pub fn new(client: Client, key_id: impl Into<String>) -> Self {
-        Vault { client, key_id: key_id.into() }
+        Vault {
+            client,
+            key_id: key_id.into(),
+        }
     }
 
     pub fn client(&self) -> &Client {
         &self.client
     }
 
-    pub async fn seal(&self, scope: &CredentialScope, token: &AccessToken) -> Result<Vec<u8>, BackendError> {
+    pub async fn seal(
+        &self,
+        scope: &CredentialScope,
+        token: &AccessToken,
+    ) -> Result<Vec<u8>, BackendError> {
         let output = self
             .client
             .encrypt()
@@ -45,11 +52,18 @@ impl Vault {
         output
             .ciphertext_blob
             .map(Blob::into_inner)
-            .ok_or(BackendError::Corrupt { service: "kms", detail: "encrypt returned no ciphertext".into() })
+            .ok_or(BackendError::Corrupt {
+                service: "kms",
+                detail: "encrypt returned no ciphertext".into(),
+            })
     }
 
     /// `Ok(None)` when the ciphertext does not belong to this scope (or is damaged): the caller re-mints.
-    pub async fn open(&self, scope: &CredentialScope, ciphertext: Vec<u8>) -> Result<Option<AccessToken>, BackendError> {
+    pub async fn open(
+        &self,
+        scope: &CredentialScope,
+        ciphertext: Vec<u8>,
+    ) -> Result<Option<AccessToken>, BackendError> {
         let result = self
             .client
             .decrypt()
@@ -68,7 +82,9 @@ impl Vault {
             }
             Err(error) => {
                 let service_error = error.into_service_error();
-                if service_error.is_invalid_ciphertext_exception() || service_error.is_incorrect_key_exception() {
+                if service_error.is_invalid_ciphertext_exception()
+                    || service_error.is_incorrect_key_exception()
+                {
                     tracing::warn!(tenant = %scope.tenant, user = %scope.user, purpose = scope.purpose, "credential ciphertext does not match its record; discarding it");
                     Ok(None)
                 } else {

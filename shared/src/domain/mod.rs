@@ -2,5 +2,7 @@
 //! translate HTTP into these calls; they know nothing about Lambda.
 
 pub mod health;
+pub mod operations;
+pub mod rooms;
 pub mod sessions;
 pub mod users;

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use ruma::api::auth_scheme::{AuthScheme, SendAccessToken};
 use ruma::api::path_builder::VersionHistory;
 use ruma::api::{
-    AppserviceUserIdentity, IncomingResponse, MatrixVersion, OutgoingRequest, OutgoingRequestAppserviceExt,
-    SupportedVersions,
+    AppserviceUserIdentity, IncomingResponse, MatrixVersion, OutgoingRequest,
+    OutgoingRequestAppserviceExt, SupportedVersions,
 };
 use ruma::{DeviceId, UserId};
 use serde::Serialize;
@@ -30,7 +30,10 @@ pub enum Acting<'a> {
     /// The platform's own user: the appservice sender, a server admin.
     Platform,
     /// An appservice-namespaced user, asserted with the appservice token (identity assertion).
-    Masquerade { user: &'a UserId, device: Option<&'a DeviceId> },
+    Masquerade {
+        user: &'a UserId,
+        device: Option<&'a DeviceId>,
+    },
     /// A user's own device-bound token.
     User(&'a AccessToken),
 }
@@ -62,7 +65,9 @@ impl Homeserver {
             .pool_idle_timeout(Duration::from_secs(60))
             .user_agent(concat!("openmeet-matrix/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| HomeserverError::Transient { detail: format!("building HTTP client: {e}") })?;
+            .map_err(|e| HomeserverError::Transient {
+                detail: format!("building HTTP client: {e}"),
+            })?;
         Ok(Homeserver {
             http,
             base_url: config.base_url.as_str().trim_end_matches('/').to_owned(),
@@ -84,13 +89,20 @@ impl Homeserver {
     }
 
     /// Sends a typed client-server request.
-    pub async fn send<R>(&self, request: R, acting: Acting<'_>) -> Result<R::IncomingResponse, HomeserverError>
+    pub async fn send<R>(
+        &self,
+        request: R,
+        acting: Acting<'_>,
+    ) -> Result<R::IncomingResponse, HomeserverError>
     where
         R: OutgoingRequest<PathBuilder = VersionHistory>,
         for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
     {
         let (token, identity) = match acting {
-            Acting::Platform => (self.appservice_token.expose(), AppserviceUserIdentity::default()),
+            Acting::Platform => (
+                self.appservice_token.expose(),
+                AppserviceUserIdentity::default(),
+            ),
             Acting::Masquerade { user, device } => {
                 let mut identity = AppserviceUserIdentity::new(user);
                 identity.device_id = device;
@@ -107,11 +119,16 @@ impl Homeserver {
             )
             .map_err(|e| HomeserverError::InvalidResponse(format!("building request: {e}")))?;
         let (parts, body) = http_request.into_parts();
-        let mut builder = self.http.request(parts.method.clone(), parts.uri.to_string()).body(body);
+        let mut builder = self
+            .http
+            .request(parts.method.clone(), parts.uri.to_string())
+            .body(body);
         for (name, value) in &parts.headers {
             builder = builder.header(name, value);
         }
-        let (status, headers, bytes) = self.execute(parts.method.as_str(), parts.uri.path(), builder).await?;
+        let (status, headers, bytes) = self
+            .execute(parts.method.as_str(), parts.uri.path(), builder)
+            .await?;
         let mut response = http::Response::builder().status(status);
         if let Some(response_headers) = response.headers_mut() {
             *response_headers = headers;
@@ -141,7 +158,9 @@ impl Homeserver {
                 if let Some(device) = device {
                     query.push(("device_id", device.as_str()));
                 }
-                builder.bearer_auth(self.appservice_token.expose()).query(&query)
+                builder
+                    .bearer_auth(self.appservice_token.expose())
+                    .query(&query)
             }
             Acting::User(token) => builder.bearer_auth(token.expose()),
         };
@@ -150,8 +169,13 @@ impl Homeserver {
         }
         let path_only = path.split('?').next().unwrap_or(path);
         let (_, _, bytes) = self.execute(method.as_str(), path_only, builder).await?;
-        let bytes = if bytes.is_empty() { bytes::Bytes::from_static(b"{}") } else { bytes };
-        serde_json::from_slice(&bytes).map_err(|e| HomeserverError::InvalidResponse(format!("{path_only}: {e}")))
+        let bytes = if bytes.is_empty() {
+            bytes::Bytes::from_static(b"{}")
+        } else {
+            bytes
+        };
+        serde_json::from_slice(&bytes)
+            .map_err(|e| HomeserverError::InvalidResponse(format!("{path_only}: {e}")))
     }
 
     /// Uploads raw bytes (media) as a user.
@@ -197,8 +221,16 @@ impl Homeserver {
                 } else {
                     "request failed"
                 };
-                tracing::warn!(homeserver.method = method, homeserver.path = path, latency_ms = started.elapsed().as_millis() as u64, error = detail, "homeserver call failed");
-                return Err(HomeserverError::Transient { detail: detail.to_owned() });
+                tracing::warn!(
+                    homeserver.method = method,
+                    homeserver.path = path,
+                    latency_ms = started.elapsed().as_millis() as u64,
+                    error = detail,
+                    "homeserver call failed"
+                );
+                return Err(HomeserverError::Transient {
+                    detail: detail.to_owned(),
+                });
             }
         };
         let status = response.status();
@@ -206,7 +238,9 @@ impl Homeserver {
         let bytes = response
             .bytes()
             .await
-            .map_err(|_| HomeserverError::Transient { detail: "reading the response failed".into() })?;
+            .map_err(|_| HomeserverError::Transient {
+                detail: "reading the response failed".into(),
+            })?;
         tracing::info!(
             homeserver.method = method,
             homeserver.path = path,

@@ -1,0 +1,141 @@
+//! Idempotent creation of the emulated table, key and queues (in AWS, `template.yaml` creates them).
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    TimeToLiveSpecification,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use shared::aws::store::TTL_ATTRIBUTE;
+use shared::config::Config;
+
+/// Creates what is missing and returns the retry queue's URL.
+pub async fn ensure_resources(
+    config: &Config,
+    sdk: &aws_config::SdkConfig,
+) -> Result<String, String> {
+    ensure_table(&aws_sdk_dynamodb::Client::new(sdk), &config.table).await?;
+    ensure_key(&aws_sdk_kms::Client::new(sdk), &config.kms_key_id).await?;
+    let name = config
+        .queue_name
+        .clone()
+        .unwrap_or_else(|| "openmeet-local-retry".to_owned());
+    ensure_queues(&aws_sdk_sqs::Client::new(sdk), &name).await
+}
+
+async fn ensure_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), String> {
+    if client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .is_ok()
+    {
+        return Ok(());
+    }
+    let key = |name: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+    };
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+    };
+    client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("pk", KeyType::Hash).map_err(|e| e.to_string())?)
+        .key_schema(key("sk", KeyType::Range).map_err(|e| e.to_string())?)
+        .attribute_definitions(attribute("pk").map_err(|e| e.to_string())?)
+        .attribute_definitions(attribute("sk").map_err(|e| e.to_string())?)
+        .send()
+        .await
+        .map_err(|e| format!("creating table {table}: {}", e.into_service_error()))?;
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name(TTL_ATTRIBUTE)
+                .enabled(true)
+                .build()
+                .map_err(|e| e.to_string())?,
+        )
+        .send()
+        .await
+        .map_err(|e| format!("enabling TTL on {table}: {}", e.into_service_error()))?;
+    Ok(())
+}
+
+async fn ensure_key(client: &aws_sdk_kms::Client, key_id: &str) -> Result<(), String> {
+    let Some(alias) = key_id.strip_prefix("alias/").map(|_| key_id) else {
+        return Ok(());
+    };
+    let aliases = client
+        .list_aliases()
+        .send()
+        .await
+        .map_err(|e| format!("listing KMS aliases: {e}"))?;
+    if aliases
+        .aliases()
+        .iter()
+        .any(|a| a.alias_name() == Some(alias))
+    {
+        return Ok(());
+    }
+    let key = client
+        .create_key()
+        .description("OpenMeet Matrix credentials (local)")
+        .send()
+        .await
+        .map_err(|e| format!("creating KMS key: {e}"))?;
+    let target = key
+        .key_metadata()
+        .map(|m| m.key_id().to_owned())
+        .ok_or("KMS returned no key id")?;
+    client
+        .create_alias()
+        .alias_name(alias)
+        .target_key_id(target)
+        .send()
+        .await
+        .map_err(|e| format!("creating KMS alias: {e}"))?;
+    Ok(())
+}
+
+async fn ensure_queues(client: &aws_sdk_sqs::Client, name: &str) -> Result<String, String> {
+    let dlq_url = client
+        .create_queue()
+        .queue_name(format!("{name}-dlq"))
+        .send()
+        .await
+        .map_err(|e| format!("creating DLQ: {e}"))?
+        .queue_url
+        .ok_or("no DLQ URL")?;
+    let dlq_arn = client
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| format!("reading DLQ ARN: {e}"))?
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .ok_or("no DLQ ARN")?;
+    let redrive =
+        serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5}).to_string();
+    client
+        .create_queue()
+        .queue_name(name)
+        .attributes(QueueAttributeName::RedrivePolicy, redrive)
+        .attributes(QueueAttributeName::VisibilityTimeout, "30")
+        .send()
+        .await
+        .map_err(|e| format!("creating retry queue: {e}"))?
+        .queue_url
+        .ok_or_else(|| "no queue URL".to_owned())
+}

@@ -1,0 +1,59 @@
+//! One local HTTP gateway for every function, dispatching by the shared route table as API Gateway would.
+
+use std::sync::Arc;
+
+use axum::body::Body as AxumBody;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use shared::App;
+use shared::routes::{Function, RouteMatch, match_route};
+
+/// API Gateway's payload limit.
+const MAX_BODY: usize = 10 * 1024 * 1024;
+
+pub fn router(app: Arc<App>) -> axum::Router {
+    axum::Router::new().fallback(dispatch).with_state(app)
+}
+
+async fn dispatch(State(app): State<Arc<App>>, request: Request) -> Response {
+    let function = match match_route(request.method(), request.uri().path()) {
+        RouteMatch::Found(route, _) => route.function,
+        // Unmatched requests get the same 404/405 answer from any function.
+        _ => Function::Provisioning,
+    };
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return plain(
+            413,
+            r#"{"error":{"code":"payload_too_large","message":"the body is over 10 MB","retryable":false}}"#,
+        );
+    };
+    let body = if bytes.is_empty() {
+        lambda_http::Body::Empty
+    } else {
+        lambda_http::Body::Binary(bytes.to_vec())
+    };
+    let lambda_request = lambda_http::Request::from_parts(parts, body);
+    let response = match function {
+        Function::Provisioning => provisioning::serve(&app, lambda_request).await,
+        Function::Rooms => rooms::serve(&app, lambda_request).await,
+        Function::Membership => membership::serve(&app, lambda_request).await,
+        Function::Messages => messages::serve(&app, lambda_request).await,
+    };
+    let (parts, body) = response.into_parts();
+    let bytes: Vec<u8> = match body {
+        lambda_http::Body::Empty => Vec::new(),
+        lambda_http::Body::Text(text) => text.into_bytes(),
+        lambda_http::Body::Binary(bytes) => bytes,
+        _ => Vec::new(),
+    };
+    Response::from_parts(parts, AxumBody::from(bytes))
+}
+
+fn plain(status: u16, body: &'static str) -> Response {
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(AxumBody::from(body))
+        .unwrap_or_default()
+}
