@@ -44,11 +44,8 @@ impl App {
 
     pub async fn new(config: Config, sdk: &aws_config::SdkConfig) -> Result<App, InitError> {
         let homeserver = Homeserver::new(config.homeserver.clone())?;
-        let identities = Identities::new(
-            &config.user_prefix,
-            &config.homeserver.server_name,
-            &config.platform_localpart,
-        )?;
+        let identities =
+            Identities::new(&config.user_prefix, &config.homeserver.server_name, &config.platform_localpart)?;
         let store = Store::new(aws_sdk_dynamodb::Client::new(sdk), &config.table);
         let vault = Vault::new(aws_sdk_kms::Client::new(sdk), &config.kms_key_id);
         let sqs = aws_sdk_sqs::Client::new(sdk);
@@ -63,25 +60,16 @@ impl App {
                 .queue_url
                 .ok_or_else(|| InitError::Queue("no queue URL returned".into()))?,
             (None, None) => {
-                return Err(InitError::Config(ConfigError::Missing(
-                    "OPENMEET_QUEUE_URL",
-                )));
+                return Err(InitError::Config(ConfigError::Missing("OPENMEET_QUEUE_URL")));
             }
         };
         let queue = Queue::new(sqs, queue_url);
-        let credentials = Credentials::new(
-            store.clone(),
-            vault.clone(),
-            homeserver.clone(),
-            identities.clone(),
-        );
+        let credentials = Credentials::new(store.clone(), vault.clone(), homeserver.clone(), identities.clone());
         let fetcher = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| crate::homeserver::HomeserverError::Transient {
-                detail: e.to_string(),
-            })?;
+            .map_err(|e| crate::homeserver::HomeserverError::Transient { detail: e.to_string() })?;
         Ok(App {
             jwt: JwtVerifier::new(&config.jwt_secrets),
             config,

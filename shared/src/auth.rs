@@ -59,24 +59,14 @@ impl JwtVerifier {
         validation.leeway = 0;
         validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp"]);
-        JwtVerifier {
-            keys: secrets
-                .iter()
-                .map(|s| DecodingKey::from_secret(&s.0))
-                .collect(),
-            validation,
-        }
+        JwtVerifier { keys: secrets.iter().map(|s| DecodingKey::from_secret(&s.0)).collect(), validation }
     }
 
     /// Verifies the `Authorization` header value. Every defect answers the same 401: the caller learns nothing
     /// about which check failed (the log does, without the token).
     pub fn verify(&self, authorization: Option<&str>) -> Result<Caller, ApiError> {
         let token = authorization
-            .and_then(|value| {
-                value
-                    .strip_prefix("Bearer ")
-                    .or_else(|| value.strip_prefix("bearer "))
-            })
+            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
             .map(str::trim)
             .ok_or(ApiError::Unauthorized("a bearer token is required"))?;
         let mut last_error = None;
@@ -105,12 +95,7 @@ fn caller_from(claims: Claims) -> Result<Caller, ApiError> {
         return Err(invalid());
     }
     let display_name = claims.name.filter(|n| !n.trim().is_empty());
-    Ok(Caller {
-        tenant,
-        role,
-        subject: claims.sub,
-        display_name,
-    })
+    Ok(Caller { tenant, role, subject: claims.sub, display_name })
 }
 
 #[cfg(test)]
@@ -120,19 +105,11 @@ mod tests {
     use serde_json::json;
 
     fn now() -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
     }
 
     fn token(secret: &str, alg: Algorithm, claims: serde_json::Value) -> String {
-        encode(
-            &Header::new(alg),
-            &claims,
-            &EncodingKey::from_secret(secret.as_bytes()),
-        )
-        .expect("encodable")
+        encode(&Header::new(alg), &claims, &EncodingKey::from_secret(secret.as_bytes())).expect("encodable")
     }
 
     fn verifier() -> JwtVerifier {
@@ -153,17 +130,9 @@ mod tests {
         let caller = verifier().verify(Some(&bearer(&user))).expect("valid");
         assert_eq!(caller.user().map(UserSlug::as_str), Some("jane"));
         assert_eq!(caller.display_name.as_deref(), Some("Jane"));
-        let service = token(
-            "previous",
-            Algorithm::HS256,
-            json!({"sub":"api","tenant":"acme","role":"service","exp":now()+60}),
-        );
-        assert!(
-            verifier()
-                .verify(Some(&bearer(&service)))
-                .expect("valid")
-                .is_service()
-        );
+        let service =
+            token("previous", Algorithm::HS256, json!({"sub":"api","tenant":"acme","role":"service","exp":now()+60}));
+        assert!(verifier().verify(Some(&bearer(&service))).expect("valid").is_service());
     }
 
     #[test]
@@ -172,64 +141,27 @@ mod tests {
         let defects = [
             token("wrong", Algorithm::HS256, claims.clone()),
             token("current", Algorithm::HS384, claims.clone()),
-            token(
-                "current",
-                Algorithm::HS256,
-                json!({"sub":"jane","tenant":"acme","role":"user"}),
-            ),
-            token(
-                "current",
-                Algorithm::HS256,
-                json!({"sub":"jane","tenant":"acme","role":"user","exp":now()-1}),
-            ),
-            token(
-                "current",
-                Algorithm::HS256,
-                json!({"sub":"jane","tenant":"acme","role":"admin","exp":now()+60}),
-            ),
-            token(
-                "current",
-                Algorithm::HS256,
-                json!({"sub":"Jane!","tenant":"acme","role":"user","exp":now()+60}),
-            ),
-            token(
-                "current",
-                Algorithm::HS256,
-                json!({"sub":"jane","tenant":"a.b","role":"user","exp":now()+60}),
-            ),
+            token("current", Algorithm::HS256, json!({"sub":"jane","tenant":"acme","role":"user"})),
+            token("current", Algorithm::HS256, json!({"sub":"jane","tenant":"acme","role":"user","exp":now()-1})),
+            token("current", Algorithm::HS256, json!({"sub":"jane","tenant":"acme","role":"admin","exp":now()+60})),
+            token("current", Algorithm::HS256, json!({"sub":"Jane!","tenant":"acme","role":"user","exp":now()+60})),
+            token("current", Algorithm::HS256, json!({"sub":"jane","tenant":"a.b","role":"user","exp":now()+60})),
             "not.a.jwt".to_owned(),
         ];
         for defect in defects {
-            let error = verifier()
-                .verify(Some(&bearer(&defect)))
-                .expect_err("must be rejected");
+            let error = verifier().verify(Some(&bearer(&defect))).expect_err("must be rejected");
             assert_eq!(error.status(), 401, "{defect}");
         }
         assert_eq!(verifier().verify(None).expect_err("missing").status(), 401);
-        assert_eq!(
-            verifier()
-                .verify(Some("Basic abc"))
-                .expect_err("scheme")
-                .status(),
-            401
-        );
+        assert_eq!(verifier().verify(Some("Basic abc")).expect_err("scheme").status(), 401);
     }
 
     #[test]
     fn alg_none_is_unauthorized() {
         let header = base64_url(r#"{"alg":"none","typ":"JWT"}"#);
-        let body = base64_url(&format!(
-            r#"{{"sub":"jane","tenant":"acme","role":"user","exp":{}}}"#,
-            now() + 60
-        ));
+        let body = base64_url(&format!(r#"{{"sub":"jane","tenant":"acme","role":"user","exp":{}}}"#, now() + 60));
         let unsigned = format!("{header}.{body}.");
-        assert_eq!(
-            verifier()
-                .verify(Some(&bearer(&unsigned)))
-                .expect_err("none")
-                .status(),
-            401
-        );
+        assert_eq!(verifier().verify(Some(&bearer(&unsigned))).expect_err("none").status(), 401);
     }
 
     fn base64_url(text: &str) -> String {

@@ -58,22 +58,16 @@ impl Config {
             jwt_secrets.push(JwtSecret::new(previous));
         }
         let homeserver_url = required("MATRIX_HOMESERVER_URL")?;
-        let base_url = url::Url::parse(&homeserver_url).map_err(|e| ConfigError::Invalid {
-            name: "MATRIX_HOMESERVER_URL",
-            reason: e.to_string(),
-        })?;
+        let base_url = url::Url::parse(&homeserver_url)
+            .map_err(|e| ConfigError::Invalid { name: "MATRIX_HOMESERVER_URL", reason: e.to_string() })?;
         let timeout_ms = match get("MATRIX_REQUEST_TIMEOUT_MS") {
-            Some(value) => value.parse::<u64>().map_err(|e| ConfigError::Invalid {
-                name: "MATRIX_REQUEST_TIMEOUT_MS",
-                reason: e.to_string(),
-            })?,
+            Some(value) => value
+                .parse::<u64>()
+                .map_err(|e| ConfigError::Invalid { name: "MATRIX_REQUEST_TIMEOUT_MS", reason: e.to_string() })?,
             None => 10_000,
         };
         let user_prefix = get("MATRIX_USER_PREFIX").unwrap_or_else(|| "om_".to_owned());
-        if !user_prefix
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-=/".contains(c))
-        {
+        if !user_prefix.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-=/".contains(c)) {
             return Err(ConfigError::Invalid {
                 name: "MATRIX_USER_PREFIX",
                 reason: "use lowercase letters, digits and _-=/ only".into(),
@@ -89,20 +83,13 @@ impl Config {
             },
             public_homeserver_url: get("MATRIX_PUBLIC_URL").unwrap_or(homeserver_url),
             user_prefix,
-            platform_localpart: get("MATRIX_PLATFORM_LOCALPART")
-                .unwrap_or_else(|| "openmeet".to_owned()),
+            platform_localpart: get("MATRIX_PLATFORM_LOCALPART").unwrap_or_else(|| "openmeet".to_owned()),
             table: required("OPENMEET_TABLE")?,
             kms_key_id: required("OPENMEET_KMS_KEY_ID")?,
             queue_url: get("OPENMEET_QUEUE_URL"),
             queue_name: get("OPENMEET_QUEUE_NAME"),
             avatar_hosts: get("OPENMEET_AVATAR_HOSTS")
-                .map(|hosts| {
-                    hosts
-                        .split(',')
-                        .map(|h| h.trim().to_owned())
-                        .filter(|h| !h.is_empty())
-                        .collect()
-                })
+                .map(|hosts| hosts.split(',').map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()).collect())
                 .unwrap_or_default(),
         })
     }
@@ -114,10 +101,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |name| map.get(name).cloned()
     }
 
@@ -141,21 +125,13 @@ mod tests {
 
     #[test]
     fn a_missing_secret_is_named() {
-        let error = Config::from_lookup(lookup(&MINIMAL[1..]))
-            .err()
-            .map(|e| e.to_string());
-        assert_eq!(
-            error.as_deref(),
-            Some("environment variable OPENMEET_JWT_SECRET is required")
-        );
+        let error = Config::from_lookup(lookup(&MINIMAL[1..])).err().map(|e| e.to_string());
+        assert_eq!(error.as_deref(), Some("environment variable OPENMEET_JWT_SECRET is required"));
     }
 
     #[test]
     fn secrets_do_not_debug_print() {
         let config = Config::from_lookup(lookup(MINIMAL)).expect("valid config");
-        assert_eq!(
-            format!("{:?}", config.jwt_secrets),
-            "[JwtSecret(<redacted>)]"
-        );
+        assert_eq!(format!("{:?}", config.jwt_secrets), "[JwtSecret(<redacted>)]");
     }
 }

@@ -45,13 +45,7 @@ pub struct Credentials {
 
 impl Credentials {
     pub fn new(store: Store, vault: Vault, homeserver: Homeserver, identities: Identities) -> Self {
-        Credentials {
-            store,
-            vault,
-            homeserver,
-            identities,
-            cache: Mutex::new(HashMap::new()),
-        }
+        Credentials { store, vault, homeserver, identities, cache: Mutex::new(HashMap::new()) }
     }
 
     fn scope(tenant: &TenantId, user: &UserSlug) -> CredentialScope {
@@ -64,19 +58,11 @@ impl Credentials {
     }
 
     pub fn record_key(tenant: &TenantId, user: &UserSlug) -> (String, String) {
-        (
-            user_partition(tenant, user),
-            format!("CRED#{PURPOSE}#{SERVER_DEVICE}"),
-        )
+        (user_partition(tenant, user), format!("CRED#{PURPOSE}#{SERVER_DEVICE}"))
     }
 
     /// Runs `call` with the user's server token; on `M_UNKNOWN_TOKEN` re-mints once and runs it again.
-    pub async fn as_user<T, F, Fut>(
-        &self,
-        tenant: &TenantId,
-        user: &UserSlug,
-        call: F,
-    ) -> Result<T, ApiError>
+    pub async fn as_user<T, F, Fut>(&self, tenant: &TenantId, user: &UserSlug, call: F) -> Result<T, ApiError>
     where
         F: Fn(AccessToken) -> Fut,
         Fut: Future<Output = Result<T, HomeserverError>>,
@@ -94,11 +80,7 @@ impl Credentials {
     }
 
     /// The user's server token: memory, else the sealed record, else a fresh login.
-    pub async fn server_token(
-        &self,
-        tenant: &TenantId,
-        user: &UserSlug,
-    ) -> Result<AccessToken, ApiError> {
+    pub async fn server_token(&self, tenant: &TenantId, user: &UserSlug) -> Result<AccessToken, ApiError> {
         let scope = Self::scope(tenant, user);
         if let Some(token) = self.cached(&scope) {
             return Ok(token);
@@ -111,9 +93,7 @@ impl Credentials {
             let expires_at = store::number(&item, store::TTL_ATTRIBUTE).unwrap_or(0);
             let now = store::now_secs();
             if expires_at < now + IDLE_LIFETIME.as_secs() - TOUCH_INTERVAL.as_secs() {
-                self.store
-                    .set_expiry(&pk, &sk, now + IDLE_LIFETIME.as_secs())
-                    .await?;
+                self.store.set_expiry(&pk, &sk, now + IDLE_LIFETIME.as_secs()).await?;
             }
             self.remember(scope, &token);
             return Ok(token);
@@ -123,8 +103,7 @@ impl Credentials {
 
     async fn mint(&self, tenant: &TenantId, user: &UserSlug) -> Result<AccessToken, ApiError> {
         let user_id = self.identities.matrix_user_id(tenant, user);
-        let token =
-            login_device(&self.homeserver, &user_id, SERVER_DEVICE, "OpenMeet server").await?;
+        let token = login_device(&self.homeserver, &user_id, SERVER_DEVICE, "OpenMeet server").await?;
         let scope = Self::scope(tenant, user);
         let ciphertext = self.vault.seal(&scope, &token).await?;
         let (pk, sk) = Self::record_key(tenant, user);
@@ -151,22 +130,13 @@ impl Credentials {
 
     fn cached(&self, scope: &CredentialScope) -> Option<AccessToken> {
         let cache = self.cache.lock().ok()?;
-        cache
-            .get(scope)
-            .filter(|entry| entry.cached_at.elapsed() < MEMORY_TTL)
-            .map(|entry| entry.token.clone())
+        cache.get(scope).filter(|entry| entry.cached_at.elapsed() < MEMORY_TTL).map(|entry| entry.token.clone())
     }
 
     fn remember(&self, scope: CredentialScope, token: &AccessToken) {
         if let Ok(mut cache) = self.cache.lock() {
             cache.retain(|_, entry| entry.cached_at.elapsed() < MEMORY_TTL);
-            cache.insert(
-                scope,
-                Cached {
-                    token: token.clone(),
-                    cached_at: Instant::now(),
-                },
-            );
+            cache.insert(scope, Cached { token: token.clone(), cached_at: Instant::now() });
         }
     }
 }
@@ -193,13 +163,7 @@ pub async fn login_device(
         "device_id": device_id,
         "initial_device_display_name": display_name,
     });
-    let response: LoginResponse = homeserver
-        .call(
-            reqwest::Method::POST,
-            "/_matrix/client/v3/login",
-            Acting::Platform,
-            Some(&body),
-        )
-        .await?;
+    let response: LoginResponse =
+        homeserver.call(reqwest::Method::POST, "/_matrix/client/v3/login", Acting::Platform, Some(&body)).await?;
     Ok(AccessToken::new(response.access_token))
 }

@@ -40,24 +40,15 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::BadRequest {
-            code,
-            message: message.into(),
-        }
+        ApiError::BadRequest { code, message: message.into() }
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        ApiError::NotFound {
-            code: "not_found",
-            message: message.into(),
-        }
+        ApiError::NotFound { code: "not_found", message: message.into() }
     }
 
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::Conflict {
-            code,
-            message: message.into(),
-        }
+        ApiError::Conflict { code, message: message.into() }
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
@@ -83,9 +74,9 @@ impl ApiError {
 
     pub fn code(&self) -> &'static str {
         match self {
-            ApiError::BadRequest { code, .. }
-            | ApiError::NotFound { code, .. }
-            | ApiError::Conflict { code, .. } => code,
+            ApiError::BadRequest { code, .. } | ApiError::NotFound { code, .. } | ApiError::Conflict { code, .. } => {
+                code
+            }
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
@@ -131,17 +122,13 @@ impl From<HomeserverError> for ApiError {
         match error {
             HomeserverError::RateLimited { retry_after } => ApiError::RateLimited { retry_after },
             HomeserverError::Transient { .. } | HomeserverError::CircuitOpen => {
-                ApiError::HomeserverUnavailable {
-                    retry_after: Duration::from_secs(5),
-                }
+                ApiError::HomeserverUnavailable { retry_after: Duration::from_secs(5) }
             }
-            HomeserverError::Rejected {
-                status, errcode, ..
-            } => ApiError::HomeserverRejected(format!("{status} {errcode}")),
+            HomeserverError::Rejected { status, errcode, .. } => {
+                ApiError::HomeserverRejected(format!("{status} {errcode}"))
+            }
             HomeserverError::UnknownToken => ApiError::HomeserverRejected("M_UNKNOWN_TOKEN".into()),
-            HomeserverError::InvalidResponse(_) => {
-                ApiError::HomeserverRejected("unexpected response".into())
-            }
+            HomeserverError::InvalidResponse(_) => ApiError::HomeserverRejected("unexpected response".into()),
         }
     }
 }
@@ -150,24 +137,16 @@ impl From<HomeserverError> for ApiError {
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
     #[error("{service} call failed: {detail}")]
-    Unavailable {
-        service: &'static str,
-        detail: String,
-    },
+    Unavailable { service: &'static str, detail: String },
     #[error("{service} answered something unexpected: {detail}")]
-    Corrupt {
-        service: &'static str,
-        detail: String,
-    },
+    Corrupt { service: &'static str, detail: String },
 }
 
 impl From<BackendError> for ApiError {
     fn from(error: BackendError) -> Self {
         tracing::error!(error = %error, "backend failure");
         match error {
-            BackendError::Unavailable { .. } => ApiError::DependencyUnavailable {
-                retry_after: Duration::from_secs(2),
-            },
+            BackendError::Unavailable { .. } => ApiError::DependencyUnavailable { retry_after: Duration::from_secs(2) },
             BackendError::Corrupt { .. } => ApiError::Internal,
         }
     }
@@ -179,9 +158,7 @@ mod tests {
 
     #[test]
     fn homeserver_outage_is_retryable_503_with_retry_after() {
-        let error = ApiError::from(HomeserverError::Transient {
-            detail: "connect".into(),
-        });
+        let error = ApiError::from(HomeserverError::Transient { detail: "connect".into() });
         assert_eq!(error.status(), 503);
         assert!(error.retryable());
         assert_eq!(error.retry_after_secs(), Some(5));
@@ -190,9 +167,7 @@ mod tests {
 
     #[test]
     fn rate_limit_rounds_retry_after_up() {
-        let error = ApiError::from(HomeserverError::RateLimited {
-            retry_after: Duration::from_millis(1200),
-        });
+        let error = ApiError::from(HomeserverError::RateLimited { retry_after: Duration::from_millis(1200) });
         assert_eq!(error.status(), 429);
         assert_eq!(error.retry_after_secs(), Some(2));
     }

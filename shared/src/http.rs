@@ -29,26 +29,17 @@ pub struct ApiRequest {
 impl ApiRequest {
     /// The verified caller (every route but health has one).
     pub fn caller(&self) -> Result<&Caller, ApiError> {
-        self.caller
-            .as_ref()
-            .ok_or(ApiError::Unauthorized("a bearer token is required"))
+        self.caller.as_ref().ok_or(ApiError::Unauthorized("a bearer token is required"))
     }
 
     /// A path parameter, parsed by `parse` (which answers 400 for bad values).
-    pub fn param<T>(
-        &self,
-        name: &str,
-        parse: impl FnOnce(&str) -> Result<T, ApiError>,
-    ) -> Result<T, ApiError> {
+    pub fn param<T>(&self, name: &str, parse: impl FnOnce(&str) -> Result<T, ApiError>) -> Result<T, ApiError> {
         let value = self.params.get(name).ok_or(ApiError::Internal)?;
         parse(value)
     }
 
     pub fn query(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
+        self.query.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -57,13 +48,8 @@ impl ApiRequest {
 
     /// The JSON body; unknown fields are refused by the target types (`deny_unknown_fields`).
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
-        let body: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &self.body
-        };
-        serde_json::from_slice(body)
-            .map_err(|error| ApiError::bad_request("invalid_body", error.to_string()))
+        let body: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &self.body };
+        serde_json::from_slice(body).map_err(|error| ApiError::bad_request("invalid_body", error.to_string()))
     }
 }
 
@@ -75,10 +61,7 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(status: u16, body: impl serde::Serialize) -> Reply {
-        Reply {
-            status,
-            body: Some(serde_json::to_value(body).unwrap_or(Value::Null)),
-        }
+        Reply { status, body: Some(serde_json::to_value(body).unwrap_or(Value::Null)) }
     }
 
     pub fn ok(body: impl serde::Serialize) -> Reply {
@@ -86,20 +69,12 @@ impl Reply {
     }
 
     pub fn no_content() -> Reply {
-        Reply {
-            status: 204,
-            body: None,
-        }
+        Reply { status: 204, body: None }
     }
 }
 
 /// Serves one Lambda (or local gateway) request for `function`.
-pub async fn serve<F, Fut>(
-    verifier: &JwtVerifier,
-    function: Function,
-    request: Request,
-    handler: F,
-) -> Response<Body>
+pub async fn serve<F, Fut>(verifier: &JwtVerifier, function: Function, request: Request, handler: F) -> Response<Body>
 where
     F: FnOnce(ApiRequest) -> Fut,
     Fut: Future<Output = Result<Reply, ApiError>>,
@@ -109,11 +84,7 @@ where
     let (route, outcome) = match prepare(verifier, function, request) {
         Ok(prepared) => {
             let route = prepared.route;
-            let tenant = prepared
-                .caller
-                .as_ref()
-                .map(|c| c.tenant.to_string())
-                .unwrap_or_default();
+            let tenant = prepared.caller.as_ref().map(|c| c.tenant.to_string()).unwrap_or_default();
             let span = tracing::info_span!("request", route = route.operation_id, tenant = %tenant);
             let outcome = tracing::Instrument::instrument(handler(prepared), span).await;
             (Some(route), outcome)
@@ -135,18 +106,11 @@ where
     response
 }
 
-fn prepare(
-    verifier: &JwtVerifier,
-    function: Function,
-    request: Request,
-) -> Result<ApiRequest, ApiError> {
+fn prepare(verifier: &JwtVerifier, function: Function, request: Request) -> Result<ApiRequest, ApiError> {
     let (route, params) = match match_route(request.method(), request.uri().path()) {
         RouteMatch::Found(route, params) if route.function == function => (route, params),
         RouteMatch::Found(..) | RouteMatch::NotFound => {
-            return Err(ApiError::NotFound {
-                code: "route_not_found",
-                message: "no such route".into(),
-            });
+            return Err(ApiError::NotFound { code: "route_not_found", message: "no such route".into() });
         }
         RouteMatch::MethodNotAllowed(methods) => {
             let allow = methods.iter().map(http::Method::as_str).collect::<Vec<_>>().join(", ");
@@ -156,10 +120,7 @@ fn prepare(
     let caller = match route.access {
         Access::Anyone => None,
         _ => {
-            let header = request
-                .headers()
-                .get(http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok());
+            let header = request.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
             Some(verifier.verify(header)?)
         }
     };
@@ -167,11 +128,7 @@ fn prepare(
     let query = request
         .uri()
         .query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
+        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
     let (parts, body) = request.into_parts();
     let body = match body {
@@ -183,14 +140,7 @@ fn prepare(
     if body.len() > MAX_JSON_BODY && route.id != RouteId::UploadMedia {
         return Err(ApiError::PayloadTooLarge(format!("request bodies are limited to {MAX_JSON_BODY} bytes")));
     }
-    Ok(ApiRequest {
-        route,
-        params,
-        query,
-        headers: parts.headers,
-        body,
-        caller,
-    })
+    Ok(ApiRequest { route, params, query, headers: parts.headers, body, caller })
 }
 
 fn authorize(access: Access, caller: Option<&Caller>, params: &PathParams) -> Result<(), ApiError> {
@@ -228,25 +178,19 @@ fn reply_response(reply: Reply) -> Response<Body> {
         }
         None => Body::Empty,
     };
-    builder
-        .body(body)
-        .unwrap_or_else(|_| Response::new(Body::Empty))
+    builder.body(body).unwrap_or_else(|_| Response::new(Body::Empty))
 }
 
 /// The one place an error becomes HTTP.
 pub fn error_response(error: &ApiError) -> Response<Body> {
-    let mut builder = Response::builder()
-        .status(error.status())
-        .header(http::header::CONTENT_TYPE, "application/json");
+    let mut builder = Response::builder().status(error.status()).header(http::header::CONTENT_TYPE, "application/json");
     if let ApiError::MethodNotAllowed { allow } = error {
         builder = builder.header(http::header::ALLOW, allow.as_str());
     }
     if let Some(seconds) = error.retry_after_secs() {
         builder = builder.header(http::header::RETRY_AFTER, seconds.to_string());
     }
-    builder
-        .body(Body::Text(error.body().to_string()))
-        .unwrap_or_else(|_| Response::new(Body::Empty))
+    builder.body(Body::Text(error.body().to_string())).unwrap_or_else(|_| Response::new(Body::Empty))
 }
 
 #[cfg(test)]
@@ -255,12 +199,7 @@ mod tests {
     use crate::identity::{TenantId, UserSlug};
 
     fn caller(role: Role) -> Caller {
-        Caller {
-            tenant: TenantId::parse("t").expect("tenant"),
-            role,
-            subject: "x".into(),
-            display_name: None,
-        }
+        Caller { tenant: TenantId::parse("t").expect("tenant"), role, subject: "x".into(), display_name: None }
     }
 
     fn params_for(path: &str) -> PathParams {
@@ -273,50 +212,22 @@ mod tests {
     #[test]
     fn service_routes_refuse_users_with_403() {
         let user = caller(Role::User(UserSlug::parse("jane").expect("slug")));
-        let error =
-            authorize(Access::Service, Some(&user), &PathParams::default()).expect_err("refused");
+        let error = authorize(Access::Service, Some(&user), &PathParams::default()).expect_err("refused");
         assert_eq!(error.status(), 403);
-        assert!(
-            authorize(
-                Access::Service,
-                Some(&caller(Role::Service)),
-                &PathParams::default()
-            )
-            .is_ok()
-        );
+        assert!(authorize(Access::Service, Some(&caller(Role::Service)), &PathParams::default()).is_ok());
     }
 
     #[test]
     fn self_routes_allow_only_the_same_user() {
         let jane = caller(Role::User(UserSlug::parse("jane").expect("slug")));
-        assert!(
-            authorize(
-                Access::ServiceOrSelf,
-                Some(&jane),
-                &params_for("/v1/users/jane")
-            )
-            .is_ok()
-        );
-        assert!(
-            authorize(
-                Access::ServiceOrSelf,
-                Some(&jane),
-                &params_for("/v1/users/john")
-            )
-            .is_err()
-        );
+        assert!(authorize(Access::ServiceOrSelf, Some(&jane), &params_for("/v1/users/jane")).is_ok());
+        assert!(authorize(Access::ServiceOrSelf, Some(&jane), &params_for("/v1/users/john")).is_err());
     }
 
     #[test]
     fn user_routes_refuse_services() {
         assert_eq!(
-            authorize(
-                Access::User,
-                Some(&caller(Role::Service)),
-                &PathParams::default()
-            )
-            .expect_err("no")
-            .status(),
+            authorize(Access::User, Some(&caller(Role::Service)), &PathParams::default()).expect_err("no").status(),
             403
         );
     }

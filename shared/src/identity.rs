@@ -72,9 +72,7 @@ impl RoomKind {
         match kind {
             "groups" => Ok(RoomKind::Group),
             "events" => Ok(RoomKind::Event),
-            _ => Err(ApiError::not_found(format!(
-                "unknown kind {kind:?}: use groups or events"
-            ))),
+            _ => Err(ApiError::not_found(format!("unknown kind {kind:?}: use groups or events"))),
         }
     }
 
@@ -103,26 +101,14 @@ pub struct Identities {
 
 impl Identities {
     /// Checks the configuration once, so that every mapping below is infallible.
-    pub fn new(
-        prefix: &str,
-        server_name: &str,
-        platform_localpart: &str,
-    ) -> Result<Self, ConfigError> {
+    pub fn new(prefix: &str, server_name: &str, platform_localpart: &str) -> Result<Self, ConfigError> {
         let identities = Identities {
             prefix: prefix.to_owned(),
             server_name: server_name.to_owned(),
             platform_localpart: platform_localpart.to_owned(),
         };
-        let longest = format!(
-            "@{prefix}{}.{}:{server_name}",
-            "a".repeat(32),
-            "a".repeat(64)
-        );
-        let alias = format!(
-            "#{prefix}{}.event.{}:{server_name}",
-            "a".repeat(32),
-            "a".repeat(64)
-        );
+        let longest = format!("@{prefix}{}.{}:{server_name}", "a".repeat(32), "a".repeat(64));
+        let alias = format!("#{prefix}{}.event.{}:{server_name}", "a".repeat(32), "a".repeat(64));
         let platform = format!("@{platform_localpart}:{server_name}");
         if UserId::parse(longest.as_str()).is_err() || UserId::parse(platform.as_str()).is_err() {
             return Err(ConfigError::Invalid {
@@ -146,14 +132,12 @@ impl Identities {
     pub fn matrix_user_id(&self, tenant: &TenantId, user: &UserSlug) -> OwnedUserId {
         // `new` checked the configuration and both halves are validated identifiers, so this cannot fail.
         let raw = format!("@{}:{}", self.localpart(tenant, user), self.server_name);
-        UserId::parse(raw.as_str())
-            .unwrap_or_else(|_| panic!("identity mapping produced an invalid user id"))
+        UserId::parse(raw.as_str()).unwrap_or_else(|_| panic!("identity mapping produced an invalid user id"))
     }
 
     pub fn platform_user_id(&self) -> OwnedUserId {
         let raw = format!("@{}:{}", self.platform_localpart, self.server_name);
-        UserId::parse(raw.as_str())
-            .unwrap_or_else(|_| panic!("MATRIX_PLATFORM_LOCALPART is not a valid localpart"))
+        UserId::parse(raw.as_str()).unwrap_or_else(|_| panic!("MATRIX_PLATFORM_LOCALPART is not a valid localpart"))
     }
 
     /// The OpenMeet user behind a Matrix user of this deployment's namespace, if it is one.
@@ -170,14 +154,30 @@ impl Identities {
         format!("{}{}.{}.{}", self.prefix, tenant, kind.as_str(), slug)
     }
 
+    /// The alias of a group's space (the chat room of the group has [`Identities::room_alias`]).
+    pub fn space_alias(&self, tenant: &TenantId, slug: &Slug) -> OwnedRoomAliasId {
+        self.alias(&format!("{}{}.space.{}", self.prefix, tenant, slug))
+    }
+
+    /// The alias of the one direct-message room of two users; the same whichever of them asks.
+    pub fn direct_alias(&self, tenant: &TenantId, a: &UserSlug, b: &UserSlug) -> OwnedRoomAliasId {
+        let (first, second) = if a <= b { (a, b) } else { (b, a) };
+        // `=` never occurs in a user id, so the pair is recoverable and distinct pairs never share an alias.
+        self.alias(&format!("{}{}.direct.{}={}", self.prefix, tenant, first, second))
+    }
+
+    fn alias(&self, localpart: &str) -> OwnedRoomAliasId {
+        let raw = format!("#{localpart}:{}", self.server_name);
+        OwnedRoomAliasId::try_from(raw).unwrap_or_else(|_| panic!("identity mapping produced an invalid alias"))
+    }
+
+    pub fn server_name(&self) -> &str {
+        &self.server_name
+    }
+
     pub fn room_alias(&self, tenant: &TenantId, kind: RoomKind, slug: &Slug) -> OwnedRoomAliasId {
-        let raw = format!(
-            "#{}:{}",
-            self.room_alias_localpart(tenant, kind, slug),
-            self.server_name
-        );
-        OwnedRoomAliasId::try_from(raw)
-            .unwrap_or_else(|_| panic!("identity mapping produced an invalid alias"))
+        let raw = format!("#{}:{}", self.room_alias_localpart(tenant, kind, slug), self.server_name);
+        OwnedRoomAliasId::try_from(raw).unwrap_or_else(|_| panic!("identity mapping produced an invalid alias"))
     }
 }
 
@@ -190,10 +190,7 @@ mod tests {
     }
 
     fn user(tenant: &str, user: &str) -> OwnedUserId {
-        ids().matrix_user_id(
-            &TenantId::parse(tenant).expect("tenant"),
-            &UserSlug::parse(user).expect("user"),
-        )
+        ids().matrix_user_id(&TenantId::parse(tenant).expect("tenant"), &UserSlug::parse(user).expect("user"))
     }
 
     #[test]
@@ -202,10 +199,7 @@ mod tests {
         assert_ne!(user("a-b", "c"), user("a", "b-c"));
         assert_ne!(user("a_b", "c"), user("a", "b_c"));
         assert_ne!(user("a", "b.c"), user("a", "b-c"));
-        assert_eq!(
-            user("acme", "jane.doe").as_str(),
-            "@om_acme.jane.doe:localhost"
-        );
+        assert_eq!(user("acme", "jane.doe").as_str(), "@om_acme.jane.doe:localhost");
     }
 
     #[test]
@@ -213,24 +207,16 @@ mod tests {
         let alphabet = ["a", "-", "_", "."];
         let mut words = std::collections::BTreeSet::from([String::new()]);
         for _ in 0..3 {
-            let longer: Vec<String> = words
-                .iter()
-                .flat_map(|w| alphabet.iter().map(move |c| format!("{w}{c}")))
-                .collect();
+            let longer: Vec<String> =
+                words.iter().flat_map(|w| alphabet.iter().map(move |c| format!("{w}{c}"))).collect();
             words.extend(longer);
         }
         let mut seen = std::collections::HashMap::new();
         for tenant in words.iter().filter_map(|w| TenantId::parse(w).ok()) {
             for slug in words.iter().filter_map(|w| UserSlug::parse(w).ok()) {
                 let id = ids().matrix_user_id(&tenant, &slug);
-                assert_eq!(
-                    ids().openmeet_user(&id),
-                    Some((tenant.clone(), slug.clone()))
-                );
-                assert!(
-                    seen.insert(id, (tenant.clone(), slug)).is_none(),
-                    "collision"
-                );
+                assert_eq!(ids().openmeet_user(&id), Some((tenant.clone(), slug.clone())));
+                assert!(seen.insert(id, (tenant.clone(), slug)).is_none(), "collision");
             }
         }
         assert!(seen.len() > 1000);
@@ -262,9 +248,22 @@ mod tests {
             ids().room_alias(&tenant, RoomKind::Group, &slug),
             ids().room_alias(&tenant, RoomKind::Event, &slug)
         );
+        assert_eq!(ids().room_alias(&tenant, RoomKind::Group, &slug).as_str(), "#om_t.group.x:localhost");
+        assert_eq!(ids().space_alias(&tenant, &slug).as_str(), "#om_t.space.x:localhost");
+    }
+
+    #[test]
+    fn direct_aliases_are_symmetric_and_injective() {
+        let tenant = TenantId::parse("t").expect("tenant");
+        let user = |u: &str| UserSlug::parse(u).expect("user");
         assert_eq!(
-            ids().room_alias(&tenant, RoomKind::Group, &slug).as_str(),
-            "#om_t.group.x:localhost"
+            ids().direct_alias(&tenant, &user("a"), &user("b")),
+            ids().direct_alias(&tenant, &user("b"), &user("a"))
         );
+        assert_ne!(
+            ids().direct_alias(&tenant, &user("a.b"), &user("c")),
+            ids().direct_alias(&tenant, &user("a"), &user("b.c"))
+        );
+        assert_eq!(ids().direct_alias(&tenant, &user("b"), &user("a")).as_str(), "#om_t.direct.a=b:localhost");
     }
 }

@@ -24,9 +24,15 @@ pub fn repo_root() -> std::path::PathBuf {
 pub fn stack() -> &'static Stack {
     static STACK: OnceLock<Stack> = OnceLock::new();
     STACK.get_or_init(|| {
-        let path = repo_root().join(".local/stack.env");
+        // OPENMEET_STACK_ENV points at another stack description (a second gateway on another port, say).
+        let path = std::env::var("OPENMEET_STACK_ENV")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|_| repo_root().join(".local/stack.env"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!("{} is missing ({e}): start the stack with `scripts/stack.sh start` (the test command does)", path.display())
+            panic!(
+                "{} is missing ({e}): start the stack with `scripts/stack.sh start` (the test command does)",
+                path.display()
+            )
         });
         let env: HashMap<String, String> = text
             .lines()
@@ -41,43 +47,28 @@ pub fn stack() -> &'static Stack {
 
 /// A unique suffix so tests never share users or rooms, across runs too.
 pub fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..10]
-    )
+    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
 }
 
 fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 impl Stack {
     pub fn var(&self, name: &str) -> &str {
-        self.env
-            .get(name)
-            .map(String::as_str)
-            .unwrap_or_else(|| panic!("{name} missing from stack.env"))
+        self.env.get(name).map(String::as_str).unwrap_or_else(|| panic!("{name} missing from stack.env"))
     }
 
     pub fn jwt_with(&self, claims: Value) -> String {
         let secret = self.var("OPENMEET_JWT_SECRET");
-        let token = encode(
-            &Header::default(),
-            &claims,
-            &EncodingKey::from_secret(secret.as_bytes()),
-        )
-        .expect("claims encode");
+        let token =
+            encode(&Header::default(), &claims, &EncodingKey::from_secret(secret.as_bytes())).expect("claims encode");
         record_secret(&token);
         token
     }
 
     pub fn service_jwt(&self, tenant: &str) -> String {
-        self.jwt_with(
-            json!({"sub": "openmeet-api", "tenant": tenant, "role": "service", "exp": now() + 600}),
-        )
+        self.jwt_with(json!({"sub": "openmeet-api", "tenant": tenant, "role": "service", "exp": now() + 600}))
     }
 
     pub fn user_jwt(&self, tenant: &str, user: &str, name: Option<&str>) -> String {
@@ -103,17 +94,12 @@ impl Stack {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("the gateway at {} is not answering: {e}", self.api));
+        let response =
+            request.send().await.unwrap_or_else(|e| panic!("the gateway at {} is not answering: {e}", self.api));
         let status = response.status();
         let text = response.text().await.expect("response body");
-        let value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
+        let value =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
         (status, value)
     }
 
@@ -126,28 +112,18 @@ impl Stack {
         body: Option<Value>,
     ) -> (StatusCode, Value) {
         let token = token.unwrap_or_else(|| self.var("MATRIX_AS_TOKEN"));
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.homeserver))
-            .bearer_auth(token);
+        let mut request = self.http.request(method, format!("{}{path}", self.homeserver)).bearer_auth(token);
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("the homeserver is not answering: {e}"));
+        let response = request.send().await.unwrap_or_else(|e| panic!("the homeserver is not answering: {e}"));
         let status = response.status();
         let value = response.json::<Value>().await.unwrap_or(Value::Null);
         (status, value)
     }
 
     pub fn matrix_user_id(&self, tenant: &str, user: &str) -> String {
-        format!(
-            "@{}{tenant}.{user}:{}",
-            self.var("MATRIX_USER_PREFIX"),
-            self.var("MATRIX_SERVER_NAME")
-        )
+        format!("@{}{tenant}.{user}:{}", self.var("MATRIX_USER_PREFIX"), self.var("MATRIX_SERVER_NAME"))
     }
 
     /// Provisions a user through the API and returns its Matrix id.
@@ -160,42 +136,19 @@ impl Stack {
                 Some(json!({"displayName": name})),
             )
             .await;
-        assert!(
-            status == 201 || status == 200,
-            "provisioning {user}: {status} {body}"
-        );
-        body["matrixUserId"]
-            .as_str()
-            .expect("matrixUserId")
-            .to_owned()
+        assert!(status == 201 || status == 200, "provisioning {user}: {status} {body}");
+        body["matrixUserId"].as_str().expect("matrixUserId").to_owned()
     }
 
     /// Opens a browser session for a user and returns (accessToken, deviceId).
-    pub async fn session(
-        &self,
-        tenant: &str,
-        user: &str,
-        device: Option<&str>,
-    ) -> (String, String) {
+    pub async fn session(&self, tenant: &str, user: &str, device: Option<&str>) -> (String, String) {
         let body = device.map(|d| json!({"deviceId": d})).unwrap_or(json!({}));
-        let (status, session) = self
-            .api(
-                Method::POST,
-                "/v1/me/matrix-session",
-                Some(&self.user_jwt(tenant, user, None)),
-                Some(body),
-            )
-            .await;
+        let (status, session) =
+            self.api(Method::POST, "/v1/me/matrix-session", Some(&self.user_jwt(tenant, user, None)), Some(body)).await;
         assert_eq!(status, 200, "session for {user}: {session}");
-        let token = session["accessToken"]
-            .as_str()
-            .expect("accessToken")
-            .to_owned();
+        let token = session["accessToken"].as_str().expect("accessToken").to_owned();
         record_secret(&token);
-        (
-            token,
-            session["deviceId"].as_str().expect("deviceId").to_owned(),
-        )
+        (token, session["deviceId"].as_str().expect("deviceId").to_owned())
     }
 }
 
@@ -207,9 +160,7 @@ fn url_encode(segment: &str) -> String {
     segment
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -218,11 +169,7 @@ fn url_encode(segment: &str) -> String {
 /// Remembers a secret the tests handled, for the log scan that runs after every other test.
 pub fn record_secret(secret: &str) {
     let path = repo_root().join(".local/secrets-seen.txt");
-    if let Ok(mut file) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-    {
+    if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
         let _ = writeln!(file, "{secret}");
     }
 }

@@ -9,32 +9,22 @@ use shared::routes::{Access, Function, ROUTES, Route};
 use yaml_rust2::{Yaml, YamlLoader};
 
 /// The operation keys of an OpenAPI path item; every other key (`parameters`, `summary`, `x-...`) is not an operation.
-const OPENAPI_METHODS: [&str; 8] = [
-    "get", "put", "post", "delete", "options", "head", "patch", "trace",
-];
+const OPENAPI_METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 
 fn repo_file(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(name)
 }
 
 fn read_repo_file(name: &str) -> String {
     let path = repo_file(name);
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()))
+    std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()))
 }
 
 fn load_yaml(name: &str) -> Yaml {
     let text = read_repo_file(name);
-    let mut documents = YamlLoader::load_from_str(&text)
-        .unwrap_or_else(|error| panic!("{name} is not valid YAML: {error}"));
-    assert_eq!(
-        documents.len(),
-        1,
-        "{name} must hold exactly one YAML document, it holds {}",
-        documents.len()
-    );
+    let mut documents =
+        YamlLoader::load_from_str(&text).unwrap_or_else(|error| panic!("{name} is not valid YAML: {error}"));
+    assert_eq!(documents.len(), 1, "{name} must hold exactly one YAML document, it holds {}", documents.len());
     documents.remove(0)
 }
 
@@ -51,34 +41,19 @@ fn access_name(access: Access) -> &'static str {
 
 /// `{name}` segments of an API Gateway path template, in order.
 fn path_parameters(path: &str) -> BTreeSet<String> {
-    path.split('/')
-        .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
-        .map(str::to_owned)
-        .collect()
+    path.split('/').filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}')).map(str::to_owned).collect()
 }
 
 fn describe_route(route: &Route) -> String {
-    format!(
-        "{} {} ({})",
-        route.method.as_str(),
-        route.path,
-        route.operation_id
-    )
+    format!("{} {} ({})", route.method.as_str(), route.path, route.operation_id)
 }
 
 /// Fails with every problem at once, one per line.
 fn assert_no_problems(what: &str, problems: &[String]) {
-    assert!(
-        problems.is_empty(),
-        "{what}:\n  - {}",
-        problems.join("\n  - ")
-    );
+    assert!(problems.is_empty(), "{what}:\n  - {}", problems.join("\n  - "));
 }
 
-fn set_difference<'a, T: Ord + std::fmt::Debug>(
-    a: &'a BTreeSet<T>,
-    b: &'a BTreeSet<T>,
-) -> Vec<&'a T> {
+fn set_difference<'a, T: Ord + std::fmt::Debug>(a: &'a BTreeSet<T>, b: &'a BTreeSet<T>) -> Vec<&'a T> {
     a.difference(b).collect()
 }
 
@@ -89,16 +64,12 @@ fn set_difference<'a, T: Ord + std::fmt::Debug>(
 #[test]
 fn template_http_api_events_are_exactly_the_route_table() {
     let template = load_yaml("template.yaml");
-    let resources = template["Resources"]
-        .as_hash()
-        .expect("template.yaml has no `Resources` mapping");
+    let resources = template["Resources"].as_hash().expect("template.yaml has no `Resources` mapping");
 
     let mut problems = Vec::new();
     let mut found: BTreeSet<(String, String, String)> = BTreeSet::new();
     for (logical_id, resource) in resources {
-        let logical_id = logical_id
-            .as_str()
-            .expect("template.yaml: resource logical ids must be strings");
+        let logical_id = logical_id.as_str().expect("template.yaml: resource logical ids must be strings");
         let Some(events) = resource["Properties"]["Events"].as_hash() else {
             continue;
         };
@@ -109,9 +80,7 @@ fn template_http_api_events_are_exactly_the_route_table() {
             let event_id = event_id.as_str().unwrap_or("<non-string event id>");
             let where_ = format!("{logical_id}.Events.{event_id}");
             if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
-                problems.push(format!(
-                    "{where_}: HttpApi events belong on AWS::Serverless::Function resources"
-                ));
+                problems.push(format!("{where_}: HttpApi events belong on AWS::Serverless::Function resources"));
             }
             let properties = &event["Properties"];
             if properties["ApiId"]["Ref"].as_str() != Some("HttpApi") {
@@ -124,32 +93,20 @@ fn template_http_api_events_are_exactly_the_route_table() {
                         problems.push(format!("{where_}: {method} {path} appears more than once"));
                     }
                 }
-                _ => problems.push(format!(
-                    "{where_}: HttpApi event without a string Method and Path"
-                )),
+                _ => problems.push(format!("{where_}: HttpApi event without a string Method and Path")),
             }
         }
     }
 
     let expected: BTreeSet<(String, String, String)> = ROUTES
         .iter()
-        .map(|route| {
-            (
-                route.function.logical_id().to_owned(),
-                route.method.as_str().to_owned(),
-                route.path.to_owned(),
-            )
-        })
+        .map(|route| (route.function.logical_id().to_owned(), route.method.as_str().to_owned(), route.path.to_owned()))
         .collect();
     for (function, method, path) in set_difference(&expected, &found) {
-        problems.push(format!(
-            "missing from template.yaml: {method} {path} on {function}"
-        ));
+        problems.push(format!("missing from template.yaml: {method} {path} on {function}"));
     }
     for (function, method, path) in set_difference(&found, &expected) {
-        problems.push(format!(
-            "in template.yaml but not in shared::routes::ROUTES: {method} {path} on {function}"
-        ));
+        problems.push(format!("in template.yaml but not in shared::routes::ROUTES: {method} {path} on {function}"));
     }
     assert_no_problems("template.yaml and the route table differ", &problems);
 }
@@ -158,10 +115,8 @@ fn template_http_api_events_are_exactly_the_route_table() {
 fn template_builds_each_function_from_its_binary() {
     let template = load_yaml("template.yaml");
     let resources = &template["Resources"];
-    let mut expected: Vec<(&str, &str)> = Function::ALL
-        .iter()
-        .map(|function| (function.logical_id(), function.name()))
-        .collect();
+    let mut expected: Vec<(&str, &str)> =
+        Function::ALL.iter().map(|function| (function.logical_id(), function.name())).collect();
     expected.push(("RetryWorkerFunction", "retry-worker"));
 
     let mut problems = Vec::new();
@@ -172,21 +127,15 @@ fn template_builds_each_function_from_its_binary() {
             continue;
         }
         if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
-            problems.push(format!(
-                "{logical_id}: Type must be AWS::Serverless::Function"
-            ));
+            problems.push(format!("{logical_id}: Type must be AWS::Serverless::Function"));
         }
         let metadata = &resource["Metadata"];
         if metadata["BuildMethod"].as_str() != Some("rust-cargolambda") {
-            problems.push(format!(
-                "{logical_id}: Metadata.BuildMethod must be rust-cargolambda"
-            ));
+            problems.push(format!("{logical_id}: Metadata.BuildMethod must be rust-cargolambda"));
         }
         let found = metadata["BuildProperties"]["Binary"].as_str();
         if found != Some(binary) {
-            problems.push(format!(
-                "{logical_id}: Metadata.BuildProperties.Binary is {found:?}, expected {binary:?}"
-            ));
+            problems.push(format!("{logical_id}: Metadata.BuildProperties.Binary is {found:?}, expected {binary:?}"));
         }
     }
     assert_no_problems("template.yaml builds the wrong binaries", &problems);
@@ -204,19 +153,12 @@ fn template_uses_long_form_intrinsics_only() {
         for (at, pair) in chars.windows(2).enumerate() {
             let starts_token = at == 0 || matches!(chars[at - 1], ' ' | '\t' | '[' | ',' | '{');
             if pair[0] == '!' && pair[1].is_ascii_uppercase() && starts_token {
-                problems.push(format!(
-                    "line {}: short-form intrinsic tag in `{}`",
-                    index + 1,
-                    line.trim()
-                ));
+                problems.push(format!("line {}: short-form intrinsic tag in `{}`", index + 1, line.trim()));
                 break;
             }
         }
     }
-    assert_no_problems(
-        "template.yaml must use long-form intrinsics (`Ref:`, `Fn::GetAtt:` ...)",
-        &problems,
-    );
+    assert_no_problems("template.yaml must use long-form intrinsics (`Ref:`, `Fn::GetAtt:` ...)", &problems);
 }
 
 // ------------------------------------------------------------------------------------------------------------------
@@ -232,22 +174,13 @@ struct Operation {
 
 /// Every operation of `openapi.yaml`, keyed by (METHOD, path).
 fn openapi_operations(openapi: &Yaml) -> BTreeMap<(String, String), &Yaml> {
-    let paths = openapi["paths"]
-        .as_hash()
-        .expect("openapi.yaml has no `paths` mapping");
+    let paths = openapi["paths"].as_hash().expect("openapi.yaml has no `paths` mapping");
     let mut operations = BTreeMap::new();
     for (path, item) in paths {
-        let path = path
-            .as_str()
-            .expect("openapi.yaml: path keys must be strings");
-        let item = item
-            .as_hash()
-            .unwrap_or_else(|| panic!("openapi.yaml: path {path} is not a mapping"));
+        let path = path.as_str().expect("openapi.yaml: path keys must be strings");
+        let item = item.as_hash().unwrap_or_else(|| panic!("openapi.yaml: path {path} is not a mapping"));
         for (method, operation) in item {
-            let Some(method) = method
-                .as_str()
-                .filter(|method| OPENAPI_METHODS.contains(method))
-            else {
+            let Some(method) = method.as_str().filter(|method| OPENAPI_METHODS.contains(method)) else {
                 continue;
             };
             operations.insert((method.to_ascii_uppercase(), path.to_owned()), operation);
@@ -268,10 +201,7 @@ fn openapi_operations_are_exactly_the_route_table() {
         let key = (route.method.as_str().to_owned(), route.path.to_owned());
         expected_keys.insert(key.clone());
         let Some(operation) = operations.get(&key) else {
-            problems.push(format!(
-                "missing from openapi.yaml: {}",
-                describe_route(route)
-            ));
+            problems.push(format!("missing from openapi.yaml: {}", describe_route(route)));
             continue;
         };
         let found = Operation {
@@ -285,8 +215,7 @@ fn openapi_operations_are_exactly_the_route_table() {
             access: Some(access_name(route.access).to_owned()),
         };
         if found != expected {
-            let shown =
-                |value: &Option<String>| value.clone().unwrap_or_else(|| "(missing)".to_owned());
+            let shown = |value: &Option<String>| value.clone().unwrap_or_else(|| "(missing)".to_owned());
             problems.push(format!(
                 "{} {}: openapi.yaml has operationId {}, x-openmeet-function {}, x-openmeet-access {}; \
                  the route table says {}, {}, {}",
@@ -314,9 +243,7 @@ fn openapi_operations_are_exactly_the_route_table() {
         if let Some(id) = text(operation, "operationId")
             && let Some((other_method, other_path)) = seen.insert(id.clone(), (method, path))
         {
-            problems.push(format!(
-                "operationId {id} is used by {other_method} {other_path} and {method} {path}"
-            ));
+            problems.push(format!("operationId {id} is used by {other_method} {other_path} and {method} {path}"));
         }
     }
     assert_no_problems("openapi.yaml and the route table differ", &problems);
@@ -327,19 +254,14 @@ fn resolve<'a>(root: &'a Yaml, node: &'a Yaml) -> Result<&'a Yaml, String> {
     let Some(reference) = node["$ref"].as_str() else {
         return Ok(node);
     };
-    let pointer = reference
-        .strip_prefix("#/")
-        .ok_or_else(|| format!("$ref {reference} is not local to openapi.yaml"))?;
+    let pointer =
+        reference.strip_prefix("#/").ok_or_else(|| format!("$ref {reference} is not local to openapi.yaml"))?;
     let mut target = root;
     for token in pointer.split('/') {
         let token = token.replace("~1", "/").replace("~0", "~");
         target = &target[token.as_str()];
     }
-    if target.is_badvalue() {
-        Err(format!("$ref {reference} points at nothing"))
-    } else {
-        Ok(target)
-    }
+    if target.is_badvalue() { Err(format!("$ref {reference} points at nothing")) } else { Ok(target) }
 }
 
 #[test]
@@ -350,10 +272,7 @@ fn openapi_declares_every_path_parameter() {
         let item = &openapi["paths"][route.path];
         let operation = &item[route.method.as_str().to_ascii_lowercase().as_str()];
         if operation.is_badvalue() {
-            problems.push(format!(
-                "missing from openapi.yaml: {}",
-                describe_route(route)
-            ));
+            problems.push(format!("missing from openapi.yaml: {}", describe_route(route)));
             continue;
         }
         let mut declared = BTreeSet::new();
@@ -373,57 +292,35 @@ fn openapi_declares_every_path_parameter() {
                     continue;
                 }
                 let Some(name) = parameter["name"].as_str() else {
-                    problems.push(format!(
-                        "{}: a path parameter without a name",
-                        describe_route(route)
-                    ));
+                    problems.push(format!("{}: a path parameter without a name", describe_route(route)));
                     continue;
                 };
                 if parameter["required"].as_bool() != Some(true) {
-                    problems.push(format!(
-                        "{}: path parameter {name} must be `required: true`",
-                        describe_route(route)
-                    ));
+                    problems.push(format!("{}: path parameter {name} must be `required: true`", describe_route(route)));
                 }
                 if parameter["schema"].is_badvalue() {
-                    problems.push(format!(
-                        "{}: path parameter {name} has no schema",
-                        describe_route(route)
-                    ));
+                    problems.push(format!("{}: path parameter {name} has no schema", describe_route(route)));
                 }
                 declared.insert(name.to_owned());
             }
         }
         let in_path = path_parameters(route.path);
         for name in set_difference(&in_path, &declared) {
-            problems.push(format!(
-                "{}: path parameter {{{name}}} is not declared",
-                describe_route(route)
-            ));
+            problems.push(format!("{}: path parameter {{{name}}} is not declared", describe_route(route)));
         }
         for name in set_difference(&declared, &in_path) {
-            problems.push(format!(
-                "{}: declares path parameter {name}, which the path lacks",
-                describe_route(route)
-            ));
+            problems.push(format!("{}: declares path parameter {name}, which the path lacks", describe_route(route)));
         }
     }
-    assert_no_problems(
-        "openapi.yaml path parameters differ from the route table",
-        &problems,
-    );
+    assert_no_problems("openapi.yaml path parameters differ from the route table", &problems);
 }
 
 #[test]
 fn openapi_security_matches_access() {
     let openapi = load_yaml("openapi.yaml");
-    let global = openapi["security"]
-        .as_vec()
-        .expect("openapi.yaml needs a top-level `security` requirement");
+    let global = openapi["security"].as_vec().expect("openapi.yaml needs a top-level `security` requirement");
     assert!(
-        global
-            .iter()
-            .any(|requirement| !requirement["bearerAuth"].is_badvalue()),
+        global.iter().any(|requirement| !requirement["bearerAuth"].is_badvalue()),
         "openapi.yaml: the top-level security must require bearerAuth"
     );
     assert_eq!(
@@ -435,20 +332,15 @@ fn openapi_security_matches_access() {
     let operations = openapi_operations(&openapi);
     let mut problems = Vec::new();
     for route in ROUTES {
-        let Some(operation) =
-            operations.get(&(route.method.as_str().to_owned(), route.path.to_owned()))
-        else {
+        let Some(operation) = operations.get(&(route.method.as_str().to_owned(), route.path.to_owned())) else {
             continue; // reported by openapi_operations_are_exactly_the_route_table
         };
         let security = &operation["security"];
-        let anonymous = security
-            .as_vec()
-            .is_some_and(|requirements| requirements.is_empty());
+        let anonymous = security.as_vec().is_some_and(|requirements| requirements.is_empty());
         match route.access {
-            Access::Anyone if !anonymous => problems.push(format!(
-                "{}: anyone may call it, so it needs `security: []`",
-                describe_route(route)
-            )),
+            Access::Anyone if !anonymous => {
+                problems.push(format!("{}: anyone may call it, so it needs `security: []`", describe_route(route)))
+            }
             Access::Anyone => {}
             _ if anonymous => problems.push(format!(
                 "{}: access is {}, but `security: []` makes it anonymous",
@@ -458,8 +350,5 @@ fn openapi_security_matches_access() {
             _ => {}
         }
     }
-    assert_no_problems(
-        "openapi.yaml security differs from the route table",
-        &problems,
-    );
+    assert_no_problems("openapi.yaml security differs from the route table", &problems);
 }

@@ -1,49 +1,27 @@
 //! Idempotent creation of the emulated table, key and queues (in AWS, `template.yaml` creates them).
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use shared::aws::store::TTL_ATTRIBUTE;
 use shared::config::Config;
 
 /// Creates what is missing and returns the retry queue's URL.
-pub async fn ensure_resources(
-    config: &Config,
-    sdk: &aws_config::SdkConfig,
-) -> Result<String, String> {
+pub async fn ensure_resources(config: &Config, sdk: &aws_config::SdkConfig) -> Result<String, String> {
     ensure_table(&aws_sdk_dynamodb::Client::new(sdk), &config.table).await?;
     ensure_key(&aws_sdk_kms::Client::new(sdk), &config.kms_key_id).await?;
-    let name = config
-        .queue_name
-        .clone()
-        .unwrap_or_else(|| "openmeet-local-retry".to_owned());
+    let name = config.queue_name.clone().unwrap_or_else(|| "openmeet-local-retry".to_owned());
     ensure_queues(&aws_sdk_sqs::Client::new(sdk), &name).await
 }
 
 async fn ensure_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), String> {
-    if client
-        .describe_table()
-        .table_name(table)
-        .send()
-        .await
-        .is_ok()
-    {
+    if client.describe_table().table_name(table).send().await.is_ok() {
         return Ok(());
     }
-    let key = |name: &str, kind| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-    };
-    let attribute = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-    };
+    let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
+    let attribute =
+        |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build();
     client
         .create_table()
         .table_name(table)
@@ -75,16 +53,8 @@ async fn ensure_key(client: &aws_sdk_kms::Client, key_id: &str) -> Result<(), St
     let Some(alias) = key_id.strip_prefix("alias/").map(|_| key_id) else {
         return Ok(());
     };
-    let aliases = client
-        .list_aliases()
-        .send()
-        .await
-        .map_err(|e| format!("listing KMS aliases: {e}"))?;
-    if aliases
-        .aliases()
-        .iter()
-        .any(|a| a.alias_name() == Some(alias))
-    {
+    let aliases = client.list_aliases().send().await.map_err(|e| format!("listing KMS aliases: {e}"))?;
+    if aliases.aliases().iter().any(|a| a.alias_name() == Some(alias)) {
         return Ok(());
     }
     let key = client
@@ -93,10 +63,7 @@ async fn ensure_key(client: &aws_sdk_kms::Client, key_id: &str) -> Result<(), St
         .send()
         .await
         .map_err(|e| format!("creating KMS key: {e}"))?;
-    let target = key
-        .key_metadata()
-        .map(|m| m.key_id().to_owned())
-        .ok_or("KMS returned no key id")?;
+    let target = key.key_metadata().map(|m| m.key_id().to_owned()).ok_or("KMS returned no key id")?;
     client
         .create_alias()
         .alias_name(alias)
@@ -126,8 +93,7 @@ async fn ensure_queues(client: &aws_sdk_sqs::Client, name: &str) -> Result<Strin
         .attributes
         .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
         .ok_or("no DLQ ARN")?;
-    let redrive =
-        serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5}).to_string();
+    let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5}).to_string();
     client
         .create_queue()
         .queue_name(name)

@@ -28,11 +28,7 @@ async fn dispatch(State(app): State<Arc<App>>, request: Request) -> Response {
             r#"{"error":{"code":"payload_too_large","message":"the body is over 10 MB","retryable":false}}"#,
         );
     };
-    let body = if bytes.is_empty() {
-        lambda_http::Body::Empty
-    } else {
-        lambda_http::Body::Binary(bytes.to_vec())
-    };
+    let body = if bytes.is_empty() { lambda_http::Body::Empty } else { lambda_http::Body::Binary(bytes.to_vec()) };
     let lambda_request = lambda_http::Request::from_parts(parts, body);
     let response = match function {
         Function::Provisioning => provisioning::serve(&app, lambda_request).await,

@@ -35,22 +35,30 @@ async fn bootstrap_only() -> Result<(shared::config::Config, aws_config::SdkConf
 async fn serve() -> Result<(), String> {
     let (config, sdk) = bootstrap_only().await?;
     let listen = std::env::var("OPENMEET_LISTEN").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
-    let app = Arc::new(
-        shared::App::new(config, &sdk)
-            .await
-            .map_err(|e| e.to_string())?,
-    );
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .map_err(|e| format!("binding {listen}: {e}"))?;
+    let app = Arc::new(shared::App::new(config, &sdk).await.map_err(|e| e.to_string())?);
+    let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| format!("binding {listen}: {e}"))?;
     tracing::info!(%listen, "local gateway listening");
     let worker = tokio::spawn(worker::poll(app.clone()));
     let served = axum::serve(listener, gateway::router(app))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| e.to_string());
     worker.abort();
     served
+}
+
+/// Ctrl-C in a terminal, SIGTERM from the stack scripts.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
 }

@@ -11,13 +11,8 @@ pub async fn poll(app: Arc<App>) {
     let sqs = app.queue.client().clone();
     let url = app.queue.url().to_owned();
     loop {
-        let received = sqs
-            .receive_message()
-            .queue_url(&url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(5)
-            .send()
-            .await;
+        let received =
+            sqs.receive_message().queue_url(&url).max_number_of_messages(10).wait_time_seconds(5).send().await;
         let messages = match received {
             Ok(output) => output.messages.unwrap_or_default(),
             Err(error) => {
@@ -39,17 +34,10 @@ pub async fn poll(app: Arc<App>) {
         }
         let response = retry_worker::process_batch(&app, event).await;
         for message in messages {
-            let failed = response
-                .batch_item_failures
-                .iter()
-                .any(|f| Some(&f.item_identifier) == message.message_id.as_ref());
+            let failed =
+                response.batch_item_failures.iter().any(|f| Some(&f.item_identifier) == message.message_id.as_ref());
             if let (false, Some(handle)) = (failed, message.receipt_handle)
-                && let Err(error) = sqs
-                    .delete_message()
-                    .queue_url(&url)
-                    .receipt_handle(handle)
-                    .send()
-                    .await
+                && let Err(error) = sqs.delete_message().queue_url(&url).receipt_handle(handle).send().await
             {
                 tracing::warn!(error = %error, "deleting a processed message failed");
             }

@@ -8,10 +8,7 @@ use shared::routes::{Function, RouteId};
 use shared::{ApiError, App};
 
 pub async fn serve(app: &App, request: Request) -> Response<Body> {
-    shared::http::serve(&app.jwt, Function::Provisioning, request, |request| {
-        handle(app, request)
-    })
-    .await
+    shared::http::serve(&app.jwt, Function::Provisioning, request, |request| handle(app, request)).await
 }
 
 async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
@@ -24,8 +21,7 @@ async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
         RouteId::GetUser => {
             let (caller, user) = (request.caller()?, request.param("userId", UserSlug::parse)?);
             let view = users::get(app, &caller.tenant, &user).await?;
-            view.map(Reply::ok)
-                .ok_or_else(|| ApiError::not_found("this user was never provisioned"))
+            view.map(Reply::ok).ok_or_else(|| ApiError::not_found("this user was never provisioned"))
         }
         RouteId::DeleteUser => {
             let (caller, user) = (request.caller()?, request.param("userId", UserSlug::parse)?);
@@ -36,23 +32,15 @@ async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
             let caller = request.caller()?;
             let user = caller.user().ok_or(ApiError::Internal)?;
             let input: sessions::SessionInput = request.json()?;
-            let session = sessions::create(
-                app,
-                &caller.tenant,
-                user,
-                caller.display_name.as_deref(),
-                input,
-            )
-            .await?;
+            let session = sessions::create(app, &caller.tenant, user, caller.display_name.as_deref(), input).await?;
             Ok(Reply::ok(session))
         }
         RouteId::DeleteSession => {
             let caller = request.caller()?;
             let user = caller.user().ok_or(ApiError::Internal)?;
             let input: sessions::SessionInput = request.json()?;
-            let device_id = input
-                .device_id
-                .ok_or_else(|| ApiError::bad_request("invalid_body", "deviceId is required"))?;
+            let device_id =
+                input.device_id.ok_or_else(|| ApiError::bad_request("invalid_body", "deviceId is required"))?;
             sessions::delete(app, &caller.tenant, user, &device_id).await?;
             Ok(Reply::no_content())
         }

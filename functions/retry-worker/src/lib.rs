@@ -19,10 +19,7 @@ pub async fn process_batch(app: &App, event: SqsEvent) -> SqsBatchResponse {
 
 /// `Err(())` sends the record back to the queue; permanent failures are recorded and acknowledged.
 async fn process_record(app: &App, record: &SqsMessage) -> Result<(), ()> {
-    let Some(operation) = record
-        .body
-        .as_deref()
-        .and_then(|body| serde_json::from_str::<QueuedOperation>(body).ok())
+    let Some(operation) = record.body.as_deref().and_then(|body| serde_json::from_str::<QueuedOperation>(body).ok())
     else {
         tracing::error!(message_id = ?record.message_id, "unreadable retry message dropped");
         return Ok(());

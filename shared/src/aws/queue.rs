@@ -13,10 +13,7 @@ pub struct Queue {
 
 impl Queue {
     pub fn new(client: Client, url: impl Into<String>) -> Self {
-        Queue {
-            client,
-            url: url.into(),
-        }
+        Queue { client, url: url.into() }
     }
 
     pub fn client(&self) -> &Client {

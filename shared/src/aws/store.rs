@@ -27,10 +27,7 @@ pub enum PutOutcome {
 
 impl Store {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Store {
-            client,
-            table: table.into(),
-        }
+        Store { client, table: table.into() }
     }
 
     pub fn client(&self) -> &Client {
@@ -95,12 +92,7 @@ impl Store {
     }
 
     /// Sets `expiresAt` of an existing item.
-    pub async fn set_expiry(
-        &self,
-        pk: &str,
-        sk: &str,
-        expires_at: u64,
-    ) -> Result<(), BackendError> {
+    pub async fn set_expiry(&self, pk: &str, sk: &str, expires_at: u64) -> Result<(), BackendError> {
         self.client
             .update_item()
             .table_name(&self.table)
@@ -165,21 +157,13 @@ impl Store {
     }
 
     pub async fn check(&self) -> Result<(), BackendError> {
-        self.client
-            .describe_table()
-            .table_name(&self.table)
-            .send()
-            .await
-            .map_err(|e| unavailable("dynamodb", e))?;
+        self.client.describe_table().table_name(&self.table).send().await.map_err(|e| unavailable("dynamodb", e))?;
         Ok(())
     }
 }
 
 pub fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 fn is_expired(item: &Item, now: u64) -> bool {

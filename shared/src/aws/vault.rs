@@ -25,21 +25,14 @@ pub struct CredentialScope {
 
 impl Vault {
     pub fn new(client: Client, key_id: impl Into<String>) -> Self {
-        Vault {
-            client,
-            key_id: key_id.into(),
-        }
+        Vault { client, key_id: key_id.into() }
     }
 
     pub fn client(&self) -> &Client {
         &self.client
     }
 
-    pub async fn seal(
-        &self,
-        scope: &CredentialScope,
-        token: &AccessToken,
-    ) -> Result<Vec<u8>, BackendError> {
+    pub async fn seal(&self, scope: &CredentialScope, token: &AccessToken) -> Result<Vec<u8>, BackendError> {
         let output = self
             .client
             .encrypt()
@@ -52,10 +45,7 @@ impl Vault {
         output
             .ciphertext_blob
             .map(Blob::into_inner)
-            .ok_or(BackendError::Corrupt {
-                service: "kms",
-                detail: "encrypt returned no ciphertext".into(),
-            })
+            .ok_or(BackendError::Corrupt { service: "kms", detail: "encrypt returned no ciphertext".into() })
     }
 
     /// `Ok(None)` when the ciphertext does not belong to this scope (or is damaged): the caller re-mints.
@@ -82,9 +72,7 @@ impl Vault {
             }
             Err(error) => {
                 let service_error = error.into_service_error();
-                if service_error.is_invalid_ciphertext_exception()
-                    || service_error.is_incorrect_key_exception()
-                {
+                if service_error.is_invalid_ciphertext_exception() || service_error.is_incorrect_key_exception() {
                     tracing::warn!(tenant = %scope.tenant, user = %scope.user, purpose = scope.purpose, "credential ciphertext does not match its record; discarding it");
                     Ok(None)
                 } else {

@@ -51,10 +51,5 @@ pub async fn check(app: &App) -> Health {
     };
     let (homeserver, store, queue) = tokio::join!(homeserver, store, queue);
     let all_ok = homeserver == "ok" && store == "ok" && queue == "ok";
-    Health {
-        status: if all_ok { "ok" } else { "degraded" },
-        homeserver,
-        store,
-        queue,
-    }
+    Health { status: if all_ok { "ok" } else { "degraded" }, homeserver, store, queue }
 }

@@ -1,8 +1,13 @@
 //! Domain operations: plain async Rust over the homeserver client and the AWS adapters. Handlers in `functions/`
 //! translate HTTP into these calls; they know nothing about Lambda.
 
+pub mod direct;
 pub mod health;
+pub mod membership;
+pub mod messages;
 pub mod operations;
+pub mod platform;
+pub mod room_lifecycle;
 pub mod rooms;
 pub mod sessions;
 pub mod users;

@@ -27,9 +27,7 @@ pub enum ReplayError {
 pub async fn replay(app: &App, message: &QueuedOperation) -> Result<(), ReplayError> {
     let pk = format!("OP#{}", message.operation_id);
     match app.store.get(&pk, "OP").await {
-        Ok(Some(_)) => Err(ReplayError::Permanent(
-            "this operation kind cannot be replayed yet".into(),
-        )),
+        Ok(Some(_)) => Err(ReplayError::Permanent("this operation kind cannot be replayed yet".into())),
         Ok(None) => Err(ReplayError::Permanent("unknown operation".into())),
         Err(error) => Err(ReplayError::Transient(error.to_string())),
     }

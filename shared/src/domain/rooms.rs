@@ -90,11 +90,7 @@ pub async fn resolve_path(app: &App, tenant: &TenantId, kind: &str, slug: &str) 
 
 /// A user's membership in a room as the homeserver sees it (`join`, `invite`, `leave`, `ban`), if any.
 pub async fn membership_of(app: &App, room_id: &OwnedRoomId, user_id: &str) -> Result<Option<String>, ApiError> {
-    let path = format!(
-        "/_matrix/client/v3/rooms/{}/state/m.room.member/{}",
-        encode(room_id.as_str()),
-        encode(user_id)
-    );
+    let path = format!("/_matrix/client/v3/rooms/{}/state/m.room.member/{}", encode(room_id.as_str()), encode(user_id));
     match app.homeserver.call::<Value>(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await {
         Ok(content) => Ok(content.get("membership").and_then(Value::as_str).map(str::to_owned)),
         Err(error) if error.is_not_found() => Ok(None),

@@ -39,32 +39,20 @@ impl std::fmt::Debug for Session {
 
 pub fn validate_device_id(device_id: &str) -> Result<(), ApiError> {
     if device_id == SERVER_DEVICE {
-        return Err(ApiError::bad_request(
-            "reserved_device_id",
-            format!("{SERVER_DEVICE} is reserved for the server"),
-        ));
+        return Err(ApiError::bad_request("reserved_device_id", format!("{SERVER_DEVICE} is reserved for the server")));
     }
     let valid = !device_id.is_empty()
         && device_id.len() <= 64
-        && device_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        && device_id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     if valid {
         Ok(())
     } else {
-        Err(ApiError::bad_request(
-            "invalid_body",
-            "deviceId must be 1-64 characters of [A-Za-z0-9_.-]",
-        ))
+        Err(ApiError::bad_request("invalid_body", "deviceId must be 1-64 characters of [A-Za-z0-9_.-]"))
     }
 }
 
 fn new_device_id() -> String {
-    let suffix: String = rand::rng()
-        .sample_iter(Alphanumeric)
-        .take(10)
-        .map(char::from)
-        .collect();
+    let suffix: String = rand::rng().sample_iter(Alphanumeric).take(10).map(char::from).collect();
     format!("OM{}", suffix.to_ascii_uppercase())
 }
 
@@ -84,8 +72,8 @@ pub async fn create(
         None => new_device_id(),
     };
     if !users::is_provisioned(app, tenant, user).await? {
-        let name = users::validate_display_name(display_name.unwrap_or(user.as_str()))
-            .unwrap_or_else(|_| user.to_string());
+        let name =
+            users::validate_display_name(display_name.unwrap_or(user.as_str())).unwrap_or_else(|_| user.to_string());
         users::ensure(app, tenant, user, &name, AvatarChange::Keep).await?;
     }
     let user_id = app.identities.matrix_user_id(tenant, user);
@@ -99,29 +87,11 @@ pub async fn create(
 }
 
 /// Logs one device out (deleting it and its tokens). Already gone is fine.
-pub async fn delete(
-    app: &App,
-    tenant: &TenantId,
-    user: &UserSlug,
-    device_id: &str,
-) -> Result<(), ApiError> {
+pub async fn delete(app: &App, tenant: &TenantId, user: &UserSlug, device_id: &str) -> Result<(), ApiError> {
     validate_device_id(device_id)?;
     let user_id = app.identities.matrix_user_id(tenant, user);
-    let path = format!(
-        "/_synapse/admin/v2/users/{}/devices/{}",
-        encode(user_id.as_str()),
-        encode(device_id)
-    );
-    match app
-        .homeserver
-        .call::<Value>(
-            reqwest::Method::DELETE,
-            &path,
-            Acting::Platform,
-            None::<&Value>,
-        )
-        .await
-    {
+    let path = format!("/_synapse/admin/v2/users/{}/devices/{}", encode(user_id.as_str()), encode(device_id));
+    match app.homeserver.call::<Value>(reqwest::Method::DELETE, &path, Acting::Platform, None::<&Value>).await {
         Ok(_) => Ok(()),
         Err(error) if error.is_not_found() => Ok(()),
         Err(error) => Err(error.into()),
@@ -135,10 +105,7 @@ mod tests {
     #[test]
     fn device_ids_are_validated_and_the_server_device_is_reserved() {
         assert!(validate_device_id("BROWSER_1").is_ok());
-        assert_eq!(
-            validate_device_id(SERVER_DEVICE).err().map(|e| e.code()),
-            Some("reserved_device_id")
-        );
+        assert_eq!(validate_device_id(SERVER_DEVICE).err().map(|e| e.code()), Some("reserved_device_id"));
         assert!(validate_device_id("").is_err());
         assert!(validate_device_id("a b").is_err());
         assert!(validate_device_id(&"a".repeat(65)).is_err());

@@ -25,9 +25,7 @@ pub struct UserInput {
 mod double_option {
     use serde::{Deserialize, Deserializer};
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Option<String>>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
         Option::<String>::deserialize(d).map(Some)
     }
 }
@@ -45,15 +43,10 @@ const MAX_AVATAR_BYTES: usize = 2 * 1024 * 1024;
 
 pub fn validate_display_name(name: &str) -> Result<String, ApiError> {
     let trimmed = name.trim();
-    if trimmed.is_empty()
-        || trimmed.chars().count() > MAX_DISPLAY_NAME
-        || trimmed.chars().any(char::is_control)
-    {
+    if trimmed.is_empty() || trimmed.chars().count() > MAX_DISPLAY_NAME || trimmed.chars().any(char::is_control) {
         return Err(ApiError::bad_request(
             "invalid_body",
-            format!(
-                "displayName must be 1-{MAX_DISPLAY_NAME} characters without control characters"
-            ),
+            format!("displayName must be 1-{MAX_DISPLAY_NAME} characters without control characters"),
         ));
     }
     Ok(trimmed.to_owned())
@@ -69,10 +62,7 @@ pub enum AvatarChange {
     Fetch(url::Url),
 }
 
-pub fn parse_avatar(
-    avatar_url: Option<Option<String>>,
-    allowed_hosts: &[String],
-) -> Result<AvatarChange, ApiError> {
+pub fn parse_avatar(avatar_url: Option<Option<String>>, allowed_hosts: &[String]) -> Result<AvatarChange, ApiError> {
     let unsupported = |why: &str| ApiError::bad_request("unsupported_avatar_url", why.to_owned());
     match avatar_url {
         None => Ok(AvatarChange::Keep),
@@ -82,38 +72,25 @@ pub fn parse_avatar(
             let valid = url[6..].split_once('/').is_some_and(|(server, media)| {
                 !server.is_empty()
                     && !media.is_empty()
-                    && media
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                    && media.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
             });
-            if valid {
-                Ok(AvatarChange::Mxc(url))
-            } else {
-                Err(unsupported("avatarUrl is not a valid mxc:// URI"))
-            }
+            if valid { Ok(AvatarChange::Mxc(url)) } else { Err(unsupported("avatarUrl is not a valid mxc:// URI")) }
         }
         Some(Some(url)) => {
-            let parsed =
-                url::Url::parse(&url).map_err(|_| unsupported("avatarUrl is not a URL"))?;
-            let host_allowed = parsed
-                .host_str()
-                .is_some_and(|host| allowed_hosts.iter().any(|h| h == host));
-            let scheme_allowed =
-                parsed.scheme() == "https" || (parsed.scheme() == "http" && is_loopback(&parsed));
+            let parsed = url::Url::parse(&url).map_err(|_| unsupported("avatarUrl is not a URL"))?;
+            let host_allowed = parsed.host_str().is_some_and(|host| allowed_hosts.iter().any(|h| h == host));
+            let scheme_allowed = parsed.scheme() == "https" || (parsed.scheme() == "http" && is_loopback(&parsed));
             if host_allowed && scheme_allowed {
                 Ok(AvatarChange::Fetch(parsed))
             } else {
-                Err(unsupported(
-                    "avatarUrl must be an mxc:// URI or an https URL on a configured host",
-                ))
+                Err(unsupported("avatarUrl must be an mxc:// URI or an https URL on a configured host"))
             }
         }
     }
 }
 
 fn is_loopback(url: &url::Url) -> bool {
-    matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
-        || url.host_str() == Some("localhost")
+    matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback()) || url.host_str() == Some("localhost")
 }
 
 /// Ensures the Matrix user exists and carries this profile. Returns the view and whether it was created now.
@@ -139,13 +116,7 @@ pub async fn ensure(
             None::<&Value>,
         )
         .await
-        .or_else(|e| {
-            if e.is_not_found() {
-                Ok(json!({}))
-            } else {
-                Err(e)
-            }
-        })?;
+        .or_else(|e| if e.is_not_found() { Ok(json!({})) } else { Err(e) })?;
     if current.get("displayname").and_then(Value::as_str) != Some(display_name) {
         let path = format!("/_matrix/client/v3/profile/{path_user}/displayname");
         let body = json!({"displayname": display_name});
@@ -153,36 +124,23 @@ pub async fn ensure(
             .as_user(tenant, user, |token| {
                 let (path, body) = (&path, &body);
                 async move {
-                    app.homeserver
-                        .call::<Value>(reqwest::Method::PUT, path, Acting::User(&token), Some(body))
-                        .await
+                    app.homeserver.call::<Value>(reqwest::Method::PUT, path, Acting::User(&token), Some(body)).await
                 }
             })
             .await?;
     }
     let (pk, sk) = (user_partition(tenant, user), "PROFILE");
     let record = app.store.get(&pk, sk).await?;
-    let avatar_source = record
-        .as_ref()
-        .and_then(|r| store::string(r, "avatarSource"));
-    let current_avatar = current
-        .get("avatar_url")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
+    let avatar_source = record.as_ref().and_then(|r| store::string(r, "avatarSource"));
+    let current_avatar = current.get("avatar_url").and_then(Value::as_str).unwrap_or("").to_owned();
     let (wanted_avatar, source) = match avatar {
         AvatarChange::Keep => (None, avatar_source),
         AvatarChange::Clear => (Some(String::new()), None),
         AvatarChange::Mxc(mxc) => (Some(mxc.clone()), Some(mxc)),
-        AvatarChange::Fetch(url)
-            if avatar_source.as_deref() == Some(url.as_str()) && !current_avatar.is_empty() =>
-        {
+        AvatarChange::Fetch(url) if avatar_source.as_deref() == Some(url.as_str()) && !current_avatar.is_empty() => {
             (None, avatar_source)
         }
-        AvatarChange::Fetch(url) => (
-            Some(copy_avatar(app, tenant, user, &url).await?),
-            Some(url.to_string()),
-        ),
+        AvatarChange::Fetch(url) => (Some(copy_avatar(app, tenant, user, &url).await?), Some(url.to_string())),
     };
     if let Some(wanted) = wanted_avatar.filter(|wanted| *wanted != current_avatar) {
         let path = format!("/_matrix/client/v3/profile/{path_user}/avatar_url");
@@ -191,29 +149,18 @@ pub async fn ensure(
             .as_user(tenant, user, |token| {
                 let (path, body) = (&path, &body);
                 async move {
-                    app.homeserver
-                        .call::<Value>(reqwest::Method::PUT, path, Acting::User(&token), Some(body))
-                        .await
+                    app.homeserver.call::<Value>(reqwest::Method::PUT, path, Acting::User(&token), Some(body)).await
                 }
             })
             .await?;
     }
     let mut item = store::keyed(&pk, sk);
-    item.insert(
-        "matrixUserId".into(),
-        AttributeValue::S(user_id.to_string()),
-    );
-    item.insert(
-        "displayName".into(),
-        AttributeValue::S(display_name.to_owned()),
-    );
+    item.insert("matrixUserId".into(), AttributeValue::S(user_id.to_string()));
+    item.insert("displayName".into(), AttributeValue::S(display_name.to_owned()));
     if let Some(source) = source {
         item.insert("avatarSource".into(), AttributeValue::S(source));
     }
-    item.insert(
-        "updatedAt".into(),
-        AttributeValue::N(store::now_secs().to_string()),
-    );
+    item.insert("updatedAt".into(), AttributeValue::N(store::now_secs().to_string()));
     app.store.put(item).await?;
     Ok((
         UserView {
@@ -240,7 +187,10 @@ async fn register(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<bool,
             let info: Value =
                 app.homeserver.call(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await?;
             if info.get("deactivated").and_then(Value::as_bool) == Some(true) {
-                return Err(ApiError::conflict("user_deleted", "this user was deleted; its Matrix identity is retired"));
+                return Err(ApiError::conflict(
+                    "user_deleted",
+                    "this user was deleted; its Matrix identity is retired",
+                ));
             }
             Ok(false)
         }
@@ -250,10 +200,7 @@ async fn register(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<bool,
 
 /// Server-side sends act for people through their own identity; OpenMeet rate-limits at its API instead.
 async fn exempt_from_rate_limits(app: &App, user_id: &str) -> Result<(), ApiError> {
-    let path = format!(
-        "/_synapse/admin/v1/users/{}/override_ratelimit",
-        encode(user_id)
-    );
+    let path = format!("/_synapse/admin/v1/users/{}/override_ratelimit", encode(user_id));
     app.homeserver
         .call::<Value>(
             reqwest::Method::POST,
@@ -266,42 +213,21 @@ async fn exempt_from_rate_limits(app: &App, user_id: &str) -> Result<(), ApiErro
 }
 
 /// Copies an allow-listed avatar into the media repository, as the user; returns its `mxc://` URI.
-async fn copy_avatar(
-    app: &App,
-    tenant: &TenantId,
-    user: &UserSlug,
-    url: &url::Url,
-) -> Result<String, ApiError> {
-    let unusable =
-        |why: &str| ApiError::bad_request("unsupported_avatar_url", format!("avatarUrl {why}"));
-    let response = app
-        .fetcher
-        .get(url.clone())
-        .send()
-        .await
-        .map_err(|_| unusable("could not be fetched"))?;
+async fn copy_avatar(app: &App, tenant: &TenantId, user: &UserSlug, url: &url::Url) -> Result<String, ApiError> {
+    let unusable = |why: &str| ApiError::bad_request("unsupported_avatar_url", format!("avatarUrl {why}"));
+    let response = app.fetcher.get(url.clone()).send().await.map_err(|_| unusable("could not be fetched"))?;
     if !response.status().is_success() {
         return Err(unusable("could not be fetched"));
     }
-    let content_type = response
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let content_type =
+        response.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     if !content_type.starts_with("image/") {
         return Err(unusable("is not an image"));
     }
-    if response
-        .content_length()
-        .is_some_and(|len| len as usize > MAX_AVATAR_BYTES)
-    {
+    if response.content_length().is_some_and(|len| len as usize > MAX_AVATAR_BYTES) {
         return Err(unusable("is larger than 2 MB"));
     }
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|_| unusable("could not be fetched"))?;
+    let bytes = response.bytes().await.map_err(|_| unusable("could not be fetched"))?;
     if bytes.len() > MAX_AVATAR_BYTES {
         return Err(unusable("is larger than 2 MB"));
     }
@@ -311,12 +237,7 @@ async fn copy_avatar(
             let (bytes, content_type) = (bytes.clone(), content_type.clone());
             async move {
                 app.homeserver
-                    .upload(
-                        "/_matrix/media/v3/upload?filename=avatar",
-                        Acting::User(&token),
-                        &content_type,
-                        bytes,
-                    )
+                    .upload("/_matrix/media/v3/upload?filename=avatar", Acting::User(&token), &content_type, bytes)
                     .await
             }
         })
@@ -325,29 +246,14 @@ async fn copy_avatar(
         .get("content_uri")
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .ok_or(ApiError::HomeserverRejected(
-            "upload returned no content_uri".into(),
-        ))
+        .ok_or(ApiError::HomeserverRejected("upload returned no content_uri".into()))
 }
 
 /// The user as the homeserver knows it; `None` if never provisioned or deactivated.
-pub async fn get(
-    app: &App,
-    tenant: &TenantId,
-    user: &UserSlug,
-) -> Result<Option<UserView>, ApiError> {
+pub async fn get(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<Option<UserView>, ApiError> {
     let user_id = app.identities.matrix_user_id(tenant, user);
     let path = format!("/_synapse/admin/v2/users/{}", encode(user_id.as_str()));
-    let info: Value = match app
-        .homeserver
-        .call(
-            reqwest::Method::GET,
-            &path,
-            Acting::Platform,
-            None::<&Value>,
-        )
-        .await
-    {
+    let info: Value = match app.homeserver.call(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await {
         Ok(info) => info,
         Err(error) if error.is_not_found() => return Ok(None),
         Err(error) => return Err(error.into()),
@@ -358,11 +264,7 @@ pub async fn get(
     Ok(Some(UserView {
         user_id: user.to_string(),
         matrix_user_id: user_id.to_string(),
-        display_name: info
-            .get("displayname")
-            .and_then(Value::as_str)
-            .unwrap_or(user.as_str())
-            .to_owned(),
+        display_name: info.get("displayname").and_then(Value::as_str).unwrap_or(user.as_str()).to_owned(),
     }))
 }
 
@@ -372,12 +274,7 @@ pub async fn delete(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<(),
     let path = format!("/_synapse/admin/v1/deactivate/{}", encode(user_id.as_str()));
     match app
         .homeserver
-        .call::<Value>(
-            reqwest::Method::POST,
-            &path,
-            Acting::Platform,
-            Some(&json!({"erase": false})),
-        )
+        .call::<Value>(reqwest::Method::POST, &path, Acting::Platform, Some(&json!({"erase": false})))
         .await
     {
         Ok(_) => {}
@@ -385,23 +282,13 @@ pub async fn delete(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<(),
         Err(error) => return Err(error.into()),
     }
     app.credentials.forget(tenant, user).await?;
-    app.store
-        .delete_partition(&user_partition(tenant, user))
-        .await?;
+    app.store.delete_partition(&user_partition(tenant, user)).await?;
     Ok(())
 }
 
 /// Whether this container has seen the user provisioned (a cheap check before the first session).
-pub async fn is_provisioned(
-    app: &App,
-    tenant: &TenantId,
-    user: &UserSlug,
-) -> Result<bool, ApiError> {
-    Ok(app
-        .store
-        .get(&user_partition(tenant, user), "PROFILE")
-        .await?
-        .is_some())
+pub async fn is_provisioned(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<bool, ApiError> {
+    Ok(app.store.get(&user_partition(tenant, user), "PROFILE").await?.is_some())
 }
 
 #[cfg(test)]
@@ -412,14 +299,8 @@ mod tests {
     fn avatar_urls_are_checked_before_anything_changes() {
         let hosts = vec!["cdn.openmeet.net".to_owned()];
         assert_eq!(parse_avatar(None, &hosts).ok(), Some(AvatarChange::Keep));
-        assert_eq!(
-            parse_avatar(Some(None), &hosts).ok(),
-            Some(AvatarChange::Clear)
-        );
-        assert!(matches!(
-            parse_avatar(Some(Some("mxc://localhost/abc_D-1".into())), &hosts),
-            Ok(AvatarChange::Mxc(_))
-        ));
+        assert_eq!(parse_avatar(Some(None), &hosts).ok(), Some(AvatarChange::Clear));
+        assert!(matches!(parse_avatar(Some(Some("mxc://localhost/abc_D-1".into())), &hosts), Ok(AvatarChange::Mxc(_))));
         assert!(parse_avatar(Some(Some("mxc://localhost/../x".into())), &hosts).is_err());
         assert!(matches!(
             parse_avatar(Some(Some("https://cdn.openmeet.net/a.png".into())), &hosts),
@@ -434,8 +315,7 @@ mod tests {
     fn user_input_tells_absent_from_null_and_refuses_unknown_fields() {
         let absent: UserInput = serde_json::from_str(r#"{"displayName":"A"}"#).expect("valid");
         assert_eq!(absent.avatar_url, None);
-        let null: UserInput =
-            serde_json::from_str(r#"{"displayName":"A","avatarUrl":null}"#).expect("valid");
+        let null: UserInput = serde_json::from_str(r#"{"displayName":"A","avatarUrl":null}"#).expect("valid");
         assert_eq!(null.avatar_url, Some(None));
         assert!(serde_json::from_str::<UserInput>(r#"{"displayName":"A","admin":true}"#).is_err());
     }
@@ -445,9 +325,6 @@ mod tests {
         assert!(validate_display_name("  ").is_err());
         assert!(validate_display_name(&"x".repeat(257)).is_err());
         assert!(validate_display_name("a\u{0}b").is_err());
-        assert_eq!(
-            validate_display_name(" Jane ").ok().as_deref(),
-            Some("Jane")
-        );
+        assert_eq!(validate_display_name(" Jane ").ok().as_deref(), Some("Jane"));
     }
 }

@@ -19,11 +19,7 @@ pub enum HomeserverError {
     UnknownToken,
     /// Any other refusal: retrying the same call will not help.
     #[error("homeserver refused: {status} {errcode}: {message}")]
-    Rejected {
-        status: u16,
-        errcode: String,
-        message: String,
-    },
+    Rejected { status: u16, errcode: String, message: String },
     /// A success status with a body we could not read.
     #[error("unexpected homeserver response: {0}")]
     InvalidResponse(String),
@@ -57,27 +53,19 @@ impl HomeserverError {
             return HomeserverError::RateLimited { retry_after };
         }
         if status.is_server_error() {
-            return HomeserverError::Transient {
-                detail: format!("status {}", status.as_u16()),
-            };
+            return HomeserverError::Transient { detail: format!("status {}", status.as_u16()) };
         }
         if status.as_u16() == 401 && errcode == "M_UNKNOWN_TOKEN" {
             return HomeserverError::UnknownToken;
         }
-        HomeserverError::Rejected {
-            status: status.as_u16(),
-            errcode,
-            message,
-        }
+        HomeserverError::Rejected { status: status.as_u16(), errcode, message }
     }
 
     /// Worth retrying later with the same request (after a delay).
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            HomeserverError::Transient { .. }
-                | HomeserverError::RateLimited { .. }
-                | HomeserverError::CircuitOpen
+            HomeserverError::Transient { .. } | HomeserverError::RateLimited { .. } | HomeserverError::CircuitOpen
         )
     }
 
@@ -97,11 +85,7 @@ impl HomeserverError {
     /// for an idempotent operation that is success.
     pub fn is_membership_already_applied(&self) -> bool {
         match self {
-            HomeserverError::Rejected {
-                status: 403,
-                message,
-                ..
-            } => {
+            HomeserverError::Rejected { status: 403, message, .. } => {
                 message.contains("already in the room")
                     || message.contains("not in the room")
                     || message.contains("already banned")
@@ -125,10 +109,7 @@ mod tests {
 
     #[test]
     fn limit_exceeded_honours_retry_after_ms() {
-        let error = classify(
-            429,
-            r#"{"errcode":"M_LIMIT_EXCEEDED","error":"slow","retry_after_ms":1500}"#,
-        );
+        let error = classify(429, r#"{"errcode":"M_LIMIT_EXCEEDED","error":"slow","retry_after_ms":1500}"#);
         assert!(
             matches!(error, HomeserverError::RateLimited { retry_after } if retry_after == Duration::from_millis(1500))
         );
@@ -138,14 +119,9 @@ mod tests {
     #[test]
     fn retry_after_header_is_the_fallback() {
         let mut headers = http::HeaderMap::new();
-        headers.insert(
-            http::header::RETRY_AFTER,
-            http::HeaderValue::from_static("7"),
-        );
+        headers.insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("7"));
         let error = HomeserverError::classify(http::StatusCode::TOO_MANY_REQUESTS, &headers, b"");
-        assert!(
-            matches!(error, HomeserverError::RateLimited { retry_after } if retry_after == Duration::from_secs(7))
-        );
+        assert!(matches!(error, HomeserverError::RateLimited { retry_after } if retry_after == Duration::from_secs(7)));
     }
 
     #[test]
@@ -158,10 +134,7 @@ mod tests {
 
     #[test]
     fn unknown_token_is_its_own_kind() {
-        assert!(matches!(
-            classify(401, r#"{"errcode":"M_UNKNOWN_TOKEN","error":"x"}"#),
-            HomeserverError::UnknownToken
-        ));
+        assert!(matches!(classify(401, r#"{"errcode":"M_UNKNOWN_TOKEN","error":"x"}"#), HomeserverError::UnknownToken));
         assert!(matches!(
             classify(401, r#"{"errcode":"M_MISSING_TOKEN"}"#),
             HomeserverError::Rejected { status: 401, .. }
@@ -170,14 +143,8 @@ mod tests {
 
     #[test]
     fn membership_that_already_holds_is_recognised() {
-        let error = classify(
-            403,
-            r#"{"errcode":"M_FORBIDDEN","error":"@a:x is already in the room."}"#,
-        );
+        let error = classify(403, r#"{"errcode":"M_FORBIDDEN","error":"@a:x is already in the room."}"#);
         assert!(error.is_membership_already_applied());
-        assert!(
-            !classify(403, r#"{"errcode":"M_FORBIDDEN","error":"no power"}"#)
-                .is_membership_already_applied()
-        );
+        assert!(!classify(403, r#"{"errcode":"M_FORBIDDEN","error":"no power"}"#).is_membership_already_applied());
     }
 }

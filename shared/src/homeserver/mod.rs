@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use ruma::api::auth_scheme::{AuthScheme, SendAccessToken};
 use ruma::api::path_builder::VersionHistory;
 use ruma::api::{
-    AppserviceUserIdentity, IncomingResponse, MatrixVersion, OutgoingRequest,
-    OutgoingRequestAppserviceExt, SupportedVersions,
+    AppserviceUserIdentity, IncomingResponse, MatrixVersion, OutgoingRequest, OutgoingRequestAppserviceExt,
+    SupportedVersions,
 };
 use ruma::{DeviceId, UserId};
 use serde::Serialize;
@@ -30,10 +30,7 @@ pub enum Acting<'a> {
     /// The platform's own user: the appservice sender, a server admin.
     Platform,
     /// An appservice-namespaced user, asserted with the appservice token (identity assertion).
-    Masquerade {
-        user: &'a UserId,
-        device: Option<&'a DeviceId>,
-    },
+    Masquerade { user: &'a UserId, device: Option<&'a DeviceId> },
     /// A user's own device-bound token.
     User(&'a AccessToken),
 }
@@ -65,18 +62,13 @@ impl Homeserver {
             .pool_idle_timeout(Duration::from_secs(60))
             .user_agent(concat!("openmeet-matrix/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| HomeserverError::Transient {
-                detail: format!("building HTTP client: {e}"),
-            })?;
+            .map_err(|e| HomeserverError::Transient { detail: format!("building HTTP client: {e}") })?;
         Ok(Homeserver {
             http,
             base_url: config.base_url.as_str().trim_end_matches('/').to_owned(),
             server_name: config.server_name,
             appservice_token: config.appservice_token,
-            versions: SupportedVersions {
-                versions: BTreeSet::from([MatrixVersion::V1_11]),
-                features: BTreeSet::new(),
-            },
+            versions: SupportedVersions { versions: BTreeSet::from([MatrixVersion::V1_11]), features: BTreeSet::new() },
         })
     }
 
@@ -89,20 +81,13 @@ impl Homeserver {
     }
 
     /// Sends a typed client-server request.
-    pub async fn send<R>(
-        &self,
-        request: R,
-        acting: Acting<'_>,
-    ) -> Result<R::IncomingResponse, HomeserverError>
+    pub async fn send<R>(&self, request: R, acting: Acting<'_>) -> Result<R::IncomingResponse, HomeserverError>
     where
         R: OutgoingRequest<PathBuilder = VersionHistory>,
         for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
     {
         let (token, identity) = match acting {
-            Acting::Platform => (
-                self.appservice_token.expose(),
-                AppserviceUserIdentity::default(),
-            ),
+            Acting::Platform => (self.appservice_token.expose(), AppserviceUserIdentity::default()),
             Acting::Masquerade { user, device } => {
                 let mut identity = AppserviceUserIdentity::new(user);
                 identity.device_id = device;
@@ -119,23 +104,16 @@ impl Homeserver {
             )
             .map_err(|e| HomeserverError::InvalidResponse(format!("building request: {e}")))?;
         let (parts, body) = http_request.into_parts();
-        let mut builder = self
-            .http
-            .request(parts.method.clone(), parts.uri.to_string())
-            .body(body);
+        let mut builder = self.http.request(parts.method.clone(), parts.uri.to_string()).body(body);
         for (name, value) in &parts.headers {
             builder = builder.header(name, value);
         }
-        let (status, headers, bytes) = self
-            .execute(parts.method.as_str(), parts.uri.path(), builder)
-            .await?;
+        let (status, headers, bytes) = self.execute(parts.method.as_str(), parts.uri.path(), builder).await?;
         let mut response = http::Response::builder().status(status);
         if let Some(response_headers) = response.headers_mut() {
             *response_headers = headers;
         }
-        let response = response
-            .body(bytes.as_ref())
-            .map_err(|e| HomeserverError::InvalidResponse(e.to_string()))?;
+        let response = response.body(bytes.as_ref()).map_err(|e| HomeserverError::InvalidResponse(e.to_string()))?;
         R::IncomingResponse::try_from_http_response_inner(response)
             .map_err(|e| HomeserverError::InvalidResponse(format!("{}: {e}", parts.uri.path())))
     }
@@ -158,9 +136,7 @@ impl Homeserver {
                 if let Some(device) = device {
                     query.push(("device_id", device.as_str()));
                 }
-                builder
-                    .bearer_auth(self.appservice_token.expose())
-                    .query(&query)
+                builder.bearer_auth(self.appservice_token.expose()).query(&query)
             }
             Acting::User(token) => builder.bearer_auth(token.expose()),
         };
@@ -169,13 +145,8 @@ impl Homeserver {
         }
         let path_only = path.split('?').next().unwrap_or(path);
         let (_, _, bytes) = self.execute(method.as_str(), path_only, builder).await?;
-        let bytes = if bytes.is_empty() {
-            bytes::Bytes::from_static(b"{}")
-        } else {
-            bytes
-        };
-        serde_json::from_slice(&bytes)
-            .map_err(|e| HomeserverError::InvalidResponse(format!("{path_only}: {e}")))
+        let bytes = if bytes.is_empty() { bytes::Bytes::from_static(b"{}") } else { bytes };
+        serde_json::from_slice(&bytes).map_err(|e| HomeserverError::InvalidResponse(format!("{path_only}: {e}")))
     }
 
     /// Uploads raw bytes (media) as a user.
@@ -191,12 +162,8 @@ impl Homeserver {
             Acting::User(token) => token.expose(),
             Acting::Platform | Acting::Masquerade { .. } => self.appservice_token.expose(),
         };
-        let builder = self
-            .http
-            .post(&url)
-            .bearer_auth(token)
-            .header(http::header::CONTENT_TYPE, content_type)
-            .body(body);
+        let builder =
+            self.http.post(&url).bearer_auth(token).header(http::header::CONTENT_TYPE, content_type).body(body);
         let path_only = path_and_query.split('?').next().unwrap_or(path_and_query);
         let (_, _, bytes) = self.execute("POST", path_only, builder).await?;
         serde_json::from_slice(&bytes).map_err(|e| HomeserverError::InvalidResponse(e.to_string()))
@@ -228,9 +195,7 @@ impl Homeserver {
                     error = detail,
                     "homeserver call failed"
                 );
-                return Err(HomeserverError::Transient {
-                    detail: detail.to_owned(),
-                });
+                return Err(HomeserverError::Transient { detail: detail.to_owned() });
             }
         };
         let status = response.status();
@@ -238,9 +203,7 @@ impl Homeserver {
         let bytes = response
             .bytes()
             .await
-            .map_err(|_| HomeserverError::Transient {
-                detail: "reading the response failed".into(),
-            })?;
+            .map_err(|_| HomeserverError::Transient { detail: "reading the response failed".into() })?;
         tracing::info!(
             homeserver.method = method,
             homeserver.path = path,
@@ -257,9 +220,7 @@ impl Homeserver {
 
 /// Percent-encodes one path segment (user ids, room ids, aliases, event ids).
 pub fn encode(segment: &str) -> String {
-    url::form_urlencoded::byte_serialize(segment.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
+    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect::<String>().replace('+', "%20")
 }
 
 #[cfg(test)]

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# README command 2: every check and every test, on a fresh machine too (Debian, Rust, Python 3).
+#   1. formatting and lints          cargo fmt --check, cargo clippy -D warnings
+#   2. unit tests                    every crate but the integration tests (no services needed)
+#   3. deploy files                  cfn-lint template.yaml; route table vs template.yaml and openapi.yaml
+#   4. the real local stack          scripts/stack.sh start (Synapse, moto, gateway + retry worker)
+#   5. integration tests             against the stack; a service that cannot start fails the run
+#   6. log scan                      no secret the tests handled appears in any log of the stack
+# The stack is stopped afterwards unless it was already running before this command.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+started_at=$SECONDS
+section() { printf '\n=== %s (%ss)\n' "$1" "$((SECONDS - started_at))"; }
+
+section "toolchain"
+for component in rustfmt clippy; do
+  if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+    rustup component add "$component"
+  fi
+done
+
+section "1. formatting and lints"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+section "2. unit tests"
+cargo test --workspace --exclude integration-tests --locked
+
+section "3. deploy files"
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+ensure_venv
+.local/venv/bin/cfn-lint template.yaml
+cargo test -p integration-tests --locked --test contract_files
+
+section "4. local stack"
+stack_was_running=false
+if scripts/stack.sh status >/dev/null 2>&1; then
+  stack_was_running=true
+fi
+if ! $stack_was_running; then
+  trap 'scripts/stack.sh stop >/dev/null 2>&1 || true' EXIT
+fi
+scripts/stack.sh start
+
+section "5. integration tests"
+rm -f .local/secrets-seen.txt
+cargo test -p integration-tests --locked --tests -- --skip no_secret_reaches_a_log_line
+
+section "6. log scan"
+cargo test -p integration-tests --locked --test log_scan
+
+section "done"
+printf 'all checks passed in %ss\n' "$((SECONDS - started_at))"

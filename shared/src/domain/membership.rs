@@ -1,0 +1,1 @@
+//! Membership and roles: OpenMeet memberships as room membership and power levels.

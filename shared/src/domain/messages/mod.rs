@@ -1,0 +1,1 @@
+//! Messages: send, format, mention, thread, reply, edit, delete, react, history, notifications, media.
