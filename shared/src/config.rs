@@ -28,6 +28,23 @@ pub struct Config {
     pub queue_name: Option<String>,
     /// Hosts whose https avatar URLs are copied into the media repository; empty: only `mxc://` avatars.
     pub avatar_hosts: Vec<String>,
+    pub retry: RetryPolicy,
+}
+
+/// How the retry worker backs off: `base_delay × 2^(attempt-1)` with jitter, at most `max_attempts` tries (the
+/// retry queue's `maxReceiveCount` must match: the next receive moves the message to the DLQ).
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+fn number(get: &impl Fn(&str) -> Option<String>, name: &'static str, default: u64) -> Result<u64, ConfigError> {
+    match get(name) {
+        Some(value) => value.parse().map_err(|e: std::num::ParseIntError| ConfigError::Invalid { name, reason: e.to_string() }),
+        None => Ok(default),
+    }
 }
 
 /// An HS256 secret; never printed.
@@ -60,12 +77,7 @@ impl Config {
         let homeserver_url = required("MATRIX_HOMESERVER_URL")?;
         let base_url = url::Url::parse(&homeserver_url)
             .map_err(|e| ConfigError::Invalid { name: "MATRIX_HOMESERVER_URL", reason: e.to_string() })?;
-        let timeout_ms = match get("MATRIX_REQUEST_TIMEOUT_MS") {
-            Some(value) => value
-                .parse::<u64>()
-                .map_err(|e| ConfigError::Invalid { name: "MATRIX_REQUEST_TIMEOUT_MS", reason: e.to_string() })?,
-            None => 10_000,
-        };
+        let timeout_ms = number(&get, "MATRIX_REQUEST_TIMEOUT_MS", 10_000)?;
         let user_prefix = get("MATRIX_USER_PREFIX").unwrap_or_else(|| "om_".to_owned());
         if !user_prefix.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-=/".contains(c)) {
             return Err(ConfigError::Invalid {
@@ -80,6 +92,13 @@ impl Config {
                 server_name: required("MATRIX_SERVER_NAME")?,
                 appservice_token: AccessToken::new(required("MATRIX_AS_TOKEN")?),
                 request_timeout: Duration::from_millis(timeout_ms),
+                circuit_threshold: number(&get, "MATRIX_CIRCUIT_THRESHOLD", 3)? as u32,
+                circuit_cool_down: Duration::from_millis(number(&get, "MATRIX_CIRCUIT_COOL_DOWN_MS", 5_000)?),
+            },
+            retry: RetryPolicy {
+                max_attempts: number(&get, "OPENMEET_RETRY_MAX_ATTEMPTS", 5)? as u32,
+                base_delay: Duration::from_millis(number(&get, "OPENMEET_RETRY_BASE_DELAY_MS", 2_000)?),
+                max_delay: Duration::from_millis(number(&get, "OPENMEET_RETRY_MAX_DELAY_MS", 900_000)?),
             },
             public_homeserver_url: get("MATRIX_PUBLIC_URL").unwrap_or(homeserver_url),
             user_prefix,

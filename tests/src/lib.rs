@@ -9,6 +9,8 @@ use jsonwebtoken::{EncodingKey, Header, encode};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+pub mod fault;
+
 pub struct Stack {
     pub env: HashMap<String, String>,
     pub api: String,
@@ -41,7 +43,9 @@ pub fn stack() -> &'static Stack {
             .collect();
         let api = format!("http://{}", env.get("OPENMEET_LISTEN").map(String::as_str).unwrap_or("127.0.0.1:3000"));
         let homeserver = env.get("MATRIX_HOMESERVER_URL").cloned().unwrap_or_else(|| "http://127.0.0.1:8008".into());
-        Stack { env, api, homeserver, http: reqwest::Client::new() }
+        // Each #[tokio::test] has its own runtime: pooled connections must not outlive the runtime that made them.
+        let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("HTTP client");
+        Stack { env, api, homeserver, http }
     })
 }
 
@@ -101,6 +105,29 @@ impl Stack {
         let value =
             if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
         (status, value)
+    }
+
+    /// Calls an API (this stack's, or another gateway's at `base`) with extra headers.
+    pub async fn call(
+        &self,
+        base: &str,
+        method: Method,
+        path: &str,
+        token: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{base}{path}")).bearer_auth(token);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap_or_else(|e| panic!("{base} is not answering: {e}"));
+        let status = response.status();
+        let text = response.text().await.expect("response body");
+        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) })
     }
 
     /// Calls the homeserver directly with the given token (the platform's appservice token by default).

@@ -11,8 +11,8 @@ use shared::config::Config;
 pub async fn ensure_resources(config: &Config, sdk: &aws_config::SdkConfig) -> Result<String, String> {
     ensure_table(&aws_sdk_dynamodb::Client::new(sdk), &config.table).await?;
     ensure_key(&aws_sdk_kms::Client::new(sdk), &config.kms_key_id).await?;
-    let name = config.queue_name.clone().unwrap_or_else(|| "openmeet-local-retry".to_owned());
-    ensure_queues(&aws_sdk_sqs::Client::new(sdk), &name).await
+    let name = config.queue_name.clone().unwrap_or_else(|| "openmeet-local-retry.fifo".to_owned());
+    ensure_queues(&aws_sdk_sqs::Client::new(sdk), &name, config.retry.max_attempts).await
 }
 
 async fn ensure_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), String> {
@@ -74,13 +74,22 @@ async fn ensure_key(client: &aws_sdk_kms::Client, key_id: &str) -> Result<(), St
     Ok(())
 }
 
-async fn ensure_queues(client: &aws_sdk_sqs::Client, name: &str) -> Result<String, String> {
+/// `openmeet-retry.fifo` → `openmeet-retry-dlq.fifo` (a FIFO queue's DLQ is FIFO too).
+pub fn dlq_name(name: &str) -> String {
+    match name.strip_suffix(".fifo") {
+        Some(stem) => format!("{stem}-dlq.fifo"),
+        None => format!("{name}-dlq"),
+    }
+}
+
+async fn ensure_queues(client: &aws_sdk_sqs::Client, name: &str, max_receive_count: u32) -> Result<String, String> {
     let dlq_url = client
         .create_queue()
-        .queue_name(format!("{name}-dlq"))
+        .queue_name(dlq_name(name))
+        .attributes(QueueAttributeName::FifoQueue, "true")
         .send()
         .await
-        .map_err(|e| format!("creating DLQ: {e}"))?
+        .map_err(|e| format!("creating DLQ: {}", e.into_service_error()))?
         .queue_url
         .ok_or("no DLQ URL")?;
     let dlq_arn = client
@@ -93,15 +102,38 @@ async fn ensure_queues(client: &aws_sdk_sqs::Client, name: &str) -> Result<Strin
         .attributes
         .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
         .ok_or("no DLQ ARN")?;
-    let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5}).to_string();
-    client
+    let redrive =
+        serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}).to_string();
+    let created = client
         .create_queue()
         .queue_name(name)
-        .attributes(QueueAttributeName::RedrivePolicy, redrive)
+        .attributes(QueueAttributeName::RedrivePolicy, redrive.clone())
         .attributes(QueueAttributeName::VisibilityTimeout, "30")
+        .attributes(QueueAttributeName::FifoQueue, "true")
         .send()
-        .await
-        .map_err(|e| format!("creating retry queue: {e}"))?
-        .queue_url
-        .ok_or_else(|| "no queue URL".to_owned())
+        .await;
+    match created {
+        Ok(output) => output.queue_url.ok_or_else(|| "no queue URL".to_owned()),
+        // It exists with other attributes (an older set-up): bring them in line.
+        Err(error) => {
+            let detail = error.into_service_error().to_string();
+            let url = client
+                .get_queue_url()
+                .queue_name(name)
+                .send()
+                .await
+                .map_err(|_| format!("creating retry queue {name}: {detail}"))?
+                .queue_url
+                .ok_or("no queue URL")?;
+            client
+                .set_queue_attributes()
+                .queue_url(&url)
+                .attributes(QueueAttributeName::RedrivePolicy, redrive)
+                .attributes(QueueAttributeName::VisibilityTimeout, "30")
+                .send()
+                .await
+                .map_err(|e| format!("updating retry queue {name}: {}", e.into_service_error()))?;
+            Ok(url)
+        }
+    }
 }

@@ -5,6 +5,7 @@
 
 mod bootstrap;
 mod gateway;
+mod redrive;
 mod worker;
 
 use std::sync::Arc;
@@ -16,7 +17,8 @@ async fn main() {
     let result = match command.as_str() {
         "serve" => serve().await,
         "bootstrap" => bootstrap_only().await.map(|_| ()),
-        _ => Err("usage: openmeet-local serve|bootstrap".to_owned()),
+        "redrive" => redrive().await,
+        _ => Err("usage: openmeet-local serve|bootstrap|redrive".to_owned()),
     };
     if let Err(error) = result {
         eprintln!("openmeet-local: {error}");
@@ -30,6 +32,14 @@ async fn bootstrap_only() -> Result<(shared::config::Config, aws_config::SdkConf
     let queue_url = bootstrap::ensure_resources(&config, &sdk).await?;
     config.queue_url = Some(queue_url);
     Ok((config, sdk))
+}
+
+/// Works against any environment the variables describe (the local stack, or AWS with `OPENMEET_QUEUE_URL`).
+async fn redrive() -> Result<(), String> {
+    let app = shared::App::from_env().await.map_err(|e| e.to_string())?;
+    let moved = redrive::redrive(&app).await?;
+    println!("redrove {moved} operation(s) from the DLQ to the retry queue");
+    Ok(())
 }
 
 async fn serve() -> Result<(), String> {

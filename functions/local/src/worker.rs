@@ -30,6 +30,9 @@ pub async fn poll(app: Arc<App>) {
             record.message_id = message.message_id.clone();
             record.receipt_handle = message.receipt_handle.clone();
             record.body = message.body.clone();
+            for (name, value) in message.attributes.iter().flatten() {
+                record.attributes.insert(name.as_str().to_owned(), value.clone());
+            }
             event.records.push(record);
         }
         let response = retry_worker::process_batch(&app, event).await;

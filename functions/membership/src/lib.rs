@@ -1,17 +1,58 @@
-//! The `membership` function's routes.
+//! Membership: members of group and event rooms, their roles as power levels, and reconciling a whole list.
 
 use lambda_http::{Body, Request, Response};
+use shared::domain::membership::{self, PutMemberInput, ReconcileInput};
+use shared::domain::rooms;
 use shared::http::{ApiRequest, Reply};
-use shared::routes::Function;
+use shared::identity::UserSlug;
+use shared::routes::{Function, RouteId};
 use shared::{ApiError, App};
 
 pub async fn serve(app: &App, request: Request) -> Response<Body> {
-    shared::http::serve(&app.jwt, Function::Membership, request, |request| {
-        handle(app, request)
-    })
-    .await
+    shared::http::serve(&app.jwt, Function::Membership, request, |request| handle(app, request)).await
 }
 
-async fn handle(_app: &App, _request: ApiRequest) -> Result<Reply, ApiError> {
-    Err(ApiError::NotImplemented)
+/// Every input is validated before the room is resolved, so a bad request changes (and costs) nothing.
+async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
+    let caller = request.caller()?;
+    let (kind, slug) = (request.param("kind", |k| Ok(k.to_owned()))?, request.param("slug", |s| Ok(s.to_owned()))?);
+    match request.route.id {
+        RouteId::PutMember => {
+            let user = request.param("userId", UserSlug::parse)?;
+            let force = flag(&request, "force")?;
+            let input: PutMemberInput = request.json()?;
+            let room = rooms::resolve_path(app, &caller.tenant, &kind, &slug).await?;
+            let member = membership::put(app, &caller.tenant, &room, &user, input.role, force).await?;
+            Ok(Reply::ok(member))
+        }
+        RouteId::DeleteMember => {
+            let user = request.param("userId", UserSlug::parse)?;
+            let (ban, force) = (flag(&request, "ban")?, flag(&request, "force")?);
+            let room = rooms::resolve_path(app, &caller.tenant, &kind, &slug).await?;
+            membership::remove(app, &caller.tenant, &room, &user, ban, force).await?;
+            Ok(Reply::no_content())
+        }
+        RouteId::ReconcileMembers => {
+            let (dry_run, force) = (flag(&request, "dryRun")?, flag(&request, "force")?);
+            let wanted = request.json::<ReconcileInput>()?.validate()?;
+            let room = rooms::resolve_path(app, &caller.tenant, &kind, &slug).await?;
+            let report = membership::reconcile(app, &caller.tenant, &room, &wanted, dry_run, force).await?;
+            Ok(Reply::ok(report))
+        }
+        RouteId::ListMembers => {
+            let room = rooms::resolve_path(app, &caller.tenant, &kind, &slug).await?;
+            rooms::require_member(app, &room, caller).await?;
+            Ok(Reply::ok(membership::list(app, &caller.tenant, &room).await?))
+        }
+        _ => Err(ApiError::Internal),
+    }
+}
+
+/// A boolean query parameter: absent is `false`; anything but `true`/`false` is refused.
+fn flag(request: &ApiRequest, name: &str) -> Result<bool, ApiError> {
+    match request.query(name) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(ApiError::bad_request("invalid_parameter", format!("{name} must be true or false"))),
+    }
 }

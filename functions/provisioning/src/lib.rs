@@ -1,7 +1,7 @@
 //! Provisioning: health, users, browser sessions, operation status.
 
 use lambda_http::{Body, Request, Response};
-use shared::domain::{health, sessions, users};
+use shared::domain::{health, operations, sessions, users};
 use shared::http::{ApiRequest, Reply};
 use shared::identity::UserSlug;
 use shared::routes::{Function, RouteId};
@@ -44,7 +44,11 @@ async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
             sessions::delete(app, &caller.tenant, user, &device_id).await?;
             Ok(Reply::no_content())
         }
-        RouteId::GetOperation => Err(ApiError::not_found("no such operation")),
+        RouteId::GetOperation => {
+            let caller = request.caller()?;
+            let operation_id = request.params.get("operationId").unwrap_or_default().to_owned();
+            Ok(Reply::ok(operations::status(app, caller, &operation_id).await?))
+        }
         _ => Err(ApiError::Internal),
     }
 }

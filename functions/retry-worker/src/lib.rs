@@ -1,14 +1,21 @@
-//! The retry worker: replays deferred operations from SQS, reporting partial batch failures so only the failed
-//! records come back.
+//! The retry worker: replays deferred operations from the FIFO retry queue, reporting partial batch failures so
+//! only the failed records come back, each after its own back-off.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use rand::Rng;
 use shared::App;
 use shared::domain::operations::{self, QueuedOperation, ReplayError};
 
+/// Processes a batch in order. Once a record of a message group (a room) fails, the later records of that group
+/// fail too without being tried, so nothing overtakes it.
 pub async fn process_batch(app: &App, event: SqsEvent) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
+    let mut blocked_groups: Vec<String> = Vec::new();
     for record in event.records {
-        if let Err(()) = process_record(app, &record).await {
+        let group = record.attributes.get("MessageGroupId").cloned().unwrap_or_default();
+        let failed = if blocked_groups.contains(&group) { true } else { process_record(app, &record).await.is_err() };
+        if failed {
+            blocked_groups.push(group);
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = record.message_id.clone().unwrap_or_default();
             response.batch_item_failures.push(failure);
@@ -17,21 +24,29 @@ pub async fn process_batch(app: &App, event: SqsEvent) -> SqsBatchResponse {
     response
 }
 
-/// `Err(())` sends the record back to the queue; permanent failures are recorded and acknowledged.
+/// `Err(())` returns the record to the queue; permanent failures are recorded on the operation and acknowledged.
 async fn process_record(app: &App, record: &SqsMessage) -> Result<(), ()> {
     let Some(operation) = record.body.as_deref().and_then(|body| serde_json::from_str::<QueuedOperation>(body).ok())
     else {
         tracing::error!(message_id = ?record.message_id, "unreadable retry message dropped");
         return Ok(());
     };
-    match operations::replay(app, &operation).await {
+    let attempt = record.attributes.get("ApproximateReceiveCount").and_then(|count| count.parse().ok()).unwrap_or(1);
+    match operations::replay(app, &operation, attempt).await {
         Ok(()) => Ok(()),
-        Err(ReplayError::Permanent(reason)) => {
-            tracing::warn!(operation_id = %operation.operation_id, %reason, "operation failed permanently");
-            Ok(())
+        Err(ReplayError::Exhausted(reason)) => {
+            tracing::warn!(operation_id = %operation.operation_id, %reason, "operation exhausted its attempts; on to the DLQ");
+            Err(())
         }
-        Err(ReplayError::Transient(reason)) => {
-            tracing::info!(operation_id = %operation.operation_id, %reason, "operation will be retried");
+        Err(ReplayError::Transient { reason, retry_after }) => {
+            let jitter = rand::rng().random::<f64>();
+            let delay = operations::backoff(&app.config.retry, attempt, retry_after, jitter);
+            tracing::info!(operation_id = %operation.operation_id, %reason, attempt, delay_ms = delay.as_millis() as u64, "operation will be retried");
+            if let Some(handle) = &record.receipt_handle
+                && let Err(error) = app.queue.retry_after(handle, delay).await
+            {
+                tracing::warn!(error = %error, "could not set the back-off; the queue's visibility timeout applies");
+            }
             Err(())
         }
     }

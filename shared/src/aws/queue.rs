@@ -24,13 +24,28 @@ impl Queue {
         &self.url
     }
 
-    /// Enqueues a message body (an operation reference, never a secret), with an optional delay.
-    pub async fn send(&self, body: String, delay_seconds: u32) -> Result<(), BackendError> {
+    /// Enqueues on the FIFO retry queue: one message group per room keeps its messages in order; the
+    /// deduplication id makes a repeated enqueue of the same operation harmless.
+    pub async fn send_ordered(&self, body: String, group: &str, deduplication_id: &str) -> Result<(), BackendError> {
         self.client
             .send_message()
             .queue_url(&self.url)
             .message_body(body)
-            .delay_seconds(delay_seconds.min(900) as i32)
+            .message_group_id(fifo_token(group))
+            .message_deduplication_id(fifo_token(deduplication_id))
+            .send()
+            .await
+            .map_err(|e| unavailable("sqs", e))?;
+        Ok(())
+    }
+
+    /// Returns a message to the queue after `delay` (Lambda's way to back off per message).
+    pub async fn retry_after(&self, receipt_handle: &str, delay: std::time::Duration) -> Result<(), BackendError> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(delay.as_secs().min(43_200) as i32)
             .send()
             .await
             .map_err(|e| unavailable("sqs", e))?;
@@ -46,5 +61,26 @@ impl Queue {
             .await
             .map_err(|e| unavailable("sqs", e))?;
         Ok(())
+    }
+}
+
+/// FIFO group and deduplication ids allow at most 128 characters of `[A-Za-z0-9!-/:-@[-`{-~]` (printable ASCII):
+/// anything longer or outside that is hashed.
+fn fifo_token(value: &str) -> String {
+    if value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic()) {
+        return value.to_owned();
+    }
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(value.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fifo_tokens_are_valid() {
+        assert_eq!(super::fifo_token("!room:localhost"), "!room:localhost");
+        let long = super::fifo_token(&"x".repeat(200));
+        assert_eq!(long.len(), 64);
+        assert_ne!(super::fifo_token("a b"), "a b");
     }
 }

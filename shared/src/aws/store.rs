@@ -115,6 +115,59 @@ impl Store {
             })
     }
 
+    /// Adds `delta` to a numeric attribute atomically (creating the item and attribute when missing).
+    pub async fn add(&self, pk: &str, sk: &str, attribute: &str, delta: i64) -> Result<(), BackendError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk.to_owned()))
+            .key("sk", AttributeValue::S(sk.to_owned()))
+            .update_expression("ADD #a :d")
+            .expression_attribute_names("#a", attribute)
+            .expression_attribute_values(":d", AttributeValue::N(delta.to_string()))
+            .send()
+            .await
+            .map_err(|e| unavailable("dynamodb", e))?;
+        Ok(())
+    }
+
+    /// Sets attributes of an item.
+    pub async fn set(&self, pk: &str, sk: &str, values: &[(&str, AttributeValue)]) -> Result<(), BackendError> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk.to_owned()))
+            .key("sk", AttributeValue::S(sk.to_owned()));
+        let mut assignments = Vec::new();
+        for (index, (name, value)) in values.iter().enumerate() {
+            assignments.push(format!("#n{index} = :v{index}"));
+            request = request
+                .expression_attribute_names(format!("#n{index}"), *name)
+                .expression_attribute_values(format!(":v{index}"), value.clone());
+        }
+        request
+            .update_expression(format!("SET {}", assignments.join(", ")))
+            .send()
+            .await
+            .map_err(|e| unavailable("dynamodb", e))?;
+        Ok(())
+    }
+
+    pub async fn remove_attribute(&self, pk: &str, sk: &str, attribute: &str) -> Result<(), BackendError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk.to_owned()))
+            .key("sk", AttributeValue::S(sk.to_owned()))
+            .update_expression("REMOVE #a")
+            .expression_attribute_names("#a", attribute)
+            .send()
+            .await
+            .map_err(|e| unavailable("dynamodb", e))?;
+        Ok(())
+    }
+
     pub async fn delete(&self, pk: &str, sk: &str) -> Result<(), BackendError> {
         self.client
             .delete_item()
@@ -178,6 +231,13 @@ pub fn string(item: &Item, name: &str) -> Option<String> {
 }
 
 pub fn number(item: &Item, name: &str) -> Option<u64> {
+    match item.get(name) {
+        Some(AttributeValue::N(value)) => value.parse().ok(),
+        _ => None,
+    }
+}
+
+pub fn number_signed(item: &Item, name: &str) -> Option<i64> {
     match item.get(name) {
         Some(AttributeValue::N(value)) => value.parse().ok(),
         _ => None,

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::app::App;
-use crate::homeserver::Acting;
+use crate::homeserver::{Acting, CircuitState};
 
 #[derive(Debug, Serialize)]
 pub struct Health {
@@ -14,6 +14,8 @@ pub struct Health {
     pub homeserver: &'static str,
     pub store: &'static str,
     pub queue: &'static str,
+    /// This container's circuit breaker around the homeserver: `closed`, `open` or `half-open`.
+    pub circuit: &'static str,
 }
 
 impl Health {
@@ -50,6 +52,7 @@ pub async fn check(app: &App) -> Health {
         }
     };
     let (homeserver, store, queue) = tokio::join!(homeserver, store, queue);
-    let all_ok = homeserver == "ok" && store == "ok" && queue == "ok";
-    Health { status: if all_ok { "ok" } else { "degraded" }, homeserver, store, queue }
+    let circuit = app.homeserver.circuit_state();
+    let all_ok = homeserver == "ok" && store == "ok" && queue == "ok" && circuit == CircuitState::Closed;
+    Health { status: if all_ok { "ok" } else { "degraded" }, homeserver, store, queue, circuit: circuit.as_str() }
 }

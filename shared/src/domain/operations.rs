@@ -1,9 +1,87 @@
-//! Deferred writes: what the retry worker replays. Each queued message names an operation; its record in the
-//! store holds the state (`queued | delivered | failed`).
+//! Deferred writes. A write that meets a homeserver outage (transient error, open circuit) is stored as an
+//! operation record and its id enqueued on the retry queue; the caller gets `202 {"status":"queued"}`. The retry
+//! worker replays it with the same transaction id, so a send whose first answer was lost is not posted twice.
+//!
+//! The queue carries the operation id only; what the operation needs (a message's content, say) stays in the
+//! record, in the KMS-encrypted table. Messages of one room share a FIFO message group, so they are delivered in
+//! the order they were accepted; while a room has queued messages, new ones queue behind them.
 
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use crate::app::App;
+use crate::auth::Caller;
+use crate::config::RetryPolicy;
+use crate::aws::store;
+use crate::error::{ApiError, BackendError};
+use crate::homeserver::{Acting, HomeserverError, encode};
+use crate::identity::{TenantId, UserSlug};
+
+/// Finished operation records are kept this long for `GET /v1/operations/{id}`.
+const RECORD_LIFETIME_SECS: u64 = 7 * 24 * 60 * 60;
+
+/// What to replay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase", deny_unknown_fields)]
+pub enum Operation {
+    /// A room event sent as a user's server device (or the platform) under a fixed transaction id.
+    #[serde(rename_all = "camelCase")]
+    SendEvent {
+        tenant: String,
+        /// `None`: the platform user.
+        user: Option<String>,
+        room_id: String,
+        event_type: String,
+        txn_id: String,
+        content: Value,
+    },
+}
+
+impl Operation {
+    /// The FIFO group: everything of one room is delivered in order.
+    fn group(&self) -> String {
+        match self {
+            Operation::SendEvent { room_id, .. } => room_id.clone(),
+        }
+    }
+
+    fn room_id(&self) -> Option<&str> {
+        match self {
+            Operation::SendEvent { room_id, .. } => Some(room_id),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Queued,
+    Delivered,
+    Failed,
+}
+
+/// The answer of `GET /v1/operations/{id}`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationView {
+    pub operation_id: String,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The answer of a deferred write.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Queued {
+    pub status: &'static str,
+    pub operation_id: String,
+}
 
 /// The body of a retry-queue message: a reference only, never a secret or message text.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -12,23 +90,292 @@ pub struct QueuedOperation {
     pub operation_id: String,
 }
 
-/// How one replay ended.
-#[derive(Debug, thiserror::Error)]
-pub enum ReplayError {
-    /// Try again later (the message returns to the queue).
-    #[error("transient: {0}")]
-    Transient(String),
-    /// Retrying cannot help: the operation is marked failed and the message dropped.
-    #[error("permanent: {0}")]
-    Permanent(String),
+fn record_pk(operation_id: &str) -> String {
+    format!("OP#{operation_id}")
 }
 
-/// Replays one queued operation.
-pub async fn replay(app: &App, message: &QueuedOperation) -> Result<(), ReplayError> {
-    let pk = format!("OP#{}", message.operation_id);
-    match app.store.get(&pk, "OP").await {
-        Ok(Some(_)) => Err(ReplayError::Permanent("this operation kind cannot be replayed yet".into())),
-        Ok(None) => Err(ReplayError::Permanent("unknown operation".into())),
-        Err(error) => Err(ReplayError::Transient(error.to_string())),
+fn backlog_pk(room_id: &str) -> String {
+    format!("BACKLOG#{room_id}")
+}
+
+/// Whether an error means "the homeserver is not there right now", for which a write is deferred.
+pub fn is_outage(error: &ApiError) -> bool {
+    matches!(error, ApiError::HomeserverUnavailable { .. } | ApiError::RateLimited { .. })
+}
+
+/// Whether the room has queued operations that a new write must not overtake.
+pub async fn has_backlog(app: &App, room_id: &str) -> Result<bool, ApiError> {
+    let item = app.store.get(&backlog_pk(room_id), "BACKLOG").await?;
+    Ok(item.and_then(|item| store::number_signed(&item, "pending")).is_some_and(|pending| pending > 0))
+}
+
+async fn adjust_backlog(app: &App, room_id: &str, delta: i64) -> Result<(), BackendError> {
+    app.store.add(&backlog_pk(room_id), "BACKLOG", "pending", delta).await
+}
+
+/// Stores the operation and enqueues it. `operation_id` is derived by the caller when the write has an idempotency
+/// key, so a repeat of a queued request finds the same operation instead of queueing a second one.
+pub async fn defer(app: &App, caller: &Caller, operation_id: String, operation: Operation) -> Result<Queued, ApiError> {
+    let pk = record_pk(&operation_id);
+    let mut item = store::keyed(&pk, "OP");
+    item.insert("tenant".into(), AttributeValue::S(caller.tenant.to_string()));
+    item.insert("owner".into(), AttributeValue::S(owner_of(caller)));
+    item.insert("status".into(), AttributeValue::S("queued".into()));
+    item.insert("attempts".into(), AttributeValue::N("0".into()));
+    item.insert(
+        "operation".into(),
+        AttributeValue::S(serde_json::to_string(&operation).map_err(|_| ApiError::Internal)?),
+    );
+    item.insert("acceptedAt".into(), AttributeValue::N(now_millis().to_string()));
+    item.insert(store::TTL_ATTRIBUTE.into(), AttributeValue::N((store::now_secs() + RECORD_LIFETIME_SECS).to_string()));
+    if let store::PutOutcome::Exists(_) = app.store.put_if_absent(item).await? {
+        return Ok(Queued { status: "queued", operation_id });
+    }
+    if let Some(room_id) = operation.room_id() {
+        adjust_backlog(app, room_id, 1).await?;
+    }
+    let body = serde_json::to_string(&QueuedOperation { operation_id: operation_id.clone() }).map_err(|_| ApiError::Internal)?;
+    app.queue.send_ordered(body, &operation.group(), &operation_id).await?;
+    tracing::info!(operation_id = %operation_id, "write deferred to the retry queue");
+    Ok(Queued { status: "queued", operation_id })
+}
+
+fn owner_of(caller: &Caller) -> String {
+    match caller.user() {
+        Some(user) => format!("user:{user}"),
+        None => "service".to_owned(),
+    }
+}
+
+fn now_millis() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
+}
+
+/// `GET /v1/operations/{id}`: only whoever started it (the tenant's service sees all of its tenant's).
+pub async fn status(app: &App, caller: &Caller, operation_id: &str) -> Result<OperationView, ApiError> {
+    let not_found = || ApiError::not_found("no such operation");
+    if operation_id.is_empty() || operation_id.len() > 128 {
+        return Err(not_found());
+    }
+    let item = app.store.get(&record_pk(operation_id), "OP").await?.ok_or_else(not_found)?;
+    let same_tenant = store::string(&item, "tenant").as_deref() == Some(caller.tenant.as_str());
+    let visible = same_tenant && (caller.is_service() || store::string(&item, "owner") == Some(owner_of(caller)));
+    if !visible {
+        return Err(not_found());
+    }
+    Ok(view_of(operation_id, &item))
+}
+
+fn view_of(operation_id: &str, item: &store::Item) -> OperationView {
+    let status = match store::string(item, "status").as_deref() {
+        Some("delivered") => Status::Delivered,
+        Some("failed") => Status::Failed,
+        _ => Status::Queued,
+    };
+    OperationView {
+        operation_id: operation_id.to_owned(),
+        status,
+        event_id: store::string(item, "eventId"),
+        error: store::string(item, "error"),
+    }
+}
+
+/// How one replay ended, for the worker.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// Try again after the delay (the message returns to the queue).
+    #[error("transient: {reason}")]
+    Transient { reason: String, retry_after: Option<Duration> },
+    /// Out of attempts: the operation is marked failed and the message goes to the DLQ.
+    #[error("exhausted: {0}")]
+    Exhausted(String),
+}
+
+/// Replays one queued operation; `attempt` counts from 1 (SQS's receive count).
+pub async fn replay(app: &App, message: &QueuedOperation, attempt: u32) -> Result<(), ReplayError> {
+    let transient = |error: BackendError| ReplayError::Transient { reason: error.to_string(), retry_after: None };
+    let pk = record_pk(&message.operation_id);
+    let Some(item) = app.store.get(&pk, "OP").await.map_err(transient)? else {
+        tracing::warn!(operation_id = %message.operation_id, "queued operation has no record; dropped");
+        return Ok(());
+    };
+    if store::string(&item, "status").as_deref() != Some("queued") {
+        return Ok(());
+    }
+    let operation: Operation = match store::string(&item, "operation").map(|raw| serde_json::from_str(&raw)) {
+        Some(Ok(operation)) => operation,
+        _ => {
+            finish(app, &pk, None, Err("the operation record is unreadable".into())).await.map_err(transient)?;
+            return Ok(());
+        }
+    };
+    match execute(app, &operation).await {
+        Ok(event_id) => {
+            finish(app, &pk, operation.room_id(), Ok(event_id)).await.map_err(transient)?;
+            Ok(())
+        }
+        Err(error) if error.is_transient() || matches!(error, HomeserverError::UnknownToken) => {
+            let retry_after = match &error {
+                HomeserverError::RateLimited { retry_after } => Some(*retry_after),
+                _ => None,
+            };
+            let reason = error.to_string();
+            app.store.add(&pk, "OP", "attempts", 1).await.map_err(transient)?;
+            if attempt >= app.config.retry.max_attempts {
+                let why = format!("gave up after {attempt} attempts: {reason}");
+                finish(app, &pk, operation.room_id(), Err(why.clone())).await.map_err(transient)?;
+                return Err(ReplayError::Exhausted(why));
+            }
+            Err(ReplayError::Transient { reason, retry_after })
+        }
+        Err(error) => {
+            // A refusal (403, 400, ...) will not change by retrying: fail at once.
+            finish(app, &pk, operation.room_id(), Err(format!("the homeserver refused it: {error}"))).await.map_err(transient)?;
+            Ok(())
+        }
+    }
+}
+
+async fn execute(app: &App, operation: &Operation) -> Result<Option<String>, HomeserverError> {
+    match operation {
+        Operation::SendEvent { tenant, user, room_id, event_type, txn_id, content } => {
+            let path =
+                format!("/_matrix/client/v3/rooms/{}/send/{}/{}", encode(room_id), encode(event_type), encode(txn_id));
+            let answer: Value = match user {
+                None => {
+                    let event_id = crate::domain::platform::send_event(app, room_id, event_type, txn_id, content)
+                        .await
+                        .map_err(api_to_homeserver)?;
+                    return Ok(Some(event_id));
+                }
+                Some(user) => {
+                    let tenant = TenantId::parse(tenant).map_err(|_| invalid("tenant"))?;
+                    let user = UserSlug::parse(user).map_err(|_| invalid("user"))?;
+                    let token = app.credentials.server_token(&tenant, &user).await.map_err(api_to_homeserver)?;
+                    match app.homeserver.call(reqwest::Method::PUT, &path, Acting::User(&token), Some(content)).await {
+                        Err(HomeserverError::UnknownToken) => {
+                            app.credentials.forget(&tenant, &user).await.map_err(api_to_homeserver)?;
+                            let token = app.credentials.server_token(&tenant, &user).await.map_err(api_to_homeserver)?;
+                            app.homeserver.call(reqwest::Method::PUT, &path, Acting::User(&token), Some(content)).await?
+                        }
+                        other => other?,
+                    }
+                }
+            };
+            Ok(answer.get("event_id").and_then(Value::as_str).map(str::to_owned))
+        }
+    }
+}
+
+fn invalid(what: &str) -> HomeserverError {
+    HomeserverError::Rejected { status: 400, errcode: "M_INVALID_PARAM".into(), message: format!("invalid {what}") }
+}
+
+/// Domain errors met during a replay, reduced to the homeserver's classification.
+fn api_to_homeserver(error: ApiError) -> HomeserverError {
+    match error {
+        ApiError::RateLimited { retry_after } => HomeserverError::RateLimited { retry_after },
+        ApiError::HomeserverUnavailable { .. } | ApiError::DependencyUnavailable { .. } | ApiError::Internal => {
+            HomeserverError::Transient { detail: error.to_string() }
+        }
+        other => HomeserverError::Rejected { status: other.status(), errcode: other.code().to_owned(), message: other.to_string() },
+    }
+}
+
+async fn finish(
+    app: &App,
+    pk: &str,
+    room_id: Option<&str>,
+    outcome: Result<Option<String>, String>,
+) -> Result<(), BackendError> {
+    let updates = match &outcome {
+        Ok(event_id) => {
+            let mut updates = vec![("status", AttributeValue::S("delivered".into()))];
+            if let Some(event_id) = event_id {
+                updates.push(("eventId", AttributeValue::S(event_id.clone())));
+            }
+            updates
+        }
+        Err(reason) => vec![("status", AttributeValue::S("failed".into())), ("error", AttributeValue::S(reason.clone()))],
+    };
+    app.store.set(pk, "OP", &updates).await?;
+    if let Some(room_id) = room_id {
+        adjust_backlog(app, room_id, -1).await?;
+    }
+    match outcome {
+        Ok(_) => tracing::info!(operation = pk, "deferred operation delivered"),
+        Err(reason) => tracing::warn!(operation = pk, %reason, "deferred operation failed"),
+    }
+    Ok(())
+}
+
+/// Resets a failed operation so a redriven message is replayed (once the cause is fixed). Delivered ones stay.
+pub async fn reopen(app: &App, operation_id: &str) -> Result<bool, BackendError> {
+    let pk = record_pk(operation_id);
+    let Some(item) = app.store.get(&pk, "OP").await? else { return Ok(false) };
+    if store::string(&item, "status").as_deref() != Some("failed") {
+        return Ok(store::string(&item, "status").as_deref() == Some("queued"));
+    }
+    let operation: Option<Operation> = store::string(&item, "operation").and_then(|raw| serde_json::from_str(&raw).ok());
+    app.store.set(&pk, "OP", &[("status", AttributeValue::S("queued".into()))]).await?;
+    app.store.remove_attribute(&pk, "OP", "error").await?;
+    if let Some(room_id) = operation.as_ref().and_then(Operation::room_id) {
+        adjust_backlog(app, room_id, 1).await?;
+    }
+    Ok(true)
+}
+
+/// The delay before the next attempt: exponential with full jitter, or the homeserver's `retry_after`.
+pub fn backoff(policy: &RetryPolicy, attempt: u32, retry_after: Option<Duration>, jitter: f64) -> Duration {
+    let exponential = policy.base_delay.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(16)));
+    // SQS delays and visibility timeouts top out at 15 minutes for a back-off worth having.
+    let capped = exponential.min(policy.max_delay).min(Duration::from_secs(15 * 60));
+    let jittered = capped.mul_f64(0.5 + jitter.clamp(0.0, 1.0) / 2.0);
+    retry_after.map_or(jittered, |after| jittered.max(after))
+}
+
+/// A view for tests and tools.
+pub fn queued_answer(operation_id: &str) -> Value {
+    json!({"status": "queued", "operationId": operation_id})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_exponentially_with_jitter_and_honours_retry_after() {
+        let policy =
+            RetryPolicy { max_attempts: 5, base_delay: Duration::from_secs(2), max_delay: Duration::from_secs(3600) };
+        assert_eq!(backoff(&policy, 1, None, 1.0), Duration::from_secs(2));
+        assert_eq!(backoff(&policy, 3, None, 1.0), Duration::from_secs(8));
+        assert_eq!(backoff(&policy, 3, None, 0.0), Duration::from_secs(4));
+        assert_eq!(backoff(&policy, 40, None, 1.0), Duration::from_secs(900));
+        assert_eq!(backoff(&policy, 1, Some(Duration::from_secs(30)), 0.5), Duration::from_secs(30));
+        let short = RetryPolicy { max_delay: Duration::from_secs(5), ..policy };
+        assert_eq!(backoff(&short, 10, None, 1.0), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn operations_round_trip_and_refuse_unknown_fields() {
+        let operation = Operation::SendEvent {
+            tenant: "t".into(),
+            user: Some("u".into()),
+            room_id: "!r:localhost".into(),
+            event_type: "m.room.message".into(),
+            txn_id: "om1".into(),
+            content: json!({"body": "hi"}),
+        };
+        let raw = serde_json::to_string(&operation).expect("serialises");
+        assert_eq!(serde_json::from_str::<Operation>(&raw).expect("parses"), operation);
+        assert!(serde_json::from_str::<QueuedOperation>(r#"{"operationId":"x","token":"y"}"#).is_err());
+        assert_eq!(operation.group(), "!r:localhost");
+    }
+
+    #[test]
+    fn only_outages_are_deferred() {
+        assert!(is_outage(&ApiError::HomeserverUnavailable { retry_after: Duration::from_secs(1) }));
+        assert!(!is_outage(&ApiError::forbidden("no")));
+        assert!(!is_outage(&ApiError::DependencyUnavailable { retry_after: Duration::from_secs(1) }));
     }
 }

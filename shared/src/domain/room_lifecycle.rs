@@ -324,7 +324,7 @@ pub async fn ensure(
     };
     let alias = app.identities.room_alias(tenant, kind, slug);
     let (room_id, created) = find_or_create(app, tenant, kind.as_str(), slug, &alias, &spec, false).await?;
-    let state = platform::room_state(app, room_id.as_str()).await?;
+    let state = settled_state(app, room_id.as_str()).await?;
     let lifecycle = lifecycle_of(&state);
     if !created && lifecycle != Lifecycle::Active {
         return Err(ApiError::conflict("conflict", format!("this room is {}", serde_json::json!(lifecycle))));
@@ -347,7 +347,7 @@ pub async fn ensure(
     set_directory(app, room_id.as_str(), spec.visibility == Visibility::Public).await?;
     if let Some(parent) = &parent {
         let child = (String::from("m.space.child"), room_id.to_string());
-        let parent_state = platform::room_state(app, parent.as_str()).await?;
+        let parent_state = settled_state(app, parent.as_str()).await?;
         let content = json!({"via": [server], "suggested": true});
         if parent_state.get(&child) != Some(&content) {
             platform::put_state(app, parent.as_str(), "m.space.child", room_id.as_str(), &content).await?;
@@ -355,6 +355,20 @@ pub async fn ensure(
     }
     let room = RoomRef { kind, slug: slug.clone(), alias, room_id };
     Ok((view(app, &room).await?, created))
+}
+
+/// The room's state once its creation has finished: Synapse publishes the alias while `createRoom` is still
+/// running, and until the creator's join lands even the creator is refused (403).
+async fn settled_state(app: &App, room_id: &str) -> Result<HashMap<(String, String), Value>, ApiError> {
+    for _ in 0..50 {
+        match platform::room_state(app, room_id).await {
+            Err(ApiError::HomeserverRejected(reason)) if reason.starts_with("403") => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
+    platform::room_state(app, room_id).await
 }
 
 /// Resolves the alias, or creates the room under a short creation lock so parallel ensures make one room.

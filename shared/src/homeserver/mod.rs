@@ -4,6 +4,7 @@
 //! which ruma does not model, goes through [`Homeserver::admin`] with JSON bodies. Every answer is classified
 //! once, here, into transient (retry later), rate-limited, unknown token (re-mint), or permanently rejected.
 
+mod circuit;
 mod error;
 mod token;
 
@@ -21,6 +22,7 @@ use ruma::{DeviceId, UserId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use circuit::{CircuitBreaker, CircuitState};
 pub use error::HomeserverError;
 pub use token::AccessToken;
 
@@ -42,6 +44,9 @@ pub struct HomeserverConfig {
     pub server_name: String,
     pub appservice_token: AccessToken,
     pub request_timeout: Duration,
+    /// Consecutive transient failures that open the circuit, and how long it stays open.
+    pub circuit_threshold: u32,
+    pub circuit_cool_down: Duration,
 }
 
 /// A cheap-to-clone handle; built once per container.
@@ -52,6 +57,7 @@ pub struct Homeserver {
     server_name: String,
     appservice_token: AccessToken,
     versions: SupportedVersions,
+    circuit: std::sync::Arc<CircuitBreaker>,
 }
 
 impl Homeserver {
@@ -69,6 +75,7 @@ impl Homeserver {
             server_name: config.server_name,
             appservice_token: config.appservice_token,
             versions: SupportedVersions { versions: BTreeSet::from([MatrixVersion::V1_11]), features: BTreeSet::new() },
+            circuit: std::sync::Arc::new(CircuitBreaker::new(config.circuit_threshold, config.circuit_cool_down)),
         })
     }
 
@@ -78,6 +85,10 @@ impl Homeserver {
 
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    pub fn circuit_state(&self) -> CircuitState {
+        self.circuit.state()
     }
 
     /// Sends a typed client-server request.
@@ -176,6 +187,9 @@ impl Homeserver {
         path: &str,
         builder: reqwest::RequestBuilder,
     ) -> Result<(http::StatusCode, http::HeaderMap, bytes::Bytes), HomeserverError> {
+        if !self.circuit.allow() {
+            return Err(HomeserverError::CircuitOpen);
+        }
         let started = Instant::now();
         let outcome = builder.send().await;
         let response = match outcome {
@@ -188,6 +202,7 @@ impl Homeserver {
                 } else {
                     "request failed"
                 };
+                self.circuit.record_failure();
                 tracing::warn!(
                     homeserver.method = method,
                     homeserver.path = path,
@@ -200,10 +215,18 @@ impl Homeserver {
         };
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|_| HomeserverError::Transient { detail: "reading the response failed".into() })?;
+        let bytes = match response.bytes().await {
+            Ok(bytes) => bytes,
+            Err(_) => {
+                self.circuit.record_failure();
+                return Err(HomeserverError::Transient { detail: "reading the response failed".into() });
+            }
+        };
+        if status.is_server_error() {
+            self.circuit.record_failure();
+        } else {
+            self.circuit.record_success();
+        }
         tracing::info!(
             homeserver.method = method,
             homeserver.path = path,

@@ -1,0 +1,131 @@
+//! A per-container circuit breaker around the homeserver: after consecutive transient failures it opens and calls
+//! fail at once (writes are queued, reads answer 503) instead of each waiting for a timeout; after a cool-down one
+//! probe is let through (half-open), and its outcome closes or re-opens the circuit.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CircuitState {
+    Closed,
+    Open,
+    HalfOpen,
+}
+
+impl CircuitState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CircuitState::Closed => "closed",
+            CircuitState::Open => "open",
+            CircuitState::HalfOpen => "half-open",
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    consecutive_failures: u32,
+    opened_at: Option<Instant>,
+    probe_in_flight: bool,
+}
+
+#[derive(Debug)]
+pub struct CircuitBreaker {
+    threshold: u32,
+    cool_down: Duration,
+    inner: Mutex<Inner>,
+}
+
+impl CircuitBreaker {
+    pub fn new(threshold: u32, cool_down: Duration) -> Self {
+        CircuitBreaker {
+            threshold: threshold.max(1),
+            cool_down,
+            inner: Mutex::new(Inner { consecutive_failures: 0, opened_at: None, probe_in_flight: false }),
+        }
+    }
+
+    pub fn state(&self) -> CircuitState {
+        let Ok(inner) = self.inner.lock() else { return CircuitState::Closed };
+        match inner.opened_at {
+            None => CircuitState::Closed,
+            Some(at) if at.elapsed() >= self.cool_down => CircuitState::HalfOpen,
+            Some(_) => CircuitState::Open,
+        }
+    }
+
+    /// Whether a call may go out now. In half-open state only one probe at a time.
+    pub fn allow(&self) -> bool {
+        let Ok(mut inner) = self.inner.lock() else { return true };
+        match inner.opened_at {
+            None => true,
+            Some(at) if at.elapsed() >= self.cool_down && !inner.probe_in_flight => {
+                inner.probe_in_flight = true;
+                true
+            }
+            Some(_) => false,
+        }
+    }
+
+    /// The homeserver answered (any status that is not a server fault).
+    pub fn record_success(&self) {
+        if let Ok(mut inner) = self.inner.lock() {
+            if inner.opened_at.is_some() {
+                tracing::info!("homeserver circuit closed");
+            }
+            *inner = Inner { consecutive_failures: 0, opened_at: None, probe_in_flight: false };
+        }
+    }
+
+    /// A connect error, timeout or 5xx.
+    pub fn record_failure(&self) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.consecutive_failures += 1;
+            inner.probe_in_flight = false;
+            if inner.consecutive_failures >= self.threshold {
+                if inner.opened_at.is_none() {
+                    tracing::warn!(failures = inner.consecutive_failures, "homeserver circuit opened");
+                }
+                inner.opened_at = Some(Instant::now());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_after_the_threshold_and_half_opens_after_the_cool_down() {
+        let breaker = CircuitBreaker::new(3, Duration::from_millis(30));
+        for _ in 0..2 {
+            breaker.record_failure();
+        }
+        assert_eq!(breaker.state(), CircuitState::Closed);
+        assert!(breaker.allow());
+        breaker.record_failure();
+        assert_eq!(breaker.state(), CircuitState::Open);
+        assert!(!breaker.allow());
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(breaker.state(), CircuitState::HalfOpen);
+        assert!(breaker.allow(), "one probe goes through");
+        assert!(!breaker.allow(), "and only one");
+        breaker.record_failure();
+        assert_eq!(breaker.state(), CircuitState::Open, "a failed probe re-opens");
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(breaker.allow());
+        breaker.record_success();
+        assert_eq!(breaker.state(), CircuitState::Closed);
+        assert!(breaker.allow());
+    }
+
+    #[test]
+    fn a_success_resets_the_count() {
+        let breaker = CircuitBreaker::new(2, Duration::from_secs(60));
+        breaker.record_failure();
+        breaker.record_success();
+        breaker.record_failure();
+        assert_eq!(breaker.state(), CircuitState::Closed);
+    }
+}
