@@ -42,7 +42,9 @@ pub struct RetryPolicy {
 
 fn number(get: &impl Fn(&str) -> Option<String>, name: &'static str, default: u64) -> Result<u64, ConfigError> {
     match get(name) {
-        Some(value) => value.parse().map_err(|e: std::num::ParseIntError| ConfigError::Invalid { name, reason: e.to_string() }),
+        Some(value) => {
+            value.parse().map_err(|e: std::num::ParseIntError| ConfigError::Invalid { name, reason: e.to_string() })
+        }
         None => Ok(default),
     }
 }

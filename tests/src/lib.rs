@@ -63,6 +63,16 @@ impl Stack {
         self.env.get(name).map(String::as_str).unwrap_or_else(|| panic!("{name} missing from stack.env"))
     }
 
+    /// AWS SDK configuration for the emulator the stack runs.
+    pub async fn aws(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(self.var("AWS_ENDPOINT_URL"))
+            .region(aws_config::Region::new(self.var("AWS_REGION").to_owned()))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "tests"))
+            .load()
+            .await
+    }
+
     pub fn jwt_with(&self, claims: Value) -> String {
         let secret = self.var("OPENMEET_JWT_SECRET");
         let token =

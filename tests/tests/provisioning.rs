@@ -272,12 +272,7 @@ async fn a_credential_sealed_for_one_user_does_not_open_for_another() {
     use shared::aws::vault::{CredentialScope, Vault};
     use shared::homeserver::AccessToken;
     let s = stack();
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(s.var("AWS_ENDPOINT_URL"))
-        .region(aws_config::Region::new(s.var("AWS_REGION").to_owned()))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "tests"))
-        .load()
-        .await;
+    let sdk = s.aws().await;
     let vault = Vault::new(aws_sdk_kms::Client::new(&sdk), s.var("OPENMEET_KMS_KEY_ID"));
     let scope = |user: &str| CredentialScope {
         tenant: TENANT.into(),

@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 const TENANT: &str = "it-rooms";
 
 async fn state(s: &Stack, room_id: &str) -> Vec<Value> {
-    let (status, body) = s.matrix(Method::GET, &format!("/_matrix/client/v3/rooms/{}/state", encode_path(room_id)), None, None).await;
+    let (status, body) =
+        s.matrix(Method::GET, &format!("/_matrix/client/v3/rooms/{}/state", encode_path(room_id)), None, None).await;
     assert_eq!(status, 200, "{body}");
     body.as_array().expect("state events").clone()
 }
@@ -17,15 +18,21 @@ fn content<'a>(state: &'a [Value], event_type: &str, key: &str) -> Option<&'a Va
 }
 
 async fn directory_visibility(s: &Stack, room_id: &str) -> String {
-    let (_, body) =
-        s.matrix(Method::GET, &format!("/_matrix/client/v3/directory/list/room/{}", encode_path(room_id)), None, None).await;
+    let (_, body) = s
+        .matrix(Method::GET, &format!("/_matrix/client/v3/directory/list/room/{}", encode_path(room_id)), None, None)
+        .await;
     body["visibility"].as_str().unwrap_or("").to_owned()
 }
 
 /// Notices the platform posted, oldest first.
 async fn notices(s: &Stack, room_id: &str) -> Vec<String> {
     let (status, body) = s
-        .matrix(Method::GET, &format!("/_matrix/client/v3/rooms/{}/messages?dir=b&limit=100", encode_path(room_id)), None, None)
+        .matrix(
+            Method::GET,
+            &format!("/_matrix/client/v3/rooms/{}/messages?dir=b&limit=100", encode_path(room_id)),
+            None,
+            None,
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     let mut texts: Vec<String> = body["chunk"]
@@ -46,7 +53,12 @@ async fn put_room(s: &Stack, path: &str, body: Value) -> (u16, Value) {
 
 async fn join_directly(s: &Stack, room_id: &str, user_id: &str) {
     let (status, body) = s
-        .matrix(Method::POST, &format!("/_synapse/admin/v1/join/{}", encode_path(room_id)), None, Some(json!({"user_id": user_id})))
+        .matrix(
+            Method::POST,
+            &format!("/_synapse/admin/v1/join/{}", encode_path(room_id)),
+            None,
+            Some(json!({"user_id": user_id})),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
 }
@@ -62,17 +74,22 @@ async fn parallel_ensures_make_one_room_with_settings_that_fit_its_visibility() 
         async move { put_room(s, &path, body).await }
     })
     .await;
-    let room_ids: std::collections::BTreeSet<String> =
-        answers.iter().map(|(status, room)| {
+    let room_ids: std::collections::BTreeSet<String> = answers
+        .iter()
+        .map(|(status, room)| {
             assert!(*status == 200 || *status == 201, "{status} {room}");
             room["roomId"].as_str().expect("roomId").to_owned()
-        }).collect();
+        })
+        .collect();
     assert_eq!(room_ids.len(), 1, "parallel ensures made several rooms: {room_ids:?}");
     assert_eq!(answers.iter().filter(|(status, _)| *status == 201).count(), 1);
     let room_id = room_ids.into_iter().next().expect("one room");
     let (_, room) = &answers[0];
     assert_eq!(room["alias"], format!("#om_{TENANT}.group.{slug}:localhost"));
-    assert_eq!((room["kind"].as_str(), room["state"].as_str(), room["memberCount"].as_u64()), (Some("groups"), Some("active"), Some(0)));
+    assert_eq!(
+        (room["kind"].as_str(), room["state"].as_str(), room["memberCount"].as_u64()),
+        (Some("groups"), Some("active"), Some(0))
+    );
 
     let events = state(s, &room_id).await;
     assert_eq!(content(&events, "m.room.join_rules", "").expect("join rules")["join_rule"], "public");
@@ -82,7 +99,17 @@ async fn parallel_ensures_make_one_room_with_settings_that_fit_its_visibility() 
     assert_eq!(content(&events, "m.room.topic", "").expect("topic")["topic"], "Openings and endgames");
     assert_eq!(directory_visibility(s, &room_id).await, "public");
     // The group's space holds the room as a child.
-    let (_, space) = s.matrix(Method::GET, &format!("/_matrix/client/v3/directory/room/{}", encode_path(&format!("#om_{TENANT}.space.{slug}:localhost"))), None, None).await;
+    let (_, space) = s
+        .matrix(
+            Method::GET,
+            &format!(
+                "/_matrix/client/v3/directory/room/{}",
+                encode_path(&format!("#om_{TENANT}.space.{slug}:localhost"))
+            ),
+            None,
+            None,
+        )
+        .await;
     let space_id = space["room_id"].as_str().expect("space exists").to_owned();
     let space_state = state(s, &space_id).await;
     assert_eq!(content(&space_state, "m.room.create", "").expect("create")["type"], "m.space");
@@ -116,22 +143,20 @@ where
 async fn the_alias_survives_a_wiped_table() {
     let s = stack();
     let slug = unique("wiped");
-    let (status, room) = put_room(s, &format!("/v1/groups/{slug}/room"), json!({"name": "W", "visibility": "private"})).await;
+    let (status, room) =
+        put_room(s, &format!("/v1/groups/{slug}/room"), json!({"name": "W", "visibility": "private"})).await;
     assert_eq!(status, 201, "{room}");
     wipe_table(s).await;
-    let (status, again) = put_room(s, &format!("/v1/groups/{slug}/room"), json!({"name": "W", "visibility": "private"})).await;
+    let (status, again) =
+        put_room(s, &format!("/v1/groups/{slug}/room"), json!({"name": "W", "visibility": "private"})).await;
     assert_eq!((status, &again["roomId"]), (200, &room["roomId"]));
-    let (status, got) = s.api(Method::GET, &format!("/v1/groups/{slug}/room"), Some(&s.service_jwt(TENANT)), None).await;
+    let (status, got) =
+        s.api(Method::GET, &format!("/v1/groups/{slug}/room"), Some(&s.service_jwt(TENANT)), None).await;
     assert_eq!((status.as_u16(), &got["roomId"]), (200, &room["roomId"]));
 }
 
 async fn wipe_table(s: &Stack) {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(s.var("AWS_ENDPOINT_URL"))
-        .region(aws_config::Region::new(s.var("AWS_REGION").to_owned()))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "tests"))
-        .load()
-        .await;
+    let sdk = s.aws().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
     let table = s.var("OPENMEET_TABLE");
     let items = dynamo.scan().table_name(table).send().await.expect("scan").items.unwrap_or_default();
@@ -145,7 +170,8 @@ async fn wipe_table(s: &Stack) {
 async fn event_updates_post_one_notice_and_cancel_makes_the_room_read_only() {
     let s = stack();
     let (group, event) = (unique("hikers"), unique("hike"));
-    let (status, _) = put_room(s, &format!("/v1/groups/{group}/room"), json!({"name": "Hikers", "visibility": "public"})).await;
+    let (status, _) =
+        put_room(s, &format!("/v1/groups/{group}/room"), json!({"name": "Hikers", "visibility": "public"})).await;
     assert_eq!(status, 201);
     let path = format!("/v1/events/{event}/room");
     let first = json!({"name": "Hike", "startsAt": "2026-12-05T09:00:00Z", "location": "Trailhead", "groupSlug": group, "visibility": "public"});
@@ -167,7 +193,11 @@ async fn event_updates_post_one_notice_and_cancel_makes_the_room_read_only() {
     }
     let texts = notices(s, &room_id).await;
     assert_eq!(texts.len(), 1, "{texts:?}");
-    assert!(texts[0].contains("2026-12-05 09:00:00 UTC → 2026-12-06 09:00:00 UTC") && texts[0].contains("Trailhead → Lake"), "{}", texts[0]);
+    assert!(
+        texts[0].contains("2026-12-05 09:00:00 UTC → 2026-12-06 09:00:00 UTC") && texts[0].contains("Trailhead → Lake"),
+        "{}",
+        texts[0]
+    );
 
     // A member can post until the event is cancelled; cancelling twice posts one notice.
     let member = unique("walker");
@@ -189,8 +219,14 @@ async fn event_updates_post_one_notice_and_cancel_makes_the_room_read_only() {
     assert_eq!(send("before-cancel").await.0, 200);
     let service = s.service_jwt(TENANT);
     for _ in 0..2 {
-        let (status, cancelled) =
-            s.api(Method::POST, &format!("/v1/events/{event}/room/cancel"), Some(&service), Some(json!({"reason": "Storm"}))).await;
+        let (status, cancelled) = s
+            .api(
+                Method::POST,
+                &format!("/v1/events/{event}/room/cancel"),
+                Some(&service),
+                Some(json!({"reason": "Storm"})),
+            )
+            .await;
         assert_eq!((status.as_u16(), cancelled["state"].as_str()), (200, Some("cancelled")), "{cancelled}");
     }
     let texts = notices(s, &room_id).await;
@@ -215,7 +251,8 @@ async fn archive_keeps_history_read_only_and_purge_deletes() {
     let service = s.service_jwt(TENANT);
     let slug = unique("old");
     let path = format!("/v1/events/{slug}/room");
-    let (status, room) = put_room(s, &path, json!({"name": "Old", "startsAt": "2026-01-01T00:00:00Z", "visibility": "public"})).await;
+    let (status, room) =
+        put_room(s, &path, json!({"name": "Old", "startsAt": "2026-01-01T00:00:00Z", "visibility": "public"})).await;
     assert_eq!(status, 201, "{room}");
     let room_id = room["roomId"].as_str().expect("roomId").to_owned();
     for _ in 0..2 {
@@ -276,7 +313,10 @@ async fn a_direct_room_is_the_same_from_either_side() {
     assert_eq!((status.as_u16(), &again["roomId"]), (200, &first["roomId"]));
     let (status, other_side) = s.api(Method::POST, &format!("/v1/me/direct/{ann}"), Some(&bob_jwt), None).await;
     assert_eq!((status.as_u16(), &other_side["roomId"]), (200, &first["roomId"]));
-    assert_eq!((first["kind"].as_str(), first["slug"].as_str(), first["name"].as_str()), (Some("direct"), Some(bob.as_str()), Some("Bob")));
+    assert_eq!(
+        (first["kind"].as_str(), first["slug"].as_str(), first["name"].as_str()),
+        (Some("direct"), Some(bob.as_str()), Some("Bob"))
+    );
     let room_id = first["roomId"].as_str().expect("roomId");
 
     for (user, other) in [(&ann, &bob), (&bob, &ann)] {
@@ -286,7 +326,12 @@ async fn a_direct_room_is_the_same_from_either_side() {
         assert!(joined["joined_rooms"].as_array().expect("rooms").iter().any(|r| r == room_id), "{user} is not joined");
         let me = s.matrix_user_id(TENANT, user);
         let (status, direct) = s
-            .matrix(Method::GET, &format!("/_matrix/client/v3/user/{}/account_data/m.direct", encode_path(&me)), Some(&token), None)
+            .matrix(
+                Method::GET,
+                &format!("/_matrix/client/v3/user/{}/account_data/m.direct", encode_path(&me)),
+                Some(&token),
+                None,
+            )
             .await;
         assert_eq!(status, 200, "{direct}");
         assert_eq!(direct[s.matrix_user_id(TENANT, other)], json!([room_id]));

@@ -102,8 +102,7 @@ async fn ensure_queues(client: &aws_sdk_sqs::Client, name: &str, max_receive_cou
         .attributes
         .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
         .ok_or("no DLQ ARN")?;
-    let redrive =
-        serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}).to_string();
+    let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}).to_string();
     let created = client
         .create_queue()
         .queue_name(name)

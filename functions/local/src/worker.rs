@@ -11,8 +11,14 @@ pub async fn poll(app: Arc<App>) {
     let sqs = app.queue.client().clone();
     let url = app.queue.url().to_owned();
     loop {
-        let received =
-            sqs.receive_message().queue_url(&url).max_number_of_messages(10).wait_time_seconds(5).send().await;
+        let received = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(5)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .send()
+            .await;
         let messages = match received {
             Ok(output) => output.messages.unwrap_or_default(),
             Err(error) => {

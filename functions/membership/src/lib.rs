@@ -1,7 +1,9 @@
 //! Membership: members of group and event rooms, their roles as power levels, and reconciling a whole list.
 
 use lambda_http::{Body, Request, Response};
+use shared::auth::Caller;
 use shared::domain::membership::{self, PutMemberInput, ReconcileInput};
+use shared::domain::operations::{self, MemberChange, Operation};
 use shared::domain::rooms;
 use shared::http::{ApiRequest, Reply};
 use shared::identity::UserSlug;
@@ -21,22 +23,43 @@ async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
             let user = request.param("userId", UserSlug::parse)?;
             let force = flag(&request, "force")?;
             let input: PutMemberInput = request.json()?;
-            let room = rooms::resolve_path(app, &caller.tenant, &kind, &slug).await?;
-            let member = membership::put(app, &caller.tenant, &room, &user, input.role, force).await?;
-            Ok(Reply::ok(member))
+            let change = MemberChange::Put { role: input.role };
+            let version = operations::now_version();
+            let outcome = async {
+                let room = rooms::resolve_path(app, &caller.tenant, &kind, &slug).await?;
+                membership::put(app, &caller.tenant, &room, &user, input.role, force).await
+            }
+            .await;
+            match defer(app, caller, outcome, (&kind, &slug, &user), change, version, force).await? {
+                Ok(member) => Ok(Reply::ok(member)),
+                Err(queued) => Ok(Reply::json(202, queued)),
+            }
         }
         RouteId::DeleteMember => {
             let user = request.param("userId", UserSlug::parse)?;
             let (ban, force) = (flag(&request, "ban")?, flag(&request, "force")?);
-            let room = rooms::resolve_path(app, &caller.tenant, &kind, &slug).await?;
-            membership::remove(app, &caller.tenant, &room, &user, ban, force).await?;
-            Ok(Reply::no_content())
+            let version = operations::now_version();
+            let outcome = async {
+                let room = rooms::resolve_path(app, &caller.tenant, &kind, &slug).await?;
+                membership::remove(app, &caller.tenant, &room, &user, ban, force).await
+            }
+            .await;
+            match defer(app, caller, outcome, (&kind, &slug, &user), MemberChange::Remove { ban }, version, force)
+                .await?
+            {
+                Ok(()) => Ok(Reply::no_content()),
+                Err(queued) => Ok(Reply::json(202, queued)),
+            }
         }
         RouteId::ReconcileMembers => {
             let (dry_run, force) = (flag(&request, "dryRun")?, flag(&request, "force")?);
             let wanted = request.json::<ReconcileInput>()?.validate()?;
+            let version = operations::now_version();
             let room = rooms::resolve_path(app, &caller.tenant, &kind, &slug).await?;
             let report = membership::reconcile(app, &caller.tenant, &room, &wanted, dry_run, force).await?;
+            if !dry_run {
+                operations::record_reconcile(app, caller.tenant.as_str(), &kind, &slug, version).await?;
+            }
             Ok(Reply::ok(report))
         }
         RouteId::ListMembers => {
@@ -46,6 +69,33 @@ async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
         }
         _ => Err(ApiError::Internal),
     }
+}
+
+/// Records the intent of a member change that succeeded, or queues it (stamped with its version) when the
+/// homeserver is out, so a replay never overrides a newer intent.
+async fn defer<T>(
+    app: &App,
+    caller: &Caller,
+    outcome: Result<T, ApiError>,
+    (kind, slug, user): (&str, &str, &UserSlug),
+    change: MemberChange,
+    version: u64,
+    force: bool,
+) -> Result<Result<T, operations::Queued>, ApiError> {
+    let tenant = caller.tenant.to_string();
+    if outcome.is_ok() {
+        operations::record_member_intent(app, &tenant, kind, slug, user.as_str(), version).await?;
+    }
+    operations::defer_on_outage(app, caller, outcome, || Operation::Membership {
+        tenant: tenant.clone(),
+        kind: kind.to_owned(),
+        slug: slug.to_owned(),
+        user: user.to_string(),
+        change,
+        version,
+        force,
+    })
+    .await
 }
 
 /// A boolean query parameter: absent is `false`; anything but `true`/`false` is refused.

@@ -1,17 +1,121 @@
-//! The `messages` function's routes.
+//! The `messages` function's routes: messages, reactions, notification levels and media uploads.
+//!
+//! Each handler checks its input first (a request that fails validation changes nothing), then resolves the room
+//! and calls the domain in `shared::domain::messages`.
 
 use lambda_http::{Body, Request, Response};
+use serde_json::json;
+use shared::auth::Caller;
+use shared::domain::messages::history::{self, PageQuery};
+use shared::domain::messages::idempotency::IdempotencyKey;
+use shared::domain::messages::notifications::{self, NotificationSettings};
+use shared::domain::messages::send::{self, Delivery, PostOutcome};
+use shared::domain::messages::{Actor, EditMessageInput, PostMessageInput, media, parse_event_id, reactions};
+use shared::domain::rooms::{self, RoomRef};
 use shared::http::{ApiRequest, Reply};
-use shared::routes::Function;
+use shared::routes::{Function, RouteId};
 use shared::{ApiError, App};
 
 pub async fn serve(app: &App, request: Request) -> Response<Body> {
-    shared::http::serve(&app.jwt, Function::Messages, request, |request| {
-        handle(app, request)
-    })
-    .await
+    shared::http::serve(&app.jwt, Function::Messages, request, |request| handle(app, request)).await
 }
 
-async fn handle(_app: &App, _request: ApiRequest) -> Result<Reply, ApiError> {
-    Err(ApiError::NotImplemented)
+async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
+    match request.route.id {
+        RouteId::PostMessage => post_message(app, &request).await,
+        RouteId::ListMessages => list_messages(app, &request).await,
+        RouteId::EditMessage => {
+            let event_id = request.param("eventId", parse_event_id)?;
+            let input: EditMessageInput = request.json()?;
+            let (caller, room) = room_of(app, &request).await?;
+            Ok(match send::edit(app, &room, &Actor::of(caller), &event_id, &input).await? {
+                Delivery::Done(edited) => Reply::ok(edited),
+                Delivery::Queued(queued) => Reply::json(202, queued),
+            })
+        }
+        RouteId::DeleteMessage => {
+            let event_id = request.param("eventId", parse_event_id)?;
+            let (caller, room) = room_of(app, &request).await?;
+            send::delete(app, &room, &Actor::of(caller), &event_id).await?;
+            Ok(Reply::no_content())
+        }
+        RouteId::PutReaction | RouteId::DeleteReaction => {
+            let event_id = request.param("eventId", parse_event_id)?;
+            let key = request.param("key", reactions::parse_key)?;
+            let (caller, room) = member_room_of(app, &request).await?;
+            let actor = Actor::of(caller);
+            if request.route.id == RouteId::PutReaction
+                && let Delivery::Queued(queued) = reactions::put(app, &room, &actor, &event_id, &key).await?
+            {
+                return Ok(Reply::json(202, queued));
+            }
+            if request.route.id == RouteId::DeleteReaction {
+                reactions::delete(app, &room, &actor, &event_id, &key).await?;
+            }
+            Ok(Reply::no_content())
+        }
+        RouteId::PutNotifications => {
+            let input: NotificationSettings = request.json()?;
+            let (caller, room) = member_room_of(app, &request).await?;
+            Ok(Reply::ok(notifications::put(app, &room, &Actor::of(caller), input.level).await?))
+        }
+        RouteId::GetNotifications => {
+            let (caller, room) = member_room_of(app, &request).await?;
+            Ok(Reply::ok(notifications::get(app, &room, &Actor::of(caller)).await?))
+        }
+        RouteId::UploadMedia => {
+            let upload = media::check(request.header("content-type"), request.query("filename"), &request.body)?;
+            // The file is stored for the member; the room only decides whether they may.
+            let (caller, _room) = member_room_of(app, &request).await?;
+            let attachment = media::upload(app, &Actor::of(caller), &upload, request.body.clone()).await?;
+            Ok(Reply::json(201, attachment))
+        }
+        _ => Err(ApiError::Internal),
+    }
+}
+
+/// The caller and the room of the `{kind}/{slug}` path; `404 not_found` when the room does not exist.
+async fn room_of<'r>(app: &App, request: &'r ApiRequest) -> Result<(&'r Caller, RoomRef), ApiError> {
+    let caller = request.caller()?;
+    let kind = request.params.get("kind").ok_or(ApiError::Internal)?;
+    let slug = request.params.get("slug").ok_or(ApiError::Internal)?;
+    let room = rooms::resolve_path(app, &caller.tenant, kind, slug).await.map_err(|error| match error {
+        // The contract names one code for every missing resource.
+        ApiError::NotFound { message, .. } => ApiError::not_found(message),
+        other => other,
+    })?;
+    Ok((caller, room))
+}
+
+/// As [`room_of`], and a user must have joined the room (`403` otherwise); services pass.
+async fn member_room_of<'r>(app: &App, request: &'r ApiRequest) -> Result<(&'r Caller, RoomRef), ApiError> {
+    let (caller, room) = room_of(app, request).await?;
+    rooms::require_member(app, &room, caller).await?;
+    Ok((caller, room))
+}
+
+async fn post_message(app: &App, request: &ApiRequest) -> Result<Reply, ApiError> {
+    let key = request.header("idempotency-key").map(IdempotencyKey::parse).transpose()?;
+    let input: PostMessageInput = request.json()?;
+    let (caller, room) = room_of(app, request).await?;
+    // Members send as themselves and the homeserver enforces membership and power: no separate membership read.
+    match send::post(app, &room, &Actor::of(caller), &input, key.as_ref()).await? {
+        PostOutcome::Sent(sent) => Ok(Reply::json(201, sent)),
+        PostOutcome::Queued(queued) => Ok(Reply::json(202, queued)),
+        PostOutcome::InFlight => Ok(Reply::json(
+            409,
+            json!({"error": {
+                "code": "conflict",
+                "message": "a request with this Idempotency-Key is still in progress; retry shortly",
+                "retryable": true,
+            }}),
+        )),
+    }
+}
+
+async fn list_messages(app: &App, request: &ApiRequest) -> Result<Reply, ApiError> {
+    let query = PageQuery::parse(request.query("limit"), request.query("from"), request.query("threadRootId"))?;
+    let (caller, room) = member_room_of(app, request).await?;
+    let page = history::page(app, &room, &Actor::of(caller), &query).await?;
+    Ok(Reply::ok(page))
 }

@@ -1,7 +1,8 @@
 //! Provisioning: health, users, browser sessions, operation status.
 
 use lambda_http::{Body, Request, Response};
-use shared::domain::{health, operations, sessions, users};
+use shared::domain::operations::{self, Operation};
+use shared::domain::{health, sessions, users};
 use shared::http::{ApiRequest, Reply};
 use shared::identity::UserSlug;
 use shared::routes::{Function, RouteId};
@@ -25,8 +26,12 @@ async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
         }
         RouteId::DeleteUser => {
             let (caller, user) = (request.caller()?, request.param("userId", UserSlug::parse)?);
-            users::delete(app, &caller.tenant, &user).await?;
-            Ok(Reply::no_content())
+            let outcome = users::delete(app, &caller.tenant, &user).await;
+            let operation = || Operation::DeleteUser { tenant: caller.tenant.to_string(), user: user.to_string() };
+            Ok(match operations::defer_on_outage(app, caller, outcome, operation).await? {
+                Ok(()) => Reply::no_content(),
+                Err(queued) => Reply::json(202, queued),
+            })
         }
         RouteId::CreateSession => {
             let caller = request.caller()?;

@@ -1,6 +1,7 @@
 //! Rooms: group and event rooms, their lifecycle, and direct-message rooms.
 
 use lambda_http::{Body, Request, Response};
+use shared::domain::operations::{self, Operation};
 use shared::domain::room_lifecycle::{self as lifecycle, DeleteMode, RoomSpec};
 use shared::domain::{direct, rooms};
 use shared::http::{ApiRequest, Reply};
@@ -29,7 +30,15 @@ async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
         }
         RouteId::CancelEventRoom => {
             let slug = request.param("slug", Slug::parse)?;
-            Ok(Reply::ok(lifecycle::cancel(app, &caller.tenant, &slug, request.json()?).await?))
+            let input: lifecycle::CancelInput = request.json()?;
+            let reason = input.reason.clone();
+            let outcome = lifecycle::cancel(app, &caller.tenant, &slug, input).await;
+            let operation =
+                || Operation::CancelEvent { tenant: caller.tenant.to_string(), slug: slug.to_string(), reason };
+            Ok(match operations::defer_on_outage(app, caller, outcome, operation).await? {
+                Ok(view) => Reply::ok(view),
+                Err(queued) => Reply::json(202, queued),
+            })
         }
         RouteId::GetRoom => {
             let (kind, slug) = (request.param("kind", RoomKind::from_path)?, request.param("slug", Slug::parse)?);
@@ -40,8 +49,17 @@ async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
         RouteId::DeleteRoom => {
             let (kind, slug) = (request.param("kind", RoomKind::from_path)?, request.param("slug", Slug::parse)?);
             let mode = DeleteMode::parse(request.query("mode"))?;
-            lifecycle::delete(app, &caller.tenant, kind, &slug, mode).await?;
-            Ok(Reply::no_content())
+            let outcome = lifecycle::delete(app, &caller.tenant, kind, &slug, mode).await;
+            let operation = || Operation::DeleteRoom {
+                tenant: caller.tenant.to_string(),
+                kind: kind.path_segment().to_owned(),
+                slug: slug.to_string(),
+                purge: mode == DeleteMode::Purge,
+            };
+            Ok(match operations::defer_on_outage(app, caller, outcome, operation).await? {
+                Ok(()) => Reply::no_content(),
+                Err(queued) => Reply::json(202, queued),
+            })
         }
         RouteId::EnsureDirectRoom => {
             let me = caller.user().ok_or(ApiError::Internal)?;

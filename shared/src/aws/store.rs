@@ -131,6 +131,33 @@ impl Store {
         Ok(())
     }
 
+    /// Raises a numeric attribute to `value` unless it already holds a larger one (last writer by version wins).
+    pub async fn raise(&self, pk: &str, sk: &str, attribute: &str, value: u64) -> Result<(), BackendError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk.to_owned()))
+            .key("sk", AttributeValue::S(sk.to_owned()))
+            .update_expression("SET #a = :v")
+            .condition_expression("attribute_not_exists(#a) OR #a < :v")
+            .expression_attribute_names("#a", attribute)
+            .expression_attribute_values(":v", AttributeValue::N(value.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                let service_error = error.into_service_error();
+                if service_error.is_conditional_check_failed_exception() {
+                    Ok(())
+                } else {
+                    Err(unavailable("dynamodb", service_error))
+                }
+            }
+        }
+    }
+
     /// Sets attributes of an item.
     pub async fn set(&self, pk: &str, sk: &str, values: &[(&str, AttributeValue)]) -> Result<(), BackendError> {
         let mut request = self

@@ -14,18 +14,19 @@ use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::auth::Caller;
-use crate::config::RetryPolicy;
 use crate::aws::store;
+use crate::config::RetryPolicy;
+use crate::domain::membership::Role;
 use crate::error::{ApiError, BackendError};
 use crate::homeserver::{Acting, HomeserverError, encode};
-use crate::identity::{TenantId, UserSlug};
+use crate::identity::{RoomKind, Slug, TenantId, UserSlug};
 
 /// Finished operation records are kept this long for `GET /v1/operations/{id}`.
 const RECORD_LIFETIME_SECS: u64 = 7 * 24 * 60 * 60;
 
 /// What to replay.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "camelCase", deny_unknown_fields)]
+#[serde(tag = "op", rename_all = "camelCase", deny_unknown_fields)]
 pub enum Operation {
     /// A room event sent as a user's server device (or the platform) under a fixed transaction id.
     #[serde(rename_all = "camelCase")]
@@ -38,6 +39,31 @@ pub enum Operation {
         txn_id: String,
         content: Value,
     },
+    /// A single member's change, stamped with when it was accepted: a newer intent (a later change of that
+    /// member, or a later reconcile of the room) supersedes it.
+    #[serde(rename_all = "camelCase")]
+    Membership {
+        tenant: String,
+        kind: String,
+        slug: String,
+        user: String,
+        change: MemberChange,
+        version: u64,
+        force: bool,
+    },
+    #[serde(rename_all = "camelCase")]
+    CancelEvent { tenant: String, slug: String, reason: Option<String> },
+    #[serde(rename_all = "camelCase")]
+    DeleteRoom { tenant: String, kind: String, slug: String, purge: bool },
+    #[serde(rename_all = "camelCase")]
+    DeleteUser { tenant: String, user: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "camelCase", deny_unknown_fields)]
+pub enum MemberChange {
+    Put { role: Role },
+    Remove { ban: bool },
 }
 
 impl Operation {
@@ -45,14 +71,64 @@ impl Operation {
     fn group(&self) -> String {
         match self {
             Operation::SendEvent { room_id, .. } => room_id.clone(),
+            Operation::Membership { tenant, kind, slug, .. } | Operation::DeleteRoom { tenant, kind, slug, .. } => {
+                format!("{tenant}/{kind}/{slug}")
+            }
+            Operation::CancelEvent { tenant, slug, .. } => format!("{tenant}/events/{slug}"),
+            Operation::DeleteUser { tenant, user } => format!("{tenant}/user/{user}"),
         }
     }
 
+    /// Only sends keep a backlog: they are what a new write of the same room must not overtake.
     fn room_id(&self) -> Option<&str> {
         match self {
             Operation::SendEvent { room_id, .. } => Some(room_id),
+            _ => None,
         }
     }
+}
+
+/// Milliseconds since the epoch: the version of a membership intent.
+pub fn now_version() -> u64 {
+    now_millis() as u64
+}
+
+fn intent_key(tenant: &str, kind: &str, slug: &str) -> String {
+    format!("T#{tenant}#R#{kind}#{slug}")
+}
+
+/// Records that the service's latest word on `user` in this room was given at `version`.
+pub async fn record_member_intent(
+    app: &App,
+    tenant: &str,
+    kind: &str,
+    slug: &str,
+    user: &str,
+    version: u64,
+) -> Result<(), ApiError> {
+    app.store
+        .raise(&intent_key(tenant, kind, slug), &format!("MEMBER#{user}"), "version", version)
+        .await
+        .map_err(ApiError::from)
+}
+
+/// Records a reconcile of the whole room at `version`: it speaks for every member.
+pub async fn record_reconcile(app: &App, tenant: &str, kind: &str, slug: &str, version: u64) -> Result<(), ApiError> {
+    app.store.raise(&intent_key(tenant, kind, slug), "RECONCILED", "version", version).await.map_err(ApiError::from)
+}
+
+/// The newest intent about `user` in the room: their own latest change or the room's latest reconcile.
+async fn latest_member_intent(
+    app: &App,
+    tenant: &str,
+    kind: &str,
+    slug: &str,
+    user: &str,
+) -> Result<u64, BackendError> {
+    let pk = intent_key(tenant, kind, slug);
+    let own = app.store.get(&pk, &format!("MEMBER#{user}")).await?.and_then(|i| store::number(&i, "version"));
+    let room = app.store.get(&pk, "RECONCILED").await?.and_then(|i| store::number(&i, "version"));
+    Ok(own.unwrap_or(0).max(room.unwrap_or(0)))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +189,24 @@ async fn adjust_backlog(app: &App, room_id: &str, delta: i64) -> Result<(), Back
     app.store.add(&backlog_pk(room_id), "BACKLOG", "pending", delta).await
 }
 
+/// A fresh operation id, for writes without an idempotency key.
+pub fn new_operation_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// The `202` answer of a write that met an outage, or the write's own outcome.
+pub async fn defer_on_outage<T>(
+    app: &App,
+    caller: &Caller,
+    outcome: Result<T, ApiError>,
+    operation: impl FnOnce() -> Operation,
+) -> Result<Result<T, Queued>, ApiError> {
+    match outcome {
+        Err(error) if is_outage(&error) => Ok(Err(defer(app, caller, new_operation_id(), operation()).await?)),
+        other => other.map(Ok),
+    }
+}
+
 /// Stores the operation and enqueues it. `operation_id` is derived by the caller when the write has an idempotency
 /// key, so a repeat of a queued request finds the same operation instead of queueing a second one.
 pub async fn defer(app: &App, caller: &Caller, operation_id: String, operation: Operation) -> Result<Queued, ApiError> {
@@ -134,7 +228,8 @@ pub async fn defer(app: &App, caller: &Caller, operation_id: String, operation: 
     if let Some(room_id) = operation.room_id() {
         adjust_backlog(app, room_id, 1).await?;
     }
-    let body = serde_json::to_string(&QueuedOperation { operation_id: operation_id.clone() }).map_err(|_| ApiError::Internal)?;
+    let body = serde_json::to_string(&QueuedOperation { operation_id: operation_id.clone() })
+        .map_err(|_| ApiError::Internal)?;
     app.queue.send_ordered(body, &operation.group(), &operation_id).await?;
     tracing::info!(operation_id = %operation_id, "write deferred to the retry queue");
     Ok(Queued { status: "queued", operation_id })
@@ -202,6 +297,8 @@ pub async fn replay(app: &App, message: &QueuedOperation, attempt: u32) -> Resul
     if store::string(&item, "status").as_deref() != Some("queued") {
         return Ok(());
     }
+    // SQS's receive count, or our own count when the queue does not report it (or after a redrive reset it).
+    let attempt = attempt.max(store::number(&item, "attempts").unwrap_or(0) as u32 + 1);
     let operation: Operation = match store::string(&item, "operation").map(|raw| serde_json::from_str(&raw)) {
         Some(Ok(operation)) => operation,
         _ => {
@@ -230,14 +327,65 @@ pub async fn replay(app: &App, message: &QueuedOperation, attempt: u32) -> Resul
         }
         Err(error) => {
             // A refusal (403, 400, ...) will not change by retrying: fail at once.
-            finish(app, &pk, operation.room_id(), Err(format!("the homeserver refused it: {error}"))).await.map_err(transient)?;
+            finish(app, &pk, operation.room_id(), Err(format!("the homeserver refused it: {error}")))
+                .await
+                .map_err(transient)?;
             Ok(())
         }
     }
 }
 
 async fn execute(app: &App, operation: &Operation) -> Result<Option<String>, HomeserverError> {
+    let tenant_of = |tenant: &str| TenantId::parse(tenant).map_err(|_| invalid("tenant"));
     match operation {
+        Operation::Membership { tenant, kind, slug, user, change, version, force } => {
+            let newest = latest_member_intent(app, tenant, kind, slug, user).await.map_err(backend_to_homeserver)?;
+            if newest > *version {
+                tracing::info!(%user, "membership change superseded by a newer intent; skipped");
+                return Ok(None);
+            }
+            let tenant_id = tenant_of(tenant)?;
+            let room =
+                crate::domain::rooms::resolve_path(app, &tenant_id, kind, slug).await.map_err(api_to_homeserver)?;
+            let user_slug = UserSlug::parse(user).map_err(|_| invalid("user"))?;
+            match change {
+                MemberChange::Put { role } => {
+                    crate::domain::membership::put(app, &tenant_id, &room, &user_slug, *role, *force).await.map(|_| ())
+                }
+                MemberChange::Remove { ban } => {
+                    crate::domain::membership::remove(app, &tenant_id, &room, &user_slug, *ban, *force).await
+                }
+            }
+            .map_err(api_to_homeserver)?;
+            record_member_intent(app, tenant, kind, slug, user, *version).await.map_err(api_to_homeserver)?;
+            Ok(None)
+        }
+        Operation::CancelEvent { tenant, slug, reason } => {
+            let slug = Slug::parse(slug).map_err(|_| invalid("slug"))?;
+            let input = crate::domain::room_lifecycle::CancelInput { reason: reason.clone() };
+            crate::domain::room_lifecycle::cancel(app, &tenant_of(tenant)?, &slug, input)
+                .await
+                .map_err(api_to_homeserver)?;
+            Ok(None)
+        }
+        Operation::DeleteRoom { tenant, kind, slug, purge } => {
+            let kind = RoomKind::from_path(kind).map_err(|_| invalid("kind"))?;
+            let slug = Slug::parse(slug).map_err(|_| invalid("slug"))?;
+            let mode = if *purge {
+                crate::domain::room_lifecycle::DeleteMode::Purge
+            } else {
+                crate::domain::room_lifecycle::DeleteMode::Archive
+            };
+            crate::domain::room_lifecycle::delete(app, &tenant_of(tenant)?, kind, &slug, mode)
+                .await
+                .map_err(api_to_homeserver)?;
+            Ok(None)
+        }
+        Operation::DeleteUser { tenant, user } => {
+            let user = UserSlug::parse(user).map_err(|_| invalid("user"))?;
+            crate::domain::users::delete(app, &tenant_of(tenant)?, &user).await.map_err(api_to_homeserver)?;
+            Ok(None)
+        }
         Operation::SendEvent { tenant, user, room_id, event_type, txn_id, content } => {
             let path =
                 format!("/_matrix/client/v3/rooms/{}/send/{}/{}", encode(room_id), encode(event_type), encode(txn_id));
@@ -252,12 +400,22 @@ async fn execute(app: &App, operation: &Operation) -> Result<Option<String>, Hom
                     let tenant = TenantId::parse(tenant).map_err(|_| invalid("tenant"))?;
                     let user = UserSlug::parse(user).map_err(|_| invalid("user"))?;
                     let token = app.credentials.server_token(&tenant, &user).await.map_err(api_to_homeserver)?;
-                    match app.homeserver.call(reqwest::Method::PUT, &path, Acting::User(&token), Some(content)).await {
+                    let sent = match app
+                        .homeserver
+                        .call(reqwest::Method::PUT, &path, Acting::User(&token), Some(content))
+                        .await
+                    {
                         Err(HomeserverError::UnknownToken) => {
                             app.credentials.forget(&tenant, &user).await.map_err(api_to_homeserver)?;
-                            let token = app.credentials.server_token(&tenant, &user).await.map_err(api_to_homeserver)?;
-                            app.homeserver.call(reqwest::Method::PUT, &path, Acting::User(&token), Some(content)).await?
+                            let token =
+                                app.credentials.server_token(&tenant, &user).await.map_err(api_to_homeserver)?;
+                            app.homeserver.call(reqwest::Method::PUT, &path, Acting::User(&token), Some(content)).await
                         }
+                        other => other,
+                    };
+                    match sent {
+                        // The same reaction already stands: what the operation wanted holds.
+                        Err(error) if error.errcode() == Some("M_DUPLICATE_ANNOTATION") => return Ok(None),
                         other => other?,
                     }
                 }
@@ -271,6 +429,10 @@ fn invalid(what: &str) -> HomeserverError {
     HomeserverError::Rejected { status: 400, errcode: "M_INVALID_PARAM".into(), message: format!("invalid {what}") }
 }
 
+fn backend_to_homeserver(error: BackendError) -> HomeserverError {
+    HomeserverError::Transient { detail: error.to_string() }
+}
+
 /// Domain errors met during a replay, reduced to the homeserver's classification.
 fn api_to_homeserver(error: ApiError) -> HomeserverError {
     match error {
@@ -278,7 +440,11 @@ fn api_to_homeserver(error: ApiError) -> HomeserverError {
         ApiError::HomeserverUnavailable { .. } | ApiError::DependencyUnavailable { .. } | ApiError::Internal => {
             HomeserverError::Transient { detail: error.to_string() }
         }
-        other => HomeserverError::Rejected { status: other.status(), errcode: other.code().to_owned(), message: other.to_string() },
+        other => HomeserverError::Rejected {
+            status: other.status(),
+            errcode: other.code().to_owned(),
+            message: other.to_string(),
+        },
     }
 }
 
@@ -296,7 +462,9 @@ async fn finish(
             }
             updates
         }
-        Err(reason) => vec![("status", AttributeValue::S("failed".into())), ("error", AttributeValue::S(reason.clone()))],
+        Err(reason) => {
+            vec![("status", AttributeValue::S("failed".into())), ("error", AttributeValue::S(reason.clone()))]
+        }
     };
     app.store.set(pk, "OP", &updates).await?;
     if let Some(room_id) = room_id {
@@ -316,8 +484,11 @@ pub async fn reopen(app: &App, operation_id: &str) -> Result<bool, BackendError>
     if store::string(&item, "status").as_deref() != Some("failed") {
         return Ok(store::string(&item, "status").as_deref() == Some("queued"));
     }
-    let operation: Option<Operation> = store::string(&item, "operation").and_then(|raw| serde_json::from_str(&raw).ok());
-    app.store.set(&pk, "OP", &[("status", AttributeValue::S("queued".into()))]).await?;
+    let operation: Option<Operation> =
+        store::string(&item, "operation").and_then(|raw| serde_json::from_str(&raw).ok());
+    app.store
+        .set(&pk, "OP", &[("status", AttributeValue::S("queued".into())), ("attempts", AttributeValue::N("0".into()))])
+        .await?;
     app.store.remove_attribute(&pk, "OP", "error").await?;
     if let Some(room_id) = operation.as_ref().and_then(Operation::room_id) {
         adjust_backlog(app, room_id, 1).await?;

@@ -550,7 +550,7 @@ pub async fn delete(
             }
             for (alias, room_id) in targets {
                 purge(app, &room_id).await?;
-                app.rooms.forget(alias.as_str());
+                rooms::forget_alias(app, &alias).await?;
             }
         }
     }

@@ -34,9 +34,14 @@ impl RoomCache {
         cache.get(alias).filter(|(_, at)| at.elapsed() < ROOM_CACHE_TTL).map(|(id, _)| id.clone())
     }
 
+    /// Whatever this container last knew, however old: better than nothing while the homeserver is out.
+    fn get_stale(&self, alias: &str) -> Option<OwnedRoomId> {
+        let cache = self.0.lock().ok()?;
+        cache.get(alias).map(|(id, _)| id.clone())
+    }
+
     pub fn put(&self, alias: &str, room_id: &OwnedRoomId) {
         if let Ok(mut cache) = self.0.lock() {
-            cache.retain(|_, (_, at)| at.elapsed() < ROOM_CACHE_TTL);
             cache.insert(alias.to_owned(), (room_id.clone(), Instant::now()));
         }
     }
@@ -61,12 +66,53 @@ pub async fn lookup_alias(app: &App, alias: &OwnedRoomAliasId) -> Result<Option<
                 .and_then(Value::as_str)
                 .and_then(|id| OwnedRoomId::try_from(id).ok())
                 .ok_or(ApiError::HomeserverRejected("alias lookup returned no room id".into()))?;
+            if app.rooms.get_stale(alias.as_str()).as_ref() != Some(&room_id) {
+                remember(app, alias, &room_id).await;
+            }
             app.rooms.put(alias.as_str(), &room_id);
             Ok(Some(room_id))
         }
         Err(error) if error.is_not_found() => Ok(None),
+        // The homeserver is out: the alias → room mapping almost never changes, so a remembered one serves (a
+        // write then queues for that room instead of failing).
+        Err(error) if error.is_transient() => match remembered(app, alias).await {
+            Some(room_id) => Ok(Some(room_id)),
+            None => Err(error.into()),
+        },
         Err(error) => Err(error.into()),
     }
+}
+
+fn mapping_key(alias: &OwnedRoomAliasId) -> String {
+    format!("ALIAS#{alias}")
+}
+
+/// The alias's room from this container's memory, or from the store (written by [`remember`]).
+async fn remembered(app: &App, alias: &OwnedRoomAliasId) -> Option<OwnedRoomId> {
+    if let Some(room_id) = app.rooms.get_stale(alias.as_str()) {
+        return Some(room_id);
+    }
+    let item = app.store.get(&mapping_key(alias), "ROOM").await.ok()??;
+    let room_id = crate::aws::store::string(&item, "roomId").and_then(|id| OwnedRoomId::try_from(id).ok())?;
+    app.rooms.put(alias.as_str(), &room_id);
+    Some(room_id)
+}
+
+/// Keeps the alias → room mapping in the store too, for containers that start while the homeserver is out. The
+/// homeserver stays the source of truth: a lost table is rebuilt from it by the next lookups.
+async fn remember(app: &App, alias: &OwnedRoomAliasId, room_id: &OwnedRoomId) {
+    let mut item = crate::aws::store::keyed(&mapping_key(alias), "ROOM");
+    item.insert("roomId".into(), aws_sdk_dynamodb::types::AttributeValue::S(room_id.to_string()));
+    if let Err(error) = app.store.put(item).await {
+        tracing::warn!(error = %error, "could not record the alias mapping");
+    }
+}
+
+/// Forgets an alias everywhere (after a purge).
+pub async fn forget_alias(app: &App, alias: &OwnedRoomAliasId) -> Result<(), ApiError> {
+    app.rooms.forget(alias.as_str());
+    app.store.delete(&mapping_key(alias), "ROOM").await?;
+    Ok(())
 }
 
 /// The existing room of a group or event, or 404 `room_not_found`.

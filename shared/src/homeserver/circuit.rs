@@ -54,16 +54,17 @@ impl CircuitBreaker {
         }
     }
 
-    /// Whether a call may go out now. In half-open state only one probe at a time.
-    pub fn allow(&self) -> bool {
-        let Ok(mut inner) = self.inner.lock() else { return true };
+    /// Whether a call may go out now: `None` when the circuit is open, `Some(true)` for the one probe of a
+    /// half-open circuit, `Some(false)` for an ordinary call.
+    pub fn allow(&self) -> Option<bool> {
+        let Ok(mut inner) = self.inner.lock() else { return Some(false) };
         match inner.opened_at {
-            None => true,
+            None => Some(false),
             Some(at) if at.elapsed() >= self.cool_down && !inner.probe_in_flight => {
                 inner.probe_in_flight = true;
-                true
+                Some(true)
             }
-            Some(_) => false,
+            Some(_) => None,
         }
     }
 
@@ -103,21 +104,21 @@ mod tests {
             breaker.record_failure();
         }
         assert_eq!(breaker.state(), CircuitState::Closed);
-        assert!(breaker.allow());
+        assert_eq!(breaker.allow(), Some(false));
         breaker.record_failure();
         assert_eq!(breaker.state(), CircuitState::Open);
-        assert!(!breaker.allow());
+        assert_eq!(breaker.allow(), None);
         std::thread::sleep(Duration::from_millis(40));
         assert_eq!(breaker.state(), CircuitState::HalfOpen);
-        assert!(breaker.allow(), "one probe goes through");
-        assert!(!breaker.allow(), "and only one");
+        assert_eq!(breaker.allow(), Some(true), "one probe goes through");
+        assert_eq!(breaker.allow(), None, "and only one");
         breaker.record_failure();
         assert_eq!(breaker.state(), CircuitState::Open, "a failed probe re-opens");
         std::thread::sleep(Duration::from_millis(40));
-        assert!(breaker.allow());
+        assert_eq!(breaker.allow(), Some(true));
         breaker.record_success();
         assert_eq!(breaker.state(), CircuitState::Closed);
-        assert!(breaker.allow());
+        assert_eq!(breaker.allow(), Some(false));
     }
 
     #[test]

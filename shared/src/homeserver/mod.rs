@@ -26,6 +26,9 @@ pub use circuit::{CircuitBreaker, CircuitState};
 pub use error::HomeserverError;
 pub use token::AccessToken;
 
+/// How long the one probe of a half-open circuit may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Who a request acts as.
 #[derive(Clone, Copy)]
 pub enum Acting<'a> {
@@ -58,6 +61,7 @@ pub struct Homeserver {
     appservice_token: AccessToken,
     versions: SupportedVersions,
     circuit: std::sync::Arc<CircuitBreaker>,
+    request_timeout: Duration,
 }
 
 impl Homeserver {
@@ -76,6 +80,7 @@ impl Homeserver {
             appservice_token: config.appservice_token,
             versions: SupportedVersions { versions: BTreeSet::from([MatrixVersion::V1_11]), features: BTreeSet::new() },
             circuit: std::sync::Arc::new(CircuitBreaker::new(config.circuit_threshold, config.circuit_cool_down)),
+            request_timeout: config.request_timeout,
         })
     }
 
@@ -187,9 +192,12 @@ impl Homeserver {
         path: &str,
         builder: reqwest::RequestBuilder,
     ) -> Result<(http::StatusCode, http::HeaderMap, bytes::Bytes), HomeserverError> {
-        if !self.circuit.allow() {
-            return Err(HomeserverError::CircuitOpen);
-        }
+        let builder = match self.circuit.allow() {
+            None => return Err(HomeserverError::CircuitOpen),
+            // A probe of a half-open circuit must not hold its caller for a full timeout.
+            Some(true) => builder.timeout(PROBE_TIMEOUT.min(self.request_timeout)),
+            Some(false) => builder,
+        };
         let started = Instant::now();
         let outcome = builder.send().await;
         let response = match outcome {

@@ -60,7 +60,10 @@ async fn main() {
         assert_eq!(status, 200, "{body}");
     }
     let raw_rate = rooms as f64 / started.elapsed().as_secs_f64();
-    println!("rooms created per second: api {api_rate:.1}/s, raw createRoom {raw_rate:.1}/s, ratio raw/api {:.2} ({rooms} rooms)", raw_rate / api_rate);
+    println!(
+        "rooms created per second: api {api_rate:.1}/s, raw createRoom {raw_rate:.1}/s, ratio raw/api {:.2} ({rooms} rooms)",
+        raw_rate / api_rate
+    );
 
     // Members exist already (as after provisioning); both rooms get the same people.
     let users: Vec<String> = (0..members).map(|i| format!("{run}-m{i}")).collect();
@@ -88,7 +91,12 @@ async fn main() {
 
     let group = unique("g");
     let (status, room) = s
-        .api(Method::PUT, &format!("/v1/groups/{group}/room"), Some(&service), Some(json!({"name": "Bench", "visibility": "public"})))
+        .api(
+            Method::PUT,
+            &format!("/v1/groups/{group}/room"),
+            Some(&service),
+            Some(json!({"name": "Bench", "visibility": "public"})),
+        )
         .await;
     assert_eq!(status, 201, "{room}");
     let list: Vec<Value> = users
@@ -108,7 +116,12 @@ async fn main() {
 
     // Raw: the same joins with the same concurrency, one power-levels write; the no-op is the two reads.
     let (status, raw_room) = s
-        .matrix(Method::POST, "/_matrix/client/v3/createRoom", None, Some(json!({"preset": "public_chat", "name": "Raw bench"})))
+        .matrix(
+            Method::POST,
+            "/_matrix/client/v3/createRoom",
+            None,
+            Some(json!({"preset": "public_chat", "name": "Raw bench"})),
+        )
         .await;
     assert_eq!(status, 200, "{raw_room}");
     let raw_id = raw_room["room_id"].as_str().expect("room id").to_owned();
@@ -120,7 +133,12 @@ async fn main() {
                 let (user_id, raw_id) = (s.matrix_user_id(TENANT, user), raw_id.clone());
                 tokio::spawn(async move {
                     let (status, body) = stack()
-                        .matrix(Method::POST, &format!("/_synapse/admin/v1/join/{}", encode_path(&raw_id)), None, Some(json!({"user_id": user_id})))
+                        .matrix(
+                            Method::POST,
+                            &format!("/_synapse/admin/v1/join/{}", encode_path(&raw_id)),
+                            None,
+                            Some(json!({"user_id": user_id})),
+                        )
                         .await;
                     assert_eq!(status, 200, "{body}");
                 })
@@ -133,7 +151,13 @@ async fn main() {
     let levels_path = format!("/_matrix/client/v3/rooms/{}/state/m.room.power_levels/", encode_path(&raw_id));
     let (_, mut levels) = s.matrix(Method::GET, &levels_path, None, None).await;
     for (i, user) in users.iter().enumerate() {
-        let level = if i == 0 { 100 } else if i % 20 == 0 { 50 } else { continue };
+        let level = if i == 0 {
+            100
+        } else if i % 20 == 0 {
+            50
+        } else {
+            continue;
+        };
         levels["users"][s.matrix_user_id(TENANT, user)] = json!(level);
     }
     let (status, body) = s.matrix(Method::PUT, &levels_path, None, Some(levels)).await;

@@ -1,0 +1,241 @@
+//! Uploads for message attachments, into the homeserver's media repository as the member.
+//!
+//! Accepted types (anything else: `400 unsupported_media_type`): images the homeserver can thumbnail (PNG, JPEG,
+//! GIF, WebP; the bytes must be what the type says), video (MP4, WebM, QuickTime), audio (MPEG, MP4/AAC, Ogg, WAV,
+//! WebM, FLAC), PDF, plain text and CSV, and the common office formats (Word, Excel, PowerPoint, both legacy and
+//! OOXML, and OpenDocument text/spreadsheet/presentation). SVG and HTML are refused: they can carry scripts.
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::content::{self, parse_mxc};
+use super::room::{self, Identity};
+use super::{Actor, Attachment};
+use crate::app::App;
+use crate::error::ApiError;
+
+/// Largest upload through the API: 6 MiB.
+pub const MAX_UPLOAD_BYTES: usize = 6 * 1024 * 1024;
+
+const IMAGE_TYPES: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+const OTHER_TYPES: [&str; 25] = [
+    "video/mp4",
+    "video/webm",
+    "video/quicktime",
+    "audio/mpeg",
+    "audio/mp4",
+    "audio/aac",
+    "audio/ogg",
+    "audio/wav",
+    "audio/x-wav",
+    "audio/webm",
+    "audio/flac",
+    "application/pdf",
+    "text/plain",
+    "text/csv",
+    "application/msword",
+    "application/vnd.ms-excel",
+    "application/vnd.ms-powerpoint",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "application/vnd.oasis.opendocument.text",
+    "application/vnd.oasis.opendocument.spreadsheet",
+    "application/vnd.oasis.opendocument.presentation",
+    "application/rtf",
+    "application/zip",
+];
+
+/// A checked upload, ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    /// The media type as sent to the homeserver (parameters such as `charset` kept).
+    pub content_type: String,
+    /// The media type without parameters, lowercase.
+    pub essence: String,
+    pub filename: Option<String>,
+    pub dimensions: Option<(u32, u32)>,
+}
+
+/// Checks what arrived before anything is stored.
+pub fn check(content_type: Option<&str>, filename: Option<&str>, body: &[u8]) -> Result<Upload, ApiError> {
+    if body.len() > MAX_UPLOAD_BYTES {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "uploads through the API are limited to {MAX_UPLOAD_BYTES} bytes; send larger files to the homeserver directly"
+        )));
+    }
+    if body.is_empty() {
+        return Err(ApiError::bad_request("invalid_body", "the upload is empty"));
+    }
+    let content_type = content_type
+        .map(str::trim)
+        .filter(|value| !value.is_empty())
+        .ok_or_else(|| ApiError::bad_request("invalid_body", "Content-Type is required"))?;
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if !IMAGE_TYPES.contains(&essence.as_str()) && !OTHER_TYPES.contains(&essence.as_str()) {
+        return Err(ApiError::bad_request(
+            "unsupported_media_type",
+            format!("files of type {essence} cannot be attached; see uploadMedia for the accepted types"),
+        ));
+    }
+    let filename = filename.map(check_filename).transpose()?;
+    let dimensions = if IMAGE_TYPES.contains(&essence.as_str()) {
+        let dimensions = image_dimensions(&essence, body)
+            .ok_or_else(|| ApiError::bad_request("invalid_body", format!("the body is not a valid {essence} image")))?;
+        Some(dimensions)
+    } else {
+        None
+    };
+    Ok(Upload { content_type: content_type.to_owned(), essence, filename, dimensions })
+}
+
+fn check_filename(name: &str) -> Result<String, ApiError> {
+    let valid = !name.is_empty()
+        && name.chars().count() <= 255
+        && !name.chars().any(|c| c.is_control() || c == '/' || c == '\\');
+    if valid {
+        Ok(name.to_owned())
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_parameter",
+            "filename must be 1-255 characters without path separators or control characters",
+        ))
+    }
+}
+
+/// Stores the bytes as the member; answers the attachment to pass to `postMessage`.
+pub async fn upload(app: &App, actor: &Actor, upload: &Upload, body: Bytes) -> Result<Attachment, ApiError> {
+    let query = match &upload.filename {
+        Some(filename) => room::query_string(&[("filename", filename)]),
+        None => String::new(),
+    };
+    let path = if query.is_empty() {
+        "/_matrix/media/v3/upload".to_owned()
+    } else {
+        format!("/_matrix/media/v3/upload?{query}")
+    };
+    let size = body.len() as u64;
+    let stored = room::act(app, actor, |identity: Identity| {
+        let (path, body, content_type) = (&path, body.clone(), upload.content_type.as_str());
+        async move { app.homeserver.upload(path, identity.acting(), content_type, body).await }
+    })
+    .await?
+    .map_err(room::refusal)?;
+    let content_uri = stored
+        .get("content_uri")
+        .and_then(Value::as_str)
+        .ok_or(ApiError::HomeserverRejected("the upload answered no content_uri".into()))?;
+    let mxc =
+        parse_mxc(content_uri).ok_or(ApiError::HomeserverRejected("the upload answered a bad content_uri".into()))?;
+    Ok(Attachment {
+        content_uri: content_uri.to_owned(),
+        mime_type: upload.essence.clone(),
+        size,
+        thumbnail_uri: upload.dimensions.map(|_| content::thumbnail_path(&mxc)),
+        filename: upload.filename.clone(),
+        width: upload.dimensions.map(|(width, _)| width),
+        height: upload.dimensions.map(|(_, height)| height),
+    })
+}
+
+/// Width and height from an image's header; `None` when the bytes are not that kind of image.
+pub fn image_dimensions(essence: &str, bytes: &[u8]) -> Option<(u32, u32)> {
+    let le16 = |at: usize| bytes.get(at..at + 2).map(|b| u32::from(u16::from_le_bytes([b[0], b[1]])));
+    let be32 = |at: usize| bytes.get(at..at + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    let le24 =
+        |at: usize| bytes.get(at..at + 3).map(|b| u32::from(b[0]) | u32::from(b[1]) << 8 | u32::from(b[2]) << 16);
+    let dimensions = match essence {
+        "image/png" if bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.get(12..16) == Some(b"IHDR") => {
+            (be32(16)?, be32(20)?)
+        }
+        "image/gif" if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") => (le16(6)?, le16(8)?),
+        "image/jpeg" if bytes.starts_with(&[0xFF, 0xD8]) => jpeg_dimensions(bytes)?,
+        "image/webp" if bytes.starts_with(b"RIFF") && bytes.get(8..12) == Some(b"WEBP") => match bytes.get(12..16)? {
+            b"VP8 " => (le16(26)? & 0x3FFF, le16(28)? & 0x3FFF),
+            b"VP8L" => {
+                let bits = bytes.get(21..25).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))?;
+                ((bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1)
+            }
+            b"VP8X" => (le24(24)? + 1, le24(27)? + 1),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    (dimensions.0 > 0 && dimensions.1 > 0).then_some(dimensions)
+}
+
+/// Walks JPEG segments to the first start-of-frame marker.
+fn jpeg_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
+    let mut at = 2;
+    while at + 4 <= bytes.len() {
+        if bytes[at] != 0xFF {
+            return None;
+        }
+        let marker = bytes[at + 1];
+        if marker == 0xFF {
+            at += 1;
+            continue;
+        }
+        let length = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
+        let is_frame = matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
+        if is_frame {
+            let frame = bytes.get(at + 5..at + 9)?;
+            let height = u32::from(u16::from_be_bytes([frame[0], frame[1]]));
+            let width = u32::from(u16::from_be_bytes([frame[2], frame[3]]));
+            return Some((width, height));
+        }
+        if length < 2 {
+            return None;
+        }
+        at += 2 + length;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 3×2 PNG header (IHDR only; enough for the check).
+    fn png_header(width: u32, height: u32) -> Vec<u8> {
+        let mut png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR".to_vec();
+        png.extend(width.to_be_bytes());
+        png.extend(height.to_be_bytes());
+        png.extend([8, 6, 0, 0, 0]);
+        png
+    }
+
+    #[test]
+    fn image_headers_give_dimensions() {
+        assert_eq!(image_dimensions("image/png", &png_header(3, 2)), Some((3, 2)));
+        assert_eq!(image_dimensions("image/gif", b"GIF89a\x05\x00\x07\x00rest"), Some((5, 7)));
+        let jpeg = [
+            0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 0x00, 0x00, 0xFF, 0xC0, 0x00, 0x11, 0x08, 0x00, 0x20, 0x00, 0x40, 0x03,
+        ];
+        assert_eq!(image_dimensions("image/jpeg", &jpeg), Some((64, 32)));
+        let mut webp = b"RIFF\x00\x00\x00\x00WEBPVP8X\x0a\x00\x00\x00\x00\x00\x00\x00".to_vec();
+        webp.extend([0x09, 0x00, 0x00, 0x04, 0x00, 0x00]);
+        assert_eq!(image_dimensions("image/webp", &webp), Some((10, 5)));
+        assert_eq!(image_dimensions("image/png", b"<html>"), None);
+        assert_eq!(image_dimensions("image/jpeg", &png_header(1, 1)), None);
+    }
+
+    #[test]
+    fn uploads_are_checked_before_storing() {
+        let png = png_header(3, 2);
+        let checked = check(Some("image/png"), Some("cat.png"), &png).expect("valid");
+        assert_eq!((checked.essence.as_str(), checked.dimensions), ("image/png", Some((3, 2))));
+        let text = check(Some("Text/Plain; charset=utf-8"), None, b"hello").expect("valid");
+        assert_eq!((text.essence.as_str(), text.content_type.as_str()), ("text/plain", "Text/Plain; charset=utf-8"));
+        assert_eq!(check(None, None, b"x").expect_err("no type").status(), 400);
+        assert_eq!(check(Some("text/plain"), None, b"").expect_err("empty").status(), 400);
+        let svg = check(Some("image/svg+xml"), None, b"<svg/>").expect_err("svg");
+        assert_eq!((svg.status(), svg.code()), (400, "unsupported_media_type"));
+        assert_eq!(check(Some("text/html"), None, b"<p>").expect_err("html").code(), "unsupported_media_type");
+        assert_eq!(check(Some("image/png"), None, b"<script>").expect_err("not png").code(), "invalid_body");
+        assert_eq!(check(Some("text/plain"), Some("../x"), b"x").expect_err("path").code(), "invalid_parameter");
+        let big = vec![b'a'; MAX_UPLOAD_BYTES + 1];
+        assert_eq!(check(Some("text/plain"), None, &big).expect_err("big").status(), 413);
+        assert!(check(Some("text/plain"), None, &big[1..]).is_ok());
+    }
+}

@@ -1,0 +1,112 @@
+//! A member's reactions (`m.reaction` annotations): add one, remove one. Both are idempotent.
+
+use serde_json::Value;
+
+use super::Actor;
+use super::room::{self, Identity};
+use super::send::{self, Delivery};
+use crate::app::App;
+use crate::domain::rooms::RoomRef;
+use crate::error::ApiError;
+use crate::homeserver::encode;
+
+const MAX_KEY_CHARS: usize = 64;
+/// Pages of the message's reactions searched for the caller's own.
+const MAX_PAGES: usize = 10;
+
+/// A reaction key from the path: 1-64 characters, no control characters.
+pub fn parse_key(key: &str) -> Result<String, ApiError> {
+    if key.is_empty() || key.chars().count() > MAX_KEY_CHARS || key.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            "key must be 1-64 characters without control characters",
+        ));
+    }
+    Ok(key.to_owned())
+}
+
+/// Adds the actor's reaction; a second time changes nothing.
+pub async fn put(
+    app: &App,
+    room: &RoomRef,
+    actor: &Actor,
+    event_id: &str,
+    key: &str,
+) -> Result<Delivery<()>, ApiError> {
+    let message = room::fetch_message(app, room, event_id).await?;
+    if room::is_redacted(&message) {
+        return Err(ApiError::conflict("conflict", "the message was deleted"));
+    }
+    send::send_reaction(app, room, actor, event_id, key).await
+}
+
+/// Removes the actor's reaction with `key`, if any.
+pub async fn delete(app: &App, room: &RoomRef, actor: &Actor, event_id: &str, key: &str) -> Result<(), ApiError> {
+    room::fetch_message(app, room, event_id).await?;
+    let own_id = room::matrix_id(app, actor);
+    for reaction_id in own_reactions(app, room, actor, event_id, key, &own_id).await? {
+        send::redact(app, room, actor, &reaction_id).await?;
+    }
+    Ok(())
+}
+
+/// The actor's live reactions with `key` to the message (normally one).
+async fn own_reactions(
+    app: &App,
+    room: &RoomRef,
+    actor: &Actor,
+    event_id: &str,
+    key: &str,
+    own_id: &str,
+) -> Result<Vec<String>, ApiError> {
+    let mut found = Vec::new();
+    let mut from: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let mut pairs = vec![("limit", "100")];
+        if let Some(from) = &from {
+            pairs.push(("from", from.as_str()));
+        }
+        let path = format!(
+            "/_matrix/client/v1/rooms/{}/relations/{}/m.annotation/m.reaction?{}",
+            encode(room.room_id.as_str()),
+            encode(event_id),
+            room::query_string(&pairs)
+        );
+        let page =
+            room::act(app, actor, |identity: Identity| {
+                let path = &path;
+                async move {
+                    app.homeserver.call::<Value>(reqwest::Method::GET, path, identity.acting(), None::<&Value>).await
+                }
+            })
+            .await?
+            .map_err(room::refusal)?;
+        for reaction in page.get("chunk").and_then(Value::as_array).into_iter().flatten() {
+            let matches = room::sender(reaction) == Some(own_id)
+                && reaction.pointer("/content/m.relates_to/key").and_then(Value::as_str) == Some(key)
+                && !room::is_redacted(reaction);
+            if let (true, Some(id)) = (matches, reaction.get("event_id").and_then(Value::as_str)) {
+                found.push(id.to_owned());
+            }
+        }
+        from = page.get("next_batch").and_then(Value::as_str).map(str::to_owned);
+        if from.is_none() {
+            break;
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_bounded() {
+        assert_eq!(parse_key("👍").ok().as_deref(), Some("👍"));
+        assert!(parse_key(&"a".repeat(64)).is_ok());
+        assert!(parse_key(&"a".repeat(65)).is_err());
+        assert!(parse_key("").is_err());
+        assert!(parse_key("a\nb").is_err());
+    }
+}

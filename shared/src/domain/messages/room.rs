@@ -1,0 +1,302 @@
+//! Homeserver reads and writes shared by the message operations: acting as the caller, reading events, members and
+//! power levels, and turning the homeserver's refusals into the API's errors.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use ruma::{OwnedRoomId, UserId};
+use serde_json::Value;
+
+use super::Actor;
+use super::mentions::{Candidates, MentionTarget, Mentionables};
+use crate::app::App;
+use crate::domain::room_lifecycle::{self, Lifecycle};
+use crate::domain::rooms::{self, RoomRef};
+use crate::error::ApiError;
+use crate::homeserver::{AccessToken, Acting, HomeserverError, encode};
+
+/// Moderators and above may mention the whole room and delete others' messages.
+pub const MODERATOR_POWER: i64 = 50;
+
+/// The identity a homeserver call runs under, owned so it can move into the call's future.
+#[derive(Clone)]
+pub enum Identity {
+    Token(AccessToken),
+    Platform,
+}
+
+impl Identity {
+    pub fn acting(&self) -> Acting<'_> {
+        match self {
+            Identity::Token(token) => Acting::User(token),
+            Identity::Platform => Acting::Platform,
+        }
+    }
+}
+
+/// Runs `call` as the actor (a user through their re-mintable server token, or the platform). The outer error is
+/// everything the caller cannot be blamed for; the inner one is the homeserver's refusal, for the operation to
+/// interpret (a 403 of a send means something else than a 403 of a read).
+pub async fn act<T, F, Fut>(app: &App, actor: &Actor, call: F) -> Result<Result<T, HomeserverError>, ApiError>
+where
+    F: Fn(Identity) -> Fut,
+    Fut: Future<Output = Result<T, HomeserverError>>,
+{
+    let keep_refusals = |outcome: Result<T, HomeserverError>| match outcome {
+        Ok(value) => Ok(Ok(value)),
+        Err(refusal @ HomeserverError::Rejected { .. }) => Ok(Err(refusal)),
+        Err(other) => Err(other),
+    };
+    match actor {
+        Actor::Platform { .. } => Ok(keep_refusals(call(Identity::Platform).await)?),
+        Actor::User { tenant, user } => {
+            app.credentials
+                .as_user(tenant, user, |token| {
+                    let call = &call;
+                    async move { keep_refusals(call(Identity::Token(token)).await) }
+                })
+                .await
+        }
+    }
+}
+
+/// The usual meaning of a refusal: 403 for power or membership, 404 for something missing, 413 for size.
+pub fn refusal(error: HomeserverError) -> ApiError {
+    match &error {
+        HomeserverError::Rejected { status: 403, .. } => {
+            ApiError::forbidden("the homeserver does not allow this member to do that in this room")
+        }
+        HomeserverError::Rejected { status: 404, .. } => ApiError::not_found("no such message in this room"),
+        HomeserverError::Rejected { status: 413, .. } => {
+            ApiError::PayloadTooLarge("the homeserver refused the message as too large".into())
+        }
+        _ => error.into(),
+    }
+}
+
+/// `a=b&c=d`, percent-encoded. (A function, so no encoder lives across an `await`: it is not `Send`.)
+pub fn query_string(pairs: &[(&str, &str)]) -> String {
+    let mut serializer = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in pairs {
+        serializer.append_pair(name, value);
+    }
+    serializer.finish()
+}
+
+/// The homeserver's "you already reacted with this key": for an idempotent add, success. (The errcode survives in
+/// the error's text: `From<HomeserverError>` keeps `"{status} {errcode}"`.)
+pub fn is_duplicate_annotation(error: &ApiError) -> bool {
+    matches!(error, ApiError::HomeserverRejected(detail) if detail.ends_with("M_DUPLICATE_ANNOTATION"))
+}
+
+pub fn room_path(room_id: &OwnedRoomId) -> String {
+    format!("/_matrix/client/v3/rooms/{}", encode(room_id.as_str()))
+}
+
+/// An event of the room, read as the platform's user; `None` when the room has no such event.
+pub async fn fetch_event(app: &App, room: &RoomRef, event_id: &str) -> Result<Option<Value>, ApiError> {
+    let path = format!("{}/event/{}", room_path(&room.room_id), encode(event_id));
+    match app.homeserver.call::<Value>(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await {
+        Ok(event) => Ok(Some(event)),
+        Err(error) if error.is_not_found() => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// A message (`m.room.message`) of the room, or `404`.
+pub async fn fetch_message(app: &App, room: &RoomRef, event_id: &str) -> Result<Value, ApiError> {
+    match fetch_event(app, room, event_id).await? {
+        Some(event)
+            if event.get("type").and_then(Value::as_str) == Some("m.room.message")
+                && event.get("room_id").and_then(Value::as_str) == Some(room.room_id.as_str()) =>
+        {
+            Ok(event)
+        }
+        _ => Err(ApiError::not_found("no such message in this room")),
+    }
+}
+
+pub fn is_redacted(event: &Value) -> bool {
+    event.pointer("/unsigned/redacted_because").is_some_and(|v| !v.is_null())
+        || event.get("redacted_because").is_some_and(|v| !v.is_null())
+}
+
+pub fn sender(event: &Value) -> Option<&str> {
+    event.get("sender").and_then(Value::as_str)
+}
+
+pub fn rel_type(event: &Value) -> Option<&str> {
+    event.pointer("/content/m.relates_to/rel_type").and_then(Value::as_str)
+}
+
+/// The Matrix id the actor sends as.
+pub fn matrix_id(app: &App, actor: &Actor) -> String {
+    match actor {
+        Actor::User { tenant, user } => app.identities.matrix_user_id(tenant, user).to_string(),
+        Actor::Platform { .. } => app.identities.platform_user_id().to_string(),
+    }
+}
+
+/// The actor's power level in the room. The platform's user created every room and, in room version 12, holds
+/// unlimited power; it is reported as `i64::MAX`.
+pub async fn power_of(app: &App, room: &RoomRef, actor: &Actor) -> Result<i64, ApiError> {
+    let Actor::User { .. } = actor else {
+        return Ok(i64::MAX);
+    };
+    let path = format!("{}/state/m.room.power_levels/", room_path(&room.room_id));
+    let levels: Value = app.homeserver.call(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await?;
+    let user_id = matrix_id(app, actor);
+    Ok(power_in(&levels, &user_id))
+}
+
+/// A user's level in a power-levels content (numbers may arrive as strings from old rooms).
+pub fn power_in(levels: &Value, user_id: &str) -> i64 {
+    let as_level = |value: &Value| value.as_i64().or_else(|| value.as_str().and_then(|s| s.parse().ok()));
+    levels
+        .get("users")
+        .and_then(|users| users.get(user_id))
+        .and_then(as_level)
+        .or_else(|| levels.get("users_default").and_then(as_level))
+        .unwrap_or(0)
+}
+
+/// Who the `@` words of a message may mention: joined members of the caller's tenant, and `@room` for moderators.
+/// Reads nothing when the text has no `@` word.
+pub async fn mentionables(
+    app: &App,
+    room: &RoomRef,
+    actor: &Actor,
+    candidates: &Candidates,
+) -> Result<Mentionables, ApiError> {
+    let mut mentionables = Mentionables::default();
+    if candidates.room {
+        mentionables.room_allowed = power_of(app, room, actor).await? >= MODERATOR_POWER;
+    }
+    if candidates.user_ids.is_empty() {
+        return Ok(mentionables);
+    }
+    let path = format!("{}/joined_members", room_path(&room.room_id));
+    let members: Value = app.homeserver.call(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await?;
+    let Some(joined) = members.get("joined").and_then(Value::as_object) else {
+        return Ok(mentionables);
+    };
+    for (user_id, profile) in joined {
+        let Ok(parsed) = UserId::parse(user_id.as_str()) else {
+            continue;
+        };
+        let Some((tenant, slug)) = app.identities.openmeet_user(&parsed) else {
+            continue;
+        };
+        if &tenant != actor.tenant() || !candidates.user_ids.iter().any(|id| id == slug.as_str()) {
+            continue;
+        }
+        let display_name = profile
+            .get("display_name")
+            .and_then(Value::as_str)
+            .filter(|name| !name.trim().is_empty())
+            .unwrap_or(slug.as_str())
+            .to_owned();
+        mentionables.insert(slug.as_str(), MentionTarget { user_id: user_id.clone(), display_name });
+    }
+    Ok(mentionables)
+}
+
+/// When a user's write fails in a way that may just mean "not a member" (no credentials can be minted for a user
+/// who was never provisioned, say), tells that apart: `403` for non-members, the original error otherwise.
+pub async fn explain_failure(app: &App, room: &RoomRef, actor: &Actor, error: ApiError) -> ApiError {
+    let Actor::User { .. } = actor else {
+        return error;
+    };
+    if !matches!(error, ApiError::HomeserverRejected(_)) {
+        return error;
+    }
+    match rooms::membership_of(app, &room.room_id, &matrix_id(app, actor)).await {
+        Ok(Some(membership)) if membership == "join" => error,
+        Ok(_) => ApiError::forbidden("only members of this room may do that"),
+        Err(_) => error,
+    }
+}
+
+/// Rooms seen `active` lately, per container: a busy room's messages do not each re-read its lifecycle. Only
+/// `active` is remembered, briefly: for at most [`ACTIVE_FOR`] after a cancellation or archiving, a moderator (whom
+/// the new power levels still allow) could post; ordinary members are refused by the homeserver at once.
+static SEEN_ACTIVE: LazyLock<Mutex<HashMap<String, Instant>>> = LazyLock::new(Default::default);
+const ACTIVE_FOR: Duration = Duration::from_secs(3);
+
+fn seen_active(room_id: &str) -> bool {
+    SEEN_ACTIVE.lock().ok().and_then(|seen| seen.get(room_id).map(|at| at.elapsed() < ACTIVE_FOR)).unwrap_or(false)
+}
+
+/// Forgets that the room was active: a refusal may mean it no longer is.
+pub fn forget_active(room_id: &str) {
+    if let Ok(mut seen) = SEEN_ACTIVE.lock() {
+        seen.remove(room_id);
+    }
+}
+
+fn remember_active(room_id: &str) {
+    if let Ok(mut seen) = SEEN_ACTIVE.lock() {
+        seen.retain(|_, at| at.elapsed() < ACTIVE_FOR);
+        seen.insert(room_id.to_owned(), Instant::now());
+    }
+}
+
+/// What a write may do in the room's lifecycle state (the `org.openmeet.room` state event, read as the platform):
+/// nobody writes into an archived room (`409`); users do not post or react in a cancelled event room (`403`),
+/// whatever their power, while the service still may (announcements).
+pub async fn ensure_writable(app: &App, room: &RoomRef, actor: &Actor) -> Result<(), ApiError> {
+    if seen_active(room.room_id.as_str()) {
+        return Ok(());
+    }
+    let path = format!("{}/state/{}/", room_path(&room.room_id), encode(room_lifecycle::META_EVENT));
+    let meta = match app.homeserver.call::<Value>(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await {
+        Ok(meta) => meta,
+        Err(error) if error.is_not_found() => Value::Null,
+        Err(error) => return Err(error.into()),
+    };
+    let lifecycle = meta.get("state").cloned().and_then(|state| serde_json::from_value(state).ok());
+    match (lifecycle, actor) {
+        (Some(Lifecycle::Archived), _) => Err(ApiError::conflict("conflict", "this room is archived: it is read-only")),
+        (Some(Lifecycle::Cancelled), Actor::User { .. }) => {
+            Err(ApiError::forbidden("this event was cancelled: its room is read-only for members"))
+        }
+        (Some(Lifecycle::Cancelled), Actor::Platform { .. }) => Ok(()),
+        (Some(Lifecycle::Active) | None, _) => {
+            remember_active(room.room_id.as_str());
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn power_levels_fall_back_to_the_default() {
+        let levels = json!({"users": {"@a:l": 75, "@b:l": "50"}, "users_default": 0});
+        assert_eq!(power_in(&levels, "@a:l"), 75);
+        assert_eq!(power_in(&levels, "@b:l"), 50);
+        assert_eq!(power_in(&levels, "@c:l"), 0);
+        assert_eq!(power_in(&json!({}), "@c:l"), 0);
+    }
+
+    #[test]
+    fn redactions_are_recognised_in_both_places() {
+        assert!(is_redacted(&json!({"unsigned": {"redacted_because": {"type": "m.room.redaction"}}})));
+        assert!(is_redacted(&json!({"redacted_because": {}})));
+        assert!(!is_redacted(&json!({"unsigned": {}})));
+    }
+
+    #[test]
+    fn refusals_map_to_the_contract() {
+        let rejected = |status| HomeserverError::Rejected { status, errcode: "M_X".into(), message: String::new() };
+        assert_eq!(refusal(rejected(403)).status(), 403);
+        assert_eq!(refusal(rejected(404)).status(), 404);
+        assert_eq!(refusal(rejected(413)).status(), 413);
+        assert_eq!(refusal(rejected(400)).status(), 502);
+    }
+}

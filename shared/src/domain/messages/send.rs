@@ -1,0 +1,427 @@
+//! Sending, editing and deleting messages.
+//!
+//! Writes that can wait are deferred when the homeserver is unreachable (or the room already has queued writes,
+//! which a new one must not overtake): the event's content and transaction id go to the retry queue
+//! (`operations::defer`) and the caller gets `202 queued`. A new message's preparation reads (room state, the
+//! thread's latest event, the members it mentions) degrade during an outage rather than refuse: the lifecycle check
+//! is left to the homeserver's power levels, a thread's fallback reply points at its root, and mentions stay text.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::content::{self, Placement};
+use super::idempotency::{self, Answer, Claim, IdempotencyKey};
+use super::mentions::{self, Mentionables};
+use super::render::{self, Rendered};
+use super::room::{self, Identity};
+use super::{Actor, EditMessageInput, MessageFormat, PostMessageInput, body_event_id, check_body};
+use crate::app::App;
+use crate::domain::operations::{self, Operation, Queued};
+use crate::domain::platform;
+use crate::domain::rooms::RoomRef;
+use crate::error::ApiError;
+use crate::homeserver::{HomeserverError, encode};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageSent {
+    pub event_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageEdited {
+    pub event_id: String,
+    pub edit_event_id: String,
+}
+
+/// How a deferrable write ended.
+#[derive(Debug, Clone)]
+pub enum Delivery<T> {
+    Done(T),
+    /// The homeserver is unreachable: the retry worker delivers it later, exactly once.
+    Queued(Queued),
+}
+
+/// How a send ended.
+#[derive(Debug, Clone)]
+pub enum PostOutcome {
+    /// Sent now, or sent before under the same `Idempotency-Key` (the same answer either way).
+    Sent(MessageSent),
+    /// Deferred now, or before under the same `Idempotency-Key`.
+    Queued(Queued),
+    /// The first request with this `Idempotency-Key` is still running: try again shortly.
+    InFlight,
+}
+
+/// Sends a message as the actor. With a key, a repeat within 24 h returns the first answer and sends nothing.
+pub async fn post(
+    app: &App,
+    room: &RoomRef,
+    actor: &Actor,
+    input: &PostMessageInput,
+    key: Option<&IdempotencyKey>,
+) -> Result<PostOutcome, ApiError> {
+    check_body(&input.body)?;
+    if let Some(attachment) = &input.attachment {
+        content::check_attachment(attachment)?;
+    }
+    let thread_root = input.thread_root_id.as_deref().map(|id| body_event_id("threadRootId", id)).transpose()?;
+    let reply_to = input.reply_to_id.as_deref().map(|id| body_event_id("replyToId", id)).transpose()?;
+
+    let Some(key) = key else {
+        let txn_id = idempotency::random_txn_id();
+        return Ok(match send_new(app, room, actor, input, thread_root, reply_to, &txn_id).await? {
+            Delivery::Done(event_id) => PostOutcome::Sent(MessageSent { event_id }),
+            Delivery::Queued(queued) => PostOutcome::Queued(queued),
+        });
+    };
+    let tenant = actor.tenant().to_string();
+    let actor_key = actor.key();
+    let txn_id = idempotency::derived_txn_id(&["post-message", &tenant, &actor_key, key.as_str()]);
+    let fingerprint = fingerprint(room, input)?;
+    let (pk, sk) = idempotency::record_key(actor.tenant(), &actor_key, key);
+    match idempotency::claim(app, &pk, &sk, &fingerprint, &txn_id).await? {
+        Claim::Done { event_id } => return Ok(PostOutcome::Sent(MessageSent { event_id })),
+        Claim::Queued { operation_id } => return Ok(PostOutcome::Queued(queued_again(operation_id))),
+        Claim::InFlight => return Ok(PostOutcome::InFlight),
+        Claim::Proceed => {}
+    }
+    match send_new(app, room, actor, input, thread_root, reply_to, &txn_id).await {
+        Ok(Delivery::Done(event_id)) => {
+            idempotency::complete(app, &pk, &sk, &fingerprint, &txn_id, Answer::Sent { event_id: &event_id }).await?;
+            Ok(PostOutcome::Sent(MessageSent { event_id }))
+        }
+        Ok(Delivery::Queued(queued)) => {
+            let answer = Answer::Queued { operation_id: &queued.operation_id };
+            idempotency::complete(app, &pk, &sk, &fingerprint, &txn_id, answer).await?;
+            Ok(PostOutcome::Queued(queued))
+        }
+        Err(error) => {
+            // A refusal sent nothing: free the key for a corrected retry. After a transient failure the event may
+            // exist; the pending record makes the next attempt reuse the transaction id, which the homeserver
+            // deduplicates.
+            if !error.retryable() {
+                idempotency::release(app, &pk, &sk).await?;
+            }
+            Err(error)
+        }
+    }
+}
+
+fn queued_again(operation_id: String) -> Queued {
+    Queued { status: "queued", operation_id }
+}
+
+/// What makes two requests under one key "the same request": the room and the parsed body.
+fn fingerprint(room: &RoomRef, input: &PostMessageInput) -> Result<String, ApiError> {
+    let body = serde_json::to_string(input).map_err(|_| ApiError::Internal)?;
+    Ok(hex::encode(idempotency::digest(&["post-message", room.kind.as_str(), room.slug.as_str(), &body])))
+}
+
+/// `Ok(None)` instead of an outage: what a preparation read cannot tell during one.
+fn unless_outage<T>(result: Result<T, ApiError>) -> Result<Option<T>, ApiError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(error) if operations::is_outage(&error) => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+async fn send_new(
+    app: &App,
+    room: &RoomRef,
+    actor: &Actor,
+    input: &PostMessageInput,
+    thread_root: Option<String>,
+    reply_to: Option<String>,
+    txn_id: &str,
+) -> Result<Delivery<String>, ApiError> {
+    let backlog = preflight(app, room, actor).await?;
+    let mut reply_sender = None;
+    let placement = match (thread_root, reply_to) {
+        (None, None) => Placement::Timeline,
+        (Some(root), reply_to) => {
+            // `None`: unknown during an outage; the homeserver checks the relation when the send is replayed.
+            if let Some(root_event) = unless_outage(room::fetch_event(app, room, &root).await)? {
+                let valid_root = root_event.as_ref().is_some_and(|event| {
+                    event.get("type").and_then(Value::as_str) == Some("m.room.message")
+                        && room::rel_type(event).is_none()
+                        && !room::is_redacted(event)
+                });
+                if !valid_root {
+                    return Err(ApiError::bad_request(
+                        "invalid_body",
+                        "threadRootId must be a message of this room that is not itself in a thread or an edit",
+                    ));
+                }
+            }
+            match reply_to {
+                Some(reply_to) => {
+                    let target = unless_outage(reply_target(app, room, &reply_to).await)?;
+                    reply_sender = target.as_ref().and_then(room::sender).map(str::to_owned);
+                    Placement::Thread { root, in_reply_to: reply_to, is_falling_back: false }
+                }
+                None => {
+                    let latest = unless_outage(latest_in_thread(app, room, &root).await)?.flatten();
+                    Placement::Thread {
+                        in_reply_to: latest.unwrap_or_else(|| root.clone()),
+                        root,
+                        is_falling_back: true,
+                    }
+                }
+            }
+        }
+        (None, Some(reply_to)) => match unless_outage(reply_target(app, room, &reply_to).await)? {
+            Some(target) => {
+                reply_sender = room::sender(&target).map(str::to_owned);
+                // A reply to a message inside a thread belongs in that thread.
+                let relation = target.pointer("/content/m.relates_to/event_id").and_then(Value::as_str);
+                match (room::rel_type(&target), relation) {
+                    (Some("m.thread"), Some(root)) => {
+                        Placement::Thread { root: root.to_owned(), in_reply_to: reply_to, is_falling_back: false }
+                    }
+                    _ => Placement::Reply { to: reply_to },
+                }
+            }
+            None => Placement::Reply { to: reply_to },
+        },
+    };
+
+    let mut rendered = render_for(app, room, actor, input.format, &input.body).await?;
+    // Replies mention the author of what they reply to, so that they are notified.
+    let own_id = room::matrix_id(app, actor);
+    if let Some(sender) = reply_sender.filter(|sender| *sender != own_id && !rendered.user_ids.contains(sender)) {
+        rendered.user_ids.push(sender);
+    }
+    let content = content::message_content(&input.body, &rendered, input.attachment.as_ref(), &placement)?;
+    deliver(app, room, actor, backlog, "m.room.message", content, txn_id).await
+}
+
+/// The checks before a write, side by side: the room's lifecycle (left to the homeserver's power levels during an
+/// outage) and whether the room has queued writes (`true`: this one must queue behind them).
+async fn preflight(app: &App, room: &RoomRef, actor: &Actor) -> Result<Backlog, ApiError> {
+    let (writable, backlog) =
+        tokio::join!(room::ensure_writable(app, room, actor), operations::has_backlog(app, room.room_id.as_str()));
+    unless_outage(writable)?;
+    Ok(Backlog(backlog?))
+}
+
+/// Whether the room has queued writes, from [`preflight`].
+struct Backlog(bool);
+
+async fn reply_target(app: &App, room: &RoomRef, event_id: &str) -> Result<Value, ApiError> {
+    match room::fetch_event(app, room, event_id).await? {
+        Some(event) if event.get("type").and_then(Value::as_str) == Some("m.room.message") => Ok(event),
+        _ => Err(ApiError::bad_request("invalid_body", "replyToId must be a message of this room")),
+    }
+}
+
+/// The thread's newest event, for the reply fallback of thread-unaware clients.
+async fn latest_in_thread(app: &App, room: &RoomRef, root: &str) -> Result<Option<String>, ApiError> {
+    let path = format!(
+        "/_matrix/client/v1/rooms/{}/relations/{}/m.thread?dir=b&limit=1",
+        encode(room.room_id.as_str()),
+        encode(root)
+    );
+    let page: Value =
+        app.homeserver.call(reqwest::Method::GET, &path, crate::homeserver::Acting::Platform, None::<&Value>).await?;
+    Ok(page.pointer("/chunk/0/event_id").and_then(Value::as_str).map(str::to_owned))
+}
+
+/// Renders a body with the mentions this actor may make in this room (none can be resolved during an outage).
+async fn render_for(
+    app: &App,
+    room: &RoomRef,
+    actor: &Actor,
+    format: MessageFormat,
+    body: &str,
+) -> Result<Rendered, ApiError> {
+    let candidates = mentions::candidates(body);
+    let mentionables = if candidates == mentions::Candidates::default() {
+        Mentionables::default()
+    } else {
+        unless_outage(room::mentionables(app, room, actor, &candidates).await)?.unwrap_or_default()
+    };
+    Ok(match format {
+        MessageFormat::Markdown => render::markdown(body, &mentionables),
+        MessageFormat::Plain => render::plain(body, &mentionables),
+    })
+}
+
+/// Sends the event, or defers it when the homeserver is unreachable or the room has queued writes. The operation
+/// is named after the transaction id, so a repeat of a deferred keyed request finds the same operation.
+async fn deliver(
+    app: &App,
+    room: &RoomRef,
+    actor: &Actor,
+    backlog: Backlog,
+    event_type: &str,
+    content: Value,
+    txn_id: &str,
+) -> Result<Delivery<String>, ApiError> {
+    if !backlog.0 {
+        match send_event(app, room, actor, event_type, &content, txn_id).await {
+            Ok(event_id) => return Ok(Delivery::Done(event_id)),
+            Err(error) if operations::is_outage(&error) => {}
+            Err(error) => return Err(error),
+        }
+    }
+    let user = match actor {
+        Actor::User { user, .. } => Some(user.to_string()),
+        Actor::Platform { .. } => None,
+    };
+    let operation = Operation::SendEvent {
+        tenant: actor.tenant().to_string(),
+        user,
+        room_id: room.room_id.to_string(),
+        event_type: event_type.to_owned(),
+        txn_id: txn_id.to_owned(),
+        content,
+    };
+    Ok(Delivery::Queued(operations::defer(app, &actor.caller(), txn_id.to_owned(), operation).await?))
+}
+
+/// Sends one room event as the actor under `txn_id`; returns its event id. The platform sends from its own device,
+/// as the retry worker does, so both share the homeserver's deduplication of the transaction id.
+async fn send_event(
+    app: &App,
+    room: &RoomRef,
+    actor: &Actor,
+    event_type: &str,
+    content: &Value,
+    txn_id: &str,
+) -> Result<String, ApiError> {
+    if let Actor::Platform { .. } = actor {
+        return platform::send_event(app, room.room_id.as_str(), event_type, txn_id, content).await;
+    }
+    let path = format!("{}/send/{}/{}", room::room_path(&room.room_id), encode(event_type), encode(txn_id));
+    let outcome = room::act(app, actor, |identity: Identity| {
+        let path = &path;
+        async move { app.homeserver.call::<Value>(reqwest::Method::PUT, path, identity.acting(), Some(content)).await }
+    })
+    .await;
+    let sent = match outcome {
+        Ok(Ok(sent)) => sent,
+        Ok(Err(refusal)) => {
+            // Refused for lack of power: perhaps the room was archived or cancelled a moment ago; say so if so.
+            if matches!(refusal, HomeserverError::Rejected { status: 403, .. }) {
+                room::forget_active(room.room_id.as_str());
+                room::ensure_writable(app, room, actor).await?;
+            }
+            return Err(room::refusal(refusal));
+        }
+        Err(error) => return Err(room::explain_failure(app, room, actor, error).await),
+    };
+    event_id_of(&sent)
+}
+
+fn event_id_of(answer: &Value) -> Result<String, ApiError> {
+    answer
+        .get("event_id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or(ApiError::HomeserverRejected("the homeserver answered without an event id".into()))
+}
+
+/// Edits a message: only its sender may (a service, the platform user's messages).
+pub async fn edit(
+    app: &App,
+    room: &RoomRef,
+    actor: &Actor,
+    event_id: &str,
+    input: &EditMessageInput,
+) -> Result<Delivery<MessageEdited>, ApiError> {
+    check_body(&input.body)?;
+    let original = room::fetch_message(app, room, event_id).await?;
+    if room::sender(&original) != Some(room::matrix_id(app, actor).as_str()) {
+        return Err(ApiError::forbidden("only the sender may edit a message"));
+    }
+    if room::rel_type(&original) == Some("m.replace") {
+        return Err(ApiError::bad_request("invalid_parameter", "that event is an edit; edit the original message"));
+    }
+    if room::is_redacted(&original) {
+        return Err(ApiError::conflict("conflict", "the message was deleted"));
+    }
+    let backlog = preflight(app, room, actor).await?;
+    // The homeserver bundles the latest edit with the original (same sender only).
+    let latest_edit = original.pointer("/unsigned/m.relations/m.replace").filter(|edit| !edit.is_null());
+    let current = latest_edit
+        .and_then(|edit| edit.pointer("/content/m.new_content"))
+        .or_else(|| original.get("content"))
+        .cloned()
+        .unwrap_or(json!({}));
+    let rendered = render_for(app, room, actor, input.format, &input.body).await?;
+    if let Some(edit_id) = latest_edit.and_then(|edit| edit.get("event_id")).and_then(Value::as_str)
+        && content::same_text(&current, &input.body, &rendered)
+    {
+        return Ok(Delivery::Done(MessageEdited { event_id: event_id.to_owned(), edit_event_id: edit_id.to_owned() }));
+    }
+    let content = content::edit_content(event_id, &current, &input.body, &rendered)?;
+    // The same edit of the same state retried lands on one event; a later edit (even back to an earlier text)
+    // starts from another latest edit and so gets another transaction id.
+    let base = latest_edit.and_then(|edit| edit.get("event_id")).and_then(Value::as_str).unwrap_or(event_id);
+    let new_content = serde_json::to_string(&content["m.new_content"]).map_err(|_| ApiError::Internal)?;
+    let txn_id = idempotency::derived_txn_id(&[
+        "edit-message",
+        actor.tenant().as_str(),
+        &actor.key(),
+        event_id,
+        base,
+        &new_content,
+    ]);
+    Ok(match deliver(app, room, actor, backlog, "m.room.message", content, &txn_id).await? {
+        Delivery::Done(edit_event_id) => Delivery::Done(MessageEdited { event_id: event_id.to_owned(), edit_event_id }),
+        Delivery::Queued(queued) => Delivery::Queued(queued),
+    })
+}
+
+/// Deletes (redacts) a message: its sender, a moderator or above, or a service.
+pub async fn delete(app: &App, room: &RoomRef, actor: &Actor, event_id: &str) -> Result<(), ApiError> {
+    let message = room::fetch_message(app, room, event_id).await?;
+    if room::is_redacted(&message) {
+        return Ok(());
+    }
+    let own = room::sender(&message) == Some(room::matrix_id(app, actor).as_str());
+    if !own && room::power_of(app, room, actor).await? < room::MODERATOR_POWER {
+        return Err(ApiError::forbidden("only the sender or a moderator may delete a message"));
+    }
+    redact(app, room, actor, event_id).await
+}
+
+/// Redacts an event as the actor. The transaction id is derived from the event, so a retry makes no second
+/// redaction.
+pub async fn redact(app: &App, room: &RoomRef, actor: &Actor, event_id: &str) -> Result<(), ApiError> {
+    let txn_id = idempotency::derived_txn_id(&["redact", actor.tenant().as_str(), &actor.key(), event_id]);
+    let path = format!("{}/redact/{}/{}", room::room_path(&room.room_id), encode(event_id), encode(&txn_id));
+    let body = json!({});
+    let outcome = room::act(app, actor, |identity: Identity| {
+        let (path, body) = (&path, &body);
+        async move { app.homeserver.call::<Value>(reqwest::Method::PUT, path, identity.acting(), Some(body)).await }
+    })
+    .await;
+    match outcome {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(refusal)) => Err(room::refusal(refusal)),
+        Err(error) => Err(room::explain_failure(app, room, actor, error).await),
+    }
+}
+
+/// Sends a reaction as the actor: a random transaction id, because a reaction removed and added again must be a new
+/// event; the homeserver's refusal of a duplicate (`M_DUPLICATE_ANNOTATION`) is what keeps it idempotent.
+pub async fn send_reaction(
+    app: &App,
+    room: &RoomRef,
+    actor: &Actor,
+    event_id: &str,
+    key: &str,
+) -> Result<Delivery<()>, ApiError> {
+    let content = json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}});
+    let backlog = preflight(app, room, actor).await?;
+    match deliver(app, room, actor, backlog, "m.reaction", content, &idempotency::random_txn_id()).await {
+        Ok(Delivery::Done(_)) => Ok(Delivery::Done(())),
+        Ok(Delivery::Queued(queued)) => Ok(Delivery::Queued(queued)),
+        Err(error) if room::is_duplicate_annotation(&error) => Ok(Delivery::Done(())),
+        Err(error) => Err(error),
+    }
+}
