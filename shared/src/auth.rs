@@ -68,17 +68,23 @@ impl JwtVerifier {
         let token = authorization
             .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
             .map(str::trim)
-            .ok_or(ApiError::Unauthorized("a bearer token is required"))?;
+            .ok_or(ApiError::Unauthorized("a bearer token is required"))
+            .inspect_err(|_| crate::metrics::auth(crate::metrics::AuthKind::Jwt, false))?;
         let mut last_error = None;
         for key in &self.keys {
             match decode::<Claims>(token, key, &self.validation) {
-                Ok(data) => return caller_from(data.claims),
+                Ok(data) => {
+                    let caller = caller_from(data.claims);
+                    crate::metrics::auth(crate::metrics::AuthKind::Jwt, caller.is_ok());
+                    return caller;
+                }
                 Err(error) => last_error = Some(error),
             }
         }
         if let Some(error) = last_error {
             tracing::info!(reason = ?error.kind(), "JWT rejected");
         }
+        crate::metrics::auth(crate::metrics::AuthKind::Jwt, false);
         Err(ApiError::Unauthorized("the token is invalid or expired"))
     }
 }

@@ -163,7 +163,9 @@ pub async fn login_device(
         "device_id": device_id,
         "initial_device_display_name": display_name,
     });
-    let response: LoginResponse =
-        homeserver.call(reqwest::Method::POST, "/_matrix/client/v3/login", Acting::Platform, Some(&body)).await?;
+    let response: Result<LoginResponse, _> =
+        homeserver.call(reqwest::Method::POST, "/_matrix/client/v3/login", Acting::Platform, Some(&body)).await;
+    crate::metrics::auth(crate::metrics::AuthKind::HomeserverLogin, response.is_ok());
+    let response = response?;
     Ok(AccessToken::new(response.access_token))
 }

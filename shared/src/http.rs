@@ -81,15 +81,30 @@ where
 {
     let started = Instant::now();
     let method = request.method().clone();
-    let (route, outcome) = match prepare(verifier, function, request) {
+    let request_id = request_id(&request);
+    let path = request.uri().path().to_owned();
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        route = tracing::field::Empty,
+        tenant = tracing::field::Empty
+    );
+    let (route, tenant, outcome) = match prepare(verifier, function, request) {
         Ok(prepared) => {
             let route = prepared.route;
             let tenant = prepared.caller.as_ref().map(|c| c.tenant.to_string()).unwrap_or_default();
-            let span = tracing::info_span!("request", route = route.operation_id, tenant = %tenant);
-            let outcome = tracing::Instrument::instrument(handler(prepared), span).await;
-            (Some(route), outcome)
+            span.record("route", route.operation_id).record("tenant", tenant.as_str());
+            let outcome = tracing::Instrument::instrument(handler(prepared), span.clone()).await;
+            (Some(route), tenant, outcome)
         }
-        Err(error) => (None, Err(error)),
+        // Refused before the handler (token, access rule, body size): still name the route when the path matched.
+        Err(error) => {
+            let route = route_of(function, &method, &path);
+            if let Some(route) = route {
+                span.record("route", route.operation_id);
+            }
+            (route, String::new(), Err(error))
+        }
     };
     let response = match outcome {
         Ok(reply) => reply_response(reply),
@@ -98,12 +113,31 @@ where
     let status = response.status().as_u16();
     let latency_ms = started.elapsed().as_millis() as u64;
     let route = route.map(|r| r.operation_id).unwrap_or("unmatched");
+    crate::metrics::api_latency(route, status, latency_ms);
+    let _entered = span.enter();
     if status >= 500 {
-        tracing::warn!(%method, route, status, latency_ms, "request failed");
+        tracing::warn!(%method, %request_id, route, %tenant, status, latency_ms, "request failed");
     } else {
-        tracing::info!(%method, route, status, latency_ms, "request served");
+        tracing::info!(%method, %request_id, route, %tenant, status, latency_ms, "request served");
     }
     response
+}
+
+fn route_of(function: Function, method: &http::Method, path: &str) -> Option<&'static Route> {
+    match match_route(method, path) {
+        RouteMatch::Found(route, _) if route.function == function => Some(route),
+        _ => None,
+    }
+}
+
+/// The Lambda request id when the runtime supplied one (never in the local gateway), else a fresh uuid v4.
+fn request_id(request: &Request) -> String {
+    use lambda_http::RequestExt;
+    request
+        .lambda_context_ref()
+        .map(|context| context.request_id.clone())
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
 fn prepare(verifier: &JwtVerifier, function: Function, request: Request) -> Result<ApiRequest, ApiError> {

@@ -11,6 +11,7 @@ pub mod error;
 pub mod homeserver;
 pub mod http;
 pub mod identity;
+pub mod metrics;
 pub mod routes;
 
 pub use app::App;

@@ -1,10 +1,12 @@
 //! The local stack's own process: creates the emulated AWS resources, serves every route of the route table on
 //! one local gateway by calling the same function code Lambda runs, and polls the retry queue for the worker.
 //!
-//! `openmeet-local serve` reads the same environment as the functions (see `.local/stack.env`).
+//! `openmeet-local serve` reads the same environment as the functions (see `.local/stack.env`);
+//! `openmeet-local metrics [LOG_FILE]` summarises the metric lines of a log (default `.local/logs/gateway.log`).
 
 mod bootstrap;
 mod gateway;
+mod metrics_summary;
 mod redrive;
 mod worker;
 
@@ -18,7 +20,8 @@ async fn main() {
         "serve" => serve().await,
         "bootstrap" => bootstrap_only().await.map(|_| ()),
         "redrive" => redrive().await,
-        _ => Err("usage: openmeet-local serve|bootstrap|redrive".to_owned()),
+        "metrics" => metrics(),
+        _ => Err("usage: openmeet-local serve|bootstrap|redrive|metrics [LOG_FILE]".to_owned()),
     };
     if let Err(error) = result {
         eprintln!("openmeet-local: {error}");
@@ -39,6 +42,13 @@ async fn redrive() -> Result<(), String> {
     let app = shared::App::from_env().await.map_err(|e| e.to_string())?;
     let moved = redrive::redrive(&app).await?;
     println!("redrove {moved} operation(s) from the DLQ to the retry queue");
+    Ok(())
+}
+
+/// Summarises the metric lines of a log (the local gateway's by default).
+fn metrics() -> Result<(), String> {
+    let path = std::env::args().nth(2).unwrap_or_else(|| ".local/logs/gateway.log".to_owned());
+    print!("{}", metrics_summary::summarise(&path)?);
     Ok(())
 }
 

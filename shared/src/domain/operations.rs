@@ -302,13 +302,14 @@ pub async fn replay(app: &App, message: &QueuedOperation, attempt: u32) -> Resul
     let operation: Operation = match store::string(&item, "operation").map(|raw| serde_json::from_str(&raw)) {
         Some(Ok(operation)) => operation,
         _ => {
-            finish(app, &pk, None, Err("the operation record is unreadable".into())).await.map_err(transient)?;
+            finish(app, &pk, None, None, Err("the operation record is unreadable".into())).await.map_err(transient)?;
             return Ok(());
         }
     };
+    let accepted_at = store::number(&item, "acceptedAt");
     match execute(app, &operation).await {
         Ok(event_id) => {
-            finish(app, &pk, operation.room_id(), Ok(event_id)).await.map_err(transient)?;
+            finish(app, &pk, operation.room_id(), accepted_at, Ok(event_id)).await.map_err(transient)?;
             Ok(())
         }
         Err(error) if error.is_transient() || matches!(error, HomeserverError::UnknownToken) => {
@@ -320,14 +321,15 @@ pub async fn replay(app: &App, message: &QueuedOperation, attempt: u32) -> Resul
             app.store.add(&pk, "OP", "attempts", 1).await.map_err(transient)?;
             if attempt >= app.config.retry.max_attempts {
                 let why = format!("gave up after {attempt} attempts: {reason}");
-                finish(app, &pk, operation.room_id(), Err(why.clone())).await.map_err(transient)?;
+                finish(app, &pk, operation.room_id(), accepted_at, Err(why.clone())).await.map_err(transient)?;
                 return Err(ReplayError::Exhausted(why));
             }
+            crate::metrics::retry_attempt();
             Err(ReplayError::Transient { reason, retry_after })
         }
         Err(error) => {
             // A refusal (403, 400, ...) will not change by retrying: fail at once.
-            finish(app, &pk, operation.room_id(), Err(format!("the homeserver refused it: {error}")))
+            finish(app, &pk, operation.room_id(), accepted_at, Err(format!("the homeserver refused it: {error}")))
                 .await
                 .map_err(transient)?;
             Ok(())
@@ -452,6 +454,7 @@ async fn finish(
     app: &App,
     pk: &str,
     room_id: Option<&str>,
+    accepted_at_ms: Option<u64>,
     outcome: Result<Option<String>, String>,
 ) -> Result<(), BackendError> {
     let updates = match &outcome {
@@ -469,6 +472,10 @@ async fn finish(
     app.store.set(pk, "OP", &updates).await?;
     if let Some(room_id) = room_id {
         adjust_backlog(app, room_id, -1).await?;
+    }
+    crate::metrics::operation_finished(outcome.is_ok());
+    if let (Ok(Some(_)), Some(accepted)) = (&outcome, accepted_at_ms) {
+        crate::metrics::message_delivered(true, (now_millis() as u64).saturating_sub(accepted));
     }
     match outcome {
         Ok(_) => tracing::info!(operation = pk, "deferred operation delivered"),

@@ -398,6 +398,7 @@ async fn find_or_create(
         return Err(ApiError::conflict("conflict", "this room is being created by another request; retry"));
     }
     let result = create(app, alias, spec, is_space).await;
+    crate::metrics::room_created(result.is_ok());
     app.store.delete(&lock_pk, "CREATING").await?;
     match result {
         Ok(room_id) => Ok((room_id, true)),

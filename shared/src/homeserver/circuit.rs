@@ -73,6 +73,7 @@ impl CircuitBreaker {
         if let Ok(mut inner) = self.inner.lock() {
             if inner.opened_at.is_some() {
                 tracing::info!("homeserver circuit closed");
+                crate::metrics::circuit(false);
             }
             *inner = Inner { consecutive_failures: 0, opened_at: None, probe_in_flight: false };
         }
@@ -86,6 +87,7 @@ impl CircuitBreaker {
             if inner.consecutive_failures >= self.threshold {
                 if inner.opened_at.is_none() {
                     tracing::warn!(failures = inner.consecutive_failures, "homeserver circuit opened");
+                    crate::metrics::circuit(true);
                 }
                 inner.opened_at = Some(Instant::now());
             }

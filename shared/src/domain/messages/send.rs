@@ -62,6 +62,7 @@ pub async fn post(
     input: &PostMessageInput,
     key: Option<&IdempotencyKey>,
 ) -> Result<PostOutcome, ApiError> {
+    let accepted = std::time::Instant::now();
     check_body(&input.body)?;
     if let Some(attachment) = &input.attachment {
         content::check_attachment(attachment)?;
@@ -72,7 +73,10 @@ pub async fn post(
     let Some(key) = key else {
         let txn_id = idempotency::random_txn_id();
         return Ok(match send_new(app, room, actor, input, thread_root, reply_to, &txn_id).await? {
-            Delivery::Done(event_id) => PostOutcome::Sent(MessageSent { event_id }),
+            Delivery::Done(event_id) => {
+                crate::metrics::message_delivered(false, accepted.elapsed().as_millis() as u64);
+                PostOutcome::Sent(MessageSent { event_id })
+            }
             Delivery::Queued(queued) => PostOutcome::Queued(queued),
         });
     };
@@ -89,6 +93,7 @@ pub async fn post(
     }
     match send_new(app, room, actor, input, thread_root, reply_to, &txn_id).await {
         Ok(Delivery::Done(event_id)) => {
+            crate::metrics::message_delivered(false, accepted.elapsed().as_millis() as u64);
             idempotency::complete(app, &pk, &sk, &fingerprint, &txn_id, Answer::Sent { event_id: &event_id }).await?;
             Ok(PostOutcome::Sent(MessageSent { event_id }))
         }
