@@ -106,10 +106,14 @@ where
             (route, String::new(), Err(error))
         }
     };
-    let response = match outcome {
+    let mut response = match outcome {
         Ok(reply) => reply_response(reply),
         Err(error) => error_response(&error),
     };
+    // Lets a caller (or a support request) find this request's log lines.
+    if let Ok(value) = http::HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
     let status = response.status().as_u16();
     let latency_ms = started.elapsed().as_millis() as u64;
     let route = route.map(|r| r.operation_id).unwrap_or("unmatched");

@@ -117,6 +117,15 @@ impl Stack {
         (status, value)
     }
 
+    /// How many homeserver calls the gateway logged for one request (its `x-request-id`): a structural measure of
+    /// the work a request did, independent of the machine's speed.
+    pub fn homeserver_calls(&self, request_id: &str) -> usize {
+        let log = std::path::PathBuf::from(self.var("STACK_LOG_DIR")).join("gateway.log");
+        let text = std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+        let marker = format!("\"request_id\":\"{request_id}\"");
+        text.lines().filter(|line| line.contains(&marker) && line.contains("\"homeserver call\"")).count()
+    }
+
     /// Calls an API (this stack's, or another gateway's at `base`) with extra headers.
     pub async fn call(
         &self,
