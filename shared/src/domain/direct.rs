@@ -1,13 +1,9 @@
 //! Direct messages: one room per pair of users of a tenant, found by an alias derived from the sorted pair, both
 //! users joined, and `m.direct` account data set for both.
 
-use std::time::Duration;
-
-use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 
 use crate::app::App;
-use crate::aws::store::{self, PutOutcome};
 use crate::domain::room_lifecycle::{Lifecycle, RoomView};
 use crate::domain::rooms;
 use crate::domain::users;
@@ -37,10 +33,8 @@ pub async fn ensure(
     let alias = app.identities.direct_alias(tenant, me, other);
     let my_id = app.identities.matrix_user_id(tenant, me);
     let other_id = app.identities.matrix_user_id(tenant, other);
-    let (room_id, created) = match rooms::lookup_alias(app, &alias).await? {
-        Some(room_id) => (room_id, false),
-        None => create(app, tenant, &alias, &[my_id.as_str(), other_id.as_str()]).await?,
-    };
+    let body = creation_body(&alias, &[my_id.as_str(), other_id.as_str()]);
+    let (room_id, created) = rooms::find_or_create(app, &alias, &body).await?;
     for user in [my_id.as_str(), other_id.as_str()] {
         let path = format!("/_synapse/admin/v1/join/{}", encode(room_id.as_str()));
         match app
@@ -70,25 +64,9 @@ pub async fn ensure(
     ))
 }
 
-async fn create(
-    app: &App,
-    tenant: &TenantId,
-    alias: &ruma::OwnedRoomAliasId,
-    members: &[&str],
-) -> Result<(ruma::OwnedRoomId, bool), ApiError> {
-    let lock_pk = format!("T#{tenant}#R#direct#{}", alias.alias());
-    let mut lock = store::keyed(&lock_pk, "CREATING");
-    lock.insert(store::TTL_ATTRIBUTE.into(), AttributeValue::N((store::now_secs() + 30).to_string()));
-    if let PutOutcome::Exists(_) = app.store.put_if_absent(lock).await? {
-        for _ in 0..50 {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            if let Some(room_id) = rooms::lookup_alias(app, alias).await? {
-                return Ok((room_id, false));
-            }
-        }
-        return Err(ApiError::conflict("conflict", "this room is being created by another request; retry"));
-    }
-    let body = json!({
+/// The body of the `createRoom` call of a direct room: both members moderate it.
+fn creation_body(alias: &ruma::OwnedRoomAliasId, members: &[&str]) -> Value {
+    json!({
         "room_alias_name": alias.alias(),
         "preset": "trusted_private_chat",
         "visibility": "private",
@@ -102,28 +80,7 @@ async fn create(
             "events_default": 0,
             "state_default": 100,
         },
-    });
-    let result = app
-        .homeserver
-        .call::<Value>(reqwest::Method::POST, "/_matrix/client/v3/createRoom", Acting::Platform, Some(&body))
-        .await;
-    app.store.delete(&lock_pk, "CREATING").await?;
-    match result {
-        Ok(response) => {
-            let room_id = response
-                .get("room_id")
-                .and_then(Value::as_str)
-                .and_then(|id| ruma::OwnedRoomId::try_from(id).ok())
-                .ok_or(ApiError::HomeserverRejected("createRoom returned no room id".into()))?;
-            app.rooms.put(alias.as_str(), &room_id);
-            Ok((room_id, true))
-        }
-        Err(error) if error.errcode() == Some("M_ROOM_IN_USE") => rooms::lookup_alias(app, alias)
-            .await?
-            .map(|id| (id, false))
-            .ok_or(ApiError::HomeserverRejected("alias taken but not resolvable".into())),
-        Err(error) => Err(error.into()),
-    }
+    })
 }
 
 /// Adds the room to the user's `m.direct` account data (read-merge-write, as the user).

@@ -9,14 +9,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use ruma::{OwnedRoomAliasId, OwnedRoomId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::app::App;
-use crate::aws::store::{self, PutOutcome};
 use crate::domain::platform;
 use crate::domain::rooms::{self, RoomRef};
 use crate::error::ApiError;
@@ -312,7 +310,7 @@ pub async fn ensure(
     let parent = match (kind, &spec.group) {
         (RoomKind::Group, _) => {
             let space_alias = app.identities.space_alias(tenant, slug);
-            Some(find_or_create(app, tenant, "space", slug, &space_alias, &spec, true).await?.0)
+            Some(rooms::find_or_create(app, &space_alias, &creation_body(&space_alias, &spec, true)).await?.0)
         }
         (RoomKind::Event, Some(group)) => {
             let space_alias = app.identities.space_alias(tenant, group);
@@ -323,7 +321,7 @@ pub async fn ensure(
         (RoomKind::Event, None) => None,
     };
     let alias = app.identities.room_alias(tenant, kind, slug);
-    let (room_id, created) = find_or_create(app, tenant, kind.as_str(), slug, &alias, &spec, false).await?;
+    let (room_id, created) = rooms::find_or_create(app, &alias, &creation_body(&alias, &spec, false)).await?;
     let state = settled_state(app, room_id.as_str()).await?;
     let lifecycle = lifecycle_of(&state);
     if !created && lifecycle != Lifecycle::Active {
@@ -371,60 +369,11 @@ async fn settled_state(app: &App, room_id: &str) -> Result<HashMap<(String, Stri
     platform::room_state(app, room_id).await
 }
 
-/// Resolves the alias, or creates the room under a short creation lock so parallel ensures make one room.
-async fn find_or_create(
-    app: &App,
-    tenant: &TenantId,
-    kind: &str,
-    slug: &Slug,
-    alias: &OwnedRoomAliasId,
-    spec: &RoomSpec,
-    is_space: bool,
-) -> Result<(OwnedRoomId, bool), ApiError> {
-    if let Some(room_id) = rooms::lookup_alias(app, alias).await? {
-        return Ok((room_id, false));
-    }
-    let lock_pk = format!("T#{tenant}#R#{kind}#{slug}");
-    let mut lock = store::keyed(&lock_pk, "CREATING");
-    lock.insert(store::TTL_ATTRIBUTE.into(), AttributeValue::N((store::now_secs() + 30).to_string()));
-    if let PutOutcome::Exists(_) = app.store.put_if_absent(lock).await? {
-        // Someone else is creating it: wait for the alias to appear.
-        for _ in 0..50 {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            if let Some(room_id) = rooms::lookup_alias(app, alias).await? {
-                return Ok((room_id, false));
-            }
-        }
-        return Err(ApiError::conflict("conflict", "this room is being created by another request; retry"));
-    }
-    let result = create(app, alias, spec, is_space).await;
-    crate::metrics::room_created(result.is_ok());
-    app.store.delete(&lock_pk, "CREATING").await?;
-    match result {
-        Ok(room_id) => Ok((room_id, true)),
-        // The alias was taken between our lookup and the creation: the room exists, use it.
-        Err(error) if error_is_room_in_use(&error) => rooms::lookup_alias(app, alias)
-            .await?
-            .map(|id| (id, false))
-            .ok_or(ApiError::HomeserverRejected("alias taken but not resolvable".into())),
-        Err(error) => Err(error.into()),
-    }
-}
-
-fn error_is_room_in_use(error: &crate::homeserver::HomeserverError) -> bool {
-    error.errcode() == Some("M_ROOM_IN_USE")
-}
-
-async fn create(
-    app: &App,
-    alias: &OwnedRoomAliasId,
-    spec: &RoomSpec,
-    is_space: bool,
-) -> Result<OwnedRoomId, crate::homeserver::HomeserverError> {
-    let localpart = alias.alias().to_owned();
+/// The body of the `createRoom` call for a group's space or chat room, or an event's room.
+fn creation_body(alias: &OwnedRoomAliasId, spec: &RoomSpec, is_space: bool) -> Value {
     let public = spec.visibility == Visibility::Public;
     let mut body = json!({
-        "room_alias_name": localpart,
+        "room_alias_name": alias.alias(),
         "name": spec.name,
         "topic": spec.topic.clone().unwrap_or_default(),
         "preset": if public { "public_chat" } else { "private_chat" },
@@ -438,17 +387,7 @@ async fn create(
     if is_space {
         body["creation_content"] = json!({"type": "m.space"});
     }
-    let response: Value = app
-        .homeserver
-        .call(reqwest::Method::POST, "/_matrix/client/v3/createRoom", Acting::Platform, Some(&body))
-        .await?;
-    let room_id =
-        response.get("room_id").and_then(Value::as_str).and_then(|id| OwnedRoomId::try_from(id).ok()).ok_or_else(
-            || crate::homeserver::HomeserverError::InvalidResponse("createRoom returned no room id".into()),
-        )?;
-    app.rooms.put(alias.as_str(), &room_id);
-    tracing::info!(room_id = %room_id, alias = %alias, "room created");
-    Ok(room_id)
+    body
 }
 
 async fn set_directory(app: &App, room_id: &str, public: bool) -> Result<(), ApiError> {

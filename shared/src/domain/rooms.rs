@@ -4,13 +4,15 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use ruma::{OwnedRoomAliasId, OwnedRoomId};
 use serde_json::Value;
 
 use crate::app::App;
 use crate::auth::Caller;
+use crate::aws::store::{self, PutOutcome};
 use crate::error::ApiError;
-use crate::homeserver::{Acting, encode};
+use crate::homeserver::{Acting, HomeserverError, encode};
 use crate::identity::{RoomKind, Slug, TenantId};
 
 /// A room of a group or event, resolved.
@@ -113,6 +115,60 @@ pub async fn forget_alias(app: &App, alias: &OwnedRoomAliasId) -> Result<(), Api
     app.rooms.forget(alias.as_str());
     app.store.delete(&mapping_key(alias), "ROOM").await?;
     Ok(())
+}
+
+/// The room behind `alias`, created with the `createRoom` request `body` (which names the alias) when it is free.
+/// A short creation lock in the store makes parallel requests create one room: the others wait for the alias.
+/// `true` when the room was created now.
+pub async fn find_or_create(
+    app: &App,
+    alias: &OwnedRoomAliasId,
+    body: &Value,
+) -> Result<(OwnedRoomId, bool), ApiError> {
+    if let Some(room_id) = lookup_alias(app, alias).await? {
+        return Ok((room_id, false));
+    }
+    let lock_pk = format!("LOCK#{alias}");
+    let mut lock = store::keyed(&lock_pk, "CREATING");
+    lock.insert(store::TTL_ATTRIBUTE.into(), AttributeValue::N((store::now_secs() + 30).to_string()));
+    if let PutOutcome::Exists(_) = app.store.put_if_absent(lock).await? {
+        // Someone else is creating it: wait for the alias to appear.
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if let Some(room_id) = lookup_alias(app, alias).await? {
+                return Ok((room_id, false));
+            }
+        }
+        return Err(ApiError::conflict("conflict", "this room is being created by another request; retry"));
+    }
+    let result = create_room(app, body).await;
+    crate::metrics::room_created(result.is_ok());
+    app.store.delete(&lock_pk, "CREATING").await?;
+    match result {
+        Ok(room_id) => {
+            app.rooms.put(alias.as_str(), &room_id);
+            tracing::info!(room_id = %room_id, alias = %alias, "room created");
+            Ok((room_id, true))
+        }
+        // The alias was taken between our lookup and the creation: the room exists, use it.
+        Err(error) if error.errcode() == Some("M_ROOM_IN_USE") => lookup_alias(app, alias)
+            .await?
+            .map(|id| (id, false))
+            .ok_or(ApiError::HomeserverRejected("alias taken but not resolvable".into())),
+        Err(error) => Err(error.into()),
+    }
+}
+
+async fn create_room(app: &App, body: &Value) -> Result<OwnedRoomId, HomeserverError> {
+    let response: Value = app
+        .homeserver
+        .call(reqwest::Method::POST, "/_matrix/client/v3/createRoom", Acting::Platform, Some(body))
+        .await?;
+    response
+        .get("room_id")
+        .and_then(Value::as_str)
+        .and_then(|id| OwnedRoomId::try_from(id).ok())
+        .ok_or_else(|| HomeserverError::InvalidResponse("createRoom returned no room id".into()))
 }
 
 /// The existing room of a group or event, or 404 `room_not_found`.
