@@ -108,13 +108,7 @@ impl Stack {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response =
-            request.send().await.unwrap_or_else(|e| panic!("the gateway at {} is not answering: {e}", self.api));
-        let status = response.status();
-        let text = response.text().await.expect("response body");
-        let value =
-            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-        (status, value)
+        answer(request, &self.api).await
     }
 
     /// How many homeserver calls the gateway logged for one request (its `x-request-id`): a structural measure of
@@ -143,10 +137,7 @@ impl Stack {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.unwrap_or_else(|e| panic!("{base} is not answering: {e}"));
-        let status = response.status();
-        let text = response.text().await.expect("response body");
-        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) })
+        answer(request, base).await
     }
 
     /// Calls the homeserver directly with the given token (the platform's appservice token by default).
@@ -196,6 +187,14 @@ impl Stack {
         record_secret(&token);
         (token, session["deviceId"].as_str().expect("deviceId").to_owned())
     }
+}
+
+/// Sends an API request; returns status and JSON body (Null when empty, the text when not JSON).
+async fn answer(request: reqwest::RequestBuilder, base: &str) -> (StatusCode, Value) {
+    let response = request.send().await.unwrap_or_else(|e| panic!("the gateway at {base} is not answering: {e}"));
+    let status = response.status();
+    let text = response.text().await.expect("response body");
+    (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) })
 }
 
 pub fn encode_path(segment: &str) -> String {
