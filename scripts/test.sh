@@ -6,6 +6,7 @@
 #   4. the real local stack          scripts/stack.sh start (Synapse, moto, gateway + retry worker)
 #   5. integration tests             against the stack; a service that cannot start fails the run
 #   6. log scan                      no secret the tests handled appears in any log of the stack
+#   7. Lambda artifacts              cargo lambda build --release --arm64 of every function (scripts/lambda-build.sh)
 # The stack is stopped afterwards unless it was already running before this command.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -49,6 +50,13 @@ cargo test -p integration-tests --locked --tests -- --skip no_secret_reaches_a_l
 
 section "6. log scan"
 cargo test -p integration-tests --locked --test log_scan
+
+section "7. Lambda artifacts (arm64)"
+# The stack is no longer needed: give the release build every core.
+if ! $stack_was_running; then
+  scripts/stack.sh stop >/dev/null 2>&1 || true
+fi
+scripts/lambda-build.sh
 
 section "done"
 printf 'all checks passed in %ss\n' "$((SECONDS - started_at))"

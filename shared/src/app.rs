@@ -1,7 +1,7 @@
 //! The clients a function needs, built once per container and borrowed by every invocation.
 
 use crate::auth::JwtVerifier;
-use crate::aws::queue::Queue;
+use crate::aws::queue::{Queue, QueueAddress};
 use crate::aws::store::Store;
 use crate::aws::vault::Vault;
 use crate::config::{Config, ConfigError};
@@ -20,8 +20,9 @@ pub struct App {
     pub credentials: Credentials,
     /// Alias → room id, briefly.
     pub rooms: crate::domain::rooms::RoomCache,
-    /// Fetches avatars from allow-listed hosts; separate from the homeserver client (other timeouts, no auth).
-    pub fetcher: reqwest::Client,
+    /// Fetches avatars from allow-listed hosts; separate from the homeserver client (other timeouts, no auth, no
+    /// redirects). Built on first use: most invocations never fetch an avatar.
+    fetcher: std::sync::OnceLock<Option<reqwest::Client>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -30,12 +31,11 @@ pub enum InitError {
     Config(#[from] ConfigError),
     #[error("homeserver client: {0}")]
     Homeserver(#[from] crate::homeserver::HomeserverError),
-    #[error("resolving the retry queue: {0}")]
-    Queue(String),
 }
 
 impl App {
-    /// Builds every client from the environment. Only the AWS SDK's config loading does I/O-free set-up here.
+    /// Builds every client from the environment. No network call: everything that can wait for
+    /// first use does.
     pub async fn from_env() -> Result<App, InitError> {
         let config = Config::from_env()?;
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
@@ -49,27 +49,13 @@ impl App {
         let store = Store::new(aws_sdk_dynamodb::Client::new(sdk), &config.table);
         let vault = Vault::new(aws_sdk_kms::Client::new(sdk), &config.kms_key_id);
         let sqs = aws_sdk_sqs::Client::new(sdk);
-        let queue_url = match (&config.queue_url, &config.queue_name) {
-            (Some(url), _) => url.clone(),
-            (None, Some(name)) => sqs
-                .get_queue_url()
-                .queue_name(name)
-                .send()
-                .await
-                .map_err(|e| InitError::Queue(e.to_string()))?
-                .queue_url
-                .ok_or_else(|| InitError::Queue("no queue URL returned".into()))?,
-            (None, None) => {
-                return Err(InitError::Config(ConfigError::Missing("OPENMEET_QUEUE_URL")));
-            }
+        let queue_address = match (&config.queue_url, &config.queue_name) {
+            (Some(url), _) => QueueAddress::Url(url.clone()),
+            (None, Some(name)) => QueueAddress::Name(name.clone()),
+            (None, None) => return Err(InitError::Config(ConfigError::Missing("OPENMEET_QUEUE_URL"))),
         };
-        let queue = Queue::new(sqs, queue_url);
+        let queue = Queue::new(sqs, queue_address);
         let credentials = Credentials::new(store.clone(), vault.clone(), homeserver.clone(), identities.clone());
-        let fetcher = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| crate::homeserver::HomeserverError::Transient { detail: e.to_string() })?;
         Ok(App {
             jwt: JwtVerifier::new(&config.jwt_secrets),
             config,
@@ -79,9 +65,22 @@ impl App {
             vault,
             queue,
             credentials,
-            fetcher,
+            fetcher: std::sync::OnceLock::new(),
             rooms: Default::default(),
         })
+    }
+
+    /// The avatar fetcher, or `None` if the TLS stack could not be set up (then no avatar can be copied).
+    pub fn avatar_fetcher(&self) -> Option<&reqwest::Client> {
+        self.fetcher
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .timeout(std::time::Duration::from_secs(5))
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .ok()
+            })
+            .as_ref()
     }
 }
 

@@ -16,7 +16,7 @@ pub async fn redrive(app: &App) -> Result<usize, String> {
             .await
             .map_err(|e| format!("reading the retry queue's redrive policy: {e}"))
     };
-    let policy = arn_of(app.queue.url().to_owned())
+    let policy = arn_of(app.queue.url().await.map_err(|e| e.to_string())?.to_owned())
         .await?
         .attributes
         .and_then(|mut a| a.remove(&QueueAttributeName::RedrivePolicy))

@@ -9,8 +9,15 @@ use shared::App;
 
 pub async fn poll(app: Arc<App>) {
     let sqs = app.queue.client().clone();
-    let url = app.queue.url().to_owned();
     loop {
+        let url = match app.queue.url().await {
+            Ok(url) => url.to_owned(),
+            Err(error) => {
+                tracing::warn!(error = %error, "finding the retry queue failed");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                continue;
+            }
+        };
         let received = sqs
             .receive_message()
             .queue_url(&url)

@@ -1,27 +1,57 @@
 //! SQS: the retry queue for deferred writes.
 
+use std::sync::Arc;
+
 use aws_sdk_sqs::Client;
+use tokio::sync::OnceCell;
 
 use super::unavailable;
 use crate::error::BackendError;
 
+/// How the retry queue is named in the configuration: its URL (as the template passes it), or its name, resolved
+/// to a URL on first use rather than at start-up (a cold start should not wait for a call it may never need).
+#[derive(Clone, Debug)]
+pub enum QueueAddress {
+    Url(String),
+    Name(String),
+}
+
 #[derive(Clone)]
 pub struct Queue {
     client: Client,
-    url: String,
+    address: QueueAddress,
+    resolved: Arc<OnceCell<String>>,
 }
 
 impl Queue {
-    pub fn new(client: Client, url: impl Into<String>) -> Self {
-        Queue { client, url: url.into() }
+    pub fn new(client: Client, address: QueueAddress) -> Self {
+        Queue { client, address, resolved: Arc::new(OnceCell::new()) }
     }
 
     pub fn client(&self) -> &Client {
         &self.client
     }
 
-    pub fn url(&self) -> &str {
-        &self.url
+    /// The queue's URL; looked up by name once per container when only the name is configured.
+    pub async fn url(&self) -> Result<&str, BackendError> {
+        let url = self
+            .resolved
+            .get_or_try_init(|| async {
+                let name = match &self.address {
+                    QueueAddress::Url(url) => return Ok(url.clone()),
+                    QueueAddress::Name(name) => name,
+                };
+                self.client
+                    .get_queue_url()
+                    .queue_name(name)
+                    .send()
+                    .await
+                    .map_err(|e| unavailable("sqs", e))?
+                    .queue_url
+                    .ok_or_else(|| BackendError::Unavailable { service: "sqs", detail: "no queue URL returned".into() })
+            })
+            .await?;
+        Ok(url)
     }
 
     /// Enqueues on the FIFO retry queue: one message group per room keeps its messages in order; the
@@ -29,7 +59,7 @@ impl Queue {
     pub async fn send_ordered(&self, body: String, group: &str, deduplication_id: &str) -> Result<(), BackendError> {
         self.client
             .send_message()
-            .queue_url(&self.url)
+            .queue_url(self.url().await?)
             .message_body(body)
             .message_group_id(fifo_token(group))
             .message_deduplication_id(fifo_token(deduplication_id))
@@ -43,7 +73,7 @@ impl Queue {
     pub async fn retry_after(&self, receipt_handle: &str, delay: std::time::Duration) -> Result<(), BackendError> {
         self.client
             .change_message_visibility()
-            .queue_url(&self.url)
+            .queue_url(self.url().await?)
             .receipt_handle(receipt_handle)
             .visibility_timeout(delay.as_secs().min(43_200) as i32)
             .send()
@@ -55,7 +85,7 @@ impl Queue {
     pub async fn check(&self) -> Result<(), BackendError> {
         self.client
             .get_queue_attributes()
-            .queue_url(&self.url)
+            .queue_url(self.url().await?)
             .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
             .send()
             .await

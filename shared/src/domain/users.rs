@@ -215,7 +215,8 @@ async fn exempt_from_rate_limits(app: &App, user_id: &str) -> Result<(), ApiErro
 /// Copies an allow-listed avatar into the media repository, as the user; returns its `mxc://` URI.
 async fn copy_avatar(app: &App, tenant: &TenantId, user: &UserSlug, url: &url::Url) -> Result<String, ApiError> {
     let unusable = |why: &str| ApiError::bad_request("unsupported_avatar_url", format!("avatarUrl {why}"));
-    let response = app.fetcher.get(url.clone()).send().await.map_err(|_| unusable("could not be fetched"))?;
+    let fetcher = app.avatar_fetcher().ok_or_else(|| unusable("could not be fetched"))?;
+    let response = fetcher.get(url.clone()).send().await.map_err(|_| unusable("could not be fetched"))?;
     if !response.status().is_success() {
         return Err(unusable("could not be fetched"));
     }
