@@ -23,12 +23,23 @@ pub struct Config {
     pub platform_localpart: String,
     pub table: String,
     pub kms_key_id: String,
-    /// Set in AWS; the local stack resolves it from `OPENMEET_QUEUE_NAME` after creating the queue.
+    /// Set in AWS; otherwise `queue_name` is resolved on first use.
     pub queue_url: Option<String>,
     pub queue_name: Option<String>,
     /// Hosts whose https avatar URLs are copied into the media repository; empty: only `mxc://` avatars.
     pub avatar_hosts: Vec<String>,
     pub retry: RetryPolicy,
+    pub reconcile: ReconcileLimits,
+}
+
+/// When a reconcile runs in the background, and in what slices.
+#[derive(Debug, Clone, Copy)]
+pub struct ReconcileLimits {
+    /// A reconcile with more joins and kicks than this is queued (202) instead of run within the request: the
+    /// homeserver serialises membership changes of a room (~80 ms each), and API Gateway gives up after 29 s.
+    pub inline_changes: usize,
+    /// How long the worker works on one queued reconcile before it re-queues the rest (well within its timeout).
+    pub slice: Duration,
 }
 
 /// How the retry worker backs off: `base_delay × 2^(attempt-1)` with jitter, at most `max_attempts` tries (the
@@ -101,6 +112,10 @@ impl Config {
                 max_attempts: number(&get, "OPENMEET_RETRY_MAX_ATTEMPTS", 5)? as u32,
                 base_delay: Duration::from_millis(number(&get, "OPENMEET_RETRY_BASE_DELAY_MS", 2_000)?),
                 max_delay: Duration::from_millis(number(&get, "OPENMEET_RETRY_MAX_DELAY_MS", 900_000)?),
+            },
+            reconcile: ReconcileLimits {
+                inline_changes: number(&get, "OPENMEET_RECONCILE_INLINE_CHANGES", 100)? as usize,
+                slice: Duration::from_millis(number(&get, "OPENMEET_RECONCILE_SLICE_MS", 20_000)?),
             },
             public_homeserver_url: get("MATRIX_PUBLIC_URL").unwrap_or(homeserver_url),
             user_prefix,

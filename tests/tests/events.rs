@@ -211,6 +211,6 @@ async fn the_worker_drops_a_message_naming_an_unknown_operation() {
     ];
     let batch: SqsEvent =
         serde_json::from_str(&substitute(&read_event("retry-worker-batch"), &values)).expect("an SQS event");
-    let response = retry_worker::process_batch(&app, batch).await;
+    let response = retry_worker::process_batch(&app, batch, None).await;
     assert!(response.batch_item_failures.is_empty(), "{:?}", response.batch_item_failures);
 }

@@ -481,3 +481,77 @@ async fn concurrent_role_changes_in_one_room_all_hold() {
         assert_eq!(levels.get(&mxid(user)).copied(), expected, "{user} as {role}: {levels:?}");
     }
 }
+
+#[tokio::test]
+async fn a_reconcile_too_large_for_one_request_is_queued_and_finishes_in_slices() {
+    let s = stack();
+    let inline: usize = s.var("OPENMEET_RECONCILE_INLINE_CHANGES").parse().expect("a number");
+    let count = inline + 30;
+    let (members, room_id) = room("groups", "private").await;
+    let run = unique("big");
+    let users: Vec<String> = (0..count).map(|i| format!("{run}-{i}")).collect();
+    let role_of = |i: usize| match i {
+        0 => "owner",
+        _ if i.is_multiple_of(25) => "moderator",
+        _ => "member",
+    };
+    let list: Vec<(&str, &str)> = users.iter().enumerate().map(|(i, user)| (user.as_str(), role_of(i))).collect();
+
+    let (status, body) = reconcile(&members, "", &list).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["status"], "queued");
+    assert_eq!(report(&body).0.len(), count, "the answer says what the reconcile is going to add");
+    let operation_id = body["operationId"].as_str().expect("operationId").to_owned();
+
+    // The worker delivers it in slices; wait (not a timing assertion: the bound only ends a hung test).
+    let waited = Instant::now();
+    let outcome = loop {
+        let (status, outcome) =
+            s.api(Method::GET, &format!("/v1/operations/{operation_id}"), Some(&service()), None).await;
+        assert_eq!(status, 200, "{outcome}");
+        if outcome["status"] != "queued" {
+            break outcome;
+        }
+        assert!(waited.elapsed() < std::time::Duration::from_secs(600), "still queued: {outcome}");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    assert_eq!(outcome["status"], "delivered", "{outcome}");
+    eprintln!("reconcile of {count} members queued and delivered in {:?}", waited.elapsed());
+
+    let expected: BTreeSet<String> = users.iter().map(|user| mxid(user)).collect();
+    assert_eq!(joined_here(&room_id).await, expected);
+    let levels = power_users(&room_id).await;
+    for (i, user) in users.iter().enumerate() {
+        let want = match role_of(i) {
+            "owner" => 100,
+            "moderator" => 50,
+            _ => 0,
+        };
+        assert_eq!(levels.get(&mxid(user)).copied().unwrap_or(0), want, "{user}");
+    }
+
+    // It took more than one slice (the local stack's slices are short), each starting from the homeserver's state.
+    let sdk = s.aws().await;
+    let record = aws_sdk_dynamodb::Client::new(&sdk)
+        .get_item()
+        .table_name(s.var("OPENMEET_TABLE"))
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("OP#{operation_id}")))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("OP".into()))
+        .send()
+        .await
+        .expect("get")
+        .item
+        .expect("the operation has a record");
+    let slices = record.get("slices").and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+    eprintln!("continued {slices} time(s)");
+    assert!(
+        slices >= 1,
+        "a {count}-member reconcile finished in one slice of {} ms",
+        s.var("OPENMEET_RECONCILE_SLICE_MS")
+    );
+
+    // Now it holds: the same list is a no-op answered at once.
+    let (status, again) = reconcile(&members, "", &list).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(report(&again), (vec![], vec![], vec![], count as u64));
+}

@@ -122,6 +122,13 @@ async fn parallel_ensures_make_one_room_with_settings_that_fit_its_visibility() 
     assert_eq!(content(&events, "m.room.join_rules", "").expect("join rules")["join_rule"], "invite");
     assert_eq!(directory_visibility(s, &room_id).await, "private");
     assert_eq!(again["topic"], Value::Null);
+    // The space follows its group: renamed, topic cleared, invite-only.
+    let (status, _) = put_room(s, &path, json!({"name": "Chess & Go club", "visibility": "private"})).await;
+    assert_eq!(status, 200);
+    let space_state = state(s, &space_id).await;
+    assert_eq!(content(&space_state, "m.room.name", "").expect("name")["name"], "Chess & Go club");
+    assert_eq!(content(&space_state, "m.room.topic", "").expect("topic")["topic"], "");
+    assert_eq!(content(&space_state, "m.room.join_rules", "").expect("join rules")["join_rule"], "invite");
 }
 
 /// Runs `n` copies of a future concurrently.

@@ -48,7 +48,7 @@ pub async fn poll(app: Arc<App>) {
             }
             event.records.push(record);
         }
-        let response = retry_worker::process_batch(&app, event).await;
+        let response = retry_worker::process_batch(&app, event, None).await;
         for message in messages {
             let failed =
                 response.batch_item_failures.iter().any(|f| Some(&f.item_identifier) == message.message_id.as_ref());

@@ -2,7 +2,7 @@
 
 use lambda_http::{Body, Request, Response};
 use shared::auth::Caller;
-use shared::domain::membership::{self, PutMemberInput, ReconcileInput};
+use shared::domain::membership::{self, PutMemberInput, ReconcileInput, ReconcileReport, Reconciled};
 use shared::domain::operations::{self, MemberChange, Operation};
 use shared::domain::rooms;
 use shared::http::{ApiRequest, Reply};
@@ -55,12 +55,41 @@ async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
             let (dry_run, force) = (flag(&request, "dryRun")?, flag(&request, "force")?);
             let wanted = request.json::<ReconcileInput>()?.validate()?;
             let version = operations::now_version();
-            let room = rooms::resolve_path(app, &caller.tenant, &kind, &slug).await?;
-            let report = membership::reconcile(app, &caller.tenant, &room, &wanted, dry_run, force).await?;
-            if !dry_run {
-                operations::record_reconcile(app, caller.tenant.as_str(), &kind, &slug, version).await?;
+            let queued_reconcile = || Operation::Reconcile {
+                tenant: caller.tenant.to_string(),
+                kind: kind.clone(),
+                slug: slug.clone(),
+                members: operations::roster(&wanted),
+                version,
+                force,
+            };
+            let outcome = async {
+                let room = rooms::resolve_path(app, &caller.tenant, &kind, &slug).await?;
+                membership::reconcile(app, &caller.tenant, &room, &wanted, dry_run, force).await
             }
-            Ok(Reply::ok(report))
+            .await;
+            if dry_run {
+                let (Reconciled::Applied(report) | Reconciled::TooLarge(report)) = outcome?;
+                return Ok(Reply::ok(report));
+            }
+            // The stamp is written once the reconcile is done or queued: it supersedes older queued member changes.
+            let stamp = || operations::record_reconcile(app, caller.tenant.as_str(), &kind, &slug, version);
+            match operations::defer_on_outage(app, caller, outcome, queued_reconcile).await? {
+                Ok(Reconciled::Applied(report)) => {
+                    stamp().await?;
+                    Ok(Reply::ok(report))
+                }
+                Ok(Reconciled::TooLarge(report)) => {
+                    let queued =
+                        operations::defer(app, caller, operations::new_operation_id(), queued_reconcile()).await?;
+                    stamp().await?;
+                    Ok(Reply::json(202, QueuedReconcile { queued, report }))
+                }
+                Err(queued) => {
+                    stamp().await?;
+                    Ok(Reply::json(202, queued))
+                }
+            }
         }
         RouteId::ListMembers => {
             let room = rooms::resolve_path(app, &caller.tenant, &kind, &slug).await?;
@@ -96,6 +125,15 @@ async fn defer<T>(
         force,
     })
     .await
+}
+
+/// `202` of a reconcile too large for one request: the operation, and what it is going to change.
+#[derive(serde::Serialize)]
+struct QueuedReconcile {
+    #[serde(flatten)]
+    queued: operations::Queued,
+    #[serde(flatten)]
+    report: ReconcileReport,
 }
 
 /// A boolean query parameter: absent is `false`; anything but `true`/`false` is refused.

@@ -1,6 +1,8 @@
 //! The retry worker: replays deferred operations from the FIFO retry queue, reporting partial batch failures so
 //! only the failed records come back, each after its own back-off.
 
+use std::time::Instant;
+
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use rand::Rng;
 use shared::App;
@@ -8,12 +10,14 @@ use shared::domain::operations::{self, QueuedOperation, ReplayError};
 
 /// Processes a batch in order. Once a record of a message group (a room) fails, the later records of that group
 /// fail too without being tried, so nothing overtakes it.
-pub async fn process_batch(app: &App, event: SqsEvent) -> SqsBatchResponse {
+/// `deadline`: when the invocation ends (Lambda's), if it does.
+pub async fn process_batch(app: &App, event: SqsEvent, deadline: Option<Instant>) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     let mut blocked_groups: Vec<String> = Vec::new();
     for record in event.records {
         let group = record.attributes.get("MessageGroupId").cloned().unwrap_or_default();
-        let failed = if blocked_groups.contains(&group) { true } else { process_record(app, &record).await.is_err() };
+        let failed =
+            if blocked_groups.contains(&group) { true } else { process_record(app, &record, deadline).await.is_err() };
         if failed {
             blocked_groups.push(group);
             let mut failure = BatchItemFailure::default();
@@ -25,14 +29,14 @@ pub async fn process_batch(app: &App, event: SqsEvent) -> SqsBatchResponse {
 }
 
 /// `Err(())` returns the record to the queue; permanent failures are recorded on the operation and acknowledged.
-async fn process_record(app: &App, record: &SqsMessage) -> Result<(), ()> {
+async fn process_record(app: &App, record: &SqsMessage, deadline: Option<Instant>) -> Result<(), ()> {
     let Some(operation) = record.body.as_deref().and_then(|body| serde_json::from_str::<QueuedOperation>(body).ok())
     else {
         tracing::error!(message_id = ?record.message_id, "unreadable retry message dropped");
         return Ok(());
     };
     let attempt = record.attributes.get("ApproximateReceiveCount").and_then(|count| count.parse().ok()).unwrap_or(1);
-    match operations::replay(app, &operation, attempt).await {
+    match operations::replay(app, &operation, attempt, deadline).await {
         Ok(()) => Ok(()),
         Err(ReplayError::Exhausted(reason)) => {
             tracing::warn!(operation_id = %operation.operation_id, %reason, "operation exhausted its attempts; on to the DLQ");

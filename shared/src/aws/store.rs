@@ -207,31 +207,65 @@ impl Store {
         Ok(())
     }
 
+    /// The sort keys (after `prefix`) of a partition's items whose numeric `attribute` is above `floor`.
+    pub async fn keys_above(
+        &self,
+        pk: &str,
+        prefix: &str,
+        attribute: &str,
+        floor: u64,
+    ) -> Result<Vec<String>, BackendError> {
+        let keys = self.sort_keys(pk, Some(prefix), Some((attribute, floor))).await?;
+        Ok(keys.into_iter().filter_map(|sk| sk.strip_prefix(prefix).map(str::to_owned)).collect())
+    }
+
     /// Deletes every item of a partition (a user's profile and credentials, say).
     pub async fn delete_partition(&self, pk: &str) -> Result<usize, BackendError> {
-        let mut deleted = 0;
+        let keys = self.sort_keys(pk, None, None).await?;
+        for sk in &keys {
+            self.delete(pk, sk).await?;
+        }
+        Ok(keys.len())
+    }
+
+    /// The sort keys of a partition (those starting with `prefix`; of items whose numeric attribute is above a
+    /// floor), every page of them.
+    async fn sort_keys(
+        &self,
+        pk: &str,
+        prefix: Option<&str>,
+        above: Option<(&str, u64)>,
+    ) -> Result<Vec<String>, BackendError> {
+        let mut keys = Vec::new();
         let mut start: Option<Item> = None;
         loop {
-            let page = self
+            let mut query = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
                 .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
-                .projection_expression("pk, sk")
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| unavailable("dynamodb", e))?;
-            for item in page.items() {
-                if let Some(AttributeValue::S(sk)) = item.get("sk") {
-                    self.delete(pk, sk).await?;
-                    deleted += 1;
-                }
+                .projection_expression("sk")
+                .set_exclusive_start_key(start.take());
+            query = match prefix {
+                Some(prefix) => query
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned())),
+                None => query.key_condition_expression("pk = :pk"),
+            };
+            if let Some((attribute, floor)) = above {
+                query = query
+                    .filter_expression("#value > :floor")
+                    .expression_attribute_names("#value", attribute)
+                    .expression_attribute_values(":floor", AttributeValue::N(floor.to_string()));
             }
+            let page = query.send().await.map_err(|e| unavailable("dynamodb", e))?;
+            keys.extend(page.items().iter().filter_map(|item| match item.get("sk") {
+                Some(AttributeValue::S(sk)) => Some(sk.clone()),
+                _ => None,
+            }));
             match page.last_evaluated_key {
                 Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(deleted),
+                _ => return Ok(keys),
             }
         }
     }

@@ -325,9 +325,20 @@ pub struct ReconcilePlan {
 /// members and not listed are dropped too, so that afterwards the power levels equal the list exactly; banned
 /// users not listed stay banned. Only users with something to change cost a homeserver call.
 pub fn plan_reconcile(wanted: &[(UserSlug, Role)], room: &TenantView) -> ReconcilePlan {
+    plan_reconcile_sparing(wanted, room, &BTreeSet::new())
+}
+
+/// [`plan_reconcile`] leaving `spared` users exactly as they are (listed or not): a queued reconcile must not undo
+/// a member change the service made after accepting it.
+pub fn plan_reconcile_sparing(
+    wanted: &[(UserSlug, Role)],
+    room: &TenantView,
+    spared: &BTreeSet<UserSlug>,
+) -> ReconcilePlan {
     let mut plan = ReconcilePlan::default();
-    let listed: BTreeSet<&UserSlug> = wanted.iter().map(|(user, _)| user).collect();
-    for (user, role) in wanted {
+    let listed: BTreeSet<&UserSlug> = wanted.iter().map(|(user, _)| user).chain(spared).collect();
+    plan.owners_after = room.owners().intersection(spared).cloned().collect();
+    for (user, role) in wanted.iter().filter(|(user, _)| !spared.contains(user)) {
         let level_now = room.level_of(user);
         let membership = room.membership_of(user);
         if role.power_level() != level_now {
@@ -516,22 +527,29 @@ async fn join(
 }
 
 /// Runs `task` for every item, at most `limit` at a time, on this task (no `'static` bound, no extra crate). After
-/// the first failure nothing new starts; what is in flight finishes, then that failure is returned.
-async fn run_bounded<T, F, Fut>(items: Vec<T>, limit: usize, task: F) -> Result<(), ApiError>
+/// the first failure nothing new starts; what is in flight finishes, then that failure is returned. Nothing new
+/// starts after `deadline` either: `Ok(false)` when items were left for later.
+async fn run_bounded<T, F, Fut>(
+    items: Vec<T>,
+    limit: usize,
+    deadline: Option<Instant>,
+    task: F,
+) -> Result<bool, ApiError>
 where
     F: Fn(T) -> Fut,
     Fut: Future<Output = Result<(), ApiError>>,
 {
-    let mut pending = items.into_iter();
+    let mut pending = items.into_iter().peekable();
     let mut in_flight: Vec<Pin<Box<Fut>>> = Vec::new();
     let mut first_error = None;
     loop {
-        while first_error.is_none() && in_flight.len() < limit.max(1) {
+        let in_time = deadline.is_none_or(|deadline| Instant::now() < deadline);
+        while first_error.is_none() && in_time && in_flight.len() < limit.max(1) {
             let Some(item) = pending.next() else { break };
             in_flight.push(Box::pin(task(item)));
         }
         if in_flight.is_empty() {
-            return first_error.map_or(Ok(()), Err);
+            return first_error.map_or(Ok(pending.peek().is_none()), Err);
         }
         let outcome = std::future::poll_fn(|cx| {
             for index in 0..in_flight.len() {
@@ -665,8 +683,18 @@ pub async fn remove(
     Ok(())
 }
 
+/// What a reconcile request came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reconciled {
+    /// Done (or, with `dry_run`, what would be done).
+    Applied(ReconcileReport),
+    /// More changes than one request may make: nothing changed; the caller queues the reconcile.
+    TooLarge(ReconcileReport),
+}
+
 /// Makes the room's membership and power levels equal `wanted` (already validated: unique users). Reads the room
-/// once, joins with bounded concurrency, kicks, then writes the power levels once. With `dry_run` it only reports.
+/// once, joins with bounded concurrency, kicks, then writes the power levels once. With `dry_run` it only reports;
+/// with more joins and kicks than `config.reconcile.inline_changes` it changes nothing and says so.
 pub async fn reconcile(
     app: &App,
     tenant: &TenantId,
@@ -674,41 +702,92 @@ pub async fn reconcile(
     wanted: &[(UserSlug, Role)],
     dry_run: bool,
     force: bool,
-) -> Result<ReconcileReport, ApiError> {
+) -> Result<Reconciled, ApiError> {
     let started = Instant::now();
     let _room_lock = if dry_run { None } else { Some(lock_room(&room.room_id).await) };
     let (view, content) = read_tenant_view(app, tenant, &room.room_id).await?;
     let plan = plan_reconcile(wanted, &view);
     check_last_owner(&view.owners(), &plan.owners_after, force)?;
     if dry_run {
-        return Ok(plan.report);
+        return Ok(Reconciled::Applied(plan.report));
     }
-    run_bounded(plan.joins, MEMBERSHIP_CONCURRENCY, |planned| async move {
+    if plan.joins.len() + plan.kicks.len() > app.config.reconcile.inline_changes {
+        return Ok(Reconciled::TooLarge(plan.report));
+    }
+    let report = plan.report.clone();
+    apply_plan(app, tenant, room, plan, &content, None).await?;
+    log_reconcile(room, wanted.len(), &report, started, true);
+    Ok(Reconciled::Applied(report))
+}
+
+/// One slice of a queued reconcile: reads the room again, plans again (sparing the users the service changed since
+/// it accepted the reconcile) and applies the plan until `deadline`. `Ok(true)` when the room now equals the list;
+/// `Ok(false)` when the rest is for the next slice (each slice starts from what the homeserver says, so a slice
+/// cut short or replayed loses nothing and repeats nothing).
+pub async fn reconcile_slice(
+    app: &App,
+    tenant: &TenantId,
+    room: &RoomRef,
+    wanted: &[(UserSlug, Role)],
+    spared: &BTreeSet<UserSlug>,
+    force: bool,
+    deadline: Instant,
+) -> Result<bool, ApiError> {
+    let started = Instant::now();
+    let _room_lock = lock_room(&room.room_id).await;
+    let (view, content) = read_tenant_view(app, tenant, &room.room_id).await?;
+    let plan = plan_reconcile_sparing(wanted, &view, spared);
+    check_last_owner(&view.owners(), &plan.owners_after, force)?;
+    let report = plan.report.clone();
+    let complete = apply_plan(app, tenant, room, plan, &content, Some(deadline)).await?;
+    log_reconcile(room, wanted.len(), &report, started, complete);
+    Ok(complete)
+}
+
+/// Joins, kicks, then one power-levels write; stops starting joins or kicks at `deadline` (`Ok(false)`).
+async fn apply_plan(
+    app: &App,
+    tenant: &TenantId,
+    room: &RoomRef,
+    plan: ReconcilePlan,
+    content: &Value,
+    deadline: Option<Instant>,
+) -> Result<bool, ApiError> {
+    let joined = run_bounded(plan.joins, MEMBERSHIP_CONCURRENCY, deadline, |planned| async move {
         join(app, tenant, &room.room_id, &planned.user, planned.current).await
     })
     .await?;
-    run_bounded(plan.kicks, MEMBERSHIP_CONCURRENCY, |user| async move {
+    if !joined {
+        return Ok(false);
+    }
+    let kicked = run_bounded(plan.kicks, MEMBERSHIP_CONCURRENCY, deadline, |user| async move {
         room_action(app, &room.room_id, "kick", &app.identities.matrix_user_id(tenant, &user)).await
     })
     .await?;
+    if !kicked {
+        return Ok(false);
+    }
     let levels: BTreeMap<String, i64> = plan
         .levels
         .iter()
         .map(|(user, level)| (app.identities.matrix_user_id(tenant, user).to_string(), *level))
         .collect();
-    let writes = write_power_levels(app, &room.room_id, &content, &levels).await?;
+    write_power_levels(app, &room.room_id, content, &levels).await?;
+    Ok(true)
+}
+
+fn log_reconcile(room: &RoomRef, listed: usize, report: &ReconcileReport, started: Instant, complete: bool) {
     tracing::info!(
         room = %room.room_id,
-        listed = wanted.len(),
-        added = plan.report.added.len(),
-        removed = plan.report.removed.len(),
-        role_changed = plan.report.role_changed.len(),
-        unchanged = plan.report.unchanged,
-        power_level_writes = writes,
+        listed,
+        added = report.added.len(),
+        removed = report.removed.len(),
+        role_changed = report.role_changed.len(),
+        unchanged = report.unchanged,
+        complete,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "members reconciled"
     );
-    Ok(plan.report)
 }
 
 /// The tenant's users with any membership but `leave`, with their roles, read from the homeserver.
@@ -965,7 +1044,7 @@ mod tests {
     async fn bounded_runs_respect_the_limit_and_stop_after_a_failure() {
         use std::sync::atomic::{AtomicUsize, Ordering};
         let (running, peak, started) = (AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0));
-        let outcome = run_bounded((0..40).collect(), 8, |i: usize| {
+        let outcome = run_bounded((0..40).collect(), 8, None, |i: usize| {
             let (running, peak, started) = (&running, &peak, &started);
             async move {
                 started.fetch_add(1, Ordering::SeqCst);
@@ -983,7 +1062,7 @@ mod tests {
         assert_eq!(running.load(Ordering::SeqCst), 0, "left work in flight");
 
         let done = AtomicUsize::new(0);
-        run_bounded((0..17).collect(), 8, |_: usize| {
+        let complete = run_bounded((0..17).collect(), 8, None, |_: usize| {
             let done = &done;
             async move {
                 done.fetch_add(1, Ordering::SeqCst);
@@ -992,7 +1071,53 @@ mod tests {
         })
         .await
         .expect("all succeed");
+        assert!(complete);
         assert_eq!(done.load(Ordering::SeqCst), 17);
+    }
+
+    #[tokio::test]
+    async fn bounded_runs_start_nothing_after_the_deadline_and_say_so() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let started = AtomicUsize::new(0);
+        let deadline = Instant::now() + Duration::from_millis(25);
+        let complete = run_bounded((0..100).collect(), 4, Some(deadline), |_: usize| {
+            let started = &started;
+            async move {
+                started.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                Ok(())
+            }
+        })
+        .await
+        .expect("no failure");
+        assert!(!complete, "reported complete with items left");
+        let started = started.load(Ordering::SeqCst);
+        assert!((4..100).contains(&started), "started {started} of 100");
+
+        let nothing_left = run_bounded(Vec::<usize>::new(), 4, Some(Instant::now()), |_| async { Ok(()) }).await;
+        assert!(nothing_left.expect("no failure"), "an empty list is complete even past the deadline");
+    }
+
+    #[test]
+    fn a_sparing_plan_leaves_users_with_a_newer_intent_alone() {
+        let room = view(&[
+            ("a", Membership::Join, Some(100)),
+            ("b", Membership::Join, None),
+            ("c", Membership::Join, Some(50)),
+        ]);
+        // b was promoted and c removed by the service after the reconcile was accepted: both are spared.
+        let spared: BTreeSet<UserSlug> = ["b", "c"].into_iter().map(slug).collect();
+        let plan = plan_reconcile_sparing(
+            &wanted(&[("a", Role::Owner), ("b", Role::Member), ("d", Role::Member)]),
+            &room,
+            &spared,
+        );
+        assert_eq!(plan.kicks, Vec::<UserSlug>::new(), "c was kicked though spared");
+        assert_eq!(plan.joins.iter().map(|j| j.user.as_str()).collect::<Vec<_>>(), ["d"]);
+        assert!(!plan.levels.keys().any(|user| spared.contains(user)), "a spared user's level changed");
+        assert_eq!(plan.report.added, ["d"]);
+        assert!(plan.report.removed.is_empty() && plan.report.role_changed.is_empty());
+        assert_eq!(plan.report.unchanged, 1);
     }
 
     #[tokio::test]

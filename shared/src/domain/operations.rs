@@ -6,7 +6,8 @@
 //! record, in the KMS-encrypted table. Messages of one room share a FIFO message group, so they are delivered in
 //! the order they were accepted; while a room has queued messages, new ones queue behind them.
 
-use std::time::Duration;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
@@ -51,6 +52,19 @@ pub enum Operation {
         version: u64,
         force: bool,
     },
+    /// A reconcile too large for one request (or met by an outage), run in slices by the worker. Stamped like a
+    /// member change: a later reconcile of the room supersedes it, and users the service changed after accepting it
+    /// are left as they are.
+    #[serde(rename_all = "camelCase")]
+    Reconcile {
+        tenant: String,
+        kind: String,
+        slug: String,
+        /// The list by role: the compact form keeps 5,000 members well inside one DynamoDB item.
+        members: BTreeMap<Role, Vec<String>>,
+        version: u64,
+        force: bool,
+    },
     #[serde(rename_all = "camelCase")]
     CancelEvent { tenant: String, slug: String, reason: Option<String> },
     #[serde(rename_all = "camelCase")]
@@ -71,7 +85,9 @@ impl Operation {
     fn group(&self) -> String {
         match self {
             Operation::SendEvent { room_id, .. } => room_id.clone(),
-            Operation::Membership { tenant, kind, slug, .. } | Operation::DeleteRoom { tenant, kind, slug, .. } => {
+            Operation::Membership { tenant, kind, slug, .. }
+            | Operation::Reconcile { tenant, kind, slug, .. }
+            | Operation::DeleteRoom { tenant, kind, slug, .. } => {
                 format!("{tenant}/{kind}/{slug}")
             }
             Operation::CancelEvent { tenant, slug, .. } => format!("{tenant}/events/{slug}"),
@@ -91,6 +107,23 @@ impl Operation {
 /// Milliseconds since the epoch: the version of a membership intent.
 pub fn now_version() -> u64 {
     now_millis() as u64
+}
+
+/// A reconcile list in the form [`Operation::Reconcile`] stores.
+pub fn roster(wanted: &[(UserSlug, Role)]) -> BTreeMap<Role, Vec<String>> {
+    let mut roster: BTreeMap<Role, Vec<String>> = BTreeMap::new();
+    for (user, role) in wanted {
+        roster.entry(*role).or_default().push(user.to_string());
+    }
+    roster
+}
+
+fn unroster(roster: &BTreeMap<Role, Vec<String>>) -> Result<Vec<(UserSlug, Role)>, HomeserverError> {
+    roster
+        .iter()
+        .flat_map(|(role, users)| users.iter().map(move |user| (user, *role)))
+        .map(|(user, role)| UserSlug::parse(user).map(|user| (user, role)).map_err(|_| invalid("member")))
+        .collect()
 }
 
 fn intent_key(tenant: &str, kind: &str, slug: &str) -> String {
@@ -286,8 +319,14 @@ pub enum ReplayError {
     Exhausted(String),
 }
 
-/// Replays one queued operation; `attempt` counts from 1 (SQS's receive count).
-pub async fn replay(app: &App, message: &QueuedOperation, attempt: u32) -> Result<(), ReplayError> {
+/// Replays one queued operation; `attempt` counts from 1 (SQS's receive count). `deadline` is when the worker's
+/// invocation ends, if it does: a reconcile slice stops well before it.
+pub async fn replay(
+    app: &App,
+    message: &QueuedOperation,
+    attempt: u32,
+    deadline: Option<Instant>,
+) -> Result<(), ReplayError> {
     let transient = |error: BackendError| ReplayError::Transient { reason: error.to_string(), retry_after: None };
     let pk = record_pk(&message.operation_id);
     let Some(item) = app.store.get(&pk, "OP").await.map_err(transient)? else {
@@ -307,8 +346,16 @@ pub async fn replay(app: &App, message: &QueuedOperation, attempt: u32) -> Resul
         }
     };
     let accepted_at = store::number(&item, "acceptedAt");
-    match execute(app, &operation).await {
-        Ok(event_id) => {
+    let executed = match &operation {
+        Operation::Reconcile { .. } => reconcile_slice(app, &operation, slice_deadline(app, deadline)).await,
+        _ => execute(app, &operation).await.map(Executed::Done),
+    };
+    match executed {
+        Ok(Executed::Continues) => {
+            continue_later(app, &pk, message, &operation).await.map_err(transient)?;
+            Ok(())
+        }
+        Ok(Executed::Done(event_id)) => {
             finish(app, &pk, operation.room_id(), accepted_at, Ok(event_id)).await.map_err(transient)?;
             Ok(())
         }
@@ -335,6 +382,67 @@ pub async fn replay(app: &App, message: &QueuedOperation, attempt: u32) -> Resul
             Ok(())
         }
     }
+}
+
+/// How far one replay got.
+enum Executed {
+    /// Finished, with the event id of a send.
+    Done(Option<String>),
+    /// Progress made, more to do: the operation is queued again (a long reconcile).
+    Continues,
+}
+
+/// Leaves a margin before the invocation's end for writing the outcome and re-queueing.
+fn slice_deadline(app: &App, invocation_deadline: Option<Instant>) -> Instant {
+    let slice = Instant::now() + app.config.reconcile.slice;
+    match invocation_deadline {
+        Some(deadline) => slice.min(deadline.checked_sub(Duration::from_secs(10)).unwrap_or(deadline)),
+        None => slice,
+    }
+}
+
+/// Queues the next slice of an operation as a new message (a redelivery would count against the queue's
+/// `maxReceiveCount`); the operation stays `queued`.
+async fn continue_later(
+    app: &App,
+    pk: &str,
+    message: &QueuedOperation,
+    operation: &Operation,
+) -> Result<(), BackendError> {
+    app.store.add(pk, "OP", "slices", 1).await?;
+    let body =
+        serde_json::to_string(message).map_err(|e| BackendError::Corrupt { service: "sqs", detail: e.to_string() })?;
+    let deduplication_id = format!("{}#{}", message.operation_id, now_millis());
+    app.queue.send_ordered(body, &operation.group(), &deduplication_id).await?;
+    tracing::info!(operation_id = %message.operation_id, "operation continues in a later slice");
+    Ok(())
+}
+
+async fn reconcile_slice(app: &App, operation: &Operation, deadline: Instant) -> Result<Executed, HomeserverError> {
+    let Operation::Reconcile { tenant, kind, slug, members, version, force } = operation else {
+        return Err(invalid("operation"));
+    };
+    let pk = intent_key(tenant, kind, slug);
+    let stamped = app.store.get(&pk, "RECONCILED").await.map_err(backend_to_homeserver)?;
+    if stamped.and_then(|item| store::number(&item, "version")).unwrap_or(0) > *version {
+        tracing::info!("reconcile superseded by a newer one; skipped");
+        return Ok(Executed::Done(None));
+    }
+    let spared: BTreeSet<UserSlug> = app
+        .store
+        .keys_above(&pk, "MEMBER#", "version", *version)
+        .await
+        .map_err(backend_to_homeserver)?
+        .iter()
+        .filter_map(|user| UserSlug::parse(user).ok())
+        .collect();
+    let tenant = TenantId::parse(tenant).map_err(|_| invalid("tenant"))?;
+    let room = crate::domain::rooms::resolve_path(app, &tenant, kind, slug).await.map_err(api_to_homeserver)?;
+    let wanted = unroster(members)?;
+    let complete = crate::domain::membership::reconcile_slice(app, &tenant, &room, &wanted, &spared, *force, deadline)
+        .await
+        .map_err(api_to_homeserver)?;
+    Ok(if complete { Executed::Done(None) } else { Executed::Continues })
 }
 
 async fn execute(app: &App, operation: &Operation) -> Result<Option<String>, HomeserverError> {
@@ -383,6 +491,8 @@ async fn execute(app: &App, operation: &Operation) -> Result<Option<String>, Hom
                 .map_err(api_to_homeserver)?;
             Ok(None)
         }
+        // Run in slices by `replay`, never in one go.
+        Operation::Reconcile { .. } => Err(invalid("operation")),
         Operation::DeleteUser { tenant, user } => {
             let user = UserSlug::parse(user).map_err(|_| invalid("user"))?;
             crate::domain::users::delete(app, &tenant_of(tenant)?, &user).await.map_err(api_to_homeserver)?;
@@ -548,6 +658,41 @@ mod tests {
         assert_eq!(serde_json::from_str::<Operation>(&raw).expect("parses"), operation);
         assert!(serde_json::from_str::<QueuedOperation>(r#"{"operationId":"x","token":"y"}"#).is_err());
         assert_eq!(operation.group(), "!r:localhost");
+    }
+
+    #[test]
+    fn a_queued_reconcile_keeps_its_list_compactly_and_shares_the_rooms_group() {
+        let slug = |user: &str| UserSlug::parse(user).expect("slug");
+        let wanted = vec![(slug("ann"), Role::Owner), (slug("bob"), Role::Member), (slug("cy"), Role::Member)];
+        let operation = Operation::Reconcile {
+            tenant: "t".into(),
+            kind: "groups".into(),
+            slug: "hikers".into(),
+            members: roster(&wanted),
+            version: 7,
+            force: false,
+        };
+        let json = serde_json::to_value(&operation).expect("serializes");
+        assert_eq!(json["members"], json!({"member": ["bob", "cy"], "owner": ["ann"]}));
+        let back: Operation = serde_json::from_value(json).expect("deserializes");
+        assert_eq!(back, operation);
+        let Operation::Reconcile { members, .. } = &back else { panic!("not a reconcile") };
+        let mut listed = unroster(members).expect("valid users");
+        listed.sort();
+        let mut expected = wanted.clone();
+        expected.sort();
+        assert_eq!(listed, expected);
+        let member_change = Operation::Membership {
+            tenant: "t".into(),
+            kind: "groups".into(),
+            slug: "hikers".into(),
+            user: "bob".into(),
+            change: MemberChange::Remove { ban: false },
+            version: 8,
+            force: false,
+        };
+        assert_eq!(operation.group(), member_change.group(), "a room's member changes must stay in order");
+        assert!(unroster(&BTreeMap::from([(Role::Member, vec!["Not A Slug".to_owned()])])).is_err());
     }
 
     #[test]

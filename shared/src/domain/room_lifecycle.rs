@@ -228,6 +228,19 @@ fn desired_state(
 }
 
 /// The state events of `desired` that `current` does not already hold.
+/// What a group's space shows: the group's name and topic; public groups' spaces are joinable by anyone.
+fn space_state(spec: &RoomSpec) -> Vec<(String, String, Value)> {
+    let join_rule = match spec.visibility {
+        Visibility::Public => "public",
+        Visibility::Private => "invite",
+    };
+    vec![
+        ("m.room.name".to_owned(), String::new(), json!({"name": spec.name})),
+        ("m.room.topic".to_owned(), String::new(), json!({"topic": spec.topic.clone().unwrap_or_default()})),
+        ("m.room.join_rules".to_owned(), String::new(), json!({"join_rule": join_rule})),
+    ]
+}
+
 fn state_changes(
     current: &HashMap<(String, String), Value>,
     desired: Vec<(String, String, Value)>,
@@ -346,6 +359,12 @@ pub async fn ensure(
     if let Some(parent) = &parent {
         let child = (String::from("m.space.child"), room_id.to_string());
         let parent_state = settled_state(app, parent.as_str()).await?;
+        if kind == RoomKind::Group {
+            // The group's space follows the group's name, topic and visibility as its chat room does.
+            for (event_type, key, content) in state_changes(&parent_state, space_state(&spec)) {
+                platform::put_state(app, parent.as_str(), &event_type, &key, &content).await?;
+            }
+        }
         let content = json!({"via": [server], "suggested": true});
         if parent_state.get(&child) != Some(&content) {
             platform::put_state(app, parent.as_str(), "m.space.child", room_id.as_str(), &content).await?;
