@@ -116,14 +116,9 @@ async fn ensure_queues(client: &aws_sdk_sqs::Client, name: &str, max_receive_cou
         // It exists with other attributes (an older set-up): bring them in line.
         Err(error) => {
             let detail = error.into_service_error().to_string();
-            let url = client
-                .get_queue_url()
-                .queue_name(name)
-                .send()
+            let url = shared::aws::queue::url_of(client, name)
                 .await
-                .map_err(|_| format!("creating retry queue {name}: {detail}"))?
-                .queue_url
-                .ok_or("no queue URL")?;
+                .map_err(|_| format!("creating retry queue {name}: {detail}"))?;
             client
                 .set_queue_attributes()
                 .queue_url(&url)

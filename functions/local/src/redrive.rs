@@ -26,14 +26,7 @@ pub async fn redrive(app: &App) -> Result<usize, String> {
         .and_then(|p| p.get("deadLetterTargetArn").and_then(|a| a.as_str()).map(str::to_owned))
         .ok_or("unreadable redrive policy")?;
     let dlq_name = dlq_arn.rsplit(':').next().ok_or("unreadable DLQ ARN")?;
-    let dlq_url = sqs
-        .get_queue_url()
-        .queue_name(dlq_name)
-        .send()
-        .await
-        .map_err(|e| format!("finding the DLQ: {e}"))?
-        .queue_url
-        .ok_or("no DLQ URL")?;
+    let dlq_url = shared::aws::queue::url_of(sqs, dlq_name).await.map_err(|e| format!("finding the DLQ: {e}"))?;
     let mut moved = 0;
     loop {
         let received = sqs

@@ -3,7 +3,7 @@
 use lambda_http::{Body, Request, Response};
 use shared::auth::Caller;
 use shared::domain::membership::{self, PutMemberInput, ReconcileInput, ReconcileReport, Reconciled};
-use shared::domain::operations::{self, MemberChange, Operation};
+use shared::domain::operations::{self, DeferredReconcile, MemberChange, Operation};
 use shared::domain::rooms;
 use shared::http::{ApiRequest, Reply};
 use shared::identity::UserSlug;
@@ -55,13 +55,15 @@ async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
             let (dry_run, force) = (flag(&request, "dryRun")?, flag(&request, "force")?);
             let wanted = request.json::<ReconcileInput>()?.validate()?;
             let version = operations::now_version();
-            let queued_reconcile = || Operation::Reconcile {
-                tenant: caller.tenant.to_string(),
-                kind: kind.clone(),
-                slug: slug.clone(),
-                members: operations::roster(&wanted),
-                version,
-                force,
+            let queued_reconcile = || {
+                Operation::Reconcile(DeferredReconcile {
+                    tenant: caller.tenant.to_string(),
+                    kind: kind.clone(),
+                    slug: slug.clone(),
+                    members: operations::roster(&wanted),
+                    version,
+                    force,
+                })
             };
             let outcome = async {
                 let room = rooms::resolve_path(app, &caller.tenant, &kind, &slug).await?;
@@ -72,24 +74,18 @@ async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
                 let (Reconciled::Applied(report) | Reconciled::TooLarge(report)) = outcome?;
                 return Ok(Reply::ok(report));
             }
-            // The stamp is written once the reconcile is done or queued: it supersedes older queued member changes.
-            let stamp = || operations::record_reconcile(app, caller.tenant.as_str(), &kind, &slug, version);
-            match operations::defer_on_outage(app, caller, outcome, queued_reconcile).await? {
-                Ok(Reconciled::Applied(report)) => {
-                    stamp().await?;
-                    Ok(Reply::ok(report))
-                }
+            let reply = match operations::defer_on_outage(app, caller, outcome, queued_reconcile).await? {
+                Ok(Reconciled::Applied(report)) => Reply::ok(report),
                 Ok(Reconciled::TooLarge(report)) => {
                     let queued =
                         operations::defer(app, caller, operations::new_operation_id(), queued_reconcile()).await?;
-                    stamp().await?;
-                    Ok(Reply::json(202, QueuedReconcile { queued, report }))
+                    Reply::json(202, QueuedReconcile { queued, report })
                 }
-                Err(queued) => {
-                    stamp().await?;
-                    Ok(Reply::json(202, queued))
-                }
-            }
+                Err(queued) => Reply::json(202, queued),
+            };
+            // Stamped once the reconcile is done or queued: it supersedes older queued member changes.
+            operations::record_reconcile(app, caller.tenant.as_str(), &kind, &slug, version).await?;
+            Ok(reply)
         }
         RouteId::ListMembers => {
             let room = rooms::resolve_path(app, &caller.tenant, &kind, &slug).await?;

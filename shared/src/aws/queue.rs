@@ -37,18 +37,10 @@ impl Queue {
         let url = self
             .resolved
             .get_or_try_init(|| async {
-                let name = match &self.address {
-                    QueueAddress::Url(url) => return Ok(url.clone()),
-                    QueueAddress::Name(name) => name,
-                };
-                self.client
-                    .get_queue_url()
-                    .queue_name(name)
-                    .send()
-                    .await
-                    .map_err(|e| unavailable("sqs", e))?
-                    .queue_url
-                    .ok_or_else(|| BackendError::Unavailable { service: "sqs", detail: "no queue URL returned".into() })
+                match &self.address {
+                    QueueAddress::Url(url) => Ok(url.clone()),
+                    QueueAddress::Name(name) => url_of(&self.client, name).await,
+                }
             })
             .await?;
         Ok(url)
@@ -92,6 +84,18 @@ impl Queue {
             .map_err(|e| unavailable("sqs", e))?;
         Ok(())
     }
+}
+
+/// The URL of the queue named `name` (SQS's `GetQueueUrl`).
+pub async fn url_of(client: &Client, name: &str) -> Result<String, BackendError> {
+    client
+        .get_queue_url()
+        .queue_name(name)
+        .send()
+        .await
+        .map_err(|e| unavailable("sqs", e))?
+        .queue_url
+        .ok_or_else(|| BackendError::Unavailable { service: "sqs", detail: format!("no URL for queue {name}") })
 }
 
 /// FIFO group and deduplication ids allow at most 128 characters of `[A-Za-z0-9!-/:-@[-`{-~]` (printable ASCII):

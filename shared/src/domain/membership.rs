@@ -715,8 +715,8 @@ pub async fn reconcile(
         return Ok(Reconciled::TooLarge(plan.report));
     }
     let report = plan.report.clone();
-    apply_plan(app, tenant, room, plan, &content, None).await?;
-    log_reconcile(room, wanted.len(), &report, started, true);
+    let writes = apply_plan(app, tenant, room, plan, &content, None).await?;
+    log_reconcile(room, wanted.len(), &report, started, writes);
     Ok(Reconciled::Applied(report))
 }
 
@@ -739,12 +739,13 @@ pub async fn reconcile_slice(
     let plan = plan_reconcile_sparing(wanted, &view, spared);
     check_last_owner(&view.owners(), &plan.owners_after, force)?;
     let report = plan.report.clone();
-    let complete = apply_plan(app, tenant, room, plan, &content, Some(deadline)).await?;
-    log_reconcile(room, wanted.len(), &report, started, complete);
-    Ok(complete)
+    let writes = apply_plan(app, tenant, room, plan, &content, Some(deadline)).await?;
+    log_reconcile(room, wanted.len(), &report, started, writes);
+    Ok(writes.is_some())
 }
 
-/// Joins, kicks, then one power-levels write; stops starting joins or kicks at `deadline` (`Ok(false)`).
+/// Joins, kicks, then one power-levels write; returns how many power-levels writes it took, or `None` when it
+/// stopped starting joins or kicks at `deadline` (the power levels are then left for the next slice).
 async fn apply_plan(
     app: &App,
     tenant: &TenantId,
@@ -752,31 +753,37 @@ async fn apply_plan(
     plan: ReconcilePlan,
     content: &Value,
     deadline: Option<Instant>,
-) -> Result<bool, ApiError> {
+) -> Result<Option<usize>, ApiError> {
     let joined = run_bounded(plan.joins, MEMBERSHIP_CONCURRENCY, deadline, |planned| async move {
         join(app, tenant, &room.room_id, &planned.user, planned.current).await
     })
     .await?;
     if !joined {
-        return Ok(false);
+        return Ok(None);
     }
     let kicked = run_bounded(plan.kicks, MEMBERSHIP_CONCURRENCY, deadline, |user| async move {
         room_action(app, &room.room_id, "kick", &app.identities.matrix_user_id(tenant, &user)).await
     })
     .await?;
     if !kicked {
-        return Ok(false);
+        return Ok(None);
     }
     let levels: BTreeMap<String, i64> = plan
         .levels
         .iter()
         .map(|(user, level)| (app.identities.matrix_user_id(tenant, user).to_string(), *level))
         .collect();
-    write_power_levels(app, &room.room_id, content, &levels).await?;
-    Ok(true)
+    Ok(Some(write_power_levels(app, &room.room_id, content, &levels).await?))
 }
 
-fn log_reconcile(room: &RoomRef, listed: usize, report: &ReconcileReport, started: Instant, complete: bool) {
+/// `power_level_writes`: `None` when the slice stopped before the power levels.
+fn log_reconcile(
+    room: &RoomRef,
+    listed: usize,
+    report: &ReconcileReport,
+    started: Instant,
+    power_level_writes: Option<usize>,
+) {
     tracing::info!(
         room = %room.room_id,
         listed,
@@ -784,7 +791,8 @@ fn log_reconcile(room: &RoomRef, listed: usize, report: &ReconcileReport, starte
         removed = report.removed.len(),
         role_changed = report.role_changed.len(),
         unchanged = report.unchanged,
-        complete,
+        complete = power_level_writes.is_some(),
+        power_level_writes,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "members reconciled"
     );

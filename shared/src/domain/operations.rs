@@ -52,19 +52,8 @@ pub enum Operation {
         version: u64,
         force: bool,
     },
-    /// A reconcile too large for one request (or met by an outage), run in slices by the worker. Stamped like a
-    /// member change: a later reconcile of the room supersedes it, and users the service changed after accepting it
-    /// are left as they are.
-    #[serde(rename_all = "camelCase")]
-    Reconcile {
-        tenant: String,
-        kind: String,
-        slug: String,
-        /// The list by role: the compact form keeps 5,000 members well inside one DynamoDB item.
-        members: BTreeMap<Role, Vec<String>>,
-        version: u64,
-        force: bool,
-    },
+    /// A reconcile too large for one request (or met by an outage), run in slices by the worker.
+    Reconcile(DeferredReconcile),
     #[serde(rename_all = "camelCase")]
     CancelEvent { tenant: String, slug: String, reason: Option<String> },
     #[serde(rename_all = "camelCase")]
@@ -86,7 +75,7 @@ impl Operation {
         match self {
             Operation::SendEvent { room_id, .. } => room_id.clone(),
             Operation::Membership { tenant, kind, slug, .. }
-            | Operation::Reconcile { tenant, kind, slug, .. }
+            | Operation::Reconcile(DeferredReconcile { tenant, kind, slug, .. })
             | Operation::DeleteRoom { tenant, kind, slug, .. } => {
                 format!("{tenant}/{kind}/{slug}")
             }
@@ -109,7 +98,21 @@ pub fn now_version() -> u64 {
     now_millis() as u64
 }
 
-/// A reconcile list in the form [`Operation::Reconcile`] stores.
+/// A queued reconcile. Stamped like a member change: a later reconcile of the room supersedes it, and users the
+/// service changed after accepting it are left as they are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeferredReconcile {
+    pub tenant: String,
+    pub kind: String,
+    pub slug: String,
+    /// The list by role (see [`roster`]): the compact form keeps 5,000 members well inside one DynamoDB item.
+    pub members: BTreeMap<Role, Vec<String>>,
+    pub version: u64,
+    pub force: bool,
+}
+
+/// A reconcile list in the form [`DeferredReconcile`] stores.
 pub fn roster(wanted: &[(UserSlug, Role)]) -> BTreeMap<Role, Vec<String>> {
     let mut roster: BTreeMap<Role, Vec<String>> = BTreeMap::new();
     for (user, role) in wanted {
@@ -347,7 +350,7 @@ pub async fn replay(
     };
     let accepted_at = store::number(&item, "acceptedAt");
     let executed = match &operation {
-        Operation::Reconcile { .. } => reconcile_slice(app, &operation, slice_deadline(app, deadline)).await,
+        Operation::Reconcile(reconcile) => reconcile_slice(app, reconcile, slice_deadline(app, deadline)).await,
         _ => execute(app, &operation).await.map(Executed::Done),
     };
     match executed {
@@ -418,10 +421,12 @@ async fn continue_later(
     Ok(())
 }
 
-async fn reconcile_slice(app: &App, operation: &Operation, deadline: Instant) -> Result<Executed, HomeserverError> {
-    let Operation::Reconcile { tenant, kind, slug, members, version, force } = operation else {
-        return Err(invalid("operation"));
-    };
+async fn reconcile_slice(
+    app: &App,
+    reconcile: &DeferredReconcile,
+    deadline: Instant,
+) -> Result<Executed, HomeserverError> {
+    let DeferredReconcile { tenant, kind, slug, members, version, force } = reconcile;
     let pk = intent_key(tenant, kind, slug);
     let stamped = app.store.get(&pk, "RECONCILED").await.map_err(backend_to_homeserver)?;
     if stamped.and_then(|item| store::number(&item, "version")).unwrap_or(0) > *version {
@@ -492,7 +497,7 @@ async fn execute(app: &App, operation: &Operation) -> Result<Option<String>, Hom
             Ok(None)
         }
         // Run in slices by `replay`, never in one go.
-        Operation::Reconcile { .. } => Err(invalid("operation")),
+        Operation::Reconcile(_) => Err(invalid("operation")),
         Operation::DeleteUser { tenant, user } => {
             let user = UserSlug::parse(user).map_err(|_| invalid("user"))?;
             crate::domain::users::delete(app, &tenant_of(tenant)?, &user).await.map_err(api_to_homeserver)?;
@@ -664,19 +669,19 @@ mod tests {
     fn a_queued_reconcile_keeps_its_list_compactly_and_shares_the_rooms_group() {
         let slug = |user: &str| UserSlug::parse(user).expect("slug");
         let wanted = vec![(slug("ann"), Role::Owner), (slug("bob"), Role::Member), (slug("cy"), Role::Member)];
-        let operation = Operation::Reconcile {
+        let operation = Operation::Reconcile(DeferredReconcile {
             tenant: "t".into(),
             kind: "groups".into(),
             slug: "hikers".into(),
             members: roster(&wanted),
             version: 7,
             force: false,
-        };
+        });
         let json = serde_json::to_value(&operation).expect("serializes");
         assert_eq!(json["members"], json!({"member": ["bob", "cy"], "owner": ["ann"]}));
         let back: Operation = serde_json::from_value(json).expect("deserializes");
         assert_eq!(back, operation);
-        let Operation::Reconcile { members, .. } = &back else { panic!("not a reconcile") };
+        let Operation::Reconcile(DeferredReconcile { members, .. }) = &back else { panic!("not a reconcile") };
         let mut listed = unroster(members).expect("valid users");
         listed.sort();
         let mut expected = wanted.clone();
