@@ -84,6 +84,24 @@ impl App {
     }
 }
 
+/// The whole `main` of an HTTP function: logging, the clients built once, then `serve` for every API Gateway
+/// request.
+pub async fn run_http<Serve, Answer>(serve: Serve) -> Result<(), lambda_http::Error>
+where
+    Serve: Fn(&'static App, lambda_http::Request) -> Answer,
+    Answer: std::future::Future<Output = lambda_http::Response<lambda_http::Body>> + Send,
+{
+    init_logging();
+    // The clients live as long as the process (the Lambda container): leaking them lends every invocation a
+    // plain `&'static` borrow.
+    let app: &'static App = Box::leak(Box::new(App::from_env().await?));
+    lambda_http::run(lambda_http::service_fn(move |request| {
+        let answer = serve(app, request);
+        async move { Ok::<_, std::convert::Infallible>(answer.await) }
+    }))
+    .await
+}
+
 /// JSON log lines to stdout, level from `RUST_LOG` (default `info`). Call once in `main`.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
