@@ -101,14 +101,7 @@ impl Stack {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut request = self.http.request(method, format!("{}{path}", self.api));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        answer(request, &self.api).await
+        self.request(&self.api, method, path, token, &[], body).await
     }
 
     /// How many homeserver calls the gateway logged for one request (its `x-request-id`): a structural measure of
@@ -130,7 +123,22 @@ impl Stack {
         headers: &[(&str, &str)],
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut request = self.http.request(method, format!("{base}{path}")).bearer_auth(token);
+        self.request(base, method, path, Some(token), headers, body).await
+    }
+
+    async fn request(
+        &self,
+        base: &str,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{base}{path}"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
         for (name, value) in headers {
             request = request.header(*name, *value);
         }

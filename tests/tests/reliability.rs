@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use integration_tests::fault::{PausedHomeserver, Proxy, ProxyMode, SecondGateway};
 use integration_tests::{Stack, encode_path, stack, unique};
-use reqwest::Method;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
@@ -62,6 +62,13 @@ async fn bodies(s: &Stack, room_id: &str, token: &str) -> Vec<String> {
     bodies
 }
 
+/// Posts a plain message with an `Idempotency-Key` through the gateway at `base`.
+async fn post_plain(s: &Stack, base: &str, jwt: &str, slug: &str, key: &str, text: &str) -> (StatusCode, Value) {
+    let path = format!("/v1/groups/{slug}/messages");
+    s.call(base, Method::POST, &path, jwt, &[("Idempotency-Key", key)], Some(json!({"body": text, "format": "plain"})))
+        .await
+}
+
 async fn operation(s: &Stack, base: &str, token: &str, id: &str) -> Value {
     let (status, body) = s.call(base, Method::GET, &format!("/v1/operations/{id}"), token, &[], None).await;
     assert_eq!(status, 200, "{body}");
@@ -100,16 +107,7 @@ async fn messages_sent_during_an_outage_arrive_once_each_in_order() {
     for i in 0..20 {
         let started = Instant::now();
         let key = format!("{run}-{i}");
-        let (status, body) = s
-            .call(
-                &s.api,
-                Method::POST,
-                &format!("/v1/groups/{slug}/messages"),
-                &jwt,
-                &[("Idempotency-Key", key.as_str())],
-                Some(json!({"body": format!("{run} #{i:02}"), "format": "plain"})),
-            )
-            .await;
+        let (status, body) = post_plain(s, &s.api, &jwt, &slug, &key, &format!("{run} #{i:02}")).await;
         assert_eq!((status.as_u16(), body["status"].as_str()), (202, Some("queued")), "message {i}: {body}");
         ids.push(body["operationId"].as_str().expect("operationId").to_owned());
         if i >= 5 {
@@ -142,16 +140,7 @@ async fn messages_sent_during_an_outage_arrive_once_each_in_order() {
 
     // Repeating a queued request's Idempotency-Key gives the same operation, not a second message.
     let key = format!("{run}-0");
-    let (status, again) = s
-        .call(
-            &s.api,
-            Method::POST,
-            &format!("/v1/groups/{slug}/messages"),
-            &jwt,
-            &[("Idempotency-Key", key.as_str())],
-            Some(json!({"body": format!("{run} #00"), "format": "plain"})),
-        )
-        .await;
+    let (status, again) = post_plain(s, &s.api, &jwt, &slug, &key, &format!("{run} #00")).await;
     assert!(status == 201 || status == 202, "{again}");
     assert_eq!(bodies(s, &room_id, &token).await.iter().filter(|b| **b == format!("{run} #00")).count(), 1);
 }
@@ -169,16 +158,7 @@ async fn a_send_whose_answer_was_lost_is_not_duplicated_even_after_a_re_mint() {
 
     // The send reaches the homeserver; its answer is dropped and the homeserver is cut off afterwards.
     proxy.set(ProxyMode::DropNextSendAnswer);
-    let (status, queued) = s
-        .call(
-            &gateway.api,
-            Method::POST,
-            &format!("/v1/groups/{slug}/messages"),
-            &jwt,
-            &[("Idempotency-Key", "lost-answer")],
-            Some(json!({"body": body, "format": "plain"})),
-        )
-        .await;
+    let (status, queued) = post_plain(s, &gateway.api, &jwt, &slug, "lost-answer", &body).await;
     assert_eq!((status.as_u16(), queued["status"].as_str()), (202, Some("queued")), "{queued}");
     let operation_id = queued["operationId"].as_str().expect("operationId").to_owned();
     assert_eq!(
@@ -221,28 +201,14 @@ async fn a_permanent_failure_fails_at_once_and_a_poison_message_is_redriven_once
     let proxy = Proxy::start(&s.homeserver).await;
     let queue = format!("openmeet-fault-{}.fifo", &unique("q")[2..]);
     let gateway = SecondGateway::start(s, 3202, &proxy.url(), &queue).await;
-    let post = |key: &'static str, text: String| {
-        let (api, jwt, slug) = (gateway.api.clone(), jwt.clone(), slug.clone());
-        async move {
-            s.call(
-                &api,
-                Method::POST,
-                &format!("/v1/groups/{slug}/messages"),
-                &jwt,
-                &[("Idempotency-Key", key)],
-                Some(json!({"body": text, "format": "plain"})),
-            )
-            .await
-        }
-    };
 
     // Warm this container (room alias, credentials) the way a busy one would be, then cut it off for good:
     // the operation becomes a poison message that exhausts every attempt.
-    let (status, warm) = post("warm-up", format!("{} warm", unique("w"))).await;
+    let (status, warm) = post_plain(s, &gateway.api, &jwt, &slug, "warm-up", &format!("{} warm", unique("w"))).await;
     assert_eq!(status, 201, "{warm}");
     proxy.set(ProxyMode::Refuse);
     let poison = format!("{} poison", unique("p"));
-    let (status, queued) = post("poison", poison.clone()).await;
+    let (status, queued) = post_plain(s, &gateway.api, &jwt, &slug, "poison", &poison).await;
     assert_eq!(status, 202, "{queued}");
     let poison_id = queued["operationId"].as_str().expect("operationId").to_owned();
     settle(s, &gateway.api, &jwt, std::slice::from_ref(&poison_id), Duration::from_secs(120)).await;
@@ -269,7 +235,7 @@ async fn a_permanent_failure_fails_at_once_and_a_poison_message_is_redriven_once
     // Permanent: queued while cut off, but the member is removed before the homeserver is back: 403, no retries.
     proxy.set(ProxyMode::Refuse);
     let refused = format!("{} refused", unique("r"));
-    let (status, queued) = post("refused", refused.clone()).await;
+    let (status, queued) = post_plain(s, &gateway.api, &jwt, &slug, "refused", &refused).await;
     assert_eq!(status, 202, "{queued}");
     let refused_id = queued["operationId"].as_str().expect("operationId").to_owned();
     let (status, _) =
