@@ -6,6 +6,7 @@
 #   4. the real local stack          scripts/stack.sh start (Synapse, moto, gateway + retry worker)
 #   5. integration tests             against the stack; a service that cannot start fails the run
 #   6. log scan                      no secret the tests handled appears in any log of the stack
+#   6b. the example chat page        scripts/web.sh test: examples/web in headless chromium (Node.js, npm ci)
 #   7. Lambda artifacts              cargo lambda build --release --arm64 of every function (scripts/lambda-build.sh)
 # The stack is stopped afterwards unless it was already running before this command.
 set -euo pipefail
@@ -50,6 +51,10 @@ cargo test -p integration-tests --locked --tests -- --skip no_secret_reaches_a_l
 
 section "6. log scan"
 cargo test -p integration-tests --locked --test log_scan
+
+section "6b. the example chat page in a browser"
+# examples/web in Debian's headless chromium (installed when missing): two people chatting, offline, session renewal, axe-core.
+scripts/web.sh test
 
 section "7. Lambda artifacts (arm64)"
 # The stack is no longer needed: give the release build every core.

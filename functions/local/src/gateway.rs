@@ -11,16 +11,21 @@ use shared::routes::{Function, RouteMatch, match_route};
 /// API Gateway's payload limit.
 const MAX_BODY: usize = 10 * 1024 * 1024;
 
+/// Every route of the route table, plus what only the local stack serves: the example chat page (`/web/`) and
+/// its demo sign-in (`/local/demo/`, see demo.rs). Neither exists in the Lambda functions.
 pub fn router(app: Arc<App>) -> axum::Router {
-    axum::Router::new().fallback(dispatch).with_state(app)
+    let demo = Arc::new(crate::demo::Demo::new(app.clone()));
+    axum::Router::new()
+        .route("/", axum::routing::get(crate::web::home))
+        .route("/web", axum::routing::get(crate::web::home))
+        .route("/web/", axum::routing::get(crate::web::serve))
+        .route("/web/{*path}", axum::routing::get(crate::web::serve))
+        .merge(crate::demo::router(demo))
+        .fallback(dispatch)
+        .with_state(app)
 }
 
 async fn dispatch(State(app): State<Arc<App>>, request: Request) -> Response {
-    let function = match match_route(request.method(), request.uri().path()) {
-        RouteMatch::Found(route, _) => route.function,
-        // Unmatched requests get the same 404/405 answer from any function.
-        _ => Function::Provisioning,
-    };
     let (parts, body) = request.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
         return plain(
@@ -29,13 +34,7 @@ async fn dispatch(State(app): State<Arc<App>>, request: Request) -> Response {
         );
     };
     let body = if bytes.is_empty() { lambda_http::Body::Empty } else { lambda_http::Body::Binary(bytes.to_vec()) };
-    let lambda_request = lambda_http::Request::from_parts(parts, body);
-    let response = match function {
-        Function::Provisioning => provisioning::serve(&app, lambda_request).await,
-        Function::Rooms => rooms::serve(&app, lambda_request).await,
-        Function::Membership => membership::serve(&app, lambda_request).await,
-        Function::Messages => messages::serve(&app, lambda_request).await,
-    };
+    let response = call(&app, lambda_http::Request::from_parts(parts, body)).await;
     let (parts, body) = response.into_parts();
     let bytes: Vec<u8> = match body {
         lambda_http::Body::Empty => Vec::new(),
@@ -44,6 +43,21 @@ async fn dispatch(State(app): State<Arc<App>>, request: Request) -> Response {
         _ => Vec::new(),
     };
     Response::from_parts(parts, AxumBody::from(bytes))
+}
+
+/// Hands a request to the function that owns its route, as API Gateway would.
+pub async fn call(app: &App, lambda_request: lambda_http::Request) -> lambda_http::Response<lambda_http::Body> {
+    let function = match match_route(lambda_request.method(), lambda_request.uri().path()) {
+        RouteMatch::Found(route, _) => route.function,
+        // Unmatched requests get the same 404/405 answer from any function.
+        _ => Function::Provisioning,
+    };
+    match function {
+        Function::Provisioning => provisioning::serve(app, lambda_request).await,
+        Function::Rooms => rooms::serve(app, lambda_request).await,
+        Function::Membership => membership::serve(app, lambda_request).await,
+        Function::Messages => messages::serve(app, lambda_request).await,
+    }
 }
 
 fn plain(status: u16, body: &'static str) -> Response {

@@ -5,9 +5,11 @@
 //! `openmeet-local metrics [LOG_FILE]` summarises the metric lines of a log (default `.local/logs/gateway.log`).
 
 mod bootstrap;
+mod demo;
 mod gateway;
 mod metrics_summary;
 mod redrive;
+mod web;
 mod worker;
 
 use std::sync::Arc;

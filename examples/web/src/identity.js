@@ -1,0 +1,66 @@
+// Which OpenMeet group or event a Matrix room is: from its canonical alias `#om_{tenant}.{group|event}.{slug}:server`
+// or from its `org.openmeet.room` state event ({tenant, kind, slug}). Only such rooms take messages through the API.
+
+const PREFIX = "om_";
+const ALIAS = /^#([^:]+):.+$/;
+
+export function roomIdentity(room) {
+  const meta = room.currentState.getStateEvents("org.openmeet.room", "")?.getContent();
+  if (meta?.kind && meta?.slug) return { tenant: meta.tenant, kind: meta.kind, slug: meta.slug };
+  return parseAlias(room.getCanonicalAlias());
+}
+
+export function parseAlias(alias) {
+  const localpart = alias?.match(ALIAS)?.[1];
+  if (!localpart?.startsWith(PREFIX)) return null;
+  const [tenant, kind, ...rest] = localpart.slice(PREFIX.length).split(".");
+  const slug = rest.join(".");
+  if (!tenant || !slug || !["group", "event", "space"].includes(kind)) return null;
+  return { tenant, kind, slug };
+}
+
+/**
+ * Rooms grouped under their space: [{space: {id, name}, rooms: [...]}], then the rooms of no space.
+ * A space the user has not joined is named after its group's room.
+ */
+export function groupBySpace(client) {
+  const rooms = client.getRooms().filter((room) => room.getMyMembership() === "join");
+  const chatRooms = rooms
+    .filter((room) => !room.isSpaceRoom())
+    .map((room) => ({ room, identity: roomIdentity(room) }))
+    .filter(({ identity }) => identity && (identity.kind === "group" || identity.kind === "event"));
+  const spaces = new Map();
+  const parentOf = (room) => {
+    const joinedSpace = rooms.find(
+      (space) => space.isSpaceRoom() && space.currentState.getStateEvents("m.space.child", room.roomId)?.getContent()?.via,
+    );
+    if (joinedSpace) return joinedSpace.roomId;
+    const parent = room.currentState.getStateEvents("m.space.parent").find((event) => event.getContent()?.via);
+    return parent?.getStateKey() ?? null;
+  };
+  const loose = [];
+  for (const entry of chatRooms) {
+    const spaceId = parentOf(entry.room);
+    if (!spaceId) {
+      loose.push(entry);
+      continue;
+    }
+    if (!spaces.has(spaceId)) spaces.set(spaceId, { space: { id: spaceId, name: null }, rooms: [] });
+    spaces.get(spaceId).rooms.push(entry);
+  }
+  for (const group of spaces.values()) {
+    const joined = client.getRoom(group.space.id);
+    const groupRoom = group.rooms.find(({ identity }) => identity.kind === "group");
+    group.space.name = joined?.isSpaceRoom() ? joined.name : groupRoom ? `${groupRoom.room.name} (space)` : "Space";
+    group.rooms.sort(byKindThenName);
+  }
+  loose.sort(byKindThenName);
+  const result = [...spaces.values()].sort((a, b) => a.space.name.localeCompare(b.space.name));
+  if (loose.length) result.push({ space: null, rooms: loose });
+  return result;
+}
+
+function byKindThenName(a, b) {
+  if (a.identity.kind !== b.identity.kind) return a.identity.kind === "group" ? -1 : 1;
+  return a.room.name.localeCompare(b.room.name);
+}
