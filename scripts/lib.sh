@@ -15,6 +15,8 @@ RUN_DIR="$LOCAL_DIR/run"
 LOG_DIR="$LOCAL_DIR/logs"
 SYNAPSE_DIR="$LOCAL_DIR/synapse"
 STACK_ENV_FILE="$LOCAL_DIR/stack.env"
+# Lifetime of browser session tokens in the local Synapse (refreshable_access_token_lifetime).
+SESSION_LIFETIME="${OPENMEET_LOCAL_SESSION_LIFETIME:-30s}"
 TEMPLATE_DIR="$STACK_ROOT/scripts/synapse"
 REQUIREMENTS_FILE="$STACK_ROOT/tools/requirements.txt"
 
@@ -325,7 +327,7 @@ read_kv() {
 # Renders the three templates in one Python run; prints "changed" when a rendered file changed.
 render_synapse_config() {
   local secrets="$SYNAPSE_DIR/secrets.env"
-  "$VENV_DIR/bin/python" - "$TEMPLATE_DIR" "$SYNAPSE_DIR" "$secrets" "$LOG_DIR" <<'PY'
+  SESSION_LIFETIME="$SESSION_LIFETIME" "$VENV_DIR/bin/python" - "$TEMPLATE_DIR" "$SYNAPSE_DIR" "$secrets" "$LOG_DIR" <<'PY'
 import json, os, re, sys
 
 template_dir, synapse_dir, secrets_file, log_dir = sys.argv[1:5]
@@ -344,6 +346,7 @@ values.update(
     MEDIA_STORE=os.path.join(synapse_dir, "media_store"),
     SIGNING_KEY=os.path.join(synapse_dir, "localhost.signing.key"),
     APPSERVICE_CONFIG=os.path.join(synapse_dir, "appservice.yaml"),
+    SESSION_LIFETIME=os.environ["SESSION_LIFETIME"],
 )
 changed = False
 for template, target in (
@@ -379,7 +382,8 @@ PY
 
 # synapse_config_hash — identifies the rendered config a running Synapse was started with.
 synapse_config_hash() {
-  cat "$SYNAPSE_DIR/homeserver.yaml" "$SYNAPSE_DIR/log.yaml" "$SYNAPSE_DIR/appservice.yaml" | sha256sum | cut -d' ' -f1
+  cat "$SYNAPSE_DIR/homeserver.yaml" "$SYNAPSE_DIR/log.yaml" "$SYNAPSE_DIR/appservice.yaml" \
+    "$STACK_ROOT"/synapse-module/*.py | sha256sum | cut -d' ' -f1
 }
 
 ensure_synapse_config() {
@@ -404,7 +408,7 @@ PY
   say "config $result: $SYNAPSE_DIR/homeserver.yaml, appservice $SYNAPSE_DIR/appservice.yaml"
   if [[ ! -s "$SYNAPSE_DIR/localhost.signing.key" ]]; then
     say "generating the signing key"
-    (cd "$SYNAPSE_DIR" && "$VENV_DIR/bin/python" -m synapse.app.homeserver \
+    (cd "$SYNAPSE_DIR" && PYTHONPATH="$STACK_ROOT/synapse-module" "$VENV_DIR/bin/python" -m synapse.app.homeserver \
       -c "$SYNAPSE_DIR/homeserver.yaml" --generate-keys >"$LOG_DIR/synapse-keygen.log" 2>&1) ||
       { show_log_tail "$LOG_DIR/synapse-keygen.log"; die "synapse --generate-keys failed"; }
   fi
@@ -443,7 +447,9 @@ launch_synapse() {
   else
     stop_service synapse # ours but not answering: replace it
   fi
+  # The tenant-walls module (synapse-module/) is loaded from the repository itself.
   start_service synapse "$LOG_DIR/synapse-stdout.log" \
+    env PYTHONPATH="$STACK_ROOT/synapse-module" \
     "$VENV_DIR/bin/python" -m synapse.app.homeserver -c "$SYNAPSE_DIR/homeserver.yaml"
   printf '%s\n' "$want" >"$RUN_DIR/synapse.stamp"
 }
@@ -510,6 +516,15 @@ OPENMEET_RETRY_MAX_ATTEMPTS=20
 OPENMEET_RECONCILE_INLINE_CHANGES=100
 OPENMEET_RECONCILE_SLICE_MS=2000
 OPENMEET_AVATAR_HOSTS=127.0.0.1
+# API write limits per 60 s window: generous for the test suite; tenants rlt-* (the rate-limit tests) get small
+# budgets (user/tenant/service), bench-free* none at all (the benchmark's baseline without the check).
+OPENMEET_RATE_USER=1000
+OPENMEET_RATE_TENANT=100000
+OPENMEET_RATE_SERVICE=1000000
+OPENMEET_RATE_OVERRIDES=rlt-*=5/8/20,bench-free*=0/0/0
+OPENMEET_MAX_WEB_DEVICES=10
+# Browser session tokens expire after this (Synapse's refreshable_access_token_lifetime, rendered from the same value).
+MATRIX_SESSION_LIFETIME=$SESSION_LIFETIME
 AWS_ENDPOINT_URL=$MOTO_URL
 AWS_REGION=us-east-1
 AWS_ACCESS_KEY_ID=local

@@ -2,7 +2,8 @@
 # README command 2: every check and every test, on a fresh machine too (Debian, Rust, Python 3).
 #   1. formatting and lints          cargo fmt --check, cargo clippy -D warnings
 #   2. unit tests                    every crate but the integration tests (no services needed)
-#   3. deploy files                  cfn-lint template.yaml; route table vs template.yaml and openapi.yaml
+#   3. deploy files                  cfn-lint template.yaml; route table vs template.yaml and openapi.yaml;
+#                                    the tenant-walls Synapse module's unit tests
 #   4. the real local stack          scripts/stack.sh start (Synapse, moto, gateway + retry worker)
 #   5. integration tests             against the stack; a service that cannot start fails the run
 #   6. log scan                      no secret the tests handled appears in any log of the stack
@@ -33,6 +34,8 @@ section "3. deploy files"
 source scripts/lib.sh
 ensure_venv
 .local/venv/bin/cfn-lint template.yaml
+# The tenant-walls Synapse module's unit tests, in the venv that has the pinned Synapse.
+(cd synapse-module && ../.local/venv/bin/python -m unittest -v 2>&1 | tail -n 3)
 cargo test -p integration-tests --locked --test contract_files
 
 section "4. local stack"

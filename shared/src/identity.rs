@@ -159,6 +159,13 @@ impl Identities {
         self.alias(&format!("{}{}.space.{}", self.prefix, tenant, slug))
     }
 
+    /// The alias of a tenant's space: every provisioned user of the tenant is in it, and the tenant's public rooms
+    /// admit its members (`restricted` join rules). No kind is called `tenant` with a slug after it, so it collides
+    /// with no other alias.
+    pub fn tenant_space_alias(&self, tenant: &TenantId) -> OwnedRoomAliasId {
+        self.alias(&format!("{}{}.tenant", self.prefix, tenant))
+    }
+
     /// The alias of the one direct-message room of two users; the same whichever of them asks.
     pub fn direct_alias(&self, tenant: &TenantId, a: &UserSlug, b: &UserSlug) -> OwnedRoomAliasId {
         let (first, second) = if a <= b { (a, b) } else { (b, a) };

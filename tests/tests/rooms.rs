@@ -92,12 +92,26 @@ async fn parallel_ensures_make_one_room_with_settings_that_fit_its_visibility() 
     );
 
     let events = state(s, &room_id).await;
-    assert_eq!(content(&events, "m.room.join_rules", "").expect("join rules")["join_rule"], "public");
+    // Tenant-public (the contract's "Tenant walls"): members of the tenant's space may join; nobody else.
+    let tenant_space = s
+        .matrix(
+            Method::GET,
+            &format!("/_matrix/client/v3/directory/room/{}", encode_path(&format!("#om_{TENANT}.tenant:localhost"))),
+            None,
+            None,
+        )
+        .await
+        .1["room_id"]
+        .clone();
+    assert_eq!(
+        content(&events, "m.room.join_rules", "").expect("join rules"),
+        &json!({"join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": tenant_space}]})
+    );
     assert_eq!(content(&events, "m.room.history_visibility", "").expect("history")["history_visibility"], "shared");
     assert_eq!(content(&events, "m.room.guest_access", "").expect("guests")["guest_access"], "forbidden");
     assert!(content(&events, "m.room.encryption", "").is_none(), "group rooms are not encrypted");
     assert_eq!(content(&events, "m.room.topic", "").expect("topic")["topic"], "Openings and endgames");
-    assert_eq!(directory_visibility(s, &room_id).await, "public");
+    assert_eq!(directory_visibility(s, &room_id).await, "private", "no tenant's room is in the server-wide directory");
     // The group's space holds the room as a child.
     let (_, space) = s
         .matrix(

@@ -2,6 +2,8 @@
 //! one local gateway by calling the same function code Lambda runs, and polls the retry queue for the worker.
 //!
 //! `openmeet-local serve` reads the same environment as the functions (see `.local/stack.env`);
+//! `openmeet-local sweep-sessions [TENANT]` logs out idle browser sessions (the scheduled sweep, once);
+//! `openmeet-local upgrade-rooms [TENANT]` carries rooms made before the tenant walls over (see docs/adr/0003);
 //! `openmeet-local metrics [LOG_FILE]` summarises the metric lines of a log (default `.local/logs/gateway.log`).
 
 mod bootstrap;
@@ -9,6 +11,7 @@ mod demo;
 mod gateway;
 mod metrics_summary;
 mod redrive;
+mod sweep;
 mod web;
 mod worker;
 
@@ -23,7 +26,9 @@ async fn main() {
         "bootstrap" => bootstrap_only().await.map(|_| ()),
         "redrive" => redrive().await,
         "metrics" => metrics(),
-        _ => Err("usage: openmeet-local serve|bootstrap|redrive|metrics [LOG_FILE]".to_owned()),
+        "upgrade-rooms" => upgrade_rooms().await,
+        "sweep-sessions" => sweep::sweep_sessions().await,
+        _ => Err("usage: openmeet-local serve|bootstrap|redrive|metrics [LOG_FILE]|sweep-sessions [TENANT]|upgrade-rooms [TENANT]".to_owned()),
     };
     if let Err(error) = result {
         eprintln!("openmeet-local: {error}");
@@ -45,6 +50,27 @@ async fn redrive() -> Result<(), String> {
     let moved = redrive::redrive(&app).await?;
     println!("redrove {moved} operation(s) from the DLQ to the retry queue");
     Ok(())
+}
+
+/// The one-shot tenant-walls migration of rooms made before them (docs/adr/0003-tenant-walls.md). Safe to repeat.
+async fn upgrade_rooms() -> Result<(), String> {
+    let app = shared::App::from_env().await.map_err(|e| e.to_string())?;
+    let tenant = std::env::args()
+        .nth(2)
+        .map(|t| shared::identity::TenantId::parse(&t).map_err(|_| format!("{t} is not a tenant id")))
+        .transpose()?;
+    let report = shared::domain::tenancy::upgrade_all(&app, tenant.as_ref()).await.map_err(|e| e.to_string())?;
+    println!(
+        "managed rooms: {} seen, {} changed ({} writes); users admitted to their tenant's space: {}; group-space joins: {}",
+        report.rooms_seen, report.rooms_changed, report.writes, report.users_admitted, report.space_members_added
+    );
+    for (room_id, reason) in &report.failed {
+        println!("failed: {room_id}: {reason}");
+    }
+    match report.failed.len() {
+        0 => Ok(()),
+        n => Err(format!("{n} room(s) not upgraded; run again once the cause is fixed")),
+    }
 }
 
 /// Summarises the metric lines of a log (the local gateway's by default).

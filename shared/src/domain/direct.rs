@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::domain::room_lifecycle::{Lifecycle, RoomView};
+use crate::domain::room_policy::{self, Admission, Creation};
 use crate::domain::rooms;
 use crate::domain::users;
 use crate::error::ApiError;
@@ -33,18 +34,15 @@ pub async fn ensure(
     let alias = app.identities.direct_alias(tenant, me, other);
     let my_id = app.identities.matrix_user_id(tenant, me);
     let other_id = app.identities.matrix_user_id(tenant, other);
-    let body = creation_body(&alias, &[my_id.as_str(), other_id.as_str()]);
+    let body = creation_body(tenant, &alias);
     let (room_id, created) = rooms::find_or_create(app, &alias, &body).await?;
-    for user in [my_id.as_str(), other_id.as_str()] {
-        let path = format!("/_synapse/admin/v1/join/{}", encode(room_id.as_str()));
-        match app
-            .homeserver
-            .call::<Value>(reqwest::Method::POST, &path, Acting::Platform, Some(&json!({"user_id": user})))
-            .await
-        {
-            Ok(_) => {}
-            Err(error) if error.is_membership_already_applied() => {}
-            Err(error) => return Err(error.into()),
+    // The caller asked for the room, so they are joined; the other person is joined when the room is new, and
+    // invited again (never joined against their will) when they have left it.
+    for (user_id, is_caller) in [(&my_id, true), (&other_id, false)] {
+        match rooms::membership_of(app, &room_id, user_id.as_str()).await?.as_deref() {
+            Some("join" | "invite" | "ban") => {}
+            Some("leave") if !is_caller => invite(app, &room_id, user_id).await?,
+            _ => rooms::admin_join(app, &room_id, user_id).await?,
         }
     }
     mark_direct(app, tenant, me, other_id.as_str(), room_id.as_str()).await?;
@@ -64,23 +62,29 @@ pub async fn ensure(
     ))
 }
 
-/// The body of the `createRoom` call of a direct room: both members moderate it.
-fn creation_body(alias: &ruma::OwnedRoomAliasId, members: &[&str]) -> Value {
-    json!({
-        "room_alias_name": alias.alias(),
-        "preset": "trusted_private_chat",
-        "visibility": "private",
-        "is_direct": true,
-        "initial_state": [
-            {"type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": "shared"}},
-            {"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "forbidden"}},
-        ],
-        "power_level_content_override": {
-            "users": members.iter().map(|m| (m.to_string(), json!(50))).collect::<serde_json::Map<_, _>>(),
-            "events_default": 0,
-            "state_default": 100,
-        },
+/// The body of the `createRoom` call of a direct room: invite-only, managed state the platform's, like every room.
+fn creation_body(tenant: &TenantId, alias: &ruma::OwnedRoomAliasId) -> Value {
+    room_policy::creation_body(Creation {
+        alias,
+        name: "",
+        topic: None,
+        is_space: false,
+        admission: Admission::InviteOnly,
+        meta: room_policy::meta(tenant.as_str(), "direct"),
+        extra_state: Vec::new(),
+        power_levels: room_policy::initial_power_levels(0),
     })
+}
+
+/// The platform invites (it alone has the power to); an invite that already stands is success.
+async fn invite(app: &App, room_id: &ruma::RoomId, user_id: &ruma::UserId) -> Result<(), ApiError> {
+    let path = format!("/_matrix/client/v3/rooms/{}/invite", encode(room_id.as_str()));
+    let body = json!({"user_id": user_id.as_str()});
+    match app.homeserver.call::<Value>(reqwest::Method::POST, &path, Acting::Platform, Some(&body)).await {
+        Ok(_) => Ok(()),
+        Err(error) if error.is_membership_already_applied() => Ok(()),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Adds the room to the user's `m.direct` account data (read-merge-write, as the user).

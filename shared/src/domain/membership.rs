@@ -12,16 +12,16 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use ruma::{OwnedRoomId, RoomId, UserId};
+use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::app::App;
-use crate::domain::rooms::{RoomRef, membership_of};
+use crate::domain::rooms::{self, RoomRef, membership_of};
 use crate::domain::users::{self, AvatarChange};
 use crate::error::ApiError;
 use crate::homeserver::{Acting, HomeserverError, encode};
-use crate::identity::{TenantId, UserSlug};
+use crate::identity::{RoomKind, TenantId, UserSlug};
 
 /// The contract's limit on a reconcile list (`ReconcileMembersRequest.members.maxItems`).
 pub const MAX_RECONCILE_MEMBERS: usize = 5000;
@@ -230,7 +230,8 @@ impl Membership {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberView {
-    pub user_id: String,
+    /// `None` for a stranger: someone in the room who is not a user of this tenant.
+    pub user_id: Option<String>,
     pub matrix_user_id: String,
     pub role: Role,
     pub membership: &'static str,
@@ -279,6 +280,9 @@ pub struct TenantView {
     /// Effective level of every user with an explicit entry.
     pub levels: BTreeMap<UserSlug, i64>,
     pub users_default: i64,
+    /// Everyone else in the room (joined, invited or knocking) but the platform: users of other tenants, or local
+    /// accounts that are no OpenMeet users. Nobody put them there; a reconcile removes them.
+    pub strangers: BTreeMap<OwnedUserId, Membership>,
 }
 
 impl TenantView {
@@ -313,6 +317,8 @@ pub struct PlannedJoin {
 pub struct ReconcilePlan {
     pub joins: Vec<PlannedJoin>,
     pub kicks: Vec<UserSlug>,
+    /// Strangers to remove, whatever their tenant.
+    pub evictions: Vec<OwnedUserId>,
     /// Users whose effective level must become this (`users_default` means: drop the entry).
     pub levels: BTreeMap<UserSlug, i64>,
     pub report: ReconcileReport,
@@ -362,6 +368,12 @@ pub fn plan_reconcile_sparing(
         if membership.is_member() && !listed.contains(user) {
             plan.kicks.push(user.clone());
             plan.report.removed.push(user.to_string());
+        }
+    }
+    for (stranger, membership) in &room.strangers {
+        if membership.is_member() {
+            plan.evictions.push(stranger.clone());
+            plan.report.removed.push(stranger.to_string());
         }
     }
     for user in room.levels.keys() {
@@ -469,12 +481,17 @@ async fn read_tenant_view(app: &App, tenant: &TenantId, room_id: &RoomId) -> Res
     let content = read_power_levels(app, room_id).await?;
     let power = PowerLevels::from_content(&content);
     let mut view = TenantView { users_default: power.users_default, ..TenantView::default() };
+    let platform = app.identities.platform_user_id();
     for event in members.chunk {
-        if let (Some(user), Some(membership)) =
-            (tenant_user(app, tenant, &event.state_key), Membership::parse(&event.content.membership))
-            && membership != Membership::Leave
-        {
+        let Some(membership) = Membership::parse(&event.content.membership).filter(|m| *m != Membership::Leave) else {
+            continue;
+        };
+        if let Some(user) = tenant_user(app, tenant, &event.state_key) {
             view.memberships.insert(user, membership);
+        } else if let Ok(stranger) = UserId::parse(event.state_key.as_str())
+            && stranger != platform
+        {
+            view.strangers.insert(stranger, membership);
         }
     }
     for (user_id, level) in &power.users {
@@ -521,9 +538,7 @@ async fn join(
     if current == Some(Membership::Ban) {
         room_action(app, room_id, "unban", &user_id).await?;
     }
-    let path = format!("/_synapse/admin/v1/join/{}", encode(room_id.as_str()));
-    let body = json!({"user_id": user_id.as_str()});
-    already_applied(app.homeserver.call(reqwest::Method::POST, &path, Acting::Platform, Some(&body)).await)
+    rooms::admin_join(app, room_id, &user_id).await
 }
 
 /// Runs `task` for every item, at most `limit` at a time, on this task (no `'static` bound, no extra crate). After
@@ -619,6 +634,15 @@ async fn current_membership(
     Ok(membership_of(app, room_id, user_id.as_str()).await?.as_deref().and_then(Membership::parse))
 }
 
+/// A group's space, whose membership follows the group's (so Matrix clients show the hierarchy); `None` for other
+/// rooms. No roles there: nobody posts in a space.
+async fn group_space(app: &App, tenant: &TenantId, room: &RoomRef) -> Result<Option<OwnedRoomId>, ApiError> {
+    if room.kind != RoomKind::Group {
+        return Ok(None);
+    }
+    rooms::lookup_alias(app, &app.identities.space_alias(tenant, &room.slug)).await
+}
+
 // ------------------------------------------------------------------------------------------------------------------
 // Operations
 // ------------------------------------------------------------------------------------------------------------------
@@ -642,11 +666,14 @@ pub async fn put(
         guard_last_owner(app, tenant, room, &power, user, membership, force).await?;
     }
     join(app, tenant, &room.room_id, user, membership).await?;
+    if let Some(space) = group_space(app, tenant, room).await? {
+        rooms::admin_join(app, &space, &user_id).await?;
+    }
     let wanted = BTreeMap::from([(user_id.to_string(), role.power_level())]);
     let writes = write_power_levels(app, &room.room_id, &content, &wanted).await?;
     tracing::info!(room = %room.room_id, role = role.as_str(), power_level_writes = writes, "member set");
     Ok(MemberView {
-        user_id: user.to_string(),
+        user_id: Some(user.to_string()),
         matrix_user_id: user_id.to_string(),
         role,
         membership: Membership::Join.as_str(),
@@ -676,6 +703,9 @@ pub async fn remove(
             room_action(app, &room.room_id, "kick", &user_id).await?
         }
         Some(Membership::Leave) | None => {}
+    }
+    if let Some(space) = group_space(app, tenant, room).await? {
+        room_action(app, &space, if ban { "ban" } else { "kick" }, &user_id).await?;
     }
     let wanted = BTreeMap::from([(user_id.to_string(), power.users_default)]);
     let writes = write_power_levels(app, &room.room_id, &content, &wanted).await?;
@@ -711,7 +741,7 @@ pub async fn reconcile(
     if dry_run {
         return Ok(Reconciled::Applied(plan.report));
     }
-    if plan.joins.len() + plan.kicks.len() > app.config.reconcile.inline_changes {
+    if plan.joins.len() + plan.kicks.len() + plan.evictions.len() > app.config.reconcile.inline_changes {
         return Ok(Reconciled::TooLarge(plan.report));
     }
     let report = plan.report.clone();
@@ -754,16 +784,36 @@ async fn apply_plan(
     content: &Value,
     deadline: Option<Instant>,
 ) -> Result<Option<usize>, ApiError> {
+    let space = match plan.joins.is_empty() && plan.kicks.is_empty() {
+        true => None,
+        false => group_space(app, tenant, room).await?,
+    };
+    let space = space.as_deref();
     let joined = run_bounded(plan.joins, MEMBERSHIP_CONCURRENCY, deadline, |planned| async move {
-        join(app, tenant, &room.room_id, &planned.user, planned.current).await
+        join(app, tenant, &room.room_id, &planned.user, planned.current).await?;
+        match space {
+            Some(space) => rooms::admin_join(app, space, &app.identities.matrix_user_id(tenant, &planned.user)).await,
+            None => Ok(()),
+        }
     })
     .await?;
     if !joined {
         return Ok(None);
     }
-    let kicked = run_bounded(plan.kicks, MEMBERSHIP_CONCURRENCY, deadline, |user| async move {
-        room_action(app, &room.room_id, "kick", &app.identities.matrix_user_id(tenant, &user)).await
-    })
+    let kicks = plan.kicks.iter().map(|user| (app.identities.matrix_user_id(tenant, user), space));
+    let evictions = plan.evictions.into_iter().map(|stranger| (stranger, None));
+    let kicked = run_bounded(
+        kicks.chain(evictions).collect(),
+        MEMBERSHIP_CONCURRENCY,
+        deadline,
+        |(user_id, space)| async move {
+            room_action(app, &room.room_id, "kick", &user_id).await?;
+            match space {
+                Some(space) => room_action(app, space, "kick", &user_id).await,
+                None => Ok(()),
+            }
+        },
+    )
     .await?;
     if !kicked {
         return Ok(None);
@@ -798,18 +848,26 @@ fn log_reconcile(
     );
 }
 
-/// The tenant's users with any membership but `leave`, with their roles, read from the homeserver.
+/// Everyone with any membership but `leave`, with their roles, read from the homeserver: the tenant's users, and
+/// strangers (users of other tenants, other local accounts) who should not be there, so that nobody is hidden.
 pub async fn list(app: &App, tenant: &TenantId, room: &RoomRef) -> Result<MemberList, ApiError> {
-    let (view, _) = read_tenant_view(app, tenant, &room.room_id).await?;
+    let (view, content) = read_tenant_view(app, tenant, &room.room_id).await?;
+    let power = PowerLevels::from_content(&content);
     let members = view
         .memberships
         .iter()
         .map(|(user, membership)| MemberView {
-            user_id: user.to_string(),
+            user_id: Some(user.to_string()),
             matrix_user_id: app.identities.matrix_user_id(tenant, user).to_string(),
             role: Role::from_power_level(view.level_of(user)),
             membership: membership.as_str(),
         })
+        .chain(view.strangers.iter().map(|(stranger, membership)| MemberView {
+            user_id: None,
+            matrix_user_id: stranger.to_string(),
+            role: Role::from_power_level(power.level_of(stranger.as_str())),
+            membership: membership.as_str(),
+        }))
         .collect();
     Ok(MemberList { members })
 }

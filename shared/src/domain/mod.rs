@@ -1,6 +1,7 @@
 //! Domain operations: plain async Rust over the homeserver client and the AWS adapters. Handlers in `functions/`
 //! translate HTTP into these calls; they know nothing about Lambda.
 
+pub mod cutover;
 pub mod direct;
 pub mod health;
 pub mod membership;
@@ -8,6 +9,8 @@ pub mod messages;
 pub mod operations;
 pub mod platform;
 pub mod room_lifecycle;
+pub mod room_policy;
 pub mod rooms;
 pub mod sessions;
+pub mod tenancy;
 pub mod users;

@@ -16,13 +16,14 @@ use sha2::{Digest, Sha256};
 
 use crate::app::App;
 use crate::domain::platform;
+use crate::domain::room_policy::{self, Admission, Creation, converge_power_levels, initial_power_levels, join_rules};
 use crate::domain::rooms::{self, RoomRef};
+use crate::domain::tenancy;
 use crate::error::ApiError;
 use crate::homeserver::{Acting, encode};
 use crate::identity::{RoomKind, Slug, TenantId};
 
-/// The state event carrying a room's OpenMeet metadata.
-pub const META_EVENT: &str = "org.openmeet.room";
+pub use crate::domain::room_policy::META_EVENT;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -160,54 +161,17 @@ impl RoomSpec {
     }
 }
 
-/// Power levels every managed room starts with. The platform user, as room-version-12 creator, is not listed.
-fn initial_power_levels() -> Value {
-    json!({
-        "users": {},
-        "users_default": 0,
-        "events_default": 0,
-        "state_default": 50,
-        "invite": 50,
-        "kick": 50,
-        "ban": 50,
-        "redact": 50,
-        "notifications": {"room": 50},
-        "events": {
-            "m.room.name": 50,
-            "m.room.topic": 50,
-            "m.room.avatar": 50,
-            "m.room.pinned_events": 50,
-            "m.room.canonical_alias": 100,
-            "m.room.power_levels": 100,
-            "m.room.history_visibility": 100,
-            "m.room.join_rules": 100,
-            "m.room.guest_access": 100,
-            "m.room.encryption": 100,
-            "m.room.tombstone": 100,
-            "m.room.server_acl": 100,
-            "m.space.child": 100,
-            "m.space.parent": 100,
-            "m.reaction": 0,
-            "m.room.redaction": 0,
-            META_EVENT: 100
-        }
-    })
-}
-
 /// The state a room should hold, besides power levels.
 fn desired_state(
     spec: &RoomSpec,
     owner: (&TenantId, RoomKind, &Slug),
     alias: &OwnedRoomAliasId,
     lifecycle: Lifecycle,
+    admission: &Admission,
     parent: Option<&OwnedRoomId>,
     server_name: &str,
 ) -> Vec<(String, String, Value)> {
     let (tenant, kind, slug) = owner;
-    let join_rule = match spec.visibility {
-        Visibility::Public => "public",
-        Visibility::Private => "invite",
-    };
     let mut meta = json!({"tenant": tenant.as_str(), "kind": kind.as_str(), "slug": slug.as_str(), "state": lifecycle});
     if let Some(event) = &spec.event {
         meta["event"] = json!(event);
@@ -215,7 +179,7 @@ fn desired_state(
     let mut state = vec![
         ("m.room.name".to_owned(), String::new(), json!({"name": spec.name})),
         ("m.room.topic".to_owned(), String::new(), json!({"topic": spec.topic.clone().unwrap_or_default()})),
-        ("m.room.join_rules".to_owned(), String::new(), json!({"join_rule": join_rule})),
+        ("m.room.join_rules".to_owned(), String::new(), join_rules(admission)),
         ("m.room.history_visibility".to_owned(), String::new(), json!({"history_visibility": "shared"})),
         ("m.room.guest_access".to_owned(), String::new(), json!({"guest_access": "forbidden"})),
         ("m.room.canonical_alias".to_owned(), String::new(), json!({"alias": alias.as_str()})),
@@ -227,20 +191,16 @@ fn desired_state(
     state
 }
 
-/// The state events of `desired` that `current` does not already hold.
-/// What a group's space shows: the group's name and topic; public groups' spaces are joinable by anyone.
-fn space_state(spec: &RoomSpec) -> Vec<(String, String, Value)> {
-    let join_rule = match spec.visibility {
-        Visibility::Public => "public",
-        Visibility::Private => "invite",
-    };
+/// What a group's space shows: the group's name and topic; it admits whom the group's room admits.
+fn space_state(spec: &RoomSpec, admission: &Admission) -> Vec<(String, String, Value)> {
     vec![
         ("m.room.name".to_owned(), String::new(), json!({"name": spec.name})),
         ("m.room.topic".to_owned(), String::new(), json!({"topic": spec.topic.clone().unwrap_or_default()})),
-        ("m.room.join_rules".to_owned(), String::new(), json!({"join_rule": join_rule})),
+        ("m.room.join_rules".to_owned(), String::new(), join_rules(admission)),
     ]
 }
 
+/// The state events of `desired` that `current` does not already hold.
 fn state_changes(
     current: &HashMap<(String, String), Value>,
     desired: Vec<(String, String, Value)>,
@@ -320,10 +280,15 @@ pub async fn ensure(
     slug: &Slug,
     spec: RoomSpec,
 ) -> Result<(RoomView, bool), ApiError> {
+    let admission = match spec.visibility {
+        Visibility::Public => tenancy::public_admission(app, tenant).await?,
+        Visibility::Private => Admission::InviteOnly,
+    };
     let parent = match (kind, &spec.group) {
         (RoomKind::Group, _) => {
             let space_alias = app.identities.space_alias(tenant, slug);
-            Some(rooms::find_or_create(app, &space_alias, &creation_body(&space_alias, &spec, true)).await?.0)
+            let body = space_creation_body(&space_alias, &spec, tenant, slug, &admission);
+            Some(rooms::find_or_create(app, &space_alias, &body).await?.0)
         }
         (RoomKind::Event, Some(group)) => {
             let space_alias = app.identities.space_alias(tenant, group);
@@ -334,7 +299,10 @@ pub async fn ensure(
         (RoomKind::Event, None) => None,
     };
     let alias = app.identities.room_alias(tenant, kind, slug);
-    let (room_id, created) = rooms::find_or_create(app, &alias, &creation_body(&alias, &spec, false)).await?;
+    let server = app.identities.server_name().to_owned();
+    let owner = (tenant, kind, slug);
+    let body = room_creation_body(&alias, &spec, owner, &admission, parent.as_ref(), &server);
+    let (room_id, created) = rooms::find_or_create(app, &alias, &body).await?;
     let state = settled_state(app, room_id.as_str()).await?;
     let lifecycle = lifecycle_of(&state);
     if !created && lifecycle != Lifecycle::Active {
@@ -350,20 +318,15 @@ pub async fn ensure(
             platform::send_notice(app, room_id.as_str(), &txn, &text).await?;
         }
     }
-    let server = app.identities.server_name().to_owned();
-    let desired = desired_state(&spec, (tenant, kind, slug), &alias, lifecycle, parent.as_ref(), &server);
-    for (event_type, key, content) in state_changes(&state, desired) {
-        platform::put_state(app, room_id.as_str(), &event_type, &key, &content).await?;
-    }
-    set_directory(app, room_id.as_str(), spec.visibility == Visibility::Public).await?;
+    let desired = desired_state(&spec, owner, &alias, lifecycle, &admission, parent.as_ref(), &server);
+    converge(app, room_id.as_str(), &state, desired).await?;
+    tenancy::unpublish(app, room_id.as_str()).await?;
     if let Some(parent) = &parent {
         let child = (String::from("m.space.child"), room_id.to_string());
         let parent_state = settled_state(app, parent.as_str()).await?;
         if kind == RoomKind::Group {
             // The group's space follows the group's name, topic and visibility as its chat room does.
-            for (event_type, key, content) in state_changes(&parent_state, space_state(&spec)) {
-                platform::put_state(app, parent.as_str(), &event_type, &key, &content).await?;
-            }
+            converge(app, parent.as_str(), &parent_state, space_state(&spec, &admission)).await?;
         }
         let content = json!({"via": [server], "suggested": true});
         if parent_state.get(&child) != Some(&content) {
@@ -372,6 +335,24 @@ pub async fn ensure(
     }
     let room = RoomRef { kind, slug: slug.clone(), alias, room_id };
     Ok((view(app, &room).await?, created))
+}
+
+/// Writes the desired state that differs, and brings power levels made before the tenant walls to policy (so old
+/// rooms migrate on their next ensure).
+async fn converge(
+    app: &App,
+    room_id: &str,
+    state: &HashMap<(String, String), Value>,
+    desired: Vec<(String, String, Value)>,
+) -> Result<(), ApiError> {
+    if let Some(levels) = state.get(&("m.room.power_levels".to_owned(), String::new())).and_then(converge_power_levels)
+    {
+        platform::put_state(app, room_id, "m.room.power_levels", "", &levels).await?;
+    }
+    for (event_type, key, content) in state_changes(state, desired) {
+        platform::put_state(app, room_id, &event_type, &key, &content).await?;
+    }
+    Ok(())
 }
 
 /// The room's state once its creation has finished: Synapse publishes the alias while `createRoom` is still
@@ -388,44 +369,59 @@ async fn settled_state(app: &App, room_id: &str) -> Result<HashMap<(String, Stri
     platform::room_state(app, room_id).await
 }
 
-/// The body of the `createRoom` call for a group's space or chat room, or an event's room.
-fn creation_body(alias: &OwnedRoomAliasId, spec: &RoomSpec, is_space: bool) -> Value {
-    let public = spec.visibility == Visibility::Public;
-    let mut body = json!({
-        "room_alias_name": alias.alias(),
-        "name": spec.name,
-        "topic": spec.topic.clone().unwrap_or_default(),
-        "preset": if public { "public_chat" } else { "private_chat" },
-        "visibility": if public && !is_space { "public" } else { "private" },
-        "power_level_content_override": initial_power_levels(),
-        "initial_state": [
-            {"type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": "shared"}},
-            {"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "forbidden"}},
-        ],
-    });
-    if is_space {
-        body["creation_content"] = json!({"type": "m.space"});
-    }
-    body
+/// The `createRoom` body of a group's or event's chat room: everything [`desired_state`] wants is in it, so a new
+/// room needs no further state write.
+fn room_creation_body(
+    alias: &OwnedRoomAliasId,
+    spec: &RoomSpec,
+    owner: (&TenantId, RoomKind, &Slug),
+    admission: &Admission,
+    parent: Option<&OwnedRoomId>,
+    server_name: &str,
+) -> Value {
+    let desired = desired_state(spec, owner, alias, Lifecycle::Active, admission, parent, server_name);
+    let state_of = |wanted: &str| desired.iter().find(|(t, _, _)| t == wanted).map(|(_, _, c)| c.clone());
+    room_policy::creation_body(Creation {
+        alias,
+        name: &spec.name,
+        topic: Some(spec.topic.as_deref().unwrap_or_default()),
+        is_space: false,
+        admission: admission.clone(),
+        meta: state_of(META_EVENT).unwrap_or_default(),
+        extra_state: desired.into_iter().filter(|(t, _, _)| t == "m.space.parent").collect(),
+        power_levels: initial_power_levels(Lifecycle::Active.events_default()),
+    })
 }
 
-async fn set_directory(app: &App, room_id: &str, public: bool) -> Result<(), ApiError> {
-    let path = format!("/_matrix/client/v3/directory/list/room/{}", encode(room_id));
-    let current: Value = app.homeserver.call(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await?;
-    let wanted = if public { "public" } else { "private" };
-    if current.get("visibility").and_then(Value::as_str) != Some(wanted) {
-        app.homeserver
-            .call::<Value>(reqwest::Method::PUT, &path, Acting::Platform, Some(&json!({"visibility": wanted})))
-            .await?;
-    }
-    Ok(())
+/// The `createRoom` body of a group's space. Nobody posts in a space.
+fn space_creation_body(
+    alias: &OwnedRoomAliasId,
+    spec: &RoomSpec,
+    tenant: &TenantId,
+    slug: &Slug,
+    admission: &Admission,
+) -> Value {
+    let mut meta = room_policy::meta(tenant.as_str(), "space");
+    meta["slug"] = json!(slug.as_str());
+    room_policy::creation_body(Creation {
+        alias,
+        name: &spec.name,
+        topic: Some(spec.topic.as_deref().unwrap_or_default()),
+        is_space: true,
+        admission: admission.clone(),
+        meta,
+        extra_state: Vec::new(),
+        power_levels: initial_power_levels(Lifecycle::Archived.events_default()),
+    })
 }
 
 /// Raises `events_default` so members can no longer post (never lowers it).
 async fn restrict_posting(app: &App, room_id: &str, lifecycle: Lifecycle) -> Result<(), ApiError> {
     let state = platform::room_state(app, room_id).await?;
-    let mut levels =
-        state.get(&("m.room.power_levels".to_owned(), String::new())).cloned().unwrap_or_else(initial_power_levels);
+    let mut levels = state
+        .get(&("m.room.power_levels".to_owned(), String::new()))
+        .cloned()
+        .unwrap_or_else(|| initial_power_levels(0));
     let current = levels.get("events_default").and_then(Value::as_i64).unwrap_or(0);
     if current >= lifecycle.events_default() {
         return Ok(());
@@ -497,7 +493,7 @@ pub async fn delete(
     match mode {
         DeleteMode::Archive => {
             restrict_posting(app, room_id.as_str(), Lifecycle::Archived).await?;
-            set_directory(app, room_id.as_str(), false).await?;
+            tenancy::unpublish(app, room_id.as_str()).await?;
             set_lifecycle(app, room_id.as_str(), Lifecycle::Archived).await?;
         }
         DeleteMode::Purge => {
@@ -635,14 +631,28 @@ mod tests {
         let slug = Slug::parse("s").expect("slug");
         let alias = OwnedRoomAliasId::try_from("#om_t.group.s:localhost").expect("alias");
         let spec = RoomSpec { name: "N".into(), topic: None, visibility: Visibility::Public, event: None, group: None };
-        let desired =
-            desired_state(&spec, (&tenant, RoomKind::Group, &slug), &alias, Lifecycle::Active, None, "localhost");
+        let desired = desired_state(
+            &spec,
+            (&tenant, RoomKind::Group, &slug),
+            &alias,
+            Lifecycle::Active,
+            &Admission::InviteOnly,
+            None,
+            "localhost",
+        );
         let current: HashMap<(String, String), Value> =
             desired.iter().map(|(t, k, c)| ((t.clone(), k.clone()), c.clone())).collect();
         assert!(state_changes(&current, desired.clone()).is_empty());
         let renamed = RoomSpec { name: "M".into(), ..spec };
-        let desired =
-            desired_state(&renamed, (&tenant, RoomKind::Group, &slug), &alias, Lifecycle::Active, None, "localhost");
+        let desired = desired_state(
+            &renamed,
+            (&tenant, RoomKind::Group, &slug),
+            &alias,
+            Lifecycle::Active,
+            &Admission::InviteOnly,
+            None,
+            "localhost",
+        );
         let changes = state_changes(&current, desired);
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].0, "m.room.name");

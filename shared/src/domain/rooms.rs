@@ -211,3 +211,15 @@ pub async fn require_member(app: &App, room: &RoomRef, caller: &Caller) -> Resul
         _ => Err(ApiError::forbidden("only members of this room may do that")),
     }
 }
+
+/// Joins a local user with the homeserver's admin join (it invites first where the join rules ask for it). Joining
+/// someone already joined is success. The tenant-walls module refuses a user of another tenant even here.
+pub async fn admin_join(app: &App, room_id: &ruma::RoomId, user_id: &ruma::UserId) -> Result<(), ApiError> {
+    let path = format!("/_synapse/admin/v1/join/{}", encode(room_id.as_str()));
+    let body = serde_json::json!({"user_id": user_id.as_str()});
+    match app.homeserver.call::<Value>(reqwest::Method::POST, &path, Acting::Platform, Some(&body)).await {
+        Ok(_) => Ok(()),
+        Err(error) if error.is_membership_already_applied() => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use crate::app::App;
 use crate::aws::store;
 use crate::credentials::user_partition;
+use crate::domain::tenancy;
 use crate::error::ApiError;
 use crate::homeserver::{Acting, HomeserverError, encode};
 use crate::identity::{TenantId, UserSlug};
@@ -103,9 +104,9 @@ pub async fn ensure(
 ) -> Result<(UserView, bool), ApiError> {
     let user_id = app.identities.matrix_user_id(tenant, user);
     let created = register(app, tenant, user).await?;
-    if created {
-        exempt_from_rate_limits(app, user_id.as_str()).await?;
-    }
+    // Into the tenant's space on every ensure: it is what lets them join the tenant's public rooms, and a user who
+    // left it by hand gets back in with the next profile sync.
+    tenancy::admit(app, tenant, &user_id).await?;
     let path_user = encode(user_id.as_str());
     let current: Value = app
         .homeserver
@@ -174,7 +175,7 @@ pub async fn ensure(
 
 /// Registers the user through the appservice. `true` when newly created; a deleted (deactivated) user stays
 /// retired: its Matrix id is never handed to anyone again.
-async fn register(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<bool, ApiError> {
+pub async fn register(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<bool, ApiError> {
     let mut request = register::v3::Request::new();
     request.username = Some(app.identities.localpart(tenant, user));
     request.inhibit_login = true;
@@ -196,20 +197,6 @@ async fn register(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<bool,
         }
         Err(error) => Err(error.into()),
     }
-}
-
-/// Server-side sends act for people through their own identity; OpenMeet rate-limits at its API instead.
-async fn exempt_from_rate_limits(app: &App, user_id: &str) -> Result<(), ApiError> {
-    let path = format!("/_synapse/admin/v1/users/{}/override_ratelimit", encode(user_id));
-    app.homeserver
-        .call::<Value>(
-            reqwest::Method::POST,
-            &path,
-            Acting::Platform,
-            Some(&json!({"messages_per_second": 0, "burst_count": 0})),
-        )
-        .await?;
-    Ok(())
 }
 
 /// Copies an allow-listed avatar into the media repository, as the user; returns its `mxc://` URI.
@@ -282,7 +269,7 @@ pub async fn delete(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<(),
         Err(error) if error.is_not_found() => {}
         Err(error) => return Err(error.into()),
     }
-    app.credentials.forget(tenant, user).await?;
+    crate::domain::operations::discard_for_deleted_user(app, tenant, user).await?;
     app.store.delete_partition(&user_partition(tenant, user)).await?;
     Ok(())
 }

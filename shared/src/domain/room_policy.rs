@@ -1,0 +1,218 @@
+//! What every managed room holds so that the rules hold at the homeserver, for any token (docs/adr/0003):
+//! power levels that leave the managed state to the platform alone, join rules that keep a room inside its tenant,
+//! a pinned room version, and the one `createRoom` body that carries all of it (so a room is right from its first
+//! event, and costs one call).
+
+use ruma::{OwnedRoomAliasId, OwnedRoomId};
+use serde_json::{Map, Value, json};
+
+/// The state event carrying a room's OpenMeet metadata (tenant, kind, slug, lifecycle).
+pub const META_EVENT: &str = "org.openmeet.room";
+
+/// Pinned instead of the server's default: restricted join rules need v8+, and in v12 the creator (the platform)
+/// holds unlimited power, so no role can lock it out.
+pub const ROOM_VERSION: &str = "12";
+
+/// Above every role (owner is 100): only the platform, as the room's creator, reaches it.
+pub const PLATFORM_LEVEL: i64 = 150;
+
+/// Moderation (kick, ban, redacting others) starts at moderator.
+const MODERATOR_LEVEL: i64 = 50;
+
+/// State that only the platform writes. Every other state type falls to `state_default`, which is the platform's
+/// level too; these are listed so that a later change of `state_default` cannot open them.
+const MANAGED_STATE: &[&str] = &[
+    "m.room.power_levels",
+    "m.room.join_rules",
+    "m.room.history_visibility",
+    "m.room.guest_access",
+    "m.room.canonical_alias",
+    "m.room.encryption",
+    "m.room.server_acl",
+    "m.room.tombstone",
+    "m.room.name",
+    "m.room.topic",
+    "m.room.avatar",
+    "m.room.pinned_events",
+    "m.space.child",
+    "m.space.parent",
+    META_EVENT,
+];
+
+/// Who may join a room besides those the platform adds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Any member of this space (the tenant's space) may join, with their own token: "tenant-public".
+    MembersOf(OwnedRoomId),
+    /// Nobody joins on their own: the platform adds members.
+    InviteOnly,
+}
+
+pub fn join_rules(admission: &Admission) -> Value {
+    match admission {
+        Admission::MembersOf(space) => json!({
+            "join_rule": "restricted",
+            "allow": [{"type": "m.room_membership", "room_id": space.as_str()}],
+        }),
+        Admission::InviteOnly => json!({"join_rule": "invite"}),
+    }
+}
+
+/// The power levels every managed room starts with. The platform, as room-version-12 creator, is not listed.
+pub fn initial_power_levels(events_default: i64) -> Value {
+    let mut events: Map<String, Value> =
+        MANAGED_STATE.iter().map(|t| ((*t).to_owned(), json!(PLATFORM_LEVEL))).collect();
+    events.insert("m.reaction".into(), json!(0));
+    events.insert("m.room.redaction".into(), json!(0));
+    json!({
+        "users": {},
+        "users_default": 0,
+        "events_default": events_default,
+        "state_default": PLATFORM_LEVEL,
+        "invite": PLATFORM_LEVEL,
+        "kick": MODERATOR_LEVEL,
+        "ban": MODERATOR_LEVEL,
+        "redact": MODERATOR_LEVEL,
+        "notifications": {"room": MODERATOR_LEVEL},
+        "events": events,
+    })
+}
+
+/// `current` with the platform's part of the power levels brought to policy; `users`, `users_default`,
+/// `events_default` (the lifecycle's) and anything else are kept. `None` when nothing differs: rooms made before
+/// the tenant walls migrate on their next ensure, and others cost no write.
+pub fn converge_power_levels(current: &Value) -> Option<Value> {
+    let wanted = initial_power_levels(0);
+    let mut merged = if current.is_object() { current.clone() } else { wanted.clone() };
+    for key in ["state_default", "invite", "kick", "ban", "redact", "notifications"] {
+        merged[key] = wanted[key].clone();
+    }
+    if !merged.get("events").is_some_and(Value::is_object) {
+        merged["events"] = json!({});
+    }
+    if let (Some(events), Some(wanted_events)) = (merged["events"].as_object_mut(), wanted["events"].as_object()) {
+        for (event_type, level) in wanted_events {
+            events.insert(event_type.clone(), level.clone());
+        }
+    }
+    (merged != *current).then_some(merged)
+}
+
+/// A room's metadata event content: how the tenant-walls module (and anyone reading the homeserver) knows whose
+/// room it is.
+pub fn meta(tenant: &str, kind: &str) -> Value {
+    json!({"tenant": tenant, "kind": kind})
+}
+
+/// Everything a managed room is created with.
+pub struct Creation<'a> {
+    pub alias: &'a OwnedRoomAliasId,
+    /// Empty: no name (direct rooms).
+    pub name: &'a str,
+    /// `None`: no topic event at all.
+    pub topic: Option<&'a str>,
+    pub is_space: bool,
+    pub admission: Admission,
+    pub meta: Value,
+    /// Further state, e.g. `m.space.parent`.
+    pub extra_state: Vec<(String, String, Value)>,
+    pub power_levels: Value,
+}
+
+/// The body of the one `createRoom` call. Never published to the server-wide directory: tenant-public rooms are
+/// found through the tenant's space and the API, not by every tenant on the server.
+pub fn creation_body(creation: Creation<'_>) -> Value {
+    let state_event =
+        |event_type: &str, key: &str, content: Value| json!({"type": event_type, "state_key": key, "content": content});
+    let mut initial_state = vec![
+        state_event("m.room.join_rules", "", join_rules(&creation.admission)),
+        state_event("m.room.history_visibility", "", json!({"history_visibility": "shared"})),
+        state_event("m.room.guest_access", "", json!({"guest_access": "forbidden"})),
+        state_event(META_EVENT, "", creation.meta),
+    ];
+    initial_state.extend(creation.extra_state.into_iter().map(|(t, k, c)| state_event(&t, &k, c)));
+    let mut body = json!({
+        "room_version": ROOM_VERSION,
+        "room_alias_name": creation.alias.alias(),
+        "preset": "private_chat",
+        "visibility": "private",
+        "power_level_content_override": creation.power_levels,
+        "initial_state": initial_state,
+    });
+    if !creation.name.is_empty() {
+        body["name"] = json!(creation.name);
+    }
+    if let Some(topic) = creation.topic {
+        body["topic"] = json!(topic);
+    }
+    if creation.is_space {
+        body["creation_content"] = json!({"type": "m.space"});
+    }
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_role_reaches_the_managed_state_or_invites() {
+        let levels = initial_power_levels(0);
+        let owner = 100;
+        assert!(levels["invite"].as_i64() > Some(owner));
+        assert!(levels["state_default"].as_i64() > Some(owner));
+        for event_type in MANAGED_STATE {
+            assert!(levels["events"][*event_type].as_i64() > Some(owner), "{event_type}");
+        }
+        assert_eq!(levels["kick"], 50);
+        assert!(levels["users"].as_object().is_some_and(Map::is_empty), "the v12 creator must not be listed");
+    }
+
+    #[test]
+    fn converging_keeps_members_and_lifecycle_and_is_stable() {
+        let old = json!({
+            "users": {"@om_t.a:localhost": 100}, "users_default": 0, "events_default": 50, "state_default": 50,
+            "invite": 50, "kick": 50, "ban": 50, "redact": 50,
+            "events": {"m.room.name": 50, "m.room.join_rules": 100, "com.example.custom": 10},
+        });
+        let converged = converge_power_levels(&old).expect("an old room changes");
+        assert_eq!(converged["users"], old["users"]);
+        assert_eq!(converged["events_default"], 50);
+        assert_eq!(converged["events"]["com.example.custom"], 10);
+        assert_eq!(converged["events"]["m.room.join_rules"], PLATFORM_LEVEL);
+        assert_eq!(converged["invite"], PLATFORM_LEVEL);
+        assert_eq!(converge_power_levels(&converged), None);
+        assert_eq!(converge_power_levels(&initial_power_levels(100)), None);
+    }
+
+    #[test]
+    fn tenant_public_rooms_admit_the_tenants_space_only() {
+        let space = OwnedRoomId::try_from("!space:localhost").expect("room id");
+        let rules = join_rules(&Admission::MembersOf(space));
+        assert_eq!(rules["join_rule"], "restricted");
+        assert_eq!(rules["allow"], json!([{"type": "m.room_membership", "room_id": "!space:localhost"}]));
+        assert_eq!(join_rules(&Admission::InviteOnly), json!({"join_rule": "invite"}));
+    }
+
+    #[test]
+    fn a_room_is_created_complete_and_unpublished() {
+        let alias = OwnedRoomAliasId::try_from("#om_t.group.g:localhost").expect("alias");
+        let body = creation_body(Creation {
+            alias: &alias,
+            name: "G",
+            topic: None,
+            is_space: false,
+            admission: Admission::InviteOnly,
+            meta: meta("t", "group"),
+            extra_state: vec![],
+            power_levels: initial_power_levels(0),
+        });
+        assert_eq!(body["room_version"], ROOM_VERSION);
+        assert_eq!(body["visibility"], "private");
+        assert_eq!(body["room_alias_name"], "om_t.group.g");
+        let types: Vec<&str> =
+            body["initial_state"].as_array().into_iter().flatten().filter_map(|e| e["type"].as_str()).collect();
+        assert!(types.contains(&META_EVENT) && types.contains(&"m.room.join_rules"), "{types:?}");
+        assert!(body.get("creation_content").is_none());
+    }
+}
