@@ -162,8 +162,13 @@ start_service() {
   printf '\n===== %s: starting %s =====\n' "$(date -Is)" "$name" >>"$logfile"
   # Without job control a background job is not a process-group leader, so setsid(1)
   # calls setsid() and execs in place: $! is the new session's leader and its PGID.
-  # fd 9 is the stack lock (acquire_lock): the service must not inherit it.
-  setsid "$@" >>"$logfile" 2>&1 </dev/null 9>&- &
+  # fd 9 is the stack lock (acquire_lock): the service must not inherit it. Nor a lock a caller holds
+  # (`flock /tmp/openmeet-stack.lock scripts/stack.sh restart`): a service would hold it as long as it runs.
+  local fd close=""
+  for fd in /proc/$$/fd/*; do
+    [[ "$(readlink "$fd" 2>/dev/null)" == *.lock ]] && close+=" ${fd##*/}>&-"
+  done
+  eval "setsid \"\$@\" >>\"\$logfile\" 2>&1 </dev/null 9>&-$close &"
   pid=$!
   printf '%s\n' "$pid" >"$(pid_file "$name")"
   STACK_STARTED+=("$name")

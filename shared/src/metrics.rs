@@ -63,13 +63,25 @@ pub fn line(name: &str, unit: Unit, value: f64, dimensions: &[(&str, &str)], tim
     Value::Object(object).to_string()
 }
 
+/// Where metric lines go: 0 stdout (Lambda), 1 stderr, 2 nowhere.
+static SINK: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// For command-line tools whose stdout carries a report: metric lines to stderr (`true`) or nowhere (`false`).
+pub fn off_stdout(to_stderr: bool) {
+    SINK.store(if to_stderr { 1 } else { 2 }, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Prints one data point to stdout.
 pub fn emit(name: &str, unit: Unit, value: f64, dimensions: &[(&str, &str)]) {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     // One write of the whole line (stdout's lock is held), and never a panic when stdout is gone.
     let mut text = line(name, unit, value, dimensions, now as u64);
     text.push('\n');
-    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
+    match SINK.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => drop(std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())),
+        1 => drop(std::io::Write::write_all(&mut std::io::stderr().lock(), text.as_bytes())),
+        _ => {}
+    }
 }
 
 fn count(name: &str, dimensions: &[(&str, &str)]) {

@@ -64,6 +64,33 @@ impl Store {
         Ok(())
     }
 
+    /// Writes many items, 25 per request (DynamoDB's limit), re-sending what the service left unprocessed.
+    pub async fn put_batch(&self, items: Vec<Item>) -> Result<(), BackendError> {
+        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+        let mut pending = Vec::with_capacity(items.len());
+        for item in items {
+            let put = PutRequest::builder().set_item(Some(item)).build().map_err(|e| unavailable("dynamodb", e))?;
+            pending.push(WriteRequest::builder().put_request(put).build());
+        }
+        let mut attempt = 0u32;
+        while !pending.is_empty() {
+            let rest = pending.split_off(pending.len().min(25));
+            let output = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, std::mem::replace(&mut pending, rest))
+                .send()
+                .await
+                .map_err(|e| unavailable("dynamodb", e))?;
+            if let Some(mut left) = output.unprocessed_items.and_then(|mut by_table| by_table.remove(&self.table)) {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt.min(6))).await;
+                pending.append(&mut left);
+            }
+        }
+        Ok(())
+    }
+
     /// Writes `item` unless its key already holds a live item; returns the winner otherwise.
     pub async fn put_if_absent(&self, item: Item) -> Result<PutOutcome, BackendError> {
         let result = self
@@ -129,6 +156,37 @@ impl Store {
             .await
             .map_err(|e| unavailable("dynamodb", e))?;
         Ok(())
+    }
+
+    /// Counts one more in the item's `n` unless it already reached `limit`; `false` when it had (nothing changes).
+    /// Sets the item's expiry, creating it when missing.
+    pub async fn count_below(&self, pk: &str, sk: &str, limit: u64, expires_at: u64) -> Result<bool, BackendError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk.to_owned()))
+            .key("sk", AttributeValue::S(sk.to_owned()))
+            .update_expression("SET #ttl = :expires ADD #n :one")
+            .condition_expression("attribute_not_exists(#n) OR #n < :limit")
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_names("#n", "n")
+            .expression_attribute_values(":expires", AttributeValue::N(expires_at.to_string()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":limit", AttributeValue::N(limit.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error) => {
+                let service_error = error.into_service_error();
+                if service_error.is_conditional_check_failed_exception() {
+                    Ok(false)
+                } else {
+                    Err(unavailable("dynamodb", service_error))
+                }
+            }
+        }
     }
 
     /// Raises a numeric attribute to `value` unless it already holds a larger one (last writer by version wins).
@@ -228,6 +286,13 @@ impl Store {
         Ok(keys.len())
     }
 
+    /// The items of a partition whose sort key starts with `prefix`, every page of them.
+    pub async fn items(&self, pk: &str, prefix: &str) -> Result<Vec<Item>, BackendError> {
+        let now = now_secs();
+        let items = self.query_all(pk, Some(prefix), None, None).await?;
+        Ok(items.into_iter().filter(|item| !is_expired(item, now)).collect())
+    }
+
     /// The sort keys of a partition (those starting with `prefix`; of items whose numeric attribute is above a
     /// floor), every page of them.
     async fn sort_keys(
@@ -236,7 +301,24 @@ impl Store {
         prefix: Option<&str>,
         above: Option<(&str, u64)>,
     ) -> Result<Vec<String>, BackendError> {
-        let mut keys = Vec::new();
+        let items = self.query_all(pk, prefix, above, Some("sk")).await?;
+        Ok(items
+            .iter()
+            .filter_map(|item| match item.get("sk") {
+                Some(AttributeValue::S(sk)) => Some(sk.clone()),
+                _ => None,
+            })
+            .collect())
+    }
+
+    async fn query_all(
+        &self,
+        pk: &str,
+        prefix: Option<&str>,
+        above: Option<(&str, u64)>,
+        projection: Option<&str>,
+    ) -> Result<Vec<Item>, BackendError> {
+        let mut items = Vec::new();
         let mut start: Option<Item> = None;
         loop {
             let mut query = self
@@ -244,7 +326,7 @@ impl Store {
                 .query()
                 .table_name(&self.table)
                 .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
-                .projection_expression("sk")
+                .set_projection_expression(projection.map(str::to_owned))
                 .set_exclusive_start_key(start.take());
             query = match prefix {
                 Some(prefix) => query
@@ -259,13 +341,10 @@ impl Store {
                     .expression_attribute_values(":floor", AttributeValue::N(floor.to_string()));
             }
             let page = query.send().await.map_err(|e| unavailable("dynamodb", e))?;
-            keys.extend(page.items().iter().filter_map(|item| match item.get("sk") {
-                Some(AttributeValue::S(sk)) => Some(sk.clone()),
-                _ => None,
-            }));
+            items.extend(page.items().iter().cloned());
             match page.last_evaluated_key {
                 Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(keys),
+                _ => return Ok(items),
             }
         }
     }

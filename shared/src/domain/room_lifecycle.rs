@@ -357,7 +357,7 @@ async fn converge(
 
 /// The room's state once its creation has finished: Synapse publishes the alias while `createRoom` is still
 /// running, and until the creator's join lands even the creator is refused (403).
-async fn settled_state(app: &App, room_id: &str) -> Result<HashMap<(String, String), Value>, ApiError> {
+pub async fn settled_state(app: &App, room_id: &str) -> Result<HashMap<(String, String), Value>, ApiError> {
     for _ in 0..50 {
         match platform::room_state(app, room_id).await {
             Err(ApiError::HomeserverRejected(reason)) if reason.starts_with("403") => {

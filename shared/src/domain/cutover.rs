@@ -1,0 +1,290 @@
+//! Thin entry points for the hard cutover (`tools/cutover`): the user, room and membership code the functions run,
+//! plus reads of the homeserver's actual state through admin endpoints (no per-user token), so that a run can
+//! record what it is about to change and `verify` can compare. Nothing here decides how a room or a membership
+//! looks: that stays in [`room_lifecycle`], [`membership`] and [`users`].
+
+use std::collections::{BTreeMap, HashMap};
+
+use ruma::{OwnedRoomAliasId, UserId};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::app::App;
+use crate::domain::membership::{self, ReconcileReport, Reconciled, Role};
+use crate::domain::room_lifecycle::{self, CancelInput, DeleteMode, Lifecycle, RoomSpec};
+use crate::domain::rooms;
+use crate::domain::{platform, tenancy, users};
+use crate::error::ApiError;
+use crate::homeserver::{Acting, encode};
+use crate::identity::{RoomKind, Slug, TenantId, UserSlug};
+
+/// A user as the homeserver knows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserState {
+    pub exists: bool,
+    pub deactivated: bool,
+    pub display_name: Option<String>,
+    pub avatar_url: Option<String>,
+}
+
+/// Reads a user with the admin API (one call; a missing user is `exists: false`).
+pub async fn read_user(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<UserState, ApiError> {
+    let user_id = app.identities.matrix_user_id(tenant, user);
+    let path = format!("/_synapse/admin/v2/users/{}", encode(user_id.as_str()));
+    let info: Value = match app.homeserver.call(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await {
+        Ok(info) => info,
+        Err(error) if error.is_not_found() => return Ok(UserState::default()),
+        Err(error) => return Err(error.into()),
+    };
+    let text = |field: &str| info.get(field).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
+    Ok(UserState {
+        exists: true,
+        deactivated: info.get("deactivated").and_then(Value::as_bool).unwrap_or(false),
+        display_name: text("displayname"),
+        avatar_url: text("avatar_url"),
+    })
+}
+
+/// Makes the user exist with this profile through the appservice (register, then the profile as the user by
+/// masquerade: no per-user login). `current` is what [`read_user`] returned. `true` when created now.
+pub async fn ensure_user(
+    app: &App,
+    tenant: &TenantId,
+    user: &UserSlug,
+    display_name: &str,
+    avatar_url: Option<&str>,
+    current: &UserState,
+) -> Result<bool, ApiError> {
+    if current.deactivated {
+        return Err(ApiError::conflict("user_deleted", "this user was deleted; its Matrix identity is retired"));
+    }
+    let user_id = app.identities.matrix_user_id(tenant, user);
+    let created = !current.exists && users::register(app, tenant, user).await?;
+    // A fresh registration carries the localpart as its display name. The profile is set before the user joins
+    // anything: afterwards each change would also rewrite their member event in every room.
+    let shown = if current.exists { current.display_name.as_deref() } else { None };
+    if shown != Some(display_name) {
+        set_profile(app, &user_id, "displayname", display_name).await?;
+    }
+    let avatar_now = if current.exists { current.avatar_url.as_deref() } else { None };
+    if avatar_now != avatar_url {
+        set_profile(app, &user_id, "avatar_url", avatar_url.unwrap_or("")).await?;
+    }
+    // Always: a crash between registration and admission leaves an existing user outside the space (admitting a
+    // member again is a cheap no-op).
+    tenancy::admit(app, tenant, &user_id).await?;
+    Ok(created)
+}
+
+async fn set_profile(app: &App, user_id: &UserId, field: &str, value: &str) -> Result<(), ApiError> {
+    let path = format!("/_matrix/client/v3/profile/{}/{field}", encode(user_id.as_str()));
+    let acting = Acting::Masquerade { user: user_id, device: None };
+    app.homeserver.call::<Value>(reqwest::Method::PUT, &path, acting, Some(&json!({ field: value }))).await?;
+    Ok(())
+}
+
+/// Puts a user back as `before` found them: a user who did not exist is deactivated.
+pub async fn restore_user(app: &App, tenant: &TenantId, user: &UserSlug, before: &UserState) -> Result<(), ApiError> {
+    if !before.exists {
+        return users::delete(app, tenant, user).await;
+    }
+    let now = read_user(app, tenant, user).await?;
+    let user_id = app.identities.matrix_user_id(tenant, user);
+    if now.exists && !now.deactivated {
+        if now.display_name != before.display_name {
+            set_profile(app, &user_id, "displayname", before.display_name.as_deref().unwrap_or(user.as_str())).await?;
+        }
+        if now.avatar_url != before.avatar_url {
+            set_profile(app, &user_id, "avatar_url", before.avatar_url.as_deref().unwrap_or("")).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates the tenant's space before its users are admitted in parallel, and waits until its creation has
+/// finished: an admission racing the creation is refused (403) while the creator's join is not yet in.
+pub async fn prepare_tenant(app: &App, tenant: &TenantId) -> Result<(), ApiError> {
+    let space = tenancy::tenant_space(app, tenant).await?;
+    room_lifecycle::settled_state(app, space.as_str()).await.map(|_| ())
+}
+
+/// A managed room as the homeserver's admin API shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomState {
+    pub room_id: String,
+    pub name: Option<String>,
+    pub topic: Option<String>,
+    pub join_rule: Option<String>,
+    pub lifecycle: Option<Lifecycle>,
+    /// The `event` part of the room's metadata.
+    pub event: Option<Value>,
+    /// Room ids of its `m.space.parent` events.
+    pub parents: Vec<String>,
+    /// Joined users, the platform excluded.
+    pub joined: Vec<String>,
+    /// Explicit power-level entries.
+    pub levels: BTreeMap<String, i64>,
+    pub users_default: i64,
+}
+
+impl RoomState {
+    pub fn level_of(&self, user_id: &str) -> i64 {
+        self.levels.get(user_id).copied().unwrap_or(self.users_default)
+    }
+
+    /// The tenant's joined users with the role their level reads as: what a reconcile restores.
+    pub fn members(&self, app: &App, tenant: &TenantId) -> Vec<(UserSlug, Role)> {
+        self.joined
+            .iter()
+            .filter_map(|id| {
+                let (owner, user) = app.identities.openmeet_user(&UserId::parse(id.as_str()).ok()?)?;
+                (owner == *tenant).then(|| (user, Role::from_power_level(self.level_of(id))))
+            })
+            .collect()
+    }
+}
+
+/// Reads the room behind `alias` (`None` when the alias is free): its state and joined members, through the
+/// admin API.
+pub async fn read_room(app: &App, alias: &OwnedRoomAliasId) -> Result<Option<RoomState>, ApiError> {
+    let Some(room_id) = rooms::lookup_alias(app, alias).await? else {
+        return Ok(None);
+    };
+    let admin = format!("/_synapse/admin/v1/rooms/{}", encode(room_id.as_str()));
+    let state: Value = match app
+        .homeserver
+        .call(reqwest::Method::GET, &format!("{admin}/state"), Acting::Platform, None::<&Value>)
+        .await
+    {
+        Ok(state) => state,
+        // An alias left behind by a purge still in progress.
+        Err(error) if error.is_not_found() => return Ok(None),
+        Err(error) => return Err(error.into()),
+    };
+    let members: Value = app
+        .homeserver
+        .call(reqwest::Method::GET, &format!("{admin}/members"), Acting::Platform, None::<&Value>)
+        .await?;
+    let platform = app.identities.platform_user_id();
+    let mut events: HashMap<(String, String), Value> = HashMap::new();
+    let mut parents = Vec::new();
+    for event in state.get("state").and_then(Value::as_array).into_iter().flatten() {
+        let (Some(kind), Some(key)) =
+            (event.get("type").and_then(Value::as_str), event.get("state_key").and_then(Value::as_str))
+        else {
+            continue;
+        };
+        let content = event.get("content").cloned().unwrap_or(Value::Null);
+        if kind == "m.space.parent" && content.as_object().is_some_and(|c| !c.is_empty()) {
+            parents.push(key.to_owned());
+        }
+        events.insert((kind.to_owned(), key.to_owned()), content);
+    }
+    let field =
+        |kind: &str, name: &str| events.get(&(kind.to_owned(), String::new())).and_then(|c| c.get(name)).cloned();
+    let text = |kind: &str, name: &str| field(kind, name).and_then(|v| v.as_str().map(str::to_owned));
+    let power = membership::PowerLevels::from_content(
+        events.get(&("m.room.power_levels".to_owned(), String::new())).unwrap_or(&Value::Null),
+    );
+    let joined = members
+        .get("members")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|id| *id != platform.as_str())
+        .map(str::to_owned)
+        .collect();
+    Ok(Some(RoomState {
+        room_id: room_id.to_string(),
+        name: text("m.room.name", "name"),
+        topic: text("m.room.topic", "topic").filter(|t| !t.is_empty()),
+        join_rule: text("m.room.join_rules", "join_rule"),
+        lifecycle: field(room_lifecycle::META_EVENT, "state").and_then(|s| serde_json::from_value(s).ok()),
+        event: field(room_lifecycle::META_EVENT, "event"),
+        parents,
+        joined,
+        levels: power.users,
+        users_default: power.users_default,
+    }))
+}
+
+/// Makes the room of a group (with its space) or an event match `spec` and `lifecycle`, through
+/// [`room_lifecycle`]. `current` is what [`read_room`] returned. `true` when the room was created now.
+pub async fn ensure_room(
+    app: &App,
+    tenant: &TenantId,
+    kind: RoomKind,
+    slug: &Slug,
+    spec: RoomSpec,
+    lifecycle: Lifecycle,
+    current: Option<&RoomState>,
+) -> Result<bool, ApiError> {
+    let now = current.and_then(|room| room.lifecycle).unwrap_or(Lifecycle::Active);
+    if now == lifecycle && now != Lifecycle::Active {
+        // A cancelled or archived room is read-only: there is nothing more to converge.
+        return Ok(false);
+    }
+    if now == Lifecycle::Archived || (now == Lifecycle::Cancelled && lifecycle == Lifecycle::Active) {
+        return Err(ApiError::conflict("conflict", format!("this room is {} and cannot be reopened", json!(now))));
+    }
+    let created =
+        if now == Lifecycle::Active { room_lifecycle::ensure(app, tenant, kind, slug, spec).await?.1 } else { false };
+    match lifecycle {
+        Lifecycle::Active => {}
+        Lifecycle::Cancelled => {
+            room_lifecycle::cancel(app, tenant, slug, CancelInput::default()).await?;
+        }
+        Lifecycle::Archived => room_lifecycle::delete(app, tenant, kind, slug, DeleteMode::Archive).await?,
+    }
+    Ok(created)
+}
+
+/// Puts a room back as `before` found it: a room that did not exist is purged (a group's space with it); an
+/// existing one gets its name and topic back (a lifecycle change is not reversible: its notice was posted).
+pub async fn restore_room(
+    app: &App,
+    tenant: &TenantId,
+    kind: RoomKind,
+    slug: &Slug,
+    before: Option<&RoomState>,
+) -> Result<(), ApiError> {
+    let Some(before) = before else {
+        return room_lifecycle::delete(app, tenant, kind, slug, DeleteMode::Purge).await;
+    };
+    let Some(now) = read_room(app, &app.identities.room_alias(tenant, kind, slug)).await? else {
+        return Ok(());
+    };
+    if now.name != before.name {
+        let content = json!({"name": before.name.clone().unwrap_or_default()});
+        platform::put_state(app, &now.room_id, "m.room.name", "", &content).await?;
+    }
+    if now.topic != before.topic {
+        let content = json!({"topic": before.topic.clone().unwrap_or_default()});
+        platform::put_state(app, &now.room_id, "m.room.topic", "", &content).await?;
+    }
+    Ok(())
+}
+
+/// Makes the room's members exactly `wanted` through the one reconcile of [`membership`], inline whatever its
+/// size (the cutover is the background job), and regardless of the last-owner rule (the snapshot is the truth).
+/// With `dry_run`, only reports.
+pub async fn reconcile_members(
+    app: &App,
+    tenant: &TenantId,
+    kind: RoomKind,
+    slug: &Slug,
+    wanted: &[(UserSlug, Role)],
+    dry_run: bool,
+) -> Result<ReconcileReport, ApiError> {
+    let room = rooms::resolve(app, tenant, kind, slug).await?;
+    match membership::reconcile(app, tenant, &room, wanted, dry_run, true).await? {
+        Reconciled::Applied(report) => Ok(report),
+        Reconciled::TooLarge(_) => Err(ApiError::conflict(
+            "conflict",
+            "the reconcile is larger than OPENMEET_RECONCILE_INLINE_CHANGES allows inline",
+        )),
+    }
+}

@@ -1,0 +1,22 @@
+//! The hard cutover (`../shared/design/cutover.md`): `openmeet-cutover plan | run | verify | rollback | status`
+//! over the functions' own domain code, plus a synthetic snapshot generator. See `docs/cutover.md`.
+
+pub mod exec;
+pub mod generate;
+pub mod plan;
+pub mod record;
+pub mod rollback;
+pub mod run;
+pub mod snapshot;
+pub mod verify;
+
+/// Builds the functions' clients from the environment (locally `.local/stack.env`), with the reconcile limit
+/// lifted: the cutover is itself the background job that a large reconcile would be queued for.
+pub async fn app() -> Result<&'static shared::App, String> {
+    let mut config = shared::config::Config::from_env().map_err(|e| e.to_string())?;
+    config.reconcile.inline_changes = usize::MAX;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let app = shared::App::new(config, &sdk).await.map_err(|e| e.to_string())?;
+    // The clients live as long as the process; tasks borrow them.
+    Ok(Box::leak(Box::new(app)))
+}

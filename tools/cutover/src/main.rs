@@ -1,0 +1,255 @@
+//! `openmeet-cutover`: see `docs/cutover.md` and `../shared/design/cutover.md`. Exit 0: done / clean; 1: some
+//! items failed, or discrepancies; 2: bad input (nothing changed).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use openmeet_cutover::{generate, plan, rollback, run, snapshot, verify};
+use serde::Serialize;
+
+#[derive(Parser)]
+#[command(name = "openmeet-cutover", about = "Bring an OpenMeet community onto Matrix in one maintenance window")]
+struct Cli {
+    /// One machine-readable JSON report on stdout (progress stays on stderr).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// What `run` would create, change and remove; changes nothing.
+    Plan {
+        #[arg(long)]
+        snapshot: PathBuf,
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+    },
+    /// Makes the homeserver match the snapshot; a re-run continues an unfinished run.
+    Run {
+        #[arg(long)]
+        snapshot: PathBuf,
+        /// Homeserver operations in flight at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Fan the work out through the SQS queue to the Lambda functions (not available yet: runs in-process).
+        #[arg(long)]
+        via_queue: bool,
+    },
+    /// Compares the snapshot with the homeserver; exit 1 on any discrepancy.
+    Verify {
+        #[arg(long)]
+        snapshot: PathBuf,
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+    },
+    /// Undoes a run: restores exactly what it changed.
+    Rollback {
+        #[arg(long)]
+        run: String,
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+    },
+    /// Progress, failures and timing of a run (of every run without --run).
+    Status {
+        #[arg(long)]
+        run: Option<String>,
+    },
+    /// Writes a synthetic snapshot (deterministic for a seed).
+    Generate {
+        #[arg(long, default_value = "synthetic")]
+        tenant: String,
+        #[arg(long, default_value_t = 200)]
+        users: u64,
+        #[arg(long, default_value_t = 30)]
+        groups: u64,
+        #[arg(long, default_value_t = 60)]
+        events: u64,
+        #[arg(long, default_value_t = 1500)]
+        memberships: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output file (stdout when absent).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+fn bad_input(message: impl std::fmt::Display, json: bool) -> ExitCode {
+    if json {
+        println!("{}", serde_json::json!({"error": {"code": "bad_input", "message": message.to_string()}}));
+    }
+    eprintln!("openmeet-cutover: {message}");
+    ExitCode::from(2)
+}
+
+fn emit<T: Serialize>(json: bool, report: &T, text: impl FnOnce() -> String) {
+    if json {
+        println!("{}", serde_json::to_string(report).unwrap_or_default());
+    } else {
+        print!("{}", text());
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Log lines (JSON, as the functions write) go to stderr only when asked for with RUST_LOG.
+    let logging = std::env::var_os("RUST_LOG").is_some();
+    if logging {
+        let _ = tracing_subscriber_init();
+    }
+    // The functions' metric lines would mix into the report: stderr with the logs, else nowhere.
+    shared::metrics::off_stdout(logging);
+    let json = cli.json;
+    if let Command::Generate { tenant, users, groups, events, memberships, seed, out } = &cli.command {
+        if shared::identity::TenantId::parse(tenant).is_err() {
+            return bad_input(format!("{tenant:?} is not a tenant id"), json);
+        }
+        let shape = generate::Shape {
+            tenant: tenant.clone(),
+            users: *users,
+            groups: *groups,
+            events: *events,
+            memberships: (*memberships).min(users * (groups + events)),
+            seed: *seed,
+        };
+        let written = match out {
+            Some(path) => std::fs::File::create(path).map(std::io::BufWriter::new).and_then(|mut file| {
+                generate::generate(&shape, &mut file)?;
+                file.flush()
+            }),
+            None => generate::generate(&shape, &mut std::io::stdout().lock()),
+        };
+        return match written {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => bad_input(format!("writing the snapshot: {error}"), json),
+        };
+    }
+    // Validate the whole snapshot before touching anything (or even connecting).
+    let summary = match &cli.command {
+        Command::Plan { snapshot, .. } | Command::Run { snapshot, .. } | Command::Verify { snapshot, .. } => {
+            match snapshot::validate(snapshot) {
+                Ok(summary) => Some(summary),
+                Err(invalid) => return bad_input(format!("{}: {}", snapshot.display(), invalid.0), json),
+            }
+        }
+        _ => None,
+    };
+    if let Command::Run { via_queue: true, .. } = &cli.command {
+        return bad_input("--via-queue is not available yet: run without it (in-process); see docs/cutover.md", json);
+    }
+    let app = match openmeet_cutover::app().await {
+        Ok(app) => app,
+        Err(error) => return bad_input(format!("configuration: {error}"), json),
+    };
+    let quiet = json && !std::io::IsTerminal::is_terminal(&std::io::stderr());
+    match (cli.command, summary) {
+        (Command::Plan { snapshot, concurrency }, Some(summary)) => {
+            match plan::plan(app, &snapshot, summary, concurrency, quiet).await {
+                Ok(report) => {
+                    emit(json, &report, || plan::render(&report));
+                    ExitCode::SUCCESS
+                }
+                Err(invalid) => bad_input(invalid.0, json),
+            }
+        }
+        (Command::Run { snapshot, concurrency, .. }, Some(summary)) => {
+            match run::run(app, &snapshot, summary, concurrency, quiet).await {
+                Ok(report) => {
+                    emit(json, &report, || run_text(&report));
+                    if report.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+                }
+                Err(invalid) => bad_input(invalid.0, json),
+            }
+        }
+        (Command::Verify { snapshot, concurrency }, Some(summary)) => {
+            match verify::verify(app, &snapshot, summary, concurrency, quiet).await {
+                Ok(report) => {
+                    emit(json, &report, || {
+                        let mut text: String = report.discrepancies.iter().map(|d| format!("{d}\n")).collect();
+                        text.push_str(&format!(
+                            "{} discrepancies ({} items checked)\n",
+                            report.discrepancies.len(),
+                            report.checked
+                        ));
+                        text
+                    });
+                    if report.discrepancies.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+                }
+                Err(invalid) => bad_input(invalid.0, json),
+            }
+        }
+        (Command::Rollback { run, concurrency }, _) => match rollback::rollback(app, &run, concurrency, quiet).await {
+            Ok(report) => {
+                emit(json, &report, || {
+                    let mut text: String = report.failures.iter().map(|f| format!("failed: {f}\n")).collect();
+                    text.push_str(&format!(
+                        "run {}: {} entities restored, {} failed\n",
+                        report.run_id,
+                        report.restored,
+                        report.failures.len()
+                    ));
+                    text
+                });
+                if report.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+            }
+            Err(invalid) => bad_input(invalid.0, json),
+        },
+        (Command::Status { run }, _) => match rollback::status(app, run.as_deref()).await {
+            Ok(statuses) => {
+                emit(json, &statuses, || {
+                    statuses
+                        .iter()
+                        .map(|s| {
+                            let mut line = format!(
+                                "run {} {} snapshot {} started {} done {}/{} {}\n",
+                                s.run_id,
+                                s.state,
+                                s.snapshot,
+                                s.started_at,
+                                s.done,
+                                s.total.map_or("?".into(), |t| t.to_string()),
+                                s.seconds.map_or(String::new(), |t| format!("in {t:.1}s"))
+                            );
+                            for (entity, error) in &s.failures {
+                                line.push_str(&format!("  failed {entity}: {error}\n"));
+                            }
+                            line
+                        })
+                        .collect()
+                });
+                ExitCode::SUCCESS
+            }
+            Err(invalid) => bad_input(invalid.0, json),
+        },
+        _ => bad_input("internal: no snapshot summary", json),
+    }
+}
+
+fn run_text(report: &run::RunReport) -> String {
+    let mut text = format!("run {}{}\n", report.run_id, if report.continued { " (continued)" } else { "" });
+    for phase in &report.phases {
+        text.push_str(&format!(
+            "  {:12} {:>7} items: {:>7} applied, {:>7} already done, {:>5} failed; {:.1}s, {:.1}/s\n",
+            phase.phase, phase.items, phase.applied, phase.skipped, phase.failed, phase.seconds, phase.per_second
+        ));
+    }
+    text.push_str(&format!(
+        "  created {} users and {} rooms in {:.1}s\n",
+        report.users_created, report.rooms_created, report.seconds
+    ));
+    for failure in &report.failures {
+        text.push_str(&format!("  failed {}: {}\n", failure.entity, failure.error));
+    }
+    text
+}
+
+/// The functions' JSON log lines, on stderr: stdout carries the report.
+fn tracing_subscriber_init() -> Result<(), ()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().map_err(|_| ())?;
+    tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).try_init().map_err(|_| ())
+}

@@ -1,0 +1,332 @@
+//! `run`: users, then groups (with their spaces), then events, then every room's member list, each through the
+//! domain entry points of `shared::domain::cutover`, `--concurrency` at a time. Before an entity is first changed,
+//! its state is recorded (`BEFORE#`); once it matches the snapshot it is marked `DONE#`, and a re-run of the same
+//! snapshot skips it.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::Serialize;
+use serde_json::{Value, json};
+use shared::App;
+use shared::domain::cutover;
+use shared::error::ApiError;
+use shared::identity::RoomKind;
+
+use crate::exec::{Progress, for_each, with_retries};
+use crate::record::{self, Recorder};
+use crate::snapshot::{self, Invalid, MemberBuckets, Summary};
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhaseReport {
+    pub phase: &'static str,
+    pub items: u64,
+    pub applied: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    /// Memberships (or users, rooms) the phase covered, for the rate.
+    pub units: u64,
+    pub seconds: f64,
+    pub per_second: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Failure {
+    pub entity: String,
+    pub error: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunReport {
+    pub run_id: String,
+    pub continued: bool,
+    pub snapshot: Summary,
+    pub phases: Vec<PhaseReport>,
+    pub users_created: u64,
+    pub rooms_created: u64,
+    pub failures: Vec<Failure>,
+    pub seconds: f64,
+}
+
+pub fn user_key(tenant: &str, user: &str) -> String {
+    format!("user:{tenant}:{user}")
+}
+
+pub fn room_key(tenant: &str, kind: RoomKind, slug: &str) -> String {
+    format!("room:{tenant}:{}:{slug}", kind.path_segment())
+}
+
+pub fn members_key(tenant: &str, kind: RoomKind, slug: &str) -> String {
+    format!("members:{tenant}:{}:{slug}", kind.path_segment())
+}
+
+/// What every task of a run shares.
+struct Run {
+    app: &'static App,
+    recorder: Recorder,
+    recorded: HashSet<String>,
+    done: HashSet<String>,
+    progress: Progress,
+}
+
+enum Outcome {
+    Applied { created: bool, units: u64 },
+    Skipped { units: u64 },
+    Failed { entity: String, error: String, units: u64 },
+}
+
+impl Run {
+    /// Records `before` (once per run) and applies; marks the entity done or failed.
+    async fn step<S, A, AF>(&self, key: String, units: u64, read: S, apply: A) -> Outcome
+    where
+        S: Future<Output = Result<Value, ApiError>>,
+        A: Fn(Value) -> AF,
+        AF: Future<Output = Result<bool, ApiError>>,
+    {
+        if self.done.contains(&key) {
+            self.progress.add(units);
+            return Outcome::Skipped { units };
+        }
+        let result = async {
+            let before = read.await?;
+            if !self.recorded.contains(&key) {
+                self.recorder.before(&key, &before).await.map_err(|error| {
+                    tracing::error!(%error, "could not record the state before a change");
+                    ApiError::DependencyUnavailable { retry_after: std::time::Duration::from_secs(1) }
+                })?;
+            }
+            let first = Mutex::new(Some(before));
+            with_retries(|| {
+                // Later attempts start from the homeserver's state again (read inside `apply`).
+                let known = first.lock().ok().and_then(|mut f| f.take()).unwrap_or(Value::Null);
+                apply(known)
+            })
+            .await
+        }
+        .await;
+        self.progress.add(units);
+        match result {
+            Ok(created) => {
+                self.recorder.done(&key);
+                Outcome::Applied { created, units }
+            }
+            Err(error) => {
+                let error = error.to_string();
+                self.recorder.failed(&key, &error);
+                Outcome::Failed { entity: key, error, units }
+            }
+        }
+    }
+}
+
+/// Runs (or continues) the run of this snapshot.
+pub async fn run(
+    app: &'static App,
+    path: &Path,
+    summary: Summary,
+    concurrency: usize,
+    quiet: bool,
+) -> Result<RunReport, Invalid> {
+    let started = Instant::now();
+    let backend = |e: record::Error| Invalid(format!("the run record (DynamoDB) is unavailable: {e}"));
+    let (run_id, _, continued) =
+        record::open_run(&app.store, &path.display().to_string(), &summary.digest).await.map_err(backend)?;
+    let recorded = record::keys(&app.store, &run_id, "BEFORE#").await.map_err(backend)?;
+    let done = record::keys(&app.store, &run_id, "DONE#").await.map_err(backend)?;
+    let total = summary.users + summary.groups + summary.events + summary.memberships;
+    let progress = Progress::new(total, quiet);
+    if !quiet {
+        eprintln!("run {run_id}{}", if continued { " (continuing)" } else { "" });
+    }
+    let run = Arc::new(Run { app, recorder: Recorder::start(app.store.clone(), &run_id), recorded, done, progress });
+    let mut report = RunReport {
+        run_id: run_id.clone(),
+        continued,
+        snapshot: summary.clone(),
+        phases: Vec::new(),
+        users_created: 0,
+        rooms_created: 0,
+        failures: Vec::new(),
+        seconds: 0.0,
+    };
+
+    run.progress.phase("users");
+    let phase = Phase::start("users");
+    for tenant in &summary.tenants {
+        let tenant = shared::identity::TenantId::parse(tenant).map_err(|e| Invalid(e.to_string()))?;
+        if let Err(error) = with_retries(|| cutover::prepare_tenant(app, &tenant)).await {
+            report.failures.push(Failure { entity: format!("tenant:{tenant}"), error: error.to_string() });
+        }
+    }
+    let users = snapshot::users(path)?;
+    let outcomes = collect(users, concurrency, |u| {
+        let run = run.clone();
+        async move {
+            let key = user_key(u.tenant.as_str(), u.user.as_str());
+            let (app, u) = (run.app, &u);
+            run.step(
+                key,
+                1,
+                async { Ok(json!(cutover::read_user(app, &u.tenant, &u.user).await?)) },
+                |known| async move {
+                    let current = match serde_json::from_value(known) {
+                        Ok(current) => current,
+                        Err(_) => cutover::read_user(app, &u.tenant, &u.user).await?,
+                    };
+                    cutover::ensure_user(app, &u.tenant, &u.user, &u.display_name, u.avatar_url.as_deref(), &current)
+                        .await
+                },
+            )
+            .await
+        }
+    })
+    .await;
+    report.users_created = phase.finish(&mut report, outcomes);
+
+    for (kind, name) in [(RoomKind::Group, "groups"), (RoomKind::Event, "events")] {
+        run.progress.phase(name);
+        let phase = Phase::start(name);
+        let rooms = snapshot::rooms(path, kind)?;
+        let outcomes = collect(rooms, concurrency, |r| {
+            let run = run.clone();
+            async move {
+                let key = room_key(r.tenant.as_str(), r.kind, r.slug.as_str());
+                let (app, r) = (run.app, &r);
+                let alias = app.identities.room_alias(&r.tenant, r.kind, &r.slug);
+                let alias = &alias;
+                run.step(
+                    key,
+                    1,
+                    async { Ok(json!({"state": cutover::read_room(app, alias).await?})) },
+                    |known| async move {
+                        let current = match known.get("state") {
+                            Some(state) => serde_json::from_value(state.clone()).ok().flatten(),
+                            None => cutover::read_room(app, alias).await?,
+                        };
+                        let spec = r.spec.clone();
+                        cutover::ensure_room(app, &r.tenant, r.kind, &r.slug, spec, r.lifecycle, current.as_ref()).await
+                    },
+                )
+                .await
+            }
+        })
+        .await;
+        report.rooms_created += phase.finish(&mut report, outcomes);
+    }
+
+    run.progress.phase("memberships");
+    let phase = Phase::start("memberships");
+    let buckets = MemberBuckets::spill(path, summary.memberships, 20_000)?;
+    let mut outcomes = Vec::new();
+    for index in 0..buckets.count() {
+        let rooms = buckets.bucket(index)?;
+        outcomes.extend(
+            collect(rooms, rooms_at_once(concurrency), |r| {
+                let run = run.clone();
+                async move {
+                    let key = members_key(r.tenant.as_str(), r.kind, r.slug.as_str());
+                    let (app, r) = (run.app, &r);
+                    let alias = app.identities.room_alias(&r.tenant, r.kind, &r.slug);
+                    let alias = &alias;
+                    run.step(
+                        key,
+                        r.members.len() as u64,
+                        async {
+                            let room = cutover::read_room(app, alias).await?;
+                            let members = room.as_ref().map(|room| room.members(app, &r.tenant));
+                            Ok(json!({"exists": room.is_some(), "members": members.unwrap_or_default()
+                                .iter().map(|(u, role)| json!({"userId": u.as_str(), "role": role})).collect::<Vec<_>>()}))
+                        },
+                        |_| async move {
+                            cutover::reconcile_members(app, &r.tenant, r.kind, &r.slug, &r.members, false).await?;
+                            Ok(false)
+                        },
+                    )
+                    .await
+                }
+            })
+            .await,
+        );
+    }
+    phase.finish(&mut report, outcomes);
+    run.progress.finish();
+
+    let flushed = run.recorder.flush().await;
+    report.seconds = started.elapsed().as_secs_f64();
+    let state = if report.failures.is_empty() && flushed.is_ok() { "complete" } else { "failed" };
+    let phases = serde_json::to_string(&report.phases).unwrap_or_default();
+    let values = [
+        ("phases", AttributeValue::S(phases)),
+        ("total", AttributeValue::N(total.to_string())),
+        ("failures", AttributeValue::N(report.failures.len().to_string())),
+        ("seconds", AttributeValue::N(format!("{:.3}", report.seconds))),
+    ];
+    record::set_meta(&app.store, &run_id, &values).await.map_err(backend)?;
+    record::finish(&app.store, &run_id, &summary.digest, state).await.map_err(backend)?;
+    if let Err(error) = flushed {
+        report.failures.push(Failure { entity: "run record".into(), error });
+    }
+    Ok(report)
+}
+
+/// Rooms reconciled at once: each reconcile joins up to 8 members at a time itself (the domain's bound), so
+/// `--concurrency N` keeps about N joins in flight with N/4 rooms (at least one).
+pub fn rooms_at_once(concurrency: usize) -> usize {
+    (concurrency / 4).max(1)
+}
+
+async fn collect<T, F, Fut>(items: impl IntoIterator<Item = T>, concurrency: usize, task: F) -> Vec<Outcome>
+where
+    F: Fn(T) -> Fut,
+    Fut: Future<Output = Outcome> + Send + 'static,
+{
+    let mut outcomes = Vec::new();
+    for_each(items, concurrency, task, |outcome| outcomes.push(outcome)).await;
+    outcomes
+}
+
+struct Phase {
+    name: &'static str,
+    started: Instant,
+}
+
+impl Phase {
+    fn start(name: &'static str) -> Phase {
+        Phase { name, started: Instant::now() }
+    }
+
+    /// Adds the phase to the report; returns how many entities it created.
+    fn finish(self, report: &mut RunReport, outcomes: Vec<Outcome>) -> u64 {
+        let mut phase = PhaseReport { phase: self.name, ..PhaseReport::default() };
+        let mut created = 0;
+        for outcome in outcomes {
+            phase.items += 1;
+            match outcome {
+                Outcome::Applied { created: now, units } => {
+                    phase.applied += 1;
+                    phase.units += units;
+                    created += u64::from(now);
+                }
+                Outcome::Skipped { units } => {
+                    phase.skipped += 1;
+                    phase.units += units;
+                }
+                Outcome::Failed { entity, error, units } => {
+                    phase.failed += 1;
+                    phase.units += units;
+                    report.failures.push(Failure { entity, error });
+                }
+            }
+        }
+        phase.seconds = self.started.elapsed().as_secs_f64();
+        phase.per_second = phase.units as f64 / phase.seconds.max(0.001);
+        report.phases.push(phase);
+        created
+    }
+}

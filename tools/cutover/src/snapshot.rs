@@ -1,0 +1,425 @@
+//! The snapshot (JSON Lines, `../shared/design/cutover.md`): records, the validation of the whole file before
+//! anything changes, and streaming reads for the phases of a run. Memberships are spilled into bucket files by
+//! room, so that a room's list is complete without holding every membership in memory.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use shared::domain::membership::Role;
+use shared::domain::room_lifecycle::{EventRoomInput, GroupRoomInput, Lifecycle, RoomSpec, Visibility};
+use shared::domain::users;
+use shared::identity::{RoomKind, Slug, TenantId, UserSlug};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Record {
+    User(UserRecord),
+    Group(GroupRecord),
+    Event(EventRecord),
+    Member(MemberRecord),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UserRecord {
+    pub tenant: String,
+    pub user_id: String,
+    pub display_name: String,
+    #[serde(default)]
+    pub avatar_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GroupRecord {
+    pub tenant: String,
+    pub slug: String,
+    pub name: String,
+    #[serde(default)]
+    pub topic: Option<String>,
+    pub visibility: Visibility,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EventRecord {
+    pub tenant: String,
+    pub slug: String,
+    pub name: String,
+    pub starts_at: String,
+    #[serde(default)]
+    pub ends_at: Option<String>,
+    #[serde(default)]
+    pub location: Option<String>,
+    #[serde(default)]
+    pub group_slug: Option<String>,
+    pub visibility: Visibility,
+    pub status: Lifecycle,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MemberRecord {
+    pub tenant: String,
+    pub kind: String,
+    pub slug: String,
+    pub user_id: String,
+    pub role: Role,
+}
+
+/// A validated user.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub tenant: TenantId,
+    pub user: UserSlug,
+    pub display_name: String,
+    pub avatar_url: Option<String>,
+}
+
+/// A validated group or event room.
+#[derive(Debug, Clone)]
+pub struct Room {
+    pub tenant: TenantId,
+    pub kind: RoomKind,
+    pub slug: Slug,
+    pub spec: RoomSpec,
+    pub lifecycle: Lifecycle,
+}
+
+/// One room's desired member list (possibly empty).
+#[derive(Debug, Clone)]
+pub struct RoomMembers {
+    pub tenant: TenantId,
+    pub kind: RoomKind,
+    pub slug: Slug,
+    pub members: Vec<(UserSlug, Role)>,
+}
+
+pub enum Valid {
+    User(User),
+    Room(Room),
+    Member(TenantId, RoomKind, Slug, UserSlug, Role),
+}
+
+/// What a validated snapshot holds.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub users: u64,
+    pub groups: u64,
+    pub events: u64,
+    pub memberships: u64,
+    pub tenants: Vec<String>,
+    /// SHA-256 of the file: the identity of a run's input.
+    pub digest: String,
+}
+
+/// Bad input: exit 2 with this message, nothing changed.
+#[derive(Debug)]
+pub struct Invalid(pub String);
+
+fn at(line: usize, message: impl std::fmt::Display) -> Invalid {
+    Invalid(format!("line {line}: {message}"))
+}
+
+fn kind_of(kind: &str) -> Result<RoomKind, String> {
+    RoomKind::from_path(kind).map_err(|_| format!("kind must be groups or events, not {kind:?}"))
+}
+
+/// Parses and validates one line with the functions' own validation (ids, names, times, avatar URLs).
+pub fn parse_line(text: &str) -> Result<Valid, String> {
+    let record: Record = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let tenant = |t: &str| TenantId::parse(t).map_err(|e| e.to_string());
+    Ok(match record {
+        Record::User(u) => {
+            let avatar = users::parse_avatar(Some(u.avatar_url.clone()), &[]).map_err(|e| e.to_string())?;
+            let avatar_url = match avatar {
+                users::AvatarChange::Mxc(mxc) => Some(mxc),
+                _ => None,
+            };
+            Valid::User(User {
+                tenant: tenant(&u.tenant)?,
+                user: UserSlug::parse(&u.user_id).map_err(|e| e.to_string())?,
+                display_name: users::validate_display_name(&u.display_name).map_err(|e| e.to_string())?,
+                avatar_url,
+            })
+        }
+        Record::Group(g) => Valid::Room(Room {
+            tenant: tenant(&g.tenant)?,
+            kind: RoomKind::Group,
+            slug: Slug::parse(&g.slug).map_err(|e| e.to_string())?,
+            spec: RoomSpec::group(GroupRoomInput { name: g.name, topic: g.topic, visibility: g.visibility })
+                .map_err(|e| e.to_string())?,
+            lifecycle: Lifecycle::Active,
+        }),
+        Record::Event(e) => Valid::Room(Room {
+            tenant: tenant(&e.tenant)?,
+            kind: RoomKind::Event,
+            slug: Slug::parse(&e.slug).map_err(|e| e.to_string())?,
+            spec: RoomSpec::event(EventRoomInput {
+                name: e.name,
+                topic: None,
+                starts_at: e.starts_at,
+                ends_at: e.ends_at,
+                location: e.location,
+                group_slug: e.group_slug,
+                visibility: e.visibility,
+            })
+            .map_err(|e| e.to_string())?,
+            lifecycle: e.status,
+        }),
+        Record::Member(m) => Valid::Member(
+            tenant(&m.tenant)?,
+            kind_of(&m.kind)?,
+            Slug::parse(&m.slug).map_err(|e| e.to_string())?,
+            UserSlug::parse(&m.user_id).map_err(|e| e.to_string())?,
+            m.role,
+        ),
+    })
+}
+
+fn key(parts: &[&str]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    parts.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Reads the whole file once: every line must parse and validate, no entity may appear twice, and every member,
+/// and every event's group, must name a user or room of the snapshot. Only hashes are kept, not records.
+pub fn validate(path: &Path) -> Result<Summary, Invalid> {
+    let file = File::open(path).map_err(|e| Invalid(format!("{}: {e}", path.display())))?;
+    let mut reader = BufReader::new(HashingReader { inner: file, hasher: Sha256::new() });
+    let (mut users, mut rooms, mut members) = (HashSet::new(), HashSet::new(), HashSet::new());
+    let mut references: Vec<(usize, u64, &'static str)> = Vec::new();
+    let mut tenants = std::collections::BTreeSet::new();
+    let mut summary = Summary::default();
+    let mut line = String::new();
+    let mut number = 0;
+    loop {
+        line.clear();
+        let read = reader.read_line(&mut line).map_err(|e| at(number + 1, format!("not UTF-8 text ({e})")))?;
+        if read == 0 {
+            break;
+        }
+        number += 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match parse_line(line.trim_end()).map_err(|e| at(number, e))? {
+            Valid::User(u) => {
+                tenants.insert(u.tenant.to_string());
+                if !users.insert(key(&[u.tenant.as_str(), u.user.as_str()])) {
+                    return Err(at(number, format!("user {} of {} is listed twice", u.user, u.tenant)));
+                }
+                summary.users += 1;
+            }
+            Valid::Room(r) => {
+                tenants.insert(r.tenant.to_string());
+                if !rooms.insert(key(&[r.tenant.as_str(), r.kind.as_str(), r.slug.as_str()])) {
+                    return Err(at(number, format!("{} {} of {} is listed twice", r.kind.as_str(), r.slug, r.tenant)));
+                }
+                if let Some(group) = &r.spec.group {
+                    references.push((number, key(&[r.tenant.as_str(), "group", group.as_str()]), "group"));
+                }
+                match r.kind {
+                    RoomKind::Group => summary.groups += 1,
+                    RoomKind::Event => summary.events += 1,
+                }
+            }
+            Valid::Member(tenant, kind, slug, user, _) => {
+                tenants.insert(tenant.to_string());
+                let room = [tenant.as_str(), kind.as_str(), slug.as_str()];
+                if !members.insert(key(&[tenant.as_str(), kind.as_str(), slug.as_str(), user.as_str()])) {
+                    return Err(at(number, format!("{user} is listed twice in {} {slug}", kind.as_str())));
+                }
+                references.push((number, key(&room), "room"));
+                references.push((number, key(&[tenant.as_str(), user.as_str()]), "user"));
+                summary.memberships += 1;
+            }
+        }
+    }
+    for (number, reference, what) in references {
+        let known = if what == "user" { users.contains(&reference) } else { rooms.contains(&reference) };
+        if !known {
+            return Err(at(number, format!("names a {what} that the snapshot does not contain")));
+        }
+    }
+    summary.tenants = tenants.into_iter().collect();
+    summary.digest = hex::encode(reader.into_inner().hasher.finalize());
+    Ok(summary)
+}
+
+struct HashingReader {
+    inner: File,
+    hasher: Sha256,
+}
+
+impl Read for HashingReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Streams the valid records of an already validated file.
+pub fn stream(path: &Path) -> Result<impl Iterator<Item = Valid>, Invalid> {
+    let file = File::open(path).map_err(|e| Invalid(format!("{}: {e}", path.display())))?;
+    Ok(BufReader::new(file).lines().map_while(Result::ok).filter_map(|line| parse_line(line.trim_end()).ok()))
+}
+
+pub fn users(path: &Path) -> Result<impl Iterator<Item = User>, Invalid> {
+    Ok(stream(path)?.filter_map(|v| if let Valid::User(u) = v { Some(u) } else { None }))
+}
+
+pub fn rooms(path: &Path, kind: RoomKind) -> Result<impl Iterator<Item = Room>, Invalid> {
+    Ok(stream(path)?.filter_map(move |v| match v {
+        Valid::Room(r) if r.kind == kind => Some(r),
+        _ => None,
+    }))
+}
+
+/// Every room's member list, bucket by bucket: the file is spilled into bucket files by room (about
+/// `per_bucket` memberships each), and one bucket at a time is held in memory.
+pub struct MemberBuckets {
+    dir: PathBuf,
+    buckets: usize,
+}
+
+impl MemberBuckets {
+    pub fn spill(path: &Path, memberships: u64, per_bucket: u64) -> Result<MemberBuckets, Invalid> {
+        let buckets = (memberships / per_bucket.max(1) + 1) as usize;
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let dir = std::env::temp_dir().join(format!("openmeet-cutover-{}-{nanos}", std::process::id()));
+        let io = |e: std::io::Error| Invalid(format!("spilling memberships to {}: {e}", dir.display()));
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        let mut files = (0..buckets)
+            .map(|i| File::create(dir.join(format!("{i}.tsv"))).map(BufWriter::new))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(io)?;
+        for valid in stream(path)? {
+            // Rooms are written too, so that a room nobody is listed in still gets its (empty) list.
+            let (tenant, kind, slug, member) = match valid {
+                Valid::Room(r) => (r.tenant, r.kind, r.slug, String::new()),
+                Valid::Member(tenant, kind, slug, user, role) => {
+                    (tenant, kind, slug, format!("{user}\t{}", role.as_str()))
+                }
+                Valid::User(_) => continue,
+            };
+            let bucket = (key(&[tenant.as_str(), kind.as_str(), slug.as_str()]) % buckets as u64) as usize;
+            writeln!(files[bucket], "{tenant}\t{}\t{slug}\t{member}", kind.path_segment()).map_err(io)?;
+        }
+        for file in &mut files {
+            file.flush().map_err(io)?;
+        }
+        Ok(MemberBuckets { dir, buckets })
+    }
+
+    /// The rooms of one bucket with their lists, in a stable order.
+    pub fn bucket(&self, index: usize) -> Result<Vec<RoomMembers>, Invalid> {
+        let path = self.dir.join(format!("{index}.tsv"));
+        let text = std::fs::read_to_string(&path).map_err(|e| Invalid(format!("{}: {e}", path.display())))?;
+        let mut rooms: BTreeMap<(String, String, String), Vec<(UserSlug, Role)>> = BTreeMap::new();
+        for line in text.lines() {
+            let fields: Vec<&str> = line.split('\t').collect();
+            let [tenant, kind, slug, rest @ ..] = fields.as_slice() else { continue };
+            let list = rooms.entry(((*tenant).to_owned(), (*kind).to_owned(), (*slug).to_owned())).or_default();
+            if let [user, role] = rest
+                && let (Ok(user), Ok(role)) = (UserSlug::parse(user), serde_json::from_value(serde_json::json!(role)))
+            {
+                list.push((user, role));
+            }
+        }
+        Ok(rooms
+            .into_iter()
+            .filter_map(|((tenant, kind, slug), members)| {
+                Some(RoomMembers {
+                    tenant: TenantId::parse(&tenant).ok()?,
+                    kind: RoomKind::from_path(&kind).ok()?,
+                    slug: Slug::parse(&slug).ok()?,
+                    members,
+                })
+            })
+            .collect())
+    }
+
+    pub fn count(&self) -> usize {
+        self.buckets
+    }
+}
+
+impl Drop for MemberBuckets {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write<S: AsRef<str>>(lines: &[S]) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("snapshot-test-{}.jsonl", uuid::Uuid::new_v4().simple()));
+        let text: Vec<&str> = lines.iter().map(AsRef::as_ref).collect();
+        std::fs::write(&path, text.join("\n")).expect("write");
+        path
+    }
+
+    const USER: &str = r#"{"type":"user","tenant":"acme","userId":"alice","displayName":"Alice","avatarUrl":null}"#;
+    const GROUP: &str =
+        r#"{"type":"group","tenant":"acme","slug":"chess","name":"Chess club","topic":null,"visibility":"public"}"#;
+    const EVENT: &str = r#"{"type":"event","tenant":"acme","slug":"launch","name":"Launch","startsAt":"2031-01-01T18:00:00Z","endsAt":null,"location":null,"groupSlug":"chess","visibility":"public","status":"active"}"#;
+    const MEMBER: &str =
+        r#"{"type":"member","tenant":"acme","kind":"groups","slug":"chess","userId":"alice","role":"owner"}"#;
+
+    #[test]
+    fn the_contracts_example_validates_in_any_order() {
+        let path = write(&[MEMBER, EVENT, GROUP, USER]);
+        let summary = validate(&path).expect("valid");
+        assert_eq!((summary.users, summary.groups, summary.events, summary.memberships), (1, 1, 1, 1));
+        assert_eq!(summary.tenants, ["acme"]);
+        assert_eq!(summary.digest.len(), 64);
+        let buckets = MemberBuckets::spill(&path, 1, 10).expect("spill");
+        let rooms: Vec<RoomMembers> = (0..buckets.count()).flat_map(|i| buckets.bucket(i).expect("bucket")).collect();
+        assert_eq!(rooms.len(), 2, "both rooms, the event with an empty list");
+        assert!(rooms.iter().any(|r| r.kind == RoomKind::Group && r.members.len() == 1));
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn the_sample_snapshot_validates() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/cutover-sample.jsonl");
+        let summary = validate(&path).expect("valid");
+        assert_eq!((summary.users, summary.groups, summary.events, summary.memberships), (4, 2, 3, 12));
+    }
+
+    #[test]
+    fn bad_lines_are_named() {
+        let cases = [
+            (
+                vec![
+                    USER.to_owned(),
+                    r#"{"type":"user","tenant":"acme","userId":"bob","displayName":"B","admin":true}"#.to_owned(),
+                ],
+                "line 2",
+            ),
+            (vec![USER.to_owned(), "{not json".to_owned()], "line 2"),
+            (vec![r#"{"type":"robot","tenant":"acme"}"#.to_owned()], "line 1"),
+            (vec![USER.to_owned(), USER.to_owned()], "line 2"),
+            (vec![USER.to_owned(), GROUP.to_owned(), MEMBER.replace("alice", "zed")], "line 3"),
+            (vec![USER.to_owned(), EVENT.to_owned()], "line 2"),
+            (vec![r#"{"type":"user","tenant":"Acme","userId":"a","displayName":"A"}"#.to_owned()], "line 1"),
+        ];
+        for (lines, expected) in cases {
+            let path = write(&lines);
+            let error = validate(&path).expect_err("invalid");
+            assert!(error.0.starts_with(expected), "{lines:?}: {}", error.0);
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
