@@ -30,13 +30,15 @@ export function groupBySpace(client) {
     .map((room) => ({ room, identity: roomIdentity(room) }))
     .filter(({ identity }) => identity && (identity.kind === "group" || identity.kind === "event"));
   const spaces = new Map();
+  // A group's space (`#om_{tenant}.space.{slug}`) rather than the tenant's space, which holds every user.
+  const joinedSpaces = rooms
+    .filter((room) => room.isSpaceRoom())
+    .sort((a, b) => Number(parseAlias(b.getCanonicalAlias())?.kind === "space") - Number(parseAlias(a.getCanonicalAlias())?.kind === "space"));
   const parentOf = (room) => {
-    const joinedSpace = rooms.find(
-      (space) => space.isSpaceRoom() && space.currentState.getStateEvents("m.space.child", room.roomId)?.getContent()?.via,
-    );
+    const joinedSpace = joinedSpaces.find((space) => space.currentState.getStateEvents("m.space.child", room.roomId)?.getContent()?.via);
     if (joinedSpace) return joinedSpace.roomId;
-    const parent = room.currentState.getStateEvents("m.space.parent").find((event) => event.getContent()?.via);
-    return parent?.getStateKey() ?? null;
+    const parents = room.currentState.getStateEvents("m.space.parent").filter((event) => event.getContent()?.via);
+    return (parents.find((event) => event.getContent().canonical) ?? parents[0])?.getStateKey() ?? null;
   };
   const loose = [];
   for (const entry of chatRooms) {

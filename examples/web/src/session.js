@@ -32,7 +32,8 @@ export class MatrixSession {
     clearTimeout(this.timer);
     const expiresInMs = answer.expiresInMs;
     if (Number.isFinite(expiresInMs) && expiresInMs > 0) {
-      const delay = Math.max(1_000, Math.min(expiresInMs - RENEW_BEFORE_MS, expiresInMs * 0.8));
+      // Ahead of the expiry by 30 s, or by a fifth of the lifetime when that is shorter (30 s in the local stack).
+      const delay = expiresInMs - Math.min(RENEW_BEFORE_MS, expiresInMs / 5);
       this.timer = setTimeout(() => this.renew().catch(() => {}), delay);
     }
     this.onChange?.(this, via);

@@ -25,10 +25,14 @@ export async function signedIn(browser, tenant, displayName, errors) {
   const context = await browser.newContext({ bypassCSP: true, viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
   page.on("pageerror", (error) => errors.push(`${displayName}: ${error.message}`));
+  // The session the API handed the page (its lifetime and whether it has a refresh token).
+  const session = page
+    .waitForResponse((response) => response.url().endsWith("/v1/me/matrix-session") && response.request().method() === "POST")
+    .then((response) => response.json());
   await page.goto(`${BASE}/web/?tenant=${tenant}`);
   await page.getByRole("button", { name: `Sign in as ${displayName}` }).click();
   await openRoom(page, "riverside-hikers");
-  return { context, page };
+  return { context, page, session: await session };
 }
 
 export async function openRoom(page, slug) {

@@ -153,6 +153,20 @@ test("A's session expires mid-conversation; the page renews it and carries on in
   await shot(a.page, "05-a-after-renewal");
 });
 
+test("A's token reaches the end of its lifetime; the page refreshes it ahead and carries on", async () => {
+  // The local stack's browser sessions live 30 s (OPENMEET_LOCAL_SESSION_LIFETIME), so a refresh comes soon.
+  assert.ok(a.session.refreshToken, "the session has a refresh token");
+  assert.ok(a.session.expiresInMs <= 120_000, `a short session lifetime in the local stack (got ${a.session.expiresInMs} ms)`);
+  const refreshed = await a.page.waitForResponse((response) => response.url().endsWith("/_matrix/client/v3/refresh"), {
+    timeout: a.session.expiresInMs + 30_000,
+  });
+  assert.equal(refreshed.status(), 200);
+  await send(b.page, `after refresh ${run}`);
+  await message(a.page, `after refresh ${run}`).waitFor();
+  await send(a.page, `still chatting ${run}`);
+  await message(b.page, `still chatting ${run}`).waitFor();
+});
+
 test("keyboard: arrows move through rooms and messages", async () => {
   const page = a.page;
   await page.locator('.room-button[aria-current="true"]').focus();
