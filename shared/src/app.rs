@@ -55,7 +55,7 @@ impl App {
             (None, None) => return Err(InitError::Config(ConfigError::Missing("OPENMEET_QUEUE_URL"))),
         };
         let queue = Queue::new(sqs, queue_address);
-        let credentials = Credentials::new(store.clone(), vault.clone(), homeserver.clone(), identities.clone());
+        let credentials = Credentials::new(homeserver.clone(), identities.clone());
         Ok(App {
             jwt: JwtVerifier::new(&config.jwt_secrets),
             config,

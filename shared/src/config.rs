@@ -30,6 +30,18 @@ pub struct Config {
     pub avatar_hosts: Vec<String>,
     pub retry: RetryPolicy,
     pub reconcile: ReconcileLimits,
+    pub sessions: SessionLimits,
+    /// Write limits of the API, per user, per tenant and for the service (see `crate::ratelimit`).
+    pub rate_limits: crate::ratelimit::RateLimits,
+}
+
+/// Browser sessions: how many web devices a user keeps, and when an unused one is logged out.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    /// Beyond this many web devices, the least recently used is logged out.
+    pub max_web_devices: usize,
+    /// The scheduled sweep logs out web devices unused for longer than this.
+    pub idle_after: Duration,
 }
 
 /// When a reconcile runs in the background, and in what slices.
@@ -51,7 +63,11 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
 }
 
-fn number(get: &impl Fn(&str) -> Option<String>, name: &'static str, default: u64) -> Result<u64, ConfigError> {
+pub(crate) fn number(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+) -> Result<u64, ConfigError> {
     match get(name) {
         Some(value) => {
             value.parse().map_err(|e: std::num::ParseIntError| ConfigError::Invalid { name, reason: e.to_string() })
@@ -117,6 +133,11 @@ impl Config {
                 inline_changes: number(&get, "OPENMEET_RECONCILE_INLINE_CHANGES", 100)? as usize,
                 slice: Duration::from_millis(number(&get, "OPENMEET_RECONCILE_SLICE_MS", 20_000)?),
             },
+            sessions: SessionLimits {
+                max_web_devices: number(&get, "OPENMEET_MAX_WEB_DEVICES", 10)?.max(1) as usize,
+                idle_after: Duration::from_secs(number(&get, "OPENMEET_SESSION_IDLE_SECS", 30 * 24 * 60 * 60)?),
+            },
+            rate_limits: crate::ratelimit::RateLimits::from_lookup(&get)?,
             public_homeserver_url: get("MATRIX_PUBLIC_URL").unwrap_or(homeserver_url),
             user_prefix,
             platform_localpart: get("MATRIX_PLATFORM_LOCALPART").unwrap_or_else(|| "openmeet".to_owned()),

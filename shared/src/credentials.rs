@@ -1,144 +1,70 @@
-//! Acting as a user, server-side, with a device-bound token.
+//! Acting as a user, server-side: the appservice asserts the user on their fixed server device.
 //!
-//! Each OpenMeet user has one server device, [`SERVER_DEVICE`], whose token is minted by appservice login. Because
-//! the device is fixed, Synapse deduplicates transaction ids per (user, device) across token re-mints and restarts
-//! (see docs/adr/0001-credentials.md). The token is KMS-sealed in DynamoDB with a 2-hour sliding TTL and cached in
-//! memory for a few minutes; a 401 `M_UNKNOWN_TOKEN` re-mints once and retries.
+//! Every call the platform makes for a user (their messages, profile, push rules, direct-room account data) is an
+//! appservice request with `?user_id=…&device_id=OPENMEET_SERVER`. The appservice is registered with
+//! `rate_limited: false`, so work done for users at volume is never starved by the homeserver's per-user limits,
+//! while the tokens browsers hold are limited like any client's. Because the device is fixed, Synapse deduplicates
+//! transaction ids per (user, device), persistently for 24 h (see docs/adr/0001-credentials.md). No user token is
+//! minted, stored or cached for this.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::AttributeValue;
-use ruma::UserId;
-use serde_json::json;
+use ruma::{OwnedDeviceId, UserId};
+use serde_json::{Value, json};
 
-use crate::aws::store::{self, Store};
-use crate::aws::vault::{CredentialScope, Vault};
 use crate::error::ApiError;
-use crate::homeserver::{AccessToken, Acting, Homeserver, HomeserverError};
+use crate::homeserver::{AccessToken, Acting, Homeserver, HomeserverError, UserDevice, encode};
 use crate::identity::{Identities, TenantId, UserSlug};
 
 /// The device id of every user's server-side device. Browsers may not claim it.
 pub const SERVER_DEVICE: &str = "OPENMEET_SERVER";
-const PURPOSE: &str = "server-device";
-/// Unused this long, a stored credential is dropped by DynamoDB TTL.
-pub const IDLE_LIFETIME: Duration = Duration::from_secs(2 * 60 * 60);
-/// The TTL is pushed forward at most this often, so a busy user does not cost a write per request.
-const TOUCH_INTERVAL: Duration = Duration::from_secs(10 * 60);
-/// How long a decrypted token stays in this container's memory.
-const MEMORY_TTL: Duration = Duration::from_secs(5 * 60);
-
-struct Cached {
-    token: AccessToken,
-    cached_at: Instant,
-}
 
 pub struct Credentials {
-    store: Store,
-    vault: Vault,
     homeserver: Homeserver,
     identities: Identities,
-    cache: Mutex<HashMap<CredentialScope, Cached>>,
 }
 
 impl Credentials {
-    pub fn new(store: Store, vault: Vault, homeserver: Homeserver, identities: Identities) -> Self {
-        Credentials { store, vault, homeserver, identities, cache: Mutex::new(HashMap::new()) }
+    pub fn new(homeserver: Homeserver, identities: Identities) -> Self {
+        Credentials { homeserver, identities }
     }
 
-    fn scope(tenant: &TenantId, user: &UserSlug) -> CredentialScope {
-        CredentialScope {
-            tenant: tenant.to_string(),
-            user: user.to_string(),
-            purpose: PURPOSE,
-            device: SERVER_DEVICE.to_owned(),
-        }
+    /// The identity server-side calls for this user run under.
+    pub fn server_device(&self, tenant: &TenantId, user: &UserSlug) -> UserDevice {
+        UserDevice { user: self.identities.matrix_user_id(tenant, user), device: OwnedDeviceId::from(SERVER_DEVICE) }
     }
 
-    pub fn record_key(tenant: &TenantId, user: &UserSlug) -> (String, String) {
-        (user_partition(tenant, user), format!("CRED#{PURPOSE}#{SERVER_DEVICE}"))
-    }
-
-    /// Runs `call` with the user's server token; on `M_UNKNOWN_TOKEN` re-mints once and runs it again.
+    /// Runs `call` as the user on their server device; when the homeserver does not know the device (a new user,
+    /// or someone deleted it), creates it and runs the call once more.
     pub async fn as_user<T, F, Fut>(&self, tenant: &TenantId, user: &UserSlug, call: F) -> Result<T, ApiError>
     where
-        F: Fn(AccessToken) -> Fut,
+        F: Fn(UserDevice) -> Fut,
         Fut: Future<Output = Result<T, HomeserverError>>,
     {
-        let token = self.server_token(tenant, user).await?;
-        match call(token).await {
-            Err(HomeserverError::UnknownToken) => {
-                tracing::info!(tenant = %tenant, user = %user, "server token unknown to the homeserver; re-minting");
-                self.forget(tenant, user).await?;
-                let token = self.mint(tenant, user).await?;
-                Ok(call(token).await?)
+        let identity = self.server_device(tenant, user);
+        match call(identity.clone()).await {
+            Err(error) if is_unknown_device(&error) => {
+                tracing::info!(tenant = %tenant, user = %user, "server device unknown to the homeserver; creating it");
+                ensure_device(&self.homeserver, &identity.user, SERVER_DEVICE).await?;
+                Ok(call(identity).await?)
             }
             other => Ok(other?),
         }
     }
+}
 
-    /// The user's server token: memory, else the sealed record, else a fresh login.
-    pub async fn server_token(&self, tenant: &TenantId, user: &UserSlug) -> Result<AccessToken, ApiError> {
-        let scope = Self::scope(tenant, user);
-        if let Some(token) = self.cached(&scope) {
-            return Ok(token);
-        }
-        let (pk, sk) = Self::record_key(tenant, user);
-        if let Some(item) = self.store.get(&pk, &sk).await?
-            && let Some(ciphertext) = store::binary(&item, "ciphertext")
-            && let Some(token) = self.vault.open(&scope, ciphertext).await?
-        {
-            let expires_at = store::number(&item, store::TTL_ATTRIBUTE).unwrap_or(0);
-            let now = store::now_secs();
-            if expires_at < now + IDLE_LIFETIME.as_secs() - TOUCH_INTERVAL.as_secs() {
-                self.store.set_expiry(&pk, &sk, now + IDLE_LIFETIME.as_secs()).await?;
-            }
-            self.remember(scope, &token);
-            return Ok(token);
-        }
-        self.mint(tenant, user).await
-    }
+/// Masquerading with a `device_id` the user does not have answers `400 M_UNKNOWN_DEVICE`.
+pub fn is_unknown_device(error: &HomeserverError) -> bool {
+    error.errcode() == Some("M_UNKNOWN_DEVICE")
+}
 
-    async fn mint(&self, tenant: &TenantId, user: &UserSlug) -> Result<AccessToken, ApiError> {
-        let user_id = self.identities.matrix_user_id(tenant, user);
-        let token = login_device(&self.homeserver, &user_id, SERVER_DEVICE, "OpenMeet server").await?;
-        let scope = Self::scope(tenant, user);
-        let ciphertext = self.vault.seal(&scope, &token).await?;
-        let (pk, sk) = Self::record_key(tenant, user);
-        let mut item = store::keyed(&pk, &sk);
-        item.insert("ciphertext".into(), AttributeValue::B(ciphertext.into()));
-        item.insert(
-            store::TTL_ATTRIBUTE.into(),
-            AttributeValue::N((store::now_secs() + IDLE_LIFETIME.as_secs()).to_string()),
-        );
-        self.store.put(item).await?;
-        self.remember(scope, &token);
-        Ok(token)
-    }
-
-    /// Drops the user's server credential everywhere this container can see it.
-    pub async fn forget(&self, tenant: &TenantId, user: &UserSlug) -> Result<(), ApiError> {
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.remove(&Self::scope(tenant, user));
-        }
-        let (pk, sk) = Self::record_key(tenant, user);
-        self.store.delete(&pk, &sk).await?;
-        Ok(())
-    }
-
-    fn cached(&self, scope: &CredentialScope) -> Option<AccessToken> {
-        let cache = self.cache.lock().ok()?;
-        cache.get(scope).filter(|entry| entry.cached_at.elapsed() < MEMORY_TTL).map(|entry| entry.token.clone())
-    }
-
-    fn remember(&self, scope: CredentialScope, token: &AccessToken) {
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.retain(|_, entry| entry.cached_at.elapsed() < MEMORY_TTL);
-            cache.insert(scope, Cached { token: token.clone(), cached_at: Instant::now() });
-        }
-    }
+/// Creates the user's device through the admin API; a no-op when it exists.
+pub async fn ensure_device(homeserver: &Homeserver, user_id: &UserId, device_id: &str) -> Result<(), HomeserverError> {
+    let path = format!("/_synapse/admin/v2/users/{}/devices", encode(user_id.as_str()));
+    homeserver
+        .call::<Value>(reqwest::Method::POST, &path, Acting::Platform, Some(&json!({"device_id": device_id})))
+        .await
+        .map(|_| ())
 }
 
 /// The partition of everything stored about one user.
@@ -146,26 +72,47 @@ pub fn user_partition(tenant: &TenantId, user: &UserSlug) -> String {
     format!("T#{tenant}#U#{user}")
 }
 
-/// Appservice login bound to `device_id`: the same id gives the same device (and transaction scope) every time.
+/// A refreshable browser session as the homeserver issued it.
+pub struct DeviceLogin {
+    pub access_token: AccessToken,
+    pub refresh_token: AccessToken,
+    pub expires_in_ms: u64,
+}
+
+/// Appservice login bound to `device_id` with `refresh_token: true`: the same id gives the same device every time,
+/// and the access token expires after the homeserver's `refreshable_access_token_lifetime`.
 pub async fn login_device(
     homeserver: &Homeserver,
     user_id: &UserId,
     device_id: &str,
     display_name: &str,
-) -> Result<AccessToken, HomeserverError> {
+) -> Result<DeviceLogin, HomeserverError> {
     #[derive(serde::Deserialize)]
     struct LoginResponse {
         access_token: String,
+        refresh_token: Option<String>,
+        expires_in_ms: Option<u64>,
     }
     let body = json!({
         "type": "m.login.application_service",
         "identifier": {"type": "m.id.user", "user": user_id.as_str()},
         "device_id": device_id,
         "initial_device_display_name": display_name,
+        "refresh_token": true,
     });
     let response: Result<LoginResponse, _> =
         homeserver.call(reqwest::Method::POST, "/_matrix/client/v3/login", Acting::Platform, Some(&body)).await;
     crate::metrics::auth(crate::metrics::AuthKind::HomeserverLogin, response.is_ok());
     let response = response?;
-    Ok(AccessToken::new(response.access_token))
+    // A homeserver that does not issue refreshable tokens would hand the browser a token that never expires.
+    let (Some(refresh_token), Some(expires_in_ms)) = (response.refresh_token, response.expires_in_ms) else {
+        return Err(HomeserverError::InvalidResponse(
+            "the homeserver issued no refresh token (refreshable sessions are off)".into(),
+        ));
+    };
+    Ok(DeviceLogin {
+        access_token: AccessToken::new(response.access_token),
+        refresh_token: AccessToken::new(refresh_token),
+        expires_in_ms,
+    })
 }

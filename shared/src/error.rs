@@ -26,6 +26,9 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("the homeserver is rate limiting these requests")]
     RateLimited { retry_after: Duration },
+    /// The API's own write limit (`crate::ratelimit`); `scope` says whose budget is spent.
+    #[error("too many writes by {scope} in this window; try again after Retry-After seconds")]
+    TooManyRequests { retry_after: Duration, scope: &'static str },
     #[error("the homeserver is unavailable; try again later")]
     HomeserverUnavailable { retry_after: Duration },
     #[error("the homeserver refused the request: {0}")]
@@ -64,7 +67,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => 405,
             ApiError::Conflict { .. } => 409,
             ApiError::PayloadTooLarge(_) => 413,
-            ApiError::RateLimited { .. } => 429,
+            ApiError::RateLimited { .. } | ApiError::TooManyRequests { .. } => 429,
             ApiError::HomeserverRejected(_) => 502,
             ApiError::HomeserverUnavailable { .. } | ApiError::DependencyUnavailable { .. } => 503,
             ApiError::Internal => 500,
@@ -81,7 +84,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
-            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::RateLimited { .. } | ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::HomeserverUnavailable { .. } => "homeserver_unavailable",
             ApiError::HomeserverRejected(_) => "homeserver_error",
             ApiError::DependencyUnavailable { .. } => "dependency_unavailable",
@@ -94,6 +97,7 @@ impl ApiError {
         matches!(
             self,
             ApiError::RateLimited { .. }
+                | ApiError::TooManyRequests { .. }
                 | ApiError::HomeserverUnavailable { .. }
                 | ApiError::DependencyUnavailable { .. }
                 | ApiError::Internal
@@ -104,6 +108,7 @@ impl ApiError {
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
             ApiError::RateLimited { retry_after }
+            | ApiError::TooManyRequests { retry_after, .. }
             | ApiError::HomeserverUnavailable { retry_after }
             | ApiError::DependencyUnavailable { retry_after } => {
                 Some(retry_after.as_millis().div_ceil(1000).max(1) as u64)

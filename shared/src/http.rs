@@ -9,6 +9,7 @@ use lambda_http::{Body, Request, Response};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::app::App;
 use crate::auth::{Caller, JwtVerifier, Role};
 use crate::error::ApiError;
 use crate::routes::{Access, Function, PathParams, Route, RouteId, RouteMatch, match_route};
@@ -74,7 +75,7 @@ impl Reply {
 }
 
 /// Serves one Lambda (or local gateway) request for `function`.
-pub async fn serve<F, Fut>(verifier: &JwtVerifier, function: Function, request: Request, handler: F) -> Response<Body>
+pub async fn serve<F, Fut>(app: &App, function: Function, request: Request, handler: F) -> Response<Body>
 where
     F: FnOnce(ApiRequest) -> Fut,
     Fut: Future<Output = Result<Reply, ApiError>>,
@@ -89,12 +90,16 @@ where
         route = tracing::field::Empty,
         tenant = tracing::field::Empty
     );
-    let (route, tenant, outcome) = match prepare(verifier, function, request) {
+    let (route, tenant, outcome) = match prepare(&app.jwt, function, request) {
         Ok(prepared) => {
             let route = prepared.route;
             let tenant = prepared.caller.as_ref().map(|c| c.tenant.to_string()).unwrap_or_default();
             span.record("route", route.operation_id).record("tenant", tenant.as_str());
-            let outcome = tracing::Instrument::instrument(handler(prepared), span.clone()).await;
+            let outcome = async {
+                limit_writes(app, &prepared).await?;
+                handler(prepared).await
+            };
+            let outcome = tracing::Instrument::instrument(outcome, span.clone()).await;
             (Some(route), tenant, outcome)
         }
         // Refused before the handler (token, access rule, body size): still name the route when the path matched.
@@ -125,6 +130,14 @@ where
         tracing::info!(%method, %request_id, route, %tenant, status, latency_ms, "request served");
     }
     response
+}
+
+/// Every write (any method but GET) counts against the caller's budgets, here, before the handler runs.
+async fn limit_writes(app: &App, request: &ApiRequest) -> Result<(), ApiError> {
+    match (&request.route.method, request.caller.as_ref()) {
+        (&http::Method::GET, _) | (_, None) => Ok(()),
+        (_, Some(caller)) => crate::ratelimit::check(&app.store, &app.config.rate_limits, caller).await,
+    }
 }
 
 fn route_of(function: Function, method: &http::Method, path: &str) -> Option<&'static Route> {

@@ -12,6 +12,7 @@ pub mod homeserver;
 pub mod http;
 pub mod identity;
 pub mod metrics;
+pub mod ratelimit;
 pub mod routes;
 
 pub use app::App;

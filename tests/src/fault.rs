@@ -53,6 +53,9 @@ pub enum ProxyMode {
     DropNextSendAnswer = 1,
     /// Every connection is closed at once.
     Refuse = 2,
+    /// Room message sends are answered `429 M_LIMIT_EXCEEDED` by the proxy itself (they never reach the
+    /// homeserver), as Synapse answers a rate-limited sender; everything else passes.
+    RateLimitSends = 3,
 }
 
 /// A loopback TCP proxy in front of the homeserver.
@@ -103,6 +106,10 @@ async fn relay(mut client: TcpStream, upstream: &str, mode: &AtomicU8) {
                     return;
                 }
                 let is_send = contains(chunk, b"/send/m.room.message/");
+                if current == ProxyMode::RateLimitSends as u8 && is_send {
+                    let _ = client.write_all(LIMIT_EXCEEDED).await;
+                    return;
+                }
                 if server.write_all(chunk).await.is_err() { return; }
                 if current == ProxyMode::DropNextSendAnswer as u8 && is_send {
                     // Let the homeserver process it, then vanish: the caller never learns the outcome.
@@ -120,6 +127,8 @@ async fn relay(mut client: TcpStream, upstream: &str, mode: &AtomicU8) {
         }
     }
 }
+
+const LIMIT_EXCEEDED: &[u8] = b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: 79\r\n\r\n{\"errcode\":\"M_LIMIT_EXCEEDED\",\"error\":\"Too Many Requests\",\"retry_after_ms\":500}";
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|window| window == needle)

@@ -148,7 +148,8 @@ impl Stack {
         answer(request, base).await
     }
 
-    /// Calls the homeserver directly with the given token (the platform's appservice token by default).
+    /// Calls the homeserver directly with the given token (the platform's appservice token by default). A browser
+    /// session's token (from [`Stack::session`]) is refreshed when it has expired, as a Matrix client does.
     pub async fn matrix(
         &self,
         method: Method,
@@ -156,7 +157,25 @@ impl Stack {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let token = token.unwrap_or_else(|| self.var("MATRIX_AS_TOKEN"));
+        let Some(held) = token else {
+            return self.matrix_raw(method, path, self.var("MATRIX_AS_TOKEN"), body).await;
+        };
+        let current = refreshed_token(held);
+        let (status, value) = self.matrix_raw(method.clone(), path, &current, body.clone()).await;
+        if status == StatusCode::UNAUTHORIZED && value["soft_logout"] == true && self.refresh_session(held).await {
+            return self.matrix_raw(method, path, &refreshed_token(held), body).await;
+        }
+        (status, value)
+    }
+
+    /// Calls the homeserver directly with exactly this token (never refreshed).
+    pub async fn matrix_raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut request = self.http.request(method, format!("{}{path}", self.homeserver)).bearer_auth(token);
         if let Some(body) = body {
             request = request.json(&body);
@@ -165,6 +184,31 @@ impl Stack {
         let status = response.status();
         let value = response.json::<Value>().await.unwrap_or(Value::Null);
         (status, value)
+    }
+
+    /// Renews a session token held by a test with its refresh token (`POST /refresh`); `false` if it cannot be.
+    async fn refresh_session(&self, held: &str) -> bool {
+        let Some(refresh) = sessions().lock().ok().and_then(|map| map.get(held).map(|(_, refresh)| refresh.clone()))
+        else {
+            return false;
+        };
+        let response = self
+            .http
+            .post(format!("{}/_matrix/client/v3/refresh", self.homeserver))
+            .json(&json!({"refresh_token": refresh}))
+            .send()
+            .await;
+        let Ok(response) = response else { return false };
+        let Ok(body) = response.json::<Value>().await else { return false };
+        let (Some(access), Some(refresh)) = (body["access_token"].as_str(), body["refresh_token"].as_str()) else {
+            return false;
+        };
+        record_secret(access);
+        record_secret(refresh);
+        if let Ok(mut map) = sessions().lock() {
+            map.insert(held.to_owned(), (access.to_owned(), refresh.to_owned()));
+        }
+        true
     }
 
     pub fn matrix_user_id(&self, tenant: &str, user: &str) -> String {
@@ -191,10 +235,36 @@ impl Stack {
         let (status, session) =
             self.api(Method::POST, "/v1/me/matrix-session", Some(&self.user_jwt(tenant, user, None)), Some(body)).await;
         assert_eq!(status, 200, "session for {user}: {session}");
-        let token = session["accessToken"].as_str().expect("accessToken").to_owned();
-        record_secret(&token);
+        let token = remember_session(&session);
         (token, session["deviceId"].as_str().expect("deviceId").to_owned())
     }
+}
+
+/// Remembers a `POST /v1/me/matrix-session` answer so that [`Stack::matrix`] renews its token once it expires, as a
+/// Matrix client does; returns the access token.
+pub fn remember_session(session: &Value) -> String {
+    let token = session["accessToken"].as_str().expect("accessToken").to_owned();
+    let refresh = session["refreshToken"].as_str().expect("refreshToken").to_owned();
+    record_secret(&token);
+    record_secret(&refresh);
+    if let Ok(mut map) = sessions().lock() {
+        map.insert(token.clone(), (token.clone(), refresh));
+    }
+    token
+}
+
+/// Session tokens handed out by [`Stack::session`]: the token a test holds → (its current renewal, refresh token).
+fn sessions() -> &'static std::sync::Mutex<HashMap<String, (String, String)>> {
+    static SESSIONS: OnceLock<std::sync::Mutex<HashMap<String, (String, String)>>> = OnceLock::new();
+    SESSIONS.get_or_init(Default::default)
+}
+
+fn refreshed_token(held: &str) -> String {
+    sessions()
+        .lock()
+        .ok()
+        .and_then(|map| map.get(held).map(|(current, _)| current.clone()))
+        .unwrap_or_else(|| held.to_owned())
 }
 
 /// Sends an API request; returns status and JSON body (Null when empty, the text when not JSON).

@@ -1,7 +1,7 @@
 //! Messages, reactions, notification levels and media against the real homeserver. Every effect is read back from
 //! Synapse with the member's own browser session (raw `/messages`, `/event`, `/pushrules`, media downloads).
 
-use integration_tests::{encode_path, record_secret, stack, unique};
+use integration_tests::{encode_path, remember_session, stack, unique};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -46,9 +46,10 @@ async fn api(method: Method, path: &str, token: Option<&str>, body: Option<Value
     send(request).await
 }
 
-/// Calls the homeserver directly with a member's own session.
+/// Calls the homeserver directly with a member's own session (renewed by the harness once it expires).
 async fn matrix(method: Method, path: &str, session: &str) -> (u16, Value) {
-    send(client().request(method, format!("{}{path}", stack().homeserver)).bearer_auth(session)).await
+    let (status, body) = stack().matrix(method, path, Some(session), None).await;
+    (status.as_u16(), body)
 }
 
 /// A group room with members, and a browser session per member for reading the homeserver directly.
@@ -87,8 +88,7 @@ impl Room {
             let (status, session) =
                 api(Method::POST, "/v1/me/matrix-session", Some(&jwt), Some(json!({"deviceId": "TESTS"}))).await;
             assert_eq!(status, 200, "session for {user}: {session}");
-            let session = session["accessToken"].as_str().expect("accessToken").to_owned();
-            record_secret(&session);
+            let session = remember_session(&session);
             joined.push(Member { jwt, user, session });
         }
         Room {

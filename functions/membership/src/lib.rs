@@ -11,7 +11,7 @@ use shared::routes::{Function, RouteId};
 use shared::{ApiError, App};
 
 pub async fn serve(app: &App, request: Request) -> Response<Body> {
-    shared::http::serve(&app.jwt, Function::Membership, request, |request| handle(app, request)).await
+    shared::http::serve(app, Function::Membership, request, |request| handle(app, request)).await
 }
 
 /// Every input is validated before the room is resolved, so a bad request changes (and costs) nothing.

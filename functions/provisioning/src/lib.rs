@@ -9,7 +9,7 @@ use shared::routes::{Function, RouteId};
 use shared::{ApiError, App};
 
 pub async fn serve(app: &App, request: Request) -> Response<Body> {
-    shared::http::serve(&app.jwt, Function::Provisioning, request, |request| handle(app, request)).await
+    shared::http::serve(app, Function::Provisioning, request, |request| handle(app, request)).await
 }
 
 async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {

@@ -8,6 +8,11 @@ use rand::Rng;
 use shared::App;
 use shared::domain::operations::{self, QueuedOperation, ReplayError};
 
+/// An EventBridge schedule's event (the session sweep), as opposed to an SQS batch.
+pub fn is_scheduled(event: &serde_json::Value) -> bool {
+    event.get("detail-type").and_then(serde_json::Value::as_str) == Some("Scheduled Event")
+}
+
 /// Processes a batch in order. Once a record of a message group (a room) fails, the later records of that group
 /// fail too without being tried, so nothing overtakes it.
 /// `deadline`: when the invocation ends (Lambda's), if it does.

@@ -261,14 +261,43 @@ pub async fn defer(app: &App, caller: &Caller, operation_id: String, operation: 
     if let store::PutOutcome::Exists(_) = app.store.put_if_absent(item).await? {
         return Ok(Queued { status: "queued", operation_id });
     }
-    if let Some(room_id) = operation.room_id() {
-        adjust_backlog(app, room_id, 1).await?;
+    // A user's queued text is findable from the user, so that deleting the user discards it.
+    if let (Operation::SendEvent { user: Some(_), .. }, Some(user)) = (&operation, caller.user()) {
+        let ref_item =
+            store::keyed(&crate::credentials::user_partition(&caller.tenant, user), &format!("OPREF#{operation_id}"));
+        if let Err(error) = app.store.put(ref_item).await {
+            undo_record(app, &pk).await;
+            return Err(error.into());
+        }
+    }
+    if let Some(room_id) = operation.room_id()
+        && let Err(error) = adjust_backlog(app, room_id, 1).await
+    {
+        undo_record(app, &pk).await;
+        return Err(error.into());
     }
     let body = serde_json::to_string(&QueuedOperation { operation_id: operation_id.clone() })
         .map_err(|_| ApiError::Internal)?;
-    app.queue.send_ordered(body, &operation.group(), &operation_id).await?;
+    if let Err(error) = app.queue.send_ordered(body, &operation.group(), &operation_id).await {
+        // Nothing is queued: the room's backlog must not stay raised (later writes would queue behind nothing),
+        // and the record goes, so that a retry of the request defers afresh.
+        if let Some(room_id) = operation.room_id()
+            && let Err(undo) = adjust_backlog(app, room_id, -1).await
+        {
+            tracing::error!(error = %undo, operation_id = %operation_id, "could not lower the backlog of a failed enqueue");
+        }
+        undo_record(app, &pk).await;
+        return Err(error.into());
+    }
     tracing::info!(operation_id = %operation_id, "write deferred to the retry queue");
     Ok(Queued { status: "queued", operation_id })
+}
+
+/// Removes the record of an operation that could not be queued (best effort: the caller reports the failure).
+async fn undo_record(app: &App, pk: &str) {
+    if let Err(error) = app.store.delete(pk, "OP").await {
+        tracing::error!(error = %error, operation = pk, "could not remove the record of an operation never queued");
+    }
 }
 
 fn owner_of(caller: &Caller) -> String {
@@ -516,24 +545,21 @@ async fn execute(app: &App, operation: &Operation) -> Result<Option<String>, Hom
                 Some(user) => {
                     let tenant = TenantId::parse(tenant).map_err(|_| invalid("tenant"))?;
                     let user = UserSlug::parse(user).map_err(|_| invalid("user"))?;
-                    let token = app.credentials.server_token(&tenant, &user).await.map_err(api_to_homeserver)?;
-                    let sent = match app
-                        .homeserver
-                        .call(reqwest::Method::PUT, &path, Acting::User(&token), Some(content))
-                        .await
-                    {
-                        Err(HomeserverError::UnknownToken) => {
-                            app.credentials.forget(&tenant, &user).await.map_err(api_to_homeserver)?;
-                            let token =
-                                app.credentials.server_token(&tenant, &user).await.map_err(api_to_homeserver)?;
-                            app.homeserver.call(reqwest::Method::PUT, &path, Acting::User(&token), Some(content)).await
-                        }
-                        other => other,
-                    };
+                    let sent = app
+                        .credentials
+                        .as_user(&tenant, &user, |device| {
+                            let path = &path;
+                            async move {
+                                app.homeserver
+                                    .call::<Value>(reqwest::Method::PUT, path, Acting::User(&device), Some(content))
+                                    .await
+                            }
+                        })
+                        .await;
                     match sent {
                         // The same reaction already stands: what the operation wanted holds.
-                        Err(error) if error.errcode() == Some("M_DUPLICATE_ANNOTATION") => return Ok(None),
-                        other => other?,
+                        Err(error) if super::messages::room::is_duplicate_annotation(&error) => return Ok(None),
+                        other => other.map_err(api_to_homeserver)?,
                     }
                 }
             };
@@ -585,6 +611,10 @@ async fn finish(
         }
     };
     app.store.set(pk, "OP", &updates).await?;
+    if outcome.is_ok() {
+        // Delivered: the content (a message's text) is no longer needed; the record keeps only the outcome.
+        app.store.remove_attribute(pk, "OP", "operation").await?;
+    }
     if let Some(room_id) = room_id {
         adjust_backlog(app, room_id, -1).await?;
     }
@@ -599,6 +629,33 @@ async fn finish(
     Ok(())
 }
 
+/// Discards what is still stored of a deleted user's deferred sends: their text goes, the operation is marked
+/// failed (a queued message then finds nothing to do), and the room's backlog no longer counts it.
+pub async fn discard_for_deleted_user(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<(), BackendError> {
+    let partition = crate::credentials::user_partition(tenant, user);
+    for item in app.store.items(&partition, "OPREF#").await? {
+        let Some(operation_id) = store::string(&item, "sk").and_then(|sk| sk.strip_prefix("OPREF#").map(str::to_owned))
+        else {
+            continue;
+        };
+        let pk = record_pk(&operation_id);
+        let Some(record) = app.store.get(&pk, "OP").await? else { continue };
+        if store::string(&record, "operation").is_none() {
+            continue;
+        }
+        let operation: Option<Operation> =
+            store::string(&record, "operation").and_then(|raw| serde_json::from_str(&raw).ok());
+        let was_queued = store::string(&record, "status").as_deref() == Some("queued");
+        let reason = AttributeValue::S("the user was deleted".into());
+        app.store.set(&pk, "OP", &[("status", AttributeValue::S("failed".into())), ("error", reason)]).await?;
+        app.store.remove_attribute(&pk, "OP", "operation").await?;
+        if was_queued && let Some(room_id) = operation.as_ref().and_then(Operation::room_id) {
+            adjust_backlog(app, room_id, -1).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Resets a failed operation so a redriven message is replayed (once the cause is fixed). Delivered ones stay.
 pub async fn reopen(app: &App, operation_id: &str) -> Result<bool, BackendError> {
     let pk = record_pk(operation_id);
@@ -608,6 +665,10 @@ pub async fn reopen(app: &App, operation_id: &str) -> Result<bool, BackendError>
     }
     let operation: Option<Operation> =
         store::string(&item, "operation").and_then(|raw| serde_json::from_str(&raw).ok());
+    // Discarded (its user was deleted): nothing left to replay.
+    if operation.is_none() {
+        return Ok(false);
+    }
     app.store
         .set(&pk, "OP", &[("status", AttributeValue::S("queued".into())), ("attempts", AttributeValue::N("0".into()))])
         .await?;

@@ -1,16 +1,30 @@
-//! Browser sessions: a device-bound Matrix token the browser uses to sync with the homeserver directly.
+//! Browser sessions: a device-bound, expiring Matrix token the browser uses to sync with the homeserver directly.
+//!
+//! A session is an appservice login with `refresh_token: true` on the browser's device: the access token expires
+//! after the homeserver's `refreshable_access_token_lifetime` and the browser renews it with Matrix's own
+//! `POST /_matrix/client/v3/refresh` (or by calling the route again with the same deviceId). Each web device is
+//! indexed in DynamoDB (`WEBDEV#{shard}`, `{tenant}/{user}/{device}`, with the time it was last issued), so that
+//! the cap on web devices can order them by last use and the scheduled sweep can find idle ones without listing
+//! every user of the homeserver.
 
+use std::collections::BTreeMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::app::App;
+use crate::aws::store;
 use crate::credentials::{SERVER_DEVICE, login_device};
 use crate::domain::users::{self, AvatarChange};
 use crate::error::ApiError;
 use crate::homeserver::{Acting, encode};
 use crate::identity::{TenantId, UserSlug};
+
+/// The device index is spread over this many partitions (no hot key at sign-in peaks).
+const INDEX_SHARDS: u64 = 8;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -25,29 +39,33 @@ pub struct Session {
     pub matrix_user_id: String,
     pub device_id: String,
     pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in_ms: u64,
 }
 
-// `Session` carries a token: keep it out of debug prints.
+// `Session` carries tokens: keep them out of debug prints.
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
             .field("matrix_user_id", &self.matrix_user_id)
             .field("device_id", &self.device_id)
+            .field("expires_in_ms", &self.expires_in_ms)
             .finish_non_exhaustive()
     }
 }
 
+/// 1–64 characters of `[A-Za-z0-9_-]`; the server's own device is reserved.
 pub fn validate_device_id(device_id: &str) -> Result<(), ApiError> {
     if device_id == SERVER_DEVICE {
         return Err(ApiError::bad_request("reserved_device_id", format!("{SERVER_DEVICE} is reserved for the server")));
     }
     let valid = !device_id.is_empty()
         && device_id.len() <= 64
-        && device_id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        && device_id.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-'));
     if valid {
         Ok(())
     } else {
-        Err(ApiError::bad_request("invalid_body", "deviceId must be 1-64 characters of [A-Za-z0-9_.-]"))
+        Err(ApiError::bad_request("invalid_body", "deviceId must be 1-64 characters of [A-Za-z0-9_-]"))
     }
 }
 
@@ -56,7 +74,8 @@ fn new_device_id() -> String {
     format!("OM{}", suffix.to_ascii_uppercase())
 }
 
-/// Provisions the user on first use, then logs them in on the given (or a new) device.
+/// Provisions the user on first use, logs them in on the given (or a new) device, and keeps their web devices
+/// within the cap.
 pub async fn create(
     app: &App,
     tenant: &TenantId,
@@ -77,37 +96,204 @@ pub async fn create(
         users::ensure(app, tenant, user, &name, AvatarChange::Keep).await?;
     }
     let user_id = app.identities.matrix_user_id(tenant, user);
-    let token = login_device(&app.homeserver, &user_id, &device_id, "OpenMeet web").await?;
+    let login = login_device(&app.homeserver, &user_id, &device_id, "OpenMeet web").await?;
+    remember_device(app, tenant, user, &device_id).await?;
+    enforce_cap(app, tenant, user, &device_id).await?;
     Ok(Session {
         homeserver_url: app.config.public_homeserver_url.clone(),
         matrix_user_id: user_id.to_string(),
         device_id,
-        access_token: token.expose().to_owned(),
+        access_token: login.access_token.expose().to_owned(),
+        refresh_token: login.refresh_token.expose().to_owned(),
+        expires_in_ms: login.expires_in_ms,
     })
 }
 
-/// Logs one device out (deleting it and its tokens). Already gone is fine.
+/// Logs one device out (deleting it and with it every token of it). Already gone is fine.
 pub async fn delete(app: &App, tenant: &TenantId, user: &UserSlug, device_id: &str) -> Result<(), ApiError> {
     validate_device_id(device_id)?;
+    log_out(app, tenant, user, device_id).await
+}
+
+async fn log_out(app: &App, tenant: &TenantId, user: &UserSlug, device_id: &str) -> Result<(), ApiError> {
     let user_id = app.identities.matrix_user_id(tenant, user);
     let path = format!("/_synapse/admin/v2/users/{}/devices/{}", encode(user_id.as_str()), encode(device_id));
     match app.homeserver.call::<Value>(reqwest::Method::DELETE, &path, Acting::Platform, None::<&Value>).await {
-        Ok(_) => Ok(()),
-        Err(error) if error.is_not_found() => Ok(()),
-        Err(error) => Err(error.into()),
+        Ok(_) => {}
+        Err(error) if error.is_not_found() => {}
+        Err(error) => return Err(error.into()),
     }
+    let (pk, sk) = index_key(tenant.as_str(), user.as_str(), device_id);
+    app.store.delete(&pk, &sk).await?;
+    Ok(())
+}
+
+fn user_prefix(tenant: &str, user: &str) -> String {
+    format!("{tenant}/{user}/")
+}
+
+/// Where a web device is indexed: `/` separates the parts (none of them may contain it).
+fn index_key(tenant: &str, user: &str, device_id: &str) -> (String, String) {
+    let prefix = user_prefix(tenant, user);
+    let shard = crate::domain::messages::idempotency::digest(&[&prefix])[0] as u64 % INDEX_SHARDS;
+    (format!("WEBDEV#{shard}"), format!("{prefix}{device_id}"))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+async fn remember_device(app: &App, tenant: &TenantId, user: &UserSlug, device_id: &str) -> Result<(), ApiError> {
+    let (pk, sk) = index_key(tenant.as_str(), user.as_str(), device_id);
+    let mut item = store::keyed(&pk, &sk);
+    item.insert("issuedAtMs".into(), AttributeValue::N(now_ms().to_string()));
+    app.store.put(item).await?;
+    Ok(())
+}
+
+/// A web device and when it was last used: the later of the homeserver's `last_seen_ts` and our last issue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct WebDevice {
+    device_id: String,
+    last_used_ms: u64,
+}
+
+/// The user's web devices: every device but the server's (users of the appservice namespace have no password, so
+/// each other device came from this route), with their last use.
+async fn web_devices(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<Vec<WebDevice>, ApiError> {
+    let user_id = app.identities.matrix_user_id(tenant, user);
+    let path = format!("/_synapse/admin/v2/users/{}/devices", encode(user_id.as_str()));
+    let listed: Value = app.homeserver.call(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await?;
+    let (pk, _) = index_key(tenant.as_str(), user.as_str(), "");
+    let prefix = user_prefix(tenant.as_str(), user.as_str());
+    let issued: BTreeMap<String, u64> = app
+        .store
+        .items(&pk, &prefix)
+        .await?
+        .iter()
+        .filter_map(|item| {
+            let device = store::string(item, "sk")?.strip_prefix(&prefix)?.to_owned();
+            Some((device, store::number(item, "issuedAtMs").unwrap_or(0)))
+        })
+        .collect();
+    Ok(merge_last_use(&listed, &issued))
+}
+
+fn merge_last_use(listed: &Value, issued: &BTreeMap<String, u64>) -> Vec<WebDevice> {
+    listed
+        .get("devices")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|device| {
+            let device_id = device.get("device_id").and_then(Value::as_str)?;
+            if device_id == SERVER_DEVICE {
+                return None;
+            }
+            let seen = device.get("last_seen_ts").and_then(Value::as_u64).unwrap_or(0);
+            let last_used_ms = seen.max(issued.get(device_id).copied().unwrap_or(0));
+            Some(WebDevice { device_id: device_id.to_owned(), last_used_ms })
+        })
+        .collect()
+}
+
+/// The devices to log out so that at most `max` remain, least recently used first; `keep` (the device just
+/// issued) is never one of them.
+fn over_cap(mut devices: Vec<WebDevice>, max: usize, keep: &str) -> Vec<String> {
+    if devices.len() <= max {
+        return Vec::new();
+    }
+    let excess = devices.len() - max;
+    devices.retain(|device| device.device_id != keep);
+    devices.sort_by_key(|device| device.last_used_ms);
+    devices.into_iter().take(excess).map(|device| device.device_id).collect()
+}
+
+async fn enforce_cap(app: &App, tenant: &TenantId, user: &UserSlug, keep: &str) -> Result<(), ApiError> {
+    let devices = web_devices(app, tenant, user).await?;
+    for device_id in over_cap(devices, app.config.sessions.max_web_devices, keep) {
+        tracing::info!(tenant = %tenant, user = %user, device = %device_id, "web device cap: logging out the least recently used");
+        log_out(app, tenant, user, &device_id).await?;
+    }
+    Ok(())
+}
+
+/// What a sweep did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SweepReport {
+    pub checked: usize,
+    pub logged_out: usize,
+}
+
+/// Logs out every indexed web device unused for longer than the configured idle period (only those of `tenant`,
+/// when given). Devices the homeserver no longer has leave the index. Stops at `deadline`; each run starts at
+/// another shard (by the hour), so a sweep cut short does not always leave the same shards unswept.
+pub async fn sweep_idle(
+    app: &App,
+    tenant: Option<&TenantId>,
+    deadline: Option<std::time::Instant>,
+) -> Result<SweepReport, ApiError> {
+    let idle_ms = app.config.sessions.idle_after.as_millis() as u64;
+    let cutoff = now_ms().saturating_sub(idle_ms);
+    let mut report = SweepReport::default();
+    let first = store::now_secs() / 3600;
+    for shard in (first..first + INDEX_SHARDS).map(|n| n % INDEX_SHARDS) {
+        if deadline.is_some_and(|deadline| std::time::Instant::now() >= deadline) {
+            tracing::warn!(?report, "session sweep stopped at its deadline");
+            break;
+        }
+        let prefix = tenant.map(|t| format!("{t}/")).unwrap_or_default();
+        let mut users: BTreeMap<(String, String), ()> = BTreeMap::new();
+        for item in app.store.items(&format!("WEBDEV#{shard}"), &prefix).await? {
+            let Some(sk) = store::string(&item, "sk") else { continue };
+            let mut parts = sk.splitn(3, '/');
+            if let (Some(t), Some(u)) = (parts.next(), parts.next()) {
+                users.insert((t.to_owned(), u.to_owned()), ());
+            }
+        }
+        for (tenant, user) in users.into_keys() {
+            let (Ok(tenant), Ok(user)) = (TenantId::parse(&tenant), UserSlug::parse(&user)) else { continue };
+            let devices = web_devices(app, &tenant, &user).await?;
+            report.checked += devices.len();
+            for device in devices.iter().filter(|device| device.last_used_ms < cutoff) {
+                tracing::info!(tenant = %tenant, user = %user, device = %device.device_id, "idle web device logged out");
+                log_out(app, &tenant, &user, &device.device_id).await?;
+                report.logged_out += 1;
+            }
+            forget_vanished(app, &tenant, &user, &devices).await?;
+        }
+    }
+    Ok(report)
+}
+
+/// Drops index entries of devices the homeserver no longer has (logged out by the user, or the user deleted).
+async fn forget_vanished(app: &App, tenant: &TenantId, user: &UserSlug, devices: &[WebDevice]) -> Result<(), ApiError> {
+    let (pk, _) = index_key(tenant.as_str(), user.as_str(), "");
+    let prefix = user_prefix(tenant.as_str(), user.as_str());
+    for item in app.store.items(&pk, &prefix).await? {
+        let Some(sk) = store::string(&item, "sk") else { continue };
+        let device = sk.strip_prefix(&prefix).unwrap_or_default();
+        if !devices.iter().any(|known| known.device_id == device) {
+            app.store.delete(&pk, &sk).await?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn device_ids_are_validated_and_the_server_device_is_reserved() {
-        assert!(validate_device_id("BROWSER_1").is_ok());
+        assert!(validate_device_id("BROWSER_1-a").is_ok());
         assert_eq!(validate_device_id(SERVER_DEVICE).err().map(|e| e.code()), Some("reserved_device_id"));
-        assert!(validate_device_id("").is_err());
-        assert!(validate_device_id("a b").is_err());
+        for bad in ["", "a b", "..", "a.b", "a/b", "é"] {
+            assert!(validate_device_id(bad).is_err(), "{bad}");
+        }
+        assert!(validate_device_id(&"a".repeat(64)).is_ok());
         assert!(validate_device_id(&"a".repeat(65)).is_err());
     }
 
@@ -116,5 +302,31 @@ mod tests {
         let (a, b) = (new_device_id(), new_device_id());
         assert!(validate_device_id(&a).is_ok());
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn last_use_is_the_later_of_seen_and_issued_and_the_server_device_is_not_a_web_device() {
+        let listed = json!({"devices": [
+            {"device_id": "OPENMEET_SERVER", "last_seen_ts": 5},
+            {"device_id": "A", "last_seen_ts": 900},
+            {"device_id": "B", "last_seen_ts": null},
+        ]});
+        let issued = BTreeMap::from([("A".to_owned(), 100), ("B".to_owned(), 300)]);
+        assert_eq!(
+            merge_last_use(&listed, &issued),
+            vec![
+                WebDevice { device_id: "A".into(), last_used_ms: 900 },
+                WebDevice { device_id: "B".into(), last_used_ms: 300 }
+            ]
+        );
+    }
+
+    #[test]
+    fn the_cap_logs_out_the_least_recently_used_but_never_the_new_device() {
+        let device = |id: &str, at| WebDevice { device_id: id.into(), last_used_ms: at };
+        let devices = vec![device("A", 30), device("B", 10), device("C", 20), device("NEW", 0)];
+        assert_eq!(over_cap(devices.clone(), 4, "NEW"), Vec::<String>::new());
+        assert_eq!(over_cap(devices.clone(), 3, "NEW"), vec!["B".to_owned()]);
+        assert_eq!(over_cap(devices, 2, "NEW"), vec!["B".to_owned(), "C".to_owned()]);
     }
 }

@@ -18,7 +18,7 @@ use ruma::api::{
     AppserviceUserIdentity, IncomingResponse, MatrixVersion, OutgoingRequest, OutgoingRequestAppserviceExt,
     SupportedVersions,
 };
-use ruma::{DeviceId, UserId};
+use ruma::{DeviceId, OwnedDeviceId, OwnedUserId, UserId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -36,8 +36,16 @@ pub enum Acting<'a> {
     Platform,
     /// An appservice-namespaced user, asserted with the appservice token (identity assertion).
     Masquerade { user: &'a UserId, device: Option<&'a DeviceId> },
-    /// A user's own device-bound token.
-    User(&'a AccessToken),
+    /// A user, as the platform acts for them: the appservice asserting the user on one of their devices (see
+    /// `crate::credentials`).
+    User(&'a UserDevice),
+}
+
+/// A user and one of their devices, for appservice identity assertion (`?user_id=…&device_id=…`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserDevice {
+    pub user: OwnedUserId,
+    pub device: OwnedDeviceId,
 }
 
 /// Configuration of the homeserver connection.
@@ -109,7 +117,11 @@ impl Homeserver {
                 identity.device_id = device;
                 (self.appservice_token.expose(), identity)
             }
-            Acting::User(token) => (token.expose(), AppserviceUserIdentity::default()),
+            Acting::User(UserDevice { user, device }) => {
+                let mut identity = AppserviceUserIdentity::new(user);
+                identity.device_id = Some(device);
+                (self.appservice_token.expose(), identity)
+            }
         };
         let http_request: http::Request<Vec<u8>> = request
             .try_into_http_request_with_identity(
@@ -145,17 +157,7 @@ impl Homeserver {
     ) -> Result<T, HomeserverError> {
         let url = format!("{}{}", self.base_url, path);
         let mut builder = self.http.request(method.clone(), &url);
-        builder = match acting {
-            Acting::Platform => builder.bearer_auth(self.appservice_token.expose()),
-            Acting::Masquerade { user, device } => {
-                let mut query = vec![("user_id", user.as_str())];
-                if let Some(device) = device {
-                    query.push(("device_id", device.as_str()));
-                }
-                builder.bearer_auth(self.appservice_token.expose()).query(&query)
-            }
-            Acting::User(token) => builder.bearer_auth(token.expose()),
-        };
+        builder = self.authorise(builder, acting);
         if let Some(body) = body {
             builder = builder.json(body);
         }
@@ -174,15 +176,26 @@ impl Homeserver {
         body: bytes::Bytes,
     ) -> Result<serde_json::Value, HomeserverError> {
         let url = format!("{}{}", self.base_url, path_and_query);
-        let token = match acting {
-            Acting::User(token) => token.expose(),
-            Acting::Platform | Acting::Masquerade { .. } => self.appservice_token.expose(),
-        };
         let builder =
-            self.http.post(&url).bearer_auth(token).header(http::header::CONTENT_TYPE, content_type).body(body);
+            self.authorise(self.http.post(&url), acting).header(http::header::CONTENT_TYPE, content_type).body(body);
         let path_only = path_and_query.split('?').next().unwrap_or(path_and_query);
         let (_, _, bytes) = self.execute("POST", path_only, builder).await?;
         serde_json::from_slice(&bytes).map_err(|e| HomeserverError::InvalidResponse(e.to_string()))
+    }
+
+    /// The appservice token, with the asserted identity in the query when acting for someone.
+    fn authorise(&self, builder: reqwest::RequestBuilder, acting: Acting<'_>) -> reqwest::RequestBuilder {
+        let builder = builder.bearer_auth(self.appservice_token.expose());
+        let (user, device) = match acting {
+            Acting::Platform => return builder,
+            Acting::Masquerade { user, device } => (user, device),
+            Acting::User(UserDevice { user, device }) => (user.as_ref(), Some(device.as_ref())),
+        };
+        let mut query = vec![("user_id", user.as_str())];
+        if let Some(device) = device {
+            query.push(("device_id", device.as_str()));
+        }
+        builder.query(&query)
     }
 
     /// Runs a request and classifies its answer. Logs the path only: queries may carry identities or tokens.
@@ -230,7 +243,7 @@ impl Homeserver {
                 return Err(HomeserverError::Transient { detail: "reading the response failed".into() });
             }
         };
-        if status.is_server_error() {
+        if opens_circuit(status) {
             self.circuit.record_failure();
         } else {
             self.circuit.record_success();
@@ -249,6 +262,12 @@ impl Homeserver {
     }
 }
 
+/// Only a server fault counts against the circuit: a 4xx (a bad token in a query, a refusal, a rate limit) means the
+/// homeserver is up and answering.
+fn opens_circuit(status: http::StatusCode) -> bool {
+    status.is_server_error()
+}
+
 /// Percent-encodes one path segment (user ids, room ids, aliases, event ids).
 pub fn encode(segment: &str) -> String {
     url::form_urlencoded::byte_serialize(segment.as_bytes()).collect::<String>().replace('+', "%20")
@@ -257,6 +276,14 @@ pub fn encode(segment: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_errors_never_count_against_the_circuit() {
+        for status in [400, 401, 403, 404, 409, 413, 429] {
+            assert!(!opens_circuit(http::StatusCode::from_u16(status).expect("status")), "{status}");
+        }
+        assert!(opens_circuit(http::StatusCode::BAD_GATEWAY));
+    }
 
     #[test]
     fn segments_are_encoded_for_paths() {

@@ -31,8 +31,9 @@ pub const MAX_LIMIT: usize = 100;
 const MAX_ROUNDS: usize = 5;
 /// The `next` of a thread page whose replies are all listed but whose root is not yet.
 const ONLY_THE_ROOT_LEFT: &str = "om-thread-root";
-/// Reactions of one message are counted up to this many (pages of 100).
-const MAX_REACTION_PAGES: usize = 5;
+/// Reactions of one message are read from one page of 100 (the newest hundred count), so a page of history costs
+/// at most `MAX_ROUNDS + limit` homeserver calls (a thread page `2 + limit`), besides resolving the room.
+const MAX_REACTION_PAGES: usize = 1;
 /// Reaction lookups in flight at once.
 const REACTION_CONCURRENCY: usize = 8;
 
@@ -87,14 +88,27 @@ impl PageQuery {
         };
         let from = match from {
             None => None,
-            Some(token) if !token.is_empty() && token.len() <= 1024 && token.bytes().all(|b| b.is_ascii_graphic()) => {
-                Some(token.to_owned())
-            }
+            Some(token) if is_page_token(token) => Some(token.to_owned()),
             Some(_) => return Err(invalid("from must be the next token of a previous page")),
         };
         let thread_root_id = thread_root_id.map(super::parse_event_id).transpose()?;
         Ok(PageQuery { limit, from, thread_root_id })
     }
+}
+
+/// The shape of the homeserver's pagination tokens (`s12_3_0…`, `t4-56_0…`, sharded `m7~1.8~2.9…`) or our own
+/// thread marker. Each number must fit in 63 bits: Synapse answers a larger one with a 500, not a 400.
+fn is_page_token(token: &str) -> bool {
+    if token == ONLY_THE_ROOT_LEFT {
+        return true;
+    }
+    let Some(rest) = token.strip_prefix(['s', 't', 'm']) else {
+        return false;
+    };
+    token.len() <= 512
+        && rest.split(['_', '-', '~', '.']).all(|number| {
+            !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) && number.parse::<i64>().is_ok()
+        })
 }
 
 /// Reads one page as the actor (a member reads with their own identity, so the homeserver's history visibility
@@ -221,7 +235,7 @@ async fn count_reactions(
     }
     let identity = match actor {
         Actor::Platform { .. } => Identity::Platform,
-        Actor::User { tenant, user } => Identity::Token(app.credentials.server_token(tenant, user).await?),
+        Actor::User { tenant, user } => Identity::User(app.credentials.server_device(tenant, user)),
     };
     let mut counted = BTreeMap::new();
     let mut pending = event_ids.into_iter();
@@ -267,7 +281,6 @@ async fn reactions_of(
         );
         let page: Value = match homeserver.call(reqwest::Method::GET, &path, identity.acting(), None::<&Value>).await {
             Ok(page) => page,
-            Err(error @ HomeserverError::UnknownToken) => return Err(error.into()),
             Err(HomeserverError::Rejected { .. }) => break,
             Err(error) => return Err(error.into()),
         };
@@ -442,6 +455,18 @@ mod tests {
             (None, None, Some("r")),
         ] {
             assert_eq!(PageQuery::parse(limit, from, root).expect_err("invalid").status(), 400);
+        }
+    }
+
+    #[test]
+    fn only_the_homeservers_token_shapes_pass() {
+        for good in ["s12_3_0", "t6-586_0_0_0", "m7~1.8~2.9", "s9223372036854775807_0", ONLY_THE_ROOT_LEFT] {
+            assert!(is_page_token(good), "{good}");
+        }
+        for bad in
+            ["s99999999999999999999_0", "abc", "s", "s-1", "s1__2", "x12", "s1 2", "t1-2;drop", &"s1_".repeat(200)]
+        {
+            assert!(!is_page_token(bad), "{bad}");
         }
     }
 

@@ -1,9 +1,12 @@
 //! Exactly-once sends: transaction ids and the `Idempotency-Key` record.
 //!
-//! Synapse deduplicates a transaction id per (user, device) for the device-bound server tokens we act with, so a
-//! transaction id derived from the caller and their key makes retries, re-minted tokens and replays from the retry
-//! queue land on one event. Synapse forgets after 24 h and the key must also stop a repeat from sending at all, so
-//! a DynamoDB record, first writer wins, holds the first answer for 24 h:
+//! Synapse deduplicates a transaction id per (user, device) for the server device we act on, so one transaction id
+//! per use of a key makes retries, takeovers and replays from the retry queue land on one event. Synapse forgets
+//! after 24 h and the key must also stop a repeat from sending at all, so a DynamoDB record, first writer wins,
+//! holds the first answer for 24 h. The record also holds the transaction id: a new use of the key (after its 24 h
+//! window) gets a new one, and with it a new operation id, so it is never mistaken for the earlier message — not by
+//! the homeserver, and not by the operation records, which outlive the key by days.
+//! The record:
 //! `pk = T#{tenant}#IDEM#{sha256(actor, key)}`, `sk = IDEM`, with the request's fingerprint, the transaction id,
 //! `state` (`pending` | `done` | `queued`), the `eventId` once sent (or the `operationId` once deferred to the retry
 //! queue) and `expiresAt`.
@@ -79,8 +82,9 @@ pub fn record_key(tenant: &TenantId, actor: &str, key: &IdempotencyKey) -> (Stri
 /// What the record says about a request that carries a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// This request is the first (or takes over from a dead attempt): send, then [`complete`].
-    Proceed,
+    /// This request is the first (or takes over from a dead attempt): send under this transaction id (the dead
+    /// attempt's, on a takeover), then [`complete`].
+    Proceed { txn_id: String },
     /// Already sent: answer with this event id and send nothing.
     Done { event_id: String },
     /// Deferred to the retry queue: answer with this operation again.
@@ -89,7 +93,8 @@ pub enum Claim {
     InFlight,
 }
 
-/// Claims `key` for a request with `fingerprint`. A different fingerprint under the same key is a `409 conflict`.
+/// Claims `key` for a request with `fingerprint`, proposing a fresh `txn_id`. A different fingerprint under the same
+/// key is a `409 conflict`.
 pub async fn claim(app: &App, pk: &str, sk: &str, fingerprint: &str, txn_id: &str) -> Result<Claim, ApiError> {
     let now = store::now_secs();
     let mut item = store::keyed(pk, sk);
@@ -99,7 +104,7 @@ pub async fn claim(app: &App, pk: &str, sk: &str, fingerprint: &str, txn_id: &st
     item.insert("createdAt".into(), AttributeValue::N(now.to_string()));
     item.insert(store::TTL_ATTRIBUTE.into(), AttributeValue::N((now + KEY_LIFETIME_SECS).to_string()));
     let existing = match app.store.put_if_absent(item).await? {
-        PutOutcome::Written => return Ok(Claim::Proceed),
+        PutOutcome::Written => return Ok(Claim::Proceed { txn_id: txn_id.to_owned() }),
         PutOutcome::Exists(existing) => existing,
     };
     decide(&existing, fingerprint, now)
@@ -119,7 +124,11 @@ fn decide(existing: &store::Item, fingerprint: &str, now: u64) -> Result<Claim, 
         return Ok(Claim::Queued { operation_id });
     }
     let created_at = store::number(existing, "createdAt").unwrap_or(0);
-    if now.saturating_sub(created_at) >= STALE_PENDING_SECS { Ok(Claim::Proceed) } else { Ok(Claim::InFlight) }
+    match store::string(existing, "txnId") {
+        Some(txn_id) if now.saturating_sub(created_at) >= STALE_PENDING_SECS => Ok(Claim::Proceed { txn_id }),
+        // A record without its transaction id cannot be taken over safely; it expires with its key.
+        _ => Ok(Claim::InFlight),
+    }
 }
 
 /// What the first request with a key answered.
@@ -206,9 +215,11 @@ mod tests {
         let mut item = store::keyed("p", "s");
         item.insert("fingerprint".into(), AttributeValue::S("f1".into()));
         item.insert("createdAt".into(), AttributeValue::N("1000".into()));
+        item.insert("txnId".into(), AttributeValue::S("omfirst".into()));
         assert_eq!(decide(&item, "f2", 1001).expect_err("other body").status(), 409);
         assert_eq!(decide(&item, "f1", 1001).ok(), Some(Claim::InFlight));
-        assert_eq!(decide(&item, "f1", 1000 + STALE_PENDING_SECS).ok(), Some(Claim::Proceed));
+        let takeover = Some(Claim::Proceed { txn_id: "omfirst".into() });
+        assert_eq!(decide(&item, "f1", 1000 + STALE_PENDING_SECS).ok(), takeover, "the dead attempt's transaction id");
         item.insert("operationId".into(), AttributeValue::S("op1".into()));
         assert_eq!(decide(&item, "f1", 1001).ok(), Some(Claim::Queued { operation_id: "op1".into() }));
         item.insert("eventId".into(), AttributeValue::S("$e".into()));

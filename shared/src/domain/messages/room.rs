@@ -15,7 +15,7 @@ use crate::app::App;
 use crate::domain::room_lifecycle::{self, Lifecycle};
 use crate::domain::rooms::{self, RoomRef};
 use crate::error::ApiError;
-use crate::homeserver::{AccessToken, Acting, HomeserverError, encode};
+use crate::homeserver::{Acting, HomeserverError, UserDevice, encode};
 
 /// Moderators and above may mention the whole room and delete others' messages.
 pub const MODERATOR_POWER: i64 = 50;
@@ -23,20 +23,20 @@ pub const MODERATOR_POWER: i64 = 50;
 /// The identity a homeserver call runs under, owned so it can move into the call's future.
 #[derive(Clone)]
 pub enum Identity {
-    Token(AccessToken),
+    User(UserDevice),
     Platform,
 }
 
 impl Identity {
     pub fn acting(&self) -> Acting<'_> {
         match self {
-            Identity::Token(token) => Acting::User(token),
+            Identity::User(device) => Acting::User(device),
             Identity::Platform => Acting::Platform,
         }
     }
 }
 
-/// Runs `call` as the actor (a user through their re-mintable server token, or the platform). The outer error is
+/// Runs `call` as the actor (a user on their server device, or the platform). The outer error is
 /// everything the caller cannot be blamed for; the inner one is the homeserver's refusal, for the operation to
 /// interpret (a 403 of a send means something else than a 403 of a read).
 pub async fn act<T, F, Fut>(app: &App, actor: &Actor, call: F) -> Result<Result<T, HomeserverError>, ApiError>
@@ -53,9 +53,15 @@ where
         Actor::Platform { .. } => Ok(keep_refusals(call(Identity::Platform).await)?),
         Actor::User { tenant, user } => {
             app.credentials
-                .as_user(tenant, user, |token| {
+                .as_user(tenant, user, |device| {
                     let call = &call;
-                    async move { keep_refusals(call(Identity::Token(token)).await) }
+                    async move {
+                        match call(Identity::User(device)).await {
+                            // The credentials layer creates a missing server device and calls again.
+                            Err(error) if crate::credentials::is_unknown_device(&error) => Err(error),
+                            outcome => keep_refusals(outcome),
+                        }
+                    }
                 })
                 .await
         }

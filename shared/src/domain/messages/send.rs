@@ -80,17 +80,15 @@ pub async fn post(
             Delivery::Queued(queued) => PostOutcome::Queued(queued),
         });
     };
-    let tenant = actor.tenant().to_string();
-    let actor_key = actor.key();
-    let txn_id = idempotency::derived_txn_id(&["post-message", &tenant, &actor_key, key.as_str()]);
     let fingerprint = fingerprint(room, input)?;
-    let (pk, sk) = idempotency::record_key(actor.tenant(), &actor_key, key);
-    match idempotency::claim(app, &pk, &sk, &fingerprint, &txn_id).await? {
+    let (pk, sk) = idempotency::record_key(actor.tenant(), &actor.key(), key);
+    // A fresh transaction id for each use of the key (see `idempotency`); a takeover keeps the first attempt's.
+    let txn_id = match idempotency::claim(app, &pk, &sk, &fingerprint, &idempotency::random_txn_id()).await? {
         Claim::Done { event_id } => return Ok(PostOutcome::Sent(MessageSent { event_id })),
         Claim::Queued { operation_id } => return Ok(PostOutcome::Queued(queued_again(operation_id))),
         Claim::InFlight => return Ok(PostOutcome::InFlight),
-        Claim::Proceed => {}
-    }
+        Claim::Proceed { txn_id } => txn_id,
+    };
     match send_new(app, room, actor, input, thread_root, reply_to, &txn_id).await {
         Ok(Delivery::Done(event_id)) => {
             crate::metrics::message_delivered(false, accepted.elapsed().as_millis() as u64);
