@@ -61,7 +61,7 @@ case "${1:-}" in
     ensure_chromium
     require_stack
     mkdir -p .local/test-output/web
-    (cd "$WEB_DIR" && node --test --test-reporter=spec test/chat.test.mjs)
+    (cd "$WEB_DIR" && node --test --test-reporter=spec test/unit.test.mjs test/chat.test.mjs)
     say "screenshots in .local/test-output/web/"
     ;;
   bench)
