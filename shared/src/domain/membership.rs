@@ -626,11 +626,7 @@ async fn guard_last_owner(
     check_last_owner(&BTreeSet::from([user.clone()]), &BTreeSet::new(), force)
 }
 
-async fn current_membership(
-    app: &App,
-    room_id: &OwnedRoomId,
-    user_id: &UserId,
-) -> Result<Option<Membership>, ApiError> {
+async fn current_membership(app: &App, room_id: &RoomId, user_id: &UserId) -> Result<Option<Membership>, ApiError> {
     Ok(membership_of(app, room_id, user_id.as_str()).await?.as_deref().and_then(Membership::parse))
 }
 
@@ -641,6 +637,37 @@ async fn group_space(app: &App, tenant: &TenantId, room: &RoomRef) -> Result<Opt
         return Ok(None);
     }
     rooms::lookup_alias(app, &app.identities.space_alias(tenant, &room.slug)).await
+}
+
+/// Into a group's space (lifting a ban the group's removal put there).
+async fn join_space(app: &App, space: &RoomId, user_id: &UserId) -> Result<(), ApiError> {
+    match current_membership(app, space, user_id).await? {
+        Some(Membership::Join) => Ok(()),
+        Some(Membership::Ban) => {
+            room_action(app, space, "unban", user_id).await?;
+            rooms::admin_join(app, space, user_id).await
+        }
+        _ => rooms::admin_join(app, space, user_id).await,
+    }
+}
+
+/// Kicks (or bans) a user out of a room given their membership there; a banned user stays banned (kicking would
+/// lift the ban), someone not there is left alone.
+async fn leave_room(
+    app: &App,
+    room_id: &RoomId,
+    user_id: &UserId,
+    ban: bool,
+    membership: Option<Membership>,
+) -> Result<(), ApiError> {
+    match membership {
+        Some(Membership::Ban) => Ok(()),
+        _ if ban => room_action(app, room_id, "ban", user_id).await,
+        Some(Membership::Join | Membership::Invite | Membership::Knock) => {
+            room_action(app, room_id, "kick", user_id).await
+        }
+        Some(Membership::Leave) | None => Ok(()),
+    }
 }
 
 // ------------------------------------------------------------------------------------------------------------------
@@ -667,7 +694,7 @@ pub async fn put(
     }
     join(app, tenant, &room.room_id, user, membership).await?;
     if let Some(space) = group_space(app, tenant, room).await? {
-        rooms::admin_join(app, &space, &user_id).await?;
+        join_space(app, &space, &user_id).await?;
     }
     let wanted = BTreeMap::from([(user_id.to_string(), role.power_level())]);
     let writes = write_power_levels(app, &room.room_id, &content, &wanted).await?;
@@ -696,16 +723,10 @@ pub async fn remove(
     let power = PowerLevels::from_content(&content);
     let membership = current_membership(app, &room.room_id, &user_id).await?;
     guard_last_owner(app, tenant, room, &power, user, membership, force).await?;
-    match membership {
-        Some(Membership::Ban) => {}
-        _ if ban => room_action(app, &room.room_id, "ban", &user_id).await?,
-        Some(Membership::Join | Membership::Invite | Membership::Knock) => {
-            room_action(app, &room.room_id, "kick", &user_id).await?
-        }
-        Some(Membership::Leave) | None => {}
-    }
+    leave_room(app, &room.room_id, &user_id, ban, membership).await?;
     if let Some(space) = group_space(app, tenant, room).await? {
-        room_action(app, &space, if ban { "ban" } else { "kick" }, &user_id).await?;
+        let in_space = current_membership(app, &space, &user_id).await?;
+        leave_room(app, &space, &user_id, ban, in_space).await?;
     }
     let wanted = BTreeMap::from([(user_id.to_string(), power.users_default)]);
     let writes = write_power_levels(app, &room.room_id, &content, &wanted).await?;
@@ -792,7 +813,7 @@ async fn apply_plan(
     let joined = run_bounded(plan.joins, MEMBERSHIP_CONCURRENCY, deadline, |planned| async move {
         join(app, tenant, &room.room_id, &planned.user, planned.current).await?;
         match space {
-            Some(space) => rooms::admin_join(app, space, &app.identities.matrix_user_id(tenant, &planned.user)).await,
+            Some(space) => join_space(app, space, &app.identities.matrix_user_id(tenant, &planned.user)).await,
             None => Ok(()),
         }
     })

@@ -130,6 +130,11 @@ pub fn creation_body(creation: Creation<'_>) -> Value {
         state_event("m.room.guest_access", "", json!({"guest_access": "forbidden"})),
         state_event(META_EVENT, "", creation.meta),
     ];
+    // As state rather than createRoom's `topic`, which Synapse enriches (`m.topic`): the room then holds exactly
+    // what ensure wants, and its first ensure writes nothing.
+    if let Some(topic) = creation.topic {
+        initial_state.push(state_event("m.room.topic", "", json!({"topic": topic})));
+    }
     initial_state.extend(creation.extra_state.into_iter().map(|(t, k, c)| state_event(&t, &k, c)));
     let mut body = json!({
         "room_version": ROOM_VERSION,
@@ -141,9 +146,6 @@ pub fn creation_body(creation: Creation<'_>) -> Value {
     });
     if !creation.name.is_empty() {
         body["name"] = json!(creation.name);
-    }
-    if let Some(topic) = creation.topic {
-        body["topic"] = json!(topic);
     }
     if creation.is_space {
         body["creation_content"] = json!({"type": "m.space"});

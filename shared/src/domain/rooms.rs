@@ -191,7 +191,7 @@ pub async fn resolve_path(app: &App, tenant: &TenantId, kind: &str, slug: &str) 
 }
 
 /// A user's membership in a room as the homeserver sees it (`join`, `invite`, `leave`, `ban`), if any.
-pub async fn membership_of(app: &App, room_id: &OwnedRoomId, user_id: &str) -> Result<Option<String>, ApiError> {
+pub async fn membership_of(app: &App, room_id: &ruma::RoomId, user_id: &str) -> Result<Option<String>, ApiError> {
     let path = format!("/_matrix/client/v3/rooms/{}/state/m.room.member/{}", encode(room_id.as_str()), encode(user_id));
     match app.homeserver.call::<Value>(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await {
         Ok(content) => Ok(content.get("membership").and_then(Value::as_str).map(str::to_owned)),

@@ -39,6 +39,11 @@ pub async fn tenant_space(app: &App, tenant: &TenantId) -> Result<OwnedRoomId, A
 /// Puts a provisioned user into their tenant's space: from then on they may join the tenant's public rooms.
 pub async fn admit(app: &App, tenant: &TenantId, user_id: &UserId) -> Result<(), ApiError> {
     let space = tenant_space(app, tenant).await?;
+    // A read first: joins into one room are serialised by the homeserver, and a tenant's space is the one room
+    // every provisioning touches, so the already-joined case must not queue for it.
+    if rooms::membership_of(app, &space, user_id.as_str()).await?.as_deref() == Some("join") {
+        return Ok(());
+    }
     rooms::admin_join(app, &space, user_id).await
 }
 
