@@ -14,8 +14,8 @@ export async function launch() {
   return chromium.launch({
     executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
     headless: true,
-    // Root in a container has no user namespaces for the sandbox.
-    args: process.getuid?.() === 0 ? ["--no-sandbox"] : [],
+    // Root in a container has no user namespaces for the sandbox; containers often have a tiny /dev/shm.
+    args: ["--disable-dev-shm-usage", ...(process.getuid?.() === 0 ? ["--no-sandbox"] : [])],
   });
 }
 
