@@ -177,7 +177,7 @@ async fn a_community_is_planned_provisioned_verified_and_repaired() {
 async fn a_run_killed_mid_way_continues_without_duplicates() {
     let s = stack();
     let tenant = unique("kill").replace('-', "");
-    let path = generate(&tenant, 60, 6, 12, 300);
+    let path = generate(&tenant, 40, 4, 8, 160);
     let file = path.display().to_string();
 
     // Plain progress lines on stderr (not a terminal): kill -9 once the rooms are being made.
@@ -198,12 +198,12 @@ async fn a_run_killed_mid_way_continues_without_duplicates() {
     assert!(skipped > 0, "nothing of the killed run was kept: {report}");
     verify_clean(&file);
 
-    // One room per alias: the tenant's space, 6 groups with their spaces, 12 events.
+    // One room per alias: the tenant's space, 4 groups with their spaces, 8 events.
     let (status, rooms) = s
         .matrix(Method::GET, &format!("/_synapse/admin/v1/rooms?limit=500&search_term=om_{tenant}."), None, None)
         .await;
     assert_eq!(status, 200, "{rooms}");
-    assert_eq!(rooms["total_rooms"].as_u64(), Some(1 + 6 * 2 + 12), "{rooms}");
+    assert_eq!(rooms["total_rooms"].as_u64(), Some(1 + 4 * 2 + 8), "{rooms}");
 
     let run_id = report["runId"].as_str().expect("runId");
     let (code, status, _) = cutover(&["status", "--run", run_id, "--json"]);

@@ -95,6 +95,8 @@ impl Run {
         }
         let result = async {
             let before = read.await?;
+            // Created by this run: absent when first read (a retry's own result cannot tell after a partial attempt).
+            let absent = before.get("exists") == Some(&Value::Bool(false)) || before.get("state") == Some(&Value::Null);
             if !self.recorded.contains(&key) {
                 self.recorder.before(&key, &before).await.map_err(|error| {
                     tracing::error!(%error, "could not record the state before a change");
@@ -108,6 +110,7 @@ impl Run {
                 apply(known)
             })
             .await
+            .map(|_| absent)
         }
         .await;
         self.progress.add(units);

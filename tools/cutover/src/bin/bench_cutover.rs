@@ -61,6 +61,13 @@ async fn create(app: &App, body: Value) -> String {
     room["room_id"].as_str().expect("room id").to_owned()
 }
 
+/// Resolves an alias (the calls count as the run's alias lookups do).
+async fn lookup(app: &'static App, alias: String) -> Option<&'static str> {
+    let path = format!("/_matrix/client/v3/directory/room/{}", encode(&alias));
+    let found = call(app, reqwest::Method::GET, &path, Acting::Platform, None).await;
+    found["room_id"].as_str().map(|id| &*Box::leak(id.to_owned().into_boxed_str()))
+}
+
 async fn bounded<T: Send + 'static>(items: Vec<T>, limit: usize, task: impl Fn(T) -> tokio::task::JoinHandle<()>) {
     let mut running: JoinSet<()> = JoinSet::new();
     for item in items {
@@ -148,26 +155,25 @@ async fn baseline(app: &'static App, path: &std::path::Path, tenant: &str, concu
     let summary = snapshot::validate(path).expect("snapshot");
     let buckets = MemberBuckets::spill(path, summary.memberships, 20_000).expect("spill");
     for index in 0..buckets.count() {
-        bounded(buckets.bucket(index).expect("bucket"), concurrency, |r| {
+        let rooms_at_once = openmeet_cutover::run::rooms_at_once(concurrency);
+        bounded(buckets.bucket(index).expect("bucket"), rooms_at_once, |r| {
             tokio::spawn(async move {
-                let alias = app.identities.room_alias(&r.tenant, r.kind, &r.slug);
-                let found = call(
-                    app,
-                    reqwest::Method::GET,
-                    &format!("/_matrix/client/v3/directory/room/{}", encode(alias.as_str())),
-                    Acting::Platform,
-                    None,
-                )
-                .await;
-                let room: &'static str =
-                    Box::leak(found["room_id"].as_str().expect("room").to_owned().into_boxed_str());
+                let room =
+                    lookup(app, app.identities.room_alias(&r.tenant, r.kind, &r.slug).to_string()).await.expect("room");
+                // A group's members join its space too (the domain keeps the space's membership with the group's).
+                let space = match r.kind {
+                    RoomKind::Group => lookup(app, app.identities.space_alias(&r.tenant, &r.slug).to_string()).await,
+                    RoomKind::Event => None,
+                };
                 let user_ids: Vec<String> =
                     r.members.iter().map(|(u, _)| app.identities.matrix_user_id(&r.tenant, u).to_string()).collect();
                 bounded(user_ids, 8, |user_id| {
                     tokio::spawn(async move {
-                        let path = format!("/_synapse/admin/v1/join/{}", encode(room));
-                        call(app, reqwest::Method::POST, &path, Acting::Platform, Some(json!({"user_id": user_id})))
-                            .await;
+                        for target in std::iter::once(room).chain(space) {
+                            let path = format!("/_synapse/admin/v1/join/{}", encode(target));
+                            let body = Some(json!({"user_id": user_id}));
+                            call(app, reqwest::Method::POST, &path, Acting::Platform, body).await;
+                        }
                     })
                 })
                 .await;
