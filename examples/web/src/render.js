@@ -51,8 +51,8 @@ export function renderList(list, views, ctx) {
 
 function fill(li, view, ctx) {
   li.replaceChildren();
-  li.classList.toggle("mine", view.mine);
-  li.classList.toggle("mentions-me", view.mentionsMe);
+  li.classList.toggle("mine", Boolean(view.mine));
+  li.classList.toggle("mentions-me", Boolean(view.mentionsMe));
   li.classList.toggle("pending", Boolean(view.pending));
   li.dataset.eventId = view.eventId ?? "";
   li.setAttribute("aria-label", label(view));
