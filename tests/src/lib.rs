@@ -229,6 +229,22 @@ impl Stack {
         body["matrixUserId"].as_str().expect("matrixUserId").to_owned()
     }
 
+    /// Creates a private group room `slug` in `tenant` and adds each user as a member (provisioned on the way);
+    /// returns the room id.
+    pub async fn group_room(&self, tenant: &str, slug: &str, members: &[&str]) -> String {
+        let service = self.service_jwt(tenant);
+        let body = json!({"name": format!("Room {slug}"), "visibility": "private"});
+        let (status, room) =
+            self.api(Method::PUT, &format!("/v1/groups/{slug}/room"), Some(&service), Some(body)).await;
+        assert_eq!(status, 201, "creating {slug}: {room}");
+        for member in members {
+            let path = format!("/v1/groups/{slug}/members/{member}");
+            let (status, body) = self.api(Method::PUT, &path, Some(&service), Some(json!({"role": "member"}))).await;
+            assert_eq!(status, 200, "adding {member}: {body}");
+        }
+        room["roomId"].as_str().expect("roomId").to_owned()
+    }
+
     /// Opens a browser session for a user and returns (accessToken, deviceId).
     pub async fn session(&self, tenant: &str, user: &str, device: Option<&str>) -> (String, String) {
         let body = device.map(|d| json!({"deviceId": d})).unwrap_or(json!({}));

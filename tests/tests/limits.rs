@@ -19,22 +19,8 @@ static FAULTS: Mutex<()> = Mutex::const_new(());
 /// A group room in `tenant` with the given members; returns (slug, room id).
 async fn room_with(s: &Stack, tenant: &str, members: &[&str]) -> (String, String) {
     let slug = unique("lim");
-    let service = s.service_jwt(tenant);
-    let (status, room) = s
-        .api(
-            Method::PUT,
-            &format!("/v1/groups/{slug}/room"),
-            Some(&service),
-            Some(json!({"name": "Limits", "visibility": "private"})),
-        )
-        .await;
-    assert_eq!(status, 201, "{room}");
-    for member in members {
-        let path = format!("/v1/groups/{slug}/members/{member}");
-        let (status, body) = s.api(Method::PUT, &path, Some(&service), Some(json!({"role": "member"}))).await;
-        assert_eq!(status, 200, "{body}");
-    }
-    (slug, room["roomId"].as_str().expect("roomId").to_owned())
+    let room_id = s.group_room(tenant, &slug, members).await;
+    (slug, room_id)
 }
 
 /// Text bodies in the room, read as the platform (its creator), oldest first.

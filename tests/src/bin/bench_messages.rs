@@ -1,10 +1,11 @@
-//! Latency of `POST /v1/{kind}/{slug}/messages` through the local gateway, beside a direct
-//! `PUT /_matrix/client/v3/rooms/{id}/send/m.room.message/{txn}` to the homeserver with the same user's token, in
-//! the same run, on loopback only.
+//! Latency of `POST /v1/{kind}/{slug}/messages` through the local gateway, with and without the API's rate-limit
+//! check (a tenant the local stack leaves unlimited), beside a direct
+//! `PUT /_matrix/client/v3/rooms/{id}/send/m.room.message/{txn}` to the homeserver as the same user (appservice
+//! masquerade, as the functions send), in the same run, on loopback only.
 //!
 //! `cargo run -p integration-tests --bin bench_messages -- [--requests 200] [--warmup 20]`
-//! (`OPENMEET_STACK_ENV` picks the stack description, as for the integration tests). The two kinds of request
-//! alternate, so both see the same homeserver load; each is sequential (one in flight).
+//! (`OPENMEET_STACK_ENV` picks the stack description, as for the integration tests). The three kinds of request
+//! alternate, so all see the same homeserver load; each is sequential (one in flight).
 
 use std::time::{Duration, Instant};
 
@@ -77,17 +78,10 @@ fn summarise(mut samples: Vec<Duration>) -> Summary {
     }
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), String> {
-    let options = options()?;
+/// A room with one member in `tenant`; returns (messages URL, room id, member, member's JWT).
+async fn room_with_sender(http: &reqwest::Client, tenant: &str) -> Result<(String, String, String, String), String> {
     let s = stack();
-    if !is_loopback(&s.api) || !is_loopback(&s.homeserver) {
-        return Err(format!("loopback only: the gateway is {} and the homeserver {}", s.api, s.homeserver));
-    }
-    let http = reqwest::Client::new();
-    let service = s.service_jwt(TENANT);
-
-    // A room with one member, who sends both ways.
+    let service = s.service_jwt(tenant);
     let slug = unique("bench");
     let user = unique("sender");
     let setup = [
@@ -106,34 +100,65 @@ async fn main() -> Result<(), String> {
             room_id = id.to_owned();
         }
     }
-    let user_jwt = s.user_jwt(TENANT, &user, None);
-    let (status, session) = call(
-        http.post(format!("{}/v1/me/matrix-session", s.api)).bearer_auth(&user_jwt).json(&json!({"deviceId": "BENCH"})),
-    )
-    .await?;
-    let token = session.get("accessToken").and_then(Value::as_str).ok_or(format!("no session: {status}"))?.to_owned();
-    integration_tests::record_secret(&token);
+    let user_jwt = s.user_jwt(tenant, &user, None);
+    Ok((format!("{}/v1/groups/{slug}/messages", s.api), room_id, user, user_jwt))
+}
 
-    let api_url = format!("{}/v1/groups/{slug}/messages", s.api);
+async fn post_message(http: &reqwest::Client, url: &str, jwt: &str, text: &str) -> Result<Duration, String> {
+    let started = Instant::now();
+    let (status, answer) =
+        call(http.post(url).bearer_auth(jwt).json(&json!({"body": text, "format": "markdown"}))).await?;
+    let latency = started.elapsed();
+    if status != 201 {
+        return Err(format!("API send: {status} {answer}"));
+    }
+    Ok(latency)
+}
+
+fn print_row(name: &str, summary: &Summary) {
+    println!(
+        "{name:<52} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+        ms(summary.p50),
+        ms(summary.p95),
+        ms(summary.p99),
+        ms(summary.mean),
+        ms(summary.max)
+    );
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), String> {
+    let options = options()?;
+    let s = stack();
+    if !is_loopback(&s.api) || !is_loopback(&s.homeserver) {
+        return Err(format!("loopback only: the gateway is {} and the homeserver {}", s.api, s.homeserver));
+    }
+    let http = reqwest::Client::new();
+    // Tenant `bench` has the stack's ordinary budgets (the rate-limit check runs: two conditional DynamoDB updates
+    // per send); tenants `bench-free*` are unlimited in stack.env (the check is skipped).
+    let (api_url, room_id, user, user_jwt) = room_with_sender(&http, TENANT).await?;
+    let (free_url, _, _, free_jwt) = room_with_sender(&http, &format!("bench-free-{}", &unique("t")[2..])).await?;
+
+    // The homeserver baseline is the send the functions themselves make for the user: the appservice masquerading
+    // on the user's server device (a browser's own token is rate-limited by the homeserver: 10 in a burst).
+    let user_id = s.matrix_user_id(TENANT, &user);
     let room_path = integration_tests::encode_path(&room_id);
     let mut through_api = Vec::with_capacity(options.requests);
+    let mut without_limit = Vec::with_capacity(options.requests);
     let mut direct = Vec::with_capacity(options.requests);
     for round in 0..options.warmup + options.requests {
         let text = format!("benchmark message {round}");
-
-        let started = Instant::now();
-        let (status, answer) =
-            call(http.post(&api_url).bearer_auth(&user_jwt).json(&json!({"body": text, "format": "markdown"}))).await?;
-        let api_latency = started.elapsed();
-        if status != 201 {
-            return Err(format!("API send: {status} {answer}"));
-        }
+        let api_latency = post_message(&http, &api_url, &user_jwt, &text).await?;
+        let free_latency = post_message(&http, &free_url, &free_jwt, &text).await?;
 
         let txn = format!("bench{}", uuid::Uuid::new_v4().simple());
         let url = format!("{}/_matrix/client/v3/rooms/{room_path}/send/m.room.message/{txn}", s.homeserver);
         let started = Instant::now();
         let (status, answer) = call(
-            http.put(&url).bearer_auth(&token).json(&json!({"msgtype": "m.text", "body": text, "m.mentions": {}})),
+            http.put(&url)
+                .bearer_auth(s.var("MATRIX_AS_TOKEN"))
+                .query(&[("user_id", user_id.as_str()), ("device_id", "OPENMEET_SERVER")])
+                .json(&json!({"msgtype": "m.text", "body": text, "m.mentions": {}})),
         )
         .await?;
         let direct_latency = started.elapsed();
@@ -143,30 +168,28 @@ async fn main() -> Result<(), String> {
 
         if round >= options.warmup {
             through_api.push(api_latency);
+            without_limit.push(free_latency);
             direct.push(direct_latency);
         }
     }
 
     let api = summarise(through_api);
+    let free = summarise(without_limit);
     let hs = summarise(direct);
     println!(
         "{} requests each after {} warm-up rounds, sequential, alternating; loopback",
         options.requests, options.warmup
     );
-    println!("{:<44} {:>8} {:>8} {:>8} {:>8} {:>8}", "latency (ms)", "p50", "p95", "p99", "mean", "max");
-    for (name, summary) in
-        [("POST /v1/groups/{slug}/messages (gateway)", &api), ("PUT .../send/m.room.message (homeserver)", &hs)]
-    {
-        println!(
-            "{name:<44} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
-            ms(summary.p50),
-            ms(summary.p95),
-            ms(summary.p99),
-            ms(summary.mean),
-            ms(summary.max)
-        );
-    }
+    println!("{:<52} {:>8} {:>8} {:>8} {:>8} {:>8}", "latency (ms)", "p50", "p95", "p99", "mean", "max");
+    print_row("POST /v1/groups/{slug}/messages (gateway)", &api);
+    print_row("POST /v1/groups/{slug}/messages, no rate-limit check", &free);
+    print_row("PUT .../send/m.room.message (homeserver, appservice)", &hs);
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+    println!(
+        "rate-limit check: p50 {:+.2} ms ({:.2} x the send without it)",
+        ms(api.p50) - ms(free.p50),
+        ratio(api.p50, free.p50)
+    );
     println!(
         "ratio gateway/homeserver: p50 {:.2}  p95 {:.2}  p99 {:.2}  (target p50 <= 1.3: {})",
         ratio(api.p50, hs.p50),
