@@ -631,28 +631,15 @@ mod tests {
         let slug = Slug::parse("s").expect("slug");
         let alias = OwnedRoomAliasId::try_from("#om_t.group.s:localhost").expect("alias");
         let spec = RoomSpec { name: "N".into(), topic: None, visibility: Visibility::Public, event: None, group: None };
-        let desired = desired_state(
-            &spec,
-            (&tenant, RoomKind::Group, &slug),
-            &alias,
-            Lifecycle::Active,
-            &Admission::InviteOnly,
-            None,
-            "localhost",
-        );
+        let owner = (&tenant, RoomKind::Group, &slug);
+        let desired_for = |spec: &RoomSpec| {
+            desired_state(spec, owner, &alias, Lifecycle::Active, &Admission::InviteOnly, None, "localhost")
+        };
+        let desired = desired_for(&spec);
         let current: HashMap<(String, String), Value> =
             desired.iter().map(|(t, k, c)| ((t.clone(), k.clone()), c.clone())).collect();
         assert!(state_changes(&current, desired.clone()).is_empty());
-        let renamed = RoomSpec { name: "M".into(), ..spec };
-        let desired = desired_state(
-            &renamed,
-            (&tenant, RoomKind::Group, &slug),
-            &alias,
-            Lifecycle::Active,
-            &Admission::InviteOnly,
-            None,
-            "localhost",
-        );
+        let desired = desired_for(&RoomSpec { name: "M".into(), ..spec });
         let changes = state_changes(&current, desired);
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].0, "m.room.name");
