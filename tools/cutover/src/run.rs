@@ -76,7 +76,7 @@ struct Run {
 }
 
 enum Outcome {
-    Applied { created: bool, units: u64 },
+    Applied { entity: String, created: bool, units: u64 },
     Skipped { units: u64 },
     Failed { entity: String, error: String, units: u64 },
 }
@@ -117,7 +117,7 @@ impl Run {
         match result {
             Ok(created) => {
                 self.recorder.done(&key);
-                Outcome::Applied { created, units }
+                Outcome::Applied { entity: key, created, units }
             }
             Err(error) => {
                 let error = error.to_string();
@@ -192,6 +192,7 @@ pub async fn run(
     .await;
     report.users_created = phase.finish(&mut report, outcomes);
 
+    let mut created_rooms = HashSet::new();
     for (kind, name) in [(RoomKind::Group, "groups"), (RoomKind::Event, "events")] {
         run.progress.phase(name);
         let phase = Phase::start(name);
@@ -220,8 +221,14 @@ pub async fn run(
             }
         })
         .await;
+        created_rooms.extend(outcomes.iter().filter_map(|outcome| match outcome {
+            Outcome::Applied { entity, created: true, .. } => Some(entity.replacen("room:", "members:", 1)),
+            _ => None,
+        }));
         report.rooms_created += phase.finish(&mut report, outcomes);
     }
+    // A room this run created had no members before it: no need to read them for the record.
+    let created_rooms = Arc::new(created_rooms);
 
     run.progress.phase("memberships");
     let phase = Phase::start("memberships");
@@ -231,9 +238,10 @@ pub async fn run(
         let rooms = buckets.bucket(index)?;
         outcomes.extend(
             collect(rooms, rooms_at_once(concurrency), |r| {
-                let run = run.clone();
+                let (run, created_rooms) = (run.clone(), created_rooms.clone());
                 async move {
                     let key = members_key(r.tenant.as_str(), r.kind, r.slug.as_str());
+                    let fresh = created_rooms.contains(&key);
                     let (app, r) = (run.app, &r);
                     let alias = app.identities.room_alias(&r.tenant, r.kind, &r.slug);
                     let alias = &alias;
@@ -241,6 +249,9 @@ pub async fn run(
                         key,
                         r.members.len() as u64,
                         async {
+                            if fresh {
+                                return Ok(json!({"exists": false, "members": []}));
+                            }
                             let room = cutover::read_room(app, alias).await?;
                             let members = room.as_ref().map(|room| room.members(app, &r.tenant));
                             Ok(json!({"exists": room.is_some(), "members": members.unwrap_or_default()
@@ -311,7 +322,7 @@ impl Phase {
         for outcome in outcomes {
             phase.items += 1;
             match outcome {
-                Outcome::Applied { created: now, units } => {
+                Outcome::Applied { created: now, units, .. } => {
                     phase.applied += 1;
                     phase.units += units;
                     created += u64::from(now);

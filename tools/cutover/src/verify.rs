@@ -272,3 +272,58 @@ pub async fn verify(
     progress.finish();
     Ok(VerifyReport { snapshot: summary, checked: total, discrepancies: found })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::{Valid, parse_line};
+
+    fn room(line: &str) -> Room {
+        match parse_line(line) {
+            Ok(Valid::Room(room)) => room,
+            _ => panic!("not a room: {line}"),
+        }
+    }
+
+    #[test]
+    fn users_differ_by_existence_profile_and_deactivation() {
+        let Ok(Valid::User(user)) =
+            parse_line(r#"{"type":"user","tenant":"t","userId":"a","displayName":"Ann","avatarUrl":null}"#)
+        else {
+            panic!("a user")
+        };
+        assert_eq!(user_discrepancies(&user, &UserState::default()), ["user t/a: missing"]);
+        let same = UserState { exists: true, display_name: Some("Ann".into()), ..UserState::default() };
+        assert!(user_discrepancies(&user, &same).is_empty());
+        let renamed = UserState { display_name: Some("Bob".into()), ..same.clone() };
+        assert!(user_discrepancies(&user, &renamed)[0].contains("display name"));
+        let gone = UserState { deactivated: true, ..same };
+        assert_eq!(user_discrepancies(&user, &gone), ["user t/a: deactivated"]);
+    }
+
+    #[test]
+    fn rooms_differ_by_name_visibility_lifecycle_and_space_link() {
+        let expected = room(
+            r#"{"type":"event","tenant":"t","slug":"e","name":"E","startsAt":"2031-01-01T18:00:00Z","groupSlug":"g","visibility":"private","status":"cancelled"}"#,
+        );
+        let actual = RoomState {
+            room_id: "!r:x".into(),
+            name: Some("E".into()),
+            join_rule: Some("invite".into()),
+            lifecycle: Some(Lifecycle::Cancelled),
+            event: Some(serde_json::json!({"startsAt": "2031-01-01T18:00:00Z"})),
+            parents: vec!["!space:x".into()],
+            ..RoomState::default()
+        };
+        assert_eq!(room_discrepancies(&expected, &actual, Some("!space:x")), Vec::<String>::new());
+        let drifted = RoomState {
+            name: Some("F".into()),
+            join_rule: Some("restricted".into()),
+            lifecycle: None,
+            parents: vec![],
+            ..actual
+        };
+        let found = room_discrepancies(&expected, &drifted, Some("!space:x"));
+        assert_eq!(found.len(), 4, "{found:?}");
+    }
+}
