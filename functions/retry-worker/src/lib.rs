@@ -60,3 +60,22 @@ async fn process_record(app: &App, record: &SqsMessage, deadline: Option<Instant
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> serde_json::Value {
+        let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn the_schedule_is_told_from_a_queue_batch() {
+        assert!(is_scheduled(&fixture("retry-worker-schedule.json")));
+        let batch = fixture("retry-worker-batch.json");
+        assert!(!is_scheduled(&batch));
+        assert!(serde_json::from_value::<SqsEvent>(batch).is_ok());
+    }
+}
