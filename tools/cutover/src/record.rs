@@ -40,7 +40,7 @@ pub async fn open_run(store: &Store, path: &str, digest: &str) -> Result<(String
     if let Some(item) = store.get(&snapshot_key(digest), "RUN").await?
         && let Some(run) = store::string(&item, "run")
         && let Some(meta) = store.get(&partition(&run), "META").await?
-        && store::string(&meta, "state").as_deref() == Some("running")
+        && matches!(store::string(&meta, "state").as_deref(), Some("running" | "failed"))
     {
         return Ok((run, store::number(&meta, "startedAt").unwrap_or(0), true));
     }
@@ -87,11 +87,12 @@ pub async fn set_meta(store: &Store, run: &str, values: &[(&str, AttributeValue)
     store.set(&partition(run), "META", values).await
 }
 
-/// Marks the run finished: a clean one no longer is what a re-run of its snapshot continues.
+/// Marks the run's state. A complete or rolled-back run is no longer what a run of its snapshot continues; a failed
+/// one is (its failures are redone, its done entities skipped, its `BEFORE#` records kept).
 pub async fn finish(store: &Store, run: &str, digest: &str, state: &str) -> Result<(), Error> {
     set_meta(store, run, &[("state", s(state)), ("finishedAt", AttributeValue::N(store::now_secs().to_string()))])
         .await?;
-    if state != "running" {
+    if !matches!(state, "running" | "failed") {
         store.delete(&snapshot_key(digest), "RUN").await?;
     }
     Ok(())
