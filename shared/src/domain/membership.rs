@@ -532,7 +532,7 @@ async fn join(
     // Only `None`/`Leave` may mean "never provisioned" (or deactivated since): anyone banned, invited or knocking
     // exists. `get` is checked first so an existing profile is never overwritten.
     if matches!(current, None | Some(Membership::Leave)) && users::get(app, tenant, user).await?.is_none() {
-        users::ensure(app, tenant, user, user.as_str(), AvatarChange::Keep).await?;
+        users::ensure_profile(app, tenant, user, user.as_str(), AvatarChange::Keep).await?;
     }
     let user_id = app.identities.matrix_user_id(tenant, user);
     if current == Some(Membership::Ban) {

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::app::App;
+use crate::domain::tenancy;
 use crate::aws::store;
 use crate::credentials::{SERVER_DEVICE, login_device};
 use crate::domain::users::{self, AvatarChange};
@@ -96,6 +97,8 @@ pub async fn create(
         users::ensure(app, tenant, user, &name, AvatarChange::Keep).await?;
     }
     let user_id = app.identities.matrix_user_id(tenant, user);
+    // The browser's own token joins the tenant's public rooms: it needs the tenant's space (a read when already in).
+    tenancy::admit(app, tenant, &user_id).await?;
     let login = login_device(&app.homeserver, &user_id, &device_id, "OpenMeet web").await?;
     remember_device(app, tenant, user, &device_id).await?;
     enforce_cap(app, tenant, user, &device_id).await?;

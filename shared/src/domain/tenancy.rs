@@ -44,6 +44,16 @@ pub async fn admit(app: &App, tenant: &TenantId, user_id: &UserId) -> Result<(),
     if rooms::membership_of(app, &space, user_id.as_str()).await?.as_deref() == Some("join") {
         return Ok(());
     }
+    // A space that another request is creating right now is published before its creator has joined it: until
+    // then joins into it are refused (403), as `room_lifecycle::settled_state` waits out for state reads.
+    for _ in 0..30 {
+        match rooms::admin_join(app, &space, user_id).await {
+            Err(ApiError::HomeserverRejected(reason)) if reason.starts_with("403") => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
     rooms::admin_join(app, &space, user_id).await
 }
 

@@ -94,8 +94,25 @@ fn is_loopback(url: &url::Url) -> bool {
     matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback()) || url.host_str() == Some("localhost")
 }
 
-/// Ensures the Matrix user exists and carries this profile. Returns the view and whether it was created now.
+/// Ensures the Matrix user exists, carries this profile and is in the tenant's space (what lets them join the
+/// tenant's public rooms with their own token; a user who left it by hand is back in with the next profile sync).
+/// Returns the view and whether it was created now.
 pub async fn ensure(
+    app: &App,
+    tenant: &TenantId,
+    user: &UserSlug,
+    display_name: &str,
+    avatar: AvatarChange,
+) -> Result<(UserView, bool), ApiError> {
+    let ensured = ensure_profile(app, tenant, user, display_name, avatar).await?;
+    tenancy::admit(app, tenant, &app.identities.matrix_user_id(tenant, user)).await?;
+    Ok(ensured)
+}
+
+/// [`ensure`] without the tenant's space, for bulk paths (a reconcile provisioning its members): joins into one
+/// room are serialised by the homeserver, so the tenant's space is admitted to when the user's own token first
+/// needs it, at their first session (`sessions::create`).
+pub async fn ensure_profile(
     app: &App,
     tenant: &TenantId,
     user: &UserSlug,
@@ -104,9 +121,6 @@ pub async fn ensure(
 ) -> Result<(UserView, bool), ApiError> {
     let user_id = app.identities.matrix_user_id(tenant, user);
     let created = register(app, tenant, user).await?;
-    // Into the tenant's space on every ensure: it is what lets them join the tenant's public rooms, and a user who
-    // left it by hand gets back in with the next profile sync.
-    tenancy::admit(app, tenant, &user_id).await?;
     let path_user = encode(user_id.as_str());
     let current: Value = app
         .homeserver
