@@ -16,9 +16,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::app::App;
-use crate::domain::tenancy;
 use crate::aws::store;
 use crate::credentials::{SERVER_DEVICE, login_device};
+use crate::domain::tenancy;
 use crate::domain::users::{self, AvatarChange};
 use crate::error::ApiError;
 use crate::homeserver::{Acting, encode};
