@@ -71,9 +71,8 @@ pub async fn ensure_user(
     if avatar_now != avatar_url {
         set_profile(app, &user_id, "avatar_url", avatar_url.unwrap_or("")).await?;
     }
-    // Always: a crash between registration and admission leaves an existing user outside the space (admitting a
-    // member again is a cheap no-op).
-    tenancy::admit(app, tenant, &user_id).await?;
+    // Like the reconcile's provisioning (`users::ensure_profile`), a bulk path: the tenant's space is joined at the
+    // user's first session (`sessions::create`), since joins into one room are serialised by the homeserver.
     Ok(created)
 }
 
@@ -102,8 +101,8 @@ pub async fn restore_user(app: &App, tenant: &TenantId, user: &UserSlug, before:
     Ok(())
 }
 
-/// Creates the tenant's space before its users are admitted in parallel, and waits until its creation has
-/// finished: an admission racing the creation is refused (403) while the creator's join is not yet in.
+/// Creates the tenant's space (and waits until its creation has finished) before the rooms that admit its members
+/// are made, so that users' first sessions do not race to create it.
 pub async fn prepare_tenant(app: &App, tenant: &TenantId) -> Result<(), ApiError> {
     let space = tenancy::tenant_space(app, tenant).await?;
     room_lifecycle::settled_state(app, space.as_str()).await.map(|_| ())

@@ -87,7 +87,7 @@ async fn bounded<T: Send + 'static>(items: Vec<T>, limit: usize, task: impl Fn(T
     while running.join_next().await.is_some() {}
 }
 
-/// The calls the snapshot needs, made directly: per user register, display name, admission to the tenant space;
+/// The calls the snapshot needs, made directly: per user lookup, register, display name;
 /// per room one createRoom with its initial state (and a space for groups, a child link for grouped rooms); per
 /// room its joins (8 at a time, as the domain's reconcile does) and one power-levels write.
 async fn baseline(app: &'static App, path: &std::path::Path, tenant: &str, concurrency: usize) -> [f64; 3] {
@@ -111,8 +111,6 @@ async fn baseline(app: &'static App, path: &std::path::Path, tenant: &str, concu
             let masquerade = Acting::Masquerade { user: &user_id, device: None };
             let name = json!({"displayname": u.display_name});
             call(app, reqwest::Method::PUT, &format!("/_matrix/client/v3/profile/{encoded}/displayname"), masquerade, Some(name)).await;
-            let join = json!({"user_id": user_id.as_str()});
-            call(app, reqwest::Method::POST, &format!("/_synapse/admin/v1/join/{}", encode(space)), Acting::Platform, Some(join)).await;
         })
     })
     .await;
