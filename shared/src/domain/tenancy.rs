@@ -39,22 +39,26 @@ pub async fn tenant_space(app: &App, tenant: &TenantId) -> Result<OwnedRoomId, A
 /// Puts a provisioned user into their tenant's space: from then on they may join the tenant's public rooms.
 pub async fn admit(app: &App, tenant: &TenantId, user_id: &UserId) -> Result<(), ApiError> {
     let space = tenant_space(app, tenant).await?;
-    // A read first: joins into one room are serialised by the homeserver, and a tenant's space is the one room
-    // every provisioning touches, so the already-joined case must not queue for it.
-    if rooms::membership_of(app, &space, user_id.as_str()).await?.as_deref() == Some("join") {
-        return Ok(());
-    }
     // A space that another request is creating right now is published before its creator has joined it: until
-    // then joins into it are refused (403), as `room_lifecycle::settled_state` waits out for state reads.
+    // then reads and joins of it are refused (403), as `room_lifecycle::settled_state` waits out for state reads.
     for _ in 0..30 {
-        match rooms::admin_join(app, &space, user_id).await {
+        match join_space(app, &space, user_id).await {
             Err(ApiError::HomeserverRejected(reason)) if reason.starts_with("403") => {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
             other => return other,
         }
     }
-    rooms::admin_join(app, &space, user_id).await
+    join_space(app, &space, user_id).await
+}
+
+/// A read first: joins into one room are serialised by the homeserver, and a tenant's space is the one room every
+/// admission touches, so the already-joined case must not queue for it.
+async fn join_space(app: &App, space: &OwnedRoomId, user_id: &UserId) -> Result<(), ApiError> {
+    if rooms::membership_of(app, space, user_id.as_str()).await?.as_deref() == Some("join") {
+        return Ok(());
+    }
+    rooms::admin_join(app, space, user_id).await
 }
 
 /// How a public room of the tenant admits people.
