@@ -122,14 +122,11 @@ pub async fn ensure_profile(
     let user_id = app.identities.matrix_user_id(tenant, user);
     let created = register(app, tenant, user).await?;
     let path_user = encode(user_id.as_str());
+    // The admin view, not the client profile API: profiles are only shown to users who share a room (tenant walls),
+    // and a user just registered shares none yet, not even with the platform.
     let current: Value = app
         .homeserver
-        .call(
-            reqwest::Method::GET,
-            &format!("/_matrix/client/v3/profile/{path_user}"),
-            Acting::Platform,
-            None::<&Value>,
-        )
+        .call(reqwest::Method::GET, &format!("/_synapse/admin/v2/users/{path_user}"), Acting::Platform, None::<&Value>)
         .await
         .or_else(|e| if e.is_not_found() { Ok(json!({})) } else { Err(e) })?;
     if current.get("displayname").and_then(Value::as_str) != Some(display_name) {
