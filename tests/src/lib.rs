@@ -211,6 +211,22 @@ impl Stack {
         true
     }
 
+    /// Bodies of a room's text messages (the last 500), oldest first, read with `token` (the platform's by default).
+    pub async fn text_bodies(&self, room_id: &str, token: Option<&str>) -> Vec<String> {
+        let path = format!("/_matrix/client/v3/rooms/{}/messages?dir=b&limit=500", encode_path(room_id));
+        let (status, page) = self.matrix(Method::GET, &path, token, None).await;
+        assert_eq!(status, 200, "{page}");
+        let mut bodies: Vec<String> = page["chunk"]
+            .as_array()
+            .expect("chunk")
+            .iter()
+            .filter(|e| e["type"] == "m.room.message" && e["content"]["msgtype"] == "m.text")
+            .filter_map(|e| e["content"]["body"].as_str().map(str::to_owned))
+            .collect();
+        bodies.reverse();
+        bodies
+    }
+
     pub fn matrix_user_id(&self, tenant: &str, user: &str) -> String {
         format!("@{}{tenant}.{user}:{}", self.var("MATRIX_USER_PREFIX"), self.var("MATRIX_SERVER_NAME"))
     }

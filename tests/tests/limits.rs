@@ -25,18 +25,7 @@ async fn room_with(s: &Stack, tenant: &str, members: &[&str]) -> (String, String
 
 /// Text bodies in the room, read as the platform (its creator), oldest first.
 async fn bodies(s: &Stack, room_id: &str) -> Vec<String> {
-    let path = format!("/_matrix/client/v3/rooms/{}/messages?dir=b&limit=500", encode_path(room_id));
-    let (status, page) = s.matrix(Method::GET, &path, None, None).await;
-    assert_eq!(status, 200, "{page}");
-    let mut bodies: Vec<String> = page["chunk"]
-        .as_array()
-        .expect("chunk")
-        .iter()
-        .filter(|e| e["type"] == "m.room.message" && e["content"]["msgtype"] == "m.text")
-        .filter_map(|e| e["content"]["body"].as_str().map(str::to_owned))
-        .collect();
-    bodies.reverse();
-    bodies
+    s.text_bodies(room_id, None).await
 }
 
 /// Posts a plain message through the gateway at `base`; returns status, `Retry-After` and body.

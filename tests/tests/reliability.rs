@@ -42,24 +42,7 @@ async fn room_with_member(s: &Stack) -> (String, String, String, String) {
 
 /// Bodies of the room's text messages, oldest first, read with the member's own session.
 async fn bodies(s: &Stack, room_id: &str, token: &str) -> Vec<String> {
-    let (status, page) = s
-        .matrix(
-            Method::GET,
-            &format!("/_matrix/client/v3/rooms/{}/messages?dir=b&limit=200", encode_path(room_id)),
-            Some(token),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{page}");
-    let mut bodies: Vec<String> = page["chunk"]
-        .as_array()
-        .expect("chunk")
-        .iter()
-        .filter(|e| e["type"] == "m.room.message" && e["content"]["msgtype"] == "m.text")
-        .filter_map(|e| e["content"]["body"].as_str().map(str::to_owned))
-        .collect();
-    bodies.reverse();
-    bodies
+    s.text_bodies(room_id, Some(token)).await
 }
 
 /// Posts a plain message with an `Idempotency-Key` through the gateway at `base`.
