@@ -1,0 +1,250 @@
+//! The pure part of drift repair: what a room should hold (its recorded intent) against what the homeserver says,
+//! giving the list of differences. Repairing exactly these and comparing again gives nothing (no flapping): every
+//! rule below is a function of the intent and of state the repair itself writes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Value, json};
+
+use crate::domain::membership::{PowerLevels, merge_power_levels};
+use crate::domain::room_policy::converge_power_levels;
+use crate::homeserver::admin_rooms::StateEvent;
+
+/// The service's latest word on one member: a power level, or `None` (removed), given at `version` (ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Intent {
+    pub level: Option<i64>,
+    pub version: u64,
+}
+
+/// What a room should hold, members keyed by Matrix id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Desired {
+    pub room_id: String,
+    pub name: String,
+    pub join_rules: Value,
+    pub parent: Option<String>,
+    /// The lifecycle's `events_default` (who may post).
+    pub events_default: i64,
+    pub members: BTreeMap<String, Intent>,
+    /// A reconcile gave the whole list: in an invite-only room, anyone else joined is drift.
+    pub complete: bool,
+    pub server_name: String,
+}
+
+/// What the homeserver says.
+pub struct Observed<'a> {
+    pub state: &'a [StateEvent],
+    /// Listed in the server-wide directory.
+    pub listed: bool,
+    /// The parent space's state, when the room has one.
+    pub parent_state: Option<&'a [StateEvent]>,
+}
+
+/// Who is never touched.
+pub struct Context<'a> {
+    pub platform: &'a str,
+    /// Configured bots.
+    pub keep: &'a BTreeSet<String>,
+    /// Whether a Matrix id is a user of the room's tenant.
+    pub of_tenant: &'a dyn Fn(&str) -> bool,
+}
+
+/// One difference, with what repairs it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Drift {
+    /// Intended member not joined (kicked, banned by hand, a join that was lost): join them with this level.
+    MissingMember {
+        user_id: String,
+        level: i64,
+    },
+    /// Joined without the service's intent (a stranger, or someone added by hand to an invite-only room).
+    ExtraMember {
+        user_id: String,
+    },
+    /// The power levels to write (users, the platform's policy and the lifecycle's posting level).
+    PowerLevels {
+        content: Value,
+    },
+    JoinRules {
+        content: Value,
+    },
+    Name {
+        name: String,
+    },
+    /// Listed in the server-wide directory.
+    Listed,
+    SpaceParent {
+        parent: String,
+        content: Value,
+    },
+    SpaceChild {
+        parent: String,
+        content: Value,
+    },
+}
+
+impl Drift {
+    /// The metric dimension and log field.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Drift::MissingMember { .. } => "member_missing",
+            Drift::ExtraMember { .. } => "member_extra",
+            Drift::PowerLevels { .. } => "power_levels",
+            Drift::JoinRules { .. } => "join_rules",
+            Drift::Name { .. } => "name",
+            Drift::Listed => "directory",
+            Drift::SpaceParent { .. } => "space_parent",
+            Drift::SpaceChild { .. } => "space_child",
+        }
+    }
+
+    /// One line for reports (ids only, never content beyond names).
+    pub fn describe(&self) -> String {
+        match self {
+            Drift::MissingMember { user_id, level } => format!("member missing: {user_id} (level {level})"),
+            Drift::ExtraMember { user_id } => format!("member not intended: {user_id}"),
+            Drift::PowerLevels { .. } => "power levels differ".to_owned(),
+            Drift::JoinRules { .. } => "join rules differ".to_owned(),
+            Drift::Name { name } => format!("name differs (wanted {name:?})"),
+            Drift::Listed => "listed in the server-wide directory".to_owned(),
+            Drift::SpaceParent { parent, .. } => format!("space parent link to {parent} missing"),
+            Drift::SpaceChild { parent, .. } => format!("space {parent} lacks the child link"),
+        }
+    }
+}
+
+/// The differences, and joined members the service knows nothing about (left alone, listed for the report).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Comparison {
+    pub drift: Vec<Drift>,
+    pub unmanaged: Vec<String>,
+}
+
+struct MemberState<'a> {
+    membership: &'a str,
+    sender: &'a str,
+    at: u64,
+}
+
+fn state_content<'a>(state: &'a [StateEvent], event_type: &str, key: &str) -> Option<&'a Value> {
+    state.iter().find(|e| e.event_type == event_type && e.state_key == key).map(|e| &e.content)
+}
+
+pub fn compare(desired: &Desired, observed: &Observed<'_>, context: &Context<'_>) -> Comparison {
+    let mut comparison = Comparison::default();
+    let members: BTreeMap<&str, MemberState<'_>> = observed
+        .state
+        .iter()
+        .filter(|e| e.event_type == "m.room.member")
+        .map(|e| {
+            let membership = e.content.get("membership").and_then(Value::as_str).unwrap_or("leave");
+            (e.state_key.as_str(), MemberState { membership, sender: &e.sender, at: e.origin_server_ts })
+        })
+        .collect();
+    let invite_only = desired.join_rules.get("join_rule").and_then(Value::as_str) == Some("invite");
+    let untouchable = |user: &str| user == context.platform || context.keep.contains(user);
+
+    for (user, intent) in &desired.members {
+        if untouchable(user) {
+            continue;
+        }
+        let current = members.get(user.as_str());
+        match intent.level {
+            Some(level) => {
+                let Some(current) = current else {
+                    comparison.drift.push(Drift::MissingMember { user_id: user.clone(), level });
+                    continue;
+                };
+                // Their own leave after the intent, or the platform's ban after it: their choice / a later decision.
+                let left_later = current.membership == "leave" && current.sender == user && current.at > intent.version;
+                let banned_later =
+                    current.membership == "ban" && current.sender == context.platform && current.at > intent.version;
+                if current.membership != "join" && !left_later && !banned_later {
+                    comparison.drift.push(Drift::MissingMember { user_id: user.clone(), level });
+                }
+            }
+            None => {
+                // In a tenant-public room, joining again with their own token after the removal is their right.
+                if let Some(current) = current
+                    && current.membership == "join"
+                    && (invite_only || current.at <= intent.version)
+                {
+                    comparison.drift.push(Drift::ExtraMember { user_id: user.clone() });
+                }
+            }
+        }
+    }
+    for (user, current) in &members {
+        if current.membership != "join" || untouchable(user) || desired.members.contains_key(*user) {
+            continue;
+        }
+        if !(context.of_tenant)(user) || (desired.complete && invite_only) {
+            comparison.drift.push(Drift::ExtraMember { user_id: (*user).to_owned() });
+        } else {
+            comparison.unmanaged.push((*user).to_owned());
+        }
+    }
+
+    let current_levels = state_content(observed.state, "m.room.power_levels", "").cloned().unwrap_or(json!({}));
+    let wanted = wanted_levels(desired, &current_levels, &comparison, context);
+    if wanted != current_levels {
+        comparison.drift.push(Drift::PowerLevels { content: wanted });
+    }
+    if state_content(observed.state, "m.room.join_rules", "") != Some(&desired.join_rules) {
+        comparison.drift.push(Drift::JoinRules { content: desired.join_rules.clone() });
+    }
+    let name = state_content(observed.state, "m.room.name", "").and_then(|c| c.get("name")).and_then(Value::as_str);
+    if name != Some(desired.name.as_str()) {
+        comparison.drift.push(Drift::Name { name: desired.name.clone() });
+    }
+    if observed.listed {
+        comparison.drift.push(Drift::Listed);
+    }
+    if let Some(parent) = &desired.parent {
+        let wanted = json!({"via": [desired.server_name], "canonical": true});
+        if state_content(observed.state, "m.space.parent", parent) != Some(&wanted) {
+            comparison.drift.push(Drift::SpaceParent { parent: parent.clone(), content: wanted });
+        }
+        if let Some(parent_state) = observed.parent_state {
+            let wanted = json!({"via": [desired.server_name], "suggested": true});
+            if state_content(parent_state, "m.space.child", &desired.room_id) != Some(&wanted) {
+                comparison.drift.push(Drift::SpaceChild { parent: parent.clone(), content: wanted });
+            }
+        }
+    }
+    comparison
+}
+
+/// The power levels the room should hold: intended members at their level, removed and unintended ones at the
+/// default (users the service never named in a room without a complete list keep theirs), the platform's policy and
+/// the lifecycle's posting level.
+fn wanted_levels(desired: &Desired, current: &Value, comparison: &Comparison, context: &Context<'_>) -> Value {
+    let users_default = PowerLevels::from_content(current).users_default;
+    let mut wanted: BTreeMap<String, i64> = BTreeMap::new();
+    for (user, intent) in &desired.members {
+        if user != context.platform && !context.keep.contains(user) {
+            wanted.insert(user.clone(), intent.level.unwrap_or(users_default));
+        }
+    }
+    let listed = current.get("users").and_then(Value::as_object).into_iter().flatten();
+    for (user, _) in listed {
+        let known = desired.members.contains_key(user) || context.keep.contains(user) || user == context.platform;
+        let unmanaged = comparison.unmanaged.contains(user) || ((context.of_tenant)(user) && !desired.complete);
+        if !known && !unmanaged {
+            wanted.insert(user.clone(), users_default);
+        }
+    }
+    let mut content = merge_power_levels(current, &wanted, context.platform).unwrap_or_else(|| current.clone());
+    if let Some(converged) = converge_power_levels(&content) {
+        content = converged;
+    }
+    if content.get("events_default").and_then(Value::as_i64) != Some(desired.events_default) {
+        content["events_default"] = json!(desired.events_default);
+    }
+    content
+}
+
+#[cfg(test)]
+#[path = "compare_tests.rs"]
+mod tests;

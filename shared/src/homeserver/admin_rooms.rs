@@ -1,0 +1,98 @@
+//! Synapse admin-API reads and writes of rooms that the drift repair needs (`/_synapse/admin/v1/rooms/...`):
+//! they work without any user's token and see the whole current state, members included.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Acting, Homeserver, HomeserverError, encode};
+
+/// One current state event.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct StateEvent {
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub state_key: String,
+    #[serde(default)]
+    pub sender: String,
+    #[serde(default)]
+    pub content: Value,
+    /// When the event was sent (ms since the epoch).
+    #[serde(default)]
+    pub origin_server_ts: u64,
+}
+
+#[derive(Deserialize)]
+struct StateAnswer {
+    #[serde(default)]
+    state: Vec<StateEvent>,
+}
+
+/// What the admin room-details endpoint says about a room (the fields used here).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RoomDetails {
+    /// Listed in the server-wide room directory.
+    #[serde(default)]
+    pub public: bool,
+    #[serde(default)]
+    pub joined_members: u64,
+}
+
+impl Homeserver {
+    /// The room's whole current state, member events included (one request).
+    pub async fn admin_room_state(&self, room_id: &str) -> Result<Vec<StateEvent>, HomeserverError> {
+        let path = format!("/_synapse/admin/v1/rooms/{}/state", encode(room_id));
+        let answer: StateAnswer = self.call(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await?;
+        Ok(answer.state)
+    }
+
+    /// The room's details: directory publication, member count.
+    pub async fn admin_room_details(&self, room_id: &str) -> Result<RoomDetails, HomeserverError> {
+        let path = format!("/_synapse/admin/v1/rooms/{}", encode(room_id));
+        self.call(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await
+    }
+
+    /// The joined members of a room.
+    pub async fn admin_room_members(&self, room_id: &str) -> Result<Vec<String>, HomeserverError> {
+        #[derive(Deserialize)]
+        struct Members {
+            #[serde(default)]
+            members: Vec<String>,
+        }
+        let path = format!("/_synapse/admin/v1/rooms/{}/members", encode(room_id));
+        let answer: Members = self.call(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await?;
+        Ok(answer.members)
+    }
+
+    /// Joins a local user into a room the platform is in (no invite needed, no user token).
+    pub async fn admin_join(&self, room_id: &str, user_id: &str) -> Result<(), HomeserverError> {
+        let path = format!("/_synapse/admin/v1/join/{}", encode(room_id));
+        let body = json!({"user_id": user_id});
+        self.call::<Value>(reqwest::Method::POST, &path, Acting::Platform, Some(&body)).await.map(|_| ())
+    }
+
+    /// Takes a room out of the server-wide directory (a no-op when it is not listed).
+    pub async fn unlist_room(&self, room_id: &str) -> Result<(), HomeserverError> {
+        let path = format!("/_matrix/client/v3/directory/list/room/{}", encode(room_id));
+        let body = json!({"visibility": "private"});
+        self.call::<Value>(reqwest::Method::PUT, &path, Acting::Platform, Some(&body)).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_answers_parse_with_members_and_defaults() {
+        let raw = json!({"state": [
+            {"type": "m.room.member", "state_key": "@a:l", "sender": "@b:l", "content": {"membership": "leave"}},
+            {"type": "m.room.name", "state_key": "", "content": {"name": "N"}}
+        ]});
+        let answer: StateAnswer = serde_json::from_value(raw).expect("parses");
+        assert_eq!(answer.state.len(), 2);
+        assert_eq!(answer.state[0].sender, "@b:l");
+        assert_eq!(answer.state[1].sender, "");
+        let details: RoomDetails = serde_json::from_value(json!({"public": true, "name": "x"})).expect("parses");
+        assert!(details.public);
+    }
+}
