@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use ruma::events::room::name::RoomNameEventContent;
 use ruma::{OwnedRoomAliasId, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -15,7 +16,7 @@ use crate::domain::room_lifecycle::{self, CancelInput, DeleteMode, Lifecycle, Ro
 use crate::domain::rooms;
 use crate::domain::{platform, tenancy, users};
 use crate::error::ApiError;
-use crate::homeserver::{Acting, encode};
+use crate::homeserver::Acting;
 use crate::identity::{RoomKind, Slug, TenantId, UserSlug};
 
 /// A user as the homeserver knows it.
@@ -31,18 +32,15 @@ pub struct UserState {
 /// Reads a user with the admin API (one call; a missing user is `exists: false`).
 pub async fn read_user(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<UserState, ApiError> {
     let user_id = app.identities.matrix_user_id(tenant, user);
-    let path = format!("/_synapse/admin/v2/users/{}", encode(user_id.as_str()));
-    let info: Value = match app.homeserver.call(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await {
-        Ok(info) => info,
-        Err(error) if error.is_not_found() => return Ok(UserState::default()),
-        Err(error) => return Err(error.into()),
+    let Some(info) = app.homeserver.admin_user(&user_id).await? else {
+        return Ok(UserState::default());
     };
-    let text = |field: &str| info.get(field).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
+    let text = |field: Option<String>| field.filter(|s| !s.is_empty());
     Ok(UserState {
         exists: true,
-        deactivated: info.get("deactivated").and_then(Value::as_bool).unwrap_or(false),
-        display_name: text("displayname"),
-        avatar_url: text("avatar_url"),
+        deactivated: info.deactivated,
+        display_name: text(info.displayname),
+        avatar_url: text(info.avatar_url),
     })
 }
 
@@ -77,10 +75,8 @@ pub async fn ensure_user(
 }
 
 async fn set_profile(app: &App, user_id: &UserId, field: &str, value: &str) -> Result<(), ApiError> {
-    let path = format!("/_matrix/client/v3/profile/{}/{field}", encode(user_id.as_str()));
     let acting = Acting::Masquerade { user: user_id, device: None };
-    app.homeserver.call::<Value>(reqwest::Method::PUT, &path, acting, Some(&json!({ field: value }))).await?;
-    Ok(())
+    Ok(app.homeserver.set_profile_field(user_id, field, value, acting).await?)
 }
 
 /// Puts a user back as `before` found them: a user who did not exist is deactivated.
@@ -151,31 +147,18 @@ pub async fn read_room(app: &App, alias: &OwnedRoomAliasId) -> Result<Option<Roo
     let Some(room_id) = rooms::lookup_alias(app, alias).await? else {
         return Ok(None);
     };
-    let admin = format!("/_synapse/admin/v1/rooms/{}", encode(room_id.as_str()));
-    let state: Value = match app
-        .homeserver
-        .call(reqwest::Method::GET, &format!("{admin}/state"), Acting::Platform, None::<&Value>)
-        .await
-    {
+    let state = match app.homeserver.admin_room_state(room_id.as_str()).await {
         Ok(state) => state,
         // An alias left behind by a purge still in progress.
         Err(error) if error.is_not_found() => return Ok(None),
         Err(error) => return Err(error.into()),
     };
-    let members: Value = app
-        .homeserver
-        .call(reqwest::Method::GET, &format!("{admin}/members"), Acting::Platform, None::<&Value>)
-        .await?;
+    let members = app.homeserver.admin_room_members(room_id.as_str()).await?;
     let platform = app.identities.platform_user_id();
     let mut events: HashMap<(String, String), Value> = HashMap::new();
     let mut parents = Vec::new();
-    for event in state.get("state").and_then(Value::as_array).into_iter().flatten() {
-        let (Some(kind), Some(key)) =
-            (event.get("type").and_then(Value::as_str), event.get("state_key").and_then(Value::as_str))
-        else {
-            continue;
-        };
-        let content = event.get("content").cloned().unwrap_or(Value::Null);
+    for event in state {
+        let (kind, key, content) = (event.event_type.as_str(), event.state_key.as_str(), event.content);
         if kind == "m.space.parent" && content.as_object().is_some_and(|c| !c.is_empty()) {
             parents.push(key.to_owned());
         }
@@ -187,15 +170,7 @@ pub async fn read_room(app: &App, alias: &OwnedRoomAliasId) -> Result<Option<Roo
     let power = membership::PowerLevels::from_content(
         events.get(&("m.room.power_levels".to_owned(), String::new())).unwrap_or(&Value::Null),
     );
-    let joined = members
-        .get("members")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .filter(|id| *id != platform.as_str())
-        .map(str::to_owned)
-        .collect();
+    let joined = members.into_iter().filter(|id| *id != platform.as_str()).collect();
     Ok(Some(RoomState {
         room_id: room_id.to_string(),
         name: text("m.room.name", "name"),
@@ -227,7 +202,10 @@ pub async fn ensure_room(
         return Ok(false);
     }
     if now == Lifecycle::Archived || (now == Lifecycle::Cancelled && lifecycle == Lifecycle::Active) {
-        return Err(ApiError::conflict("conflict", format!("this room is {} and cannot be reopened", json!(now))));
+        return Err(ApiError::conflict(
+            "conflict",
+            format!("this room is {} and cannot be reopened", serde_json::to_value(now).unwrap_or_default()),
+        ));
     }
     let created =
         if now == Lifecycle::Active { room_lifecycle::ensure(app, tenant, kind, slug, spec).await?.1 } else { false };
@@ -257,10 +235,12 @@ pub async fn restore_room(
         return Ok(());
     };
     if now.name != before.name {
-        let content = json!({"name": before.name.clone().unwrap_or_default()});
+        let name = RoomNameEventContent::new(before.name.clone().unwrap_or_default());
+        let content = serde_json::to_value(name).map_err(|_| ApiError::Internal)?;
         platform::put_state(app, &now.room_id, "m.room.name", "", &content).await?;
     }
     if now.topic != before.topic {
+        // Not ruma's topic content, which adds an `m.topic` block: the room keeps exactly the text it had.
         let content = json!({"topic": before.topic.clone().unwrap_or_default()});
         platform::put_state(app, &now.room_id, "m.room.topic", "", &content).await?;
     }

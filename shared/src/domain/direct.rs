@@ -1,7 +1,7 @@
 //! Direct messages: one room per pair of users of a tenant, found by an alias derived from the sorted pair, both
 //! users joined, and `m.direct` account data set for both.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::app::App;
 use crate::domain::room_lifecycle::{Lifecycle, RoomView};
@@ -9,7 +9,7 @@ use crate::domain::room_policy::{self, Admission, Creation};
 use crate::domain::rooms;
 use crate::domain::users;
 use crate::error::ApiError;
-use crate::homeserver::{Acting, encode};
+use crate::homeserver::{Acting, MemberAction};
 use crate::identity::{TenantId, UserSlug};
 
 /// Ensures the direct room of `me` and `other`. `true` when it was created now.
@@ -78,13 +78,7 @@ fn creation_body(tenant: &TenantId, alias: &ruma::OwnedRoomAliasId) -> Value {
 
 /// The platform invites (it alone has the power to); an invite that already stands is success.
 async fn invite(app: &App, room_id: &ruma::RoomId, user_id: &ruma::UserId) -> Result<(), ApiError> {
-    let path = format!("/_matrix/client/v3/rooms/{}/invite", encode(room_id.as_str()));
-    let body = json!({"user_id": user_id.as_str()});
-    match app.homeserver.call::<Value>(reqwest::Method::POST, &path, Acting::Platform, Some(&body)).await {
-        Ok(_) => Ok(()),
-        Err(error) if error.is_membership_already_applied() => Ok(()),
-        Err(error) => Err(error.into()),
-    }
+    Ok(app.homeserver.member_action(room_id, MemberAction::Invite, user_id).await?)
 }
 
 /// Adds the room to the user's `m.direct` account data (read-merge-write, as the user).
@@ -96,31 +90,24 @@ async fn mark_direct(
     room_id: &str,
 ) -> Result<(), ApiError> {
     let user_id = app.identities.matrix_user_id(tenant, user);
-    let path = format!("/_matrix/client/v3/user/{}/account_data/m.direct", encode(user_id.as_str()));
     app.credentials
         .as_user(tenant, user, |token| {
-            let path = &path;
+            let user_id = &user_id;
             async move {
-                let mut direct: Value =
-                    match app.homeserver.call(reqwest::Method::GET, path, Acting::User(&token), None::<&Value>).await {
-                        Ok(value) => value,
-                        Err(error) if error.is_not_found() => json!({}),
-                        Err(error) => return Err(error),
-                    };
+                // A read-modify-write as JSON: the user's other `m.direct` entries must survive as they are.
+                let stored = app.homeserver.account_data(user_id, "m.direct", Acting::User(&token)).await?;
+                let mut direct = stored.unwrap_or_else(|| Value::Object(Default::default()));
                 let rooms = direct.get(other_id).and_then(Value::as_array).cloned().unwrap_or_default();
                 if rooms.iter().any(|r| r.as_str() == Some(room_id)) {
                     return Ok(());
                 }
                 let mut rooms = rooms;
-                rooms.push(json!(room_id));
+                rooms.push(Value::from(room_id));
                 if !direct.is_object() {
-                    direct = json!({});
+                    direct = Value::Object(Default::default());
                 }
                 direct[other_id] = Value::Array(rooms);
-                app.homeserver
-                    .call::<Value>(reqwest::Method::PUT, path, Acting::User(&token), Some(&direct))
-                    .await
-                    .map(|_| ())
+                app.homeserver.put_account_data(user_id, "m.direct", &direct, Acting::User(&token)).await
             }
         })
         .await

@@ -3,10 +3,9 @@
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::app::App;
-use crate::homeserver::{Acting, CircuitState};
+use crate::homeserver::CircuitState;
 
 #[derive(Debug, Serialize)]
 pub struct Health {
@@ -28,12 +27,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub async fn check(app: &App) -> Health {
     let homeserver = async {
-        let probe = app.homeserver.call::<Value>(
-            reqwest::Method::GET,
-            "/_matrix/client/versions",
-            Acting::Platform,
-            None::<&Value>,
-        );
+        let probe = app.homeserver.versions();
         match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
             Ok(Ok(_)) => "ok",
             Ok(Err(_)) | Err(_) => "unreachable",

@@ -1,11 +1,12 @@
 //! Acting as the platform's own user: the appservice sender, creator of every room.
 
-use serde_json::{Value, json};
+use ruma::events::room::message::RoomMessageEventContent;
+use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use crate::app::App;
 use crate::error::ApiError;
-use crate::homeserver::{Acting, encode};
+use crate::homeserver::{self, Acting};
 
 /// The platform user's own device: its transaction ids are deduplicated per device, persistently (see ADR 0001),
 /// so a notice retried after a crash is posted once.
@@ -18,17 +19,7 @@ async fn ensure_device(app: &App) -> Result<(), ApiError> {
     DEVICE_READY
         .get_or_try_init(|| async {
             let platform = app.identities.platform_user_id();
-            let path = format!("/_synapse/admin/v2/users/{}/devices", encode(platform.as_str()));
-            app.homeserver
-                .call::<Value>(
-                    reqwest::Method::POST,
-                    &path,
-                    Acting::Platform,
-                    Some(&json!({"device_id": PLATFORM_DEVICE})),
-                )
-                .await
-                .map(|_| ())
-                .map_err(ApiError::from)
+            app.homeserver.create_device(&platform, PLATFORM_DEVICE).await.map_err(ApiError::from)
         })
         .await
         .map(|_| ())
@@ -45,21 +36,16 @@ pub async fn send_event(
     ensure_device(app).await?;
     let platform = app.identities.platform_user_id();
     let device = ruma::OwnedDeviceId::from(PLATFORM_DEVICE);
-    let path = format!("/_matrix/client/v3/rooms/{}/send/{}/{}", encode(room_id), encode(event_type), encode(txn_id));
-    let response: Value = app
-        .homeserver
-        .call(reqwest::Method::PUT, &path, Acting::Masquerade { user: &platform, device: Some(&device) }, Some(content))
-        .await?;
-    response
-        .get("event_id")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or(ApiError::HomeserverRejected("send returned no event id".into()))
+    let acting = Acting::Masquerade { user: &platform, device: Some(&device) };
+    let room_id = homeserver::room_id(room_id)?;
+    Ok(app.homeserver.send_message_event(&room_id, event_type, txn_id, content, acting).await?.to_string())
 }
 
 /// Posts an `m.notice` as the platform.
 pub async fn send_notice(app: &App, room_id: &str, txn_id: &str, text: &str) -> Result<String, ApiError> {
-    send_event(app, room_id, "m.room.message", txn_id, &json!({"msgtype": "m.notice", "body": text})).await
+    let notice = RoomMessageEventContent::notice_plain(text);
+    let content = serde_json::to_value(notice).map_err(|_| ApiError::Internal)?;
+    send_event(app, room_id, "m.room.message", txn_id, &content).await
 }
 
 /// Puts a state event as the platform.
@@ -70,9 +56,8 @@ pub async fn put_state(
     state_key: &str,
     content: &Value,
 ) -> Result<(), ApiError> {
-    let path =
-        format!("/_matrix/client/v3/rooms/{}/state/{}/{}", encode(room_id), encode(event_type), encode(state_key));
-    app.homeserver.call::<Value>(reqwest::Method::PUT, &path, Acting::Platform, Some(content)).await?;
+    let room_id = homeserver::room_id(room_id)?;
+    app.homeserver.put_state(&room_id, event_type, state_key, content, Acting::Platform).await?;
     Ok(())
 }
 
@@ -81,14 +66,7 @@ pub async fn room_state(
     app: &App,
     room_id: &str,
 ) -> Result<std::collections::HashMap<(String, String), Value>, ApiError> {
-    let path = format!("/_matrix/client/v3/rooms/{}/state", encode(room_id));
-    let events: Vec<Value> = app.homeserver.call(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await?;
-    Ok(events
-        .into_iter()
-        .filter_map(|event| {
-            let event_type = event.get("type")?.as_str()?.to_owned();
-            let state_key = event.get("state_key")?.as_str()?.to_owned();
-            Some(((event_type, state_key), event.get("content")?.clone()))
-        })
-        .collect())
+    let room_id = homeserver::room_id(room_id)?;
+    let events = app.homeserver.room_state(&room_id).await?;
+    Ok(events.into_iter().map(|event| ((event.event_type, event.state_key), event.content)).collect())
 }

@@ -2,6 +2,11 @@
 //! power levels that leave the managed state to the platform alone, join rules that keep a room inside its tenant,
 //! a pinned room version, and the one `createRoom` body that carries all of it (so a room is right from its first
 //! event, and costs one call).
+//!
+//! Contents are JSON (`json!`): the power levels are merged into rooms' current ones, whose unknown keys must
+//! survive (`converge_power_levels`); the metadata event is our own type; and the `createRoom` body's initial state
+//! is written as it is (ruma's typed contents would add keys, e.g. the topic's `m.topic` block). The body becomes
+//! ruma's `create_room` request in `Homeserver::create_room`.
 
 use ruma::{OwnedRoomAliasId, OwnedRoomId};
 use serde_json::{Map, Value, json};

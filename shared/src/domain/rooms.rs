@@ -12,7 +12,6 @@ use crate::app::App;
 use crate::auth::Caller;
 use crate::aws::store::{self, PutOutcome};
 use crate::error::ApiError;
-use crate::homeserver::{Acting, HomeserverError, encode};
 use crate::identity::{RoomKind, Slug, TenantId};
 
 /// A room of a group or event, resolved.
@@ -60,21 +59,15 @@ pub async fn lookup_alias(app: &App, alias: &OwnedRoomAliasId) -> Result<Option<
     if let Some(room_id) = app.rooms.get(alias.as_str()) {
         return Ok(Some(room_id));
     }
-    let path = format!("/_matrix/client/v3/directory/room/{}", encode(alias.as_str()));
-    match app.homeserver.call::<Value>(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await {
-        Ok(body) => {
-            let room_id = body
-                .get("room_id")
-                .and_then(Value::as_str)
-                .and_then(|id| OwnedRoomId::try_from(id).ok())
-                .ok_or(ApiError::HomeserverRejected("alias lookup returned no room id".into()))?;
+    match app.homeserver.resolve_alias(alias).await {
+        Ok(Some(room_id)) => {
             if app.rooms.get_stale(alias.as_str()).as_ref() != Some(&room_id) {
                 remember(app, alias, &room_id).await;
             }
             app.rooms.put(alias.as_str(), &room_id);
             Ok(Some(room_id))
         }
-        Err(error) if error.is_not_found() => Ok(None),
+        Ok(None) => Ok(None),
         // The homeserver is out: the alias → room mapping almost never changes, so a remembered one serves (a
         // write then queues for that room instead of failing).
         Err(error) if error.is_transient() => match remembered(app, alias).await {
@@ -141,7 +134,7 @@ pub async fn find_or_create(
         }
         return Err(ApiError::conflict("conflict", "this room is being created by another request; retry"));
     }
-    let result = create_room(app, body).await;
+    let result = app.homeserver.create_room(body).await;
     crate::metrics::room_created(result.is_ok());
     app.store.delete(&lock_pk, "CREATING").await?;
     match result {
@@ -157,18 +150,6 @@ pub async fn find_or_create(
             .ok_or(ApiError::HomeserverRejected("alias taken but not resolvable".into())),
         Err(error) => Err(error.into()),
     }
-}
-
-async fn create_room(app: &App, body: &Value) -> Result<OwnedRoomId, HomeserverError> {
-    let response: Value = app
-        .homeserver
-        .call(reqwest::Method::POST, "/_matrix/client/v3/createRoom", Acting::Platform, Some(body))
-        .await?;
-    response
-        .get("room_id")
-        .and_then(Value::as_str)
-        .and_then(|id| OwnedRoomId::try_from(id).ok())
-        .ok_or_else(|| HomeserverError::InvalidResponse("createRoom returned no room id".into()))
 }
 
 /// The existing room of a group or event, or 404 `room_not_found`.
@@ -192,12 +173,9 @@ pub async fn resolve_path(app: &App, tenant: &TenantId, kind: &str, slug: &str) 
 
 /// A user's membership in a room as the homeserver sees it (`join`, `invite`, `leave`, `ban`), if any.
 pub async fn membership_of(app: &App, room_id: &ruma::RoomId, user_id: &str) -> Result<Option<String>, ApiError> {
-    let path = format!("/_matrix/client/v3/rooms/{}/state/m.room.member/{}", encode(room_id.as_str()), encode(user_id));
-    match app.homeserver.call::<Value>(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await {
-        Ok(content) => Ok(content.get("membership").and_then(Value::as_str).map(str::to_owned)),
-        Err(error) if error.is_not_found() => Ok(None),
-        Err(error) => Err(error.into()),
-    }
+    let user_id = crate::homeserver::user_id(user_id)?;
+    let membership = app.homeserver.membership(room_id, &user_id).await?;
+    Ok(membership.map(|membership| membership.as_str().to_owned()))
 }
 
 /// Services may act on any room of their tenant; users only on rooms they have joined.
@@ -215,9 +193,7 @@ pub async fn require_member(app: &App, room: &RoomRef, caller: &Caller) -> Resul
 /// Joins a local user with the homeserver's admin join (it invites first where the join rules ask for it). Joining
 /// someone already joined is success. The tenant-walls module refuses a user of another tenant even here.
 pub async fn admin_join(app: &App, room_id: &ruma::RoomId, user_id: &ruma::UserId) -> Result<(), ApiError> {
-    let path = format!("/_synapse/admin/v1/join/{}", encode(room_id.as_str()));
-    let body = serde_json::json!({"user_id": user_id.as_str()});
-    match app.homeserver.call::<Value>(reqwest::Method::POST, &path, Acting::Platform, Some(&body)).await {
+    match app.homeserver.admin_join(room_id.as_str(), user_id.as_str()).await {
         Ok(_) => Ok(()),
         Err(error) if error.is_membership_already_applied() => Ok(()),
         Err(error) => Err(error.into()),

@@ -21,7 +21,6 @@ use crate::credentials::{SERVER_DEVICE, login_device};
 use crate::domain::tenancy;
 use crate::domain::users::{self, AvatarChange};
 use crate::error::ApiError;
-use crate::homeserver::{Acting, encode};
 use crate::identity::{TenantId, UserSlug};
 
 /// The device index is spread over this many partitions (no hot key at sign-in peaks).
@@ -120,12 +119,7 @@ pub async fn delete(app: &App, tenant: &TenantId, user: &UserSlug, device_id: &s
 
 async fn log_out(app: &App, tenant: &TenantId, user: &UserSlug, device_id: &str) -> Result<(), ApiError> {
     let user_id = app.identities.matrix_user_id(tenant, user);
-    let path = format!("/_synapse/admin/v2/users/{}/devices/{}", encode(user_id.as_str()), encode(device_id));
-    match app.homeserver.call::<Value>(reqwest::Method::DELETE, &path, Acting::Platform, None::<&Value>).await {
-        Ok(_) => {}
-        Err(error) if error.is_not_found() => {}
-        Err(error) => return Err(error.into()),
-    }
+    app.homeserver.delete_device(&user_id, device_id).await?;
     let (pk, sk) = index_key(tenant.as_str(), user.as_str(), device_id);
     app.store.delete(&pk, &sk).await?;
     Ok(())
@@ -165,8 +159,7 @@ struct WebDevice {
 /// each other device came from this route), with their last use.
 async fn web_devices(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<Vec<WebDevice>, ApiError> {
     let user_id = app.identities.matrix_user_id(tenant, user);
-    let path = format!("/_synapse/admin/v2/users/{}/devices", encode(user_id.as_str()));
-    let listed: Value = app.homeserver.call(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await?;
+    let listed = app.homeserver.user_devices(&user_id).await?;
     let (pk, _) = index_key(tenant.as_str(), user.as_str(), "");
     let prefix = user_prefix(tenant.as_str(), user.as_str());
     let issued: BTreeMap<String, u64> = app

@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use ruma::{OwnedRoomId, UserId};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::app::App;
 use crate::domain::platform;
@@ -17,7 +17,7 @@ use crate::domain::room_policy::{
 };
 use crate::domain::rooms;
 use crate::error::ApiError;
-use crate::homeserver::{Acting, encode};
+use crate::homeserver::Visibility;
 use crate::identity::{Slug, TenantId};
 
 /// The tenant's space, created on first use. Nobody posts in it (events at owner level).
@@ -86,7 +86,8 @@ pub async fn converge_room(
         platform::put_state(app, room_id, "m.room.join_rules", "", &rules).await?;
         writes += 1;
     }
-    let mut wanted_meta = current(META_EVENT).filter(|m| m.is_object()).cloned().unwrap_or_else(|| json!({}));
+    let mut wanted_meta =
+        current(META_EVENT).filter(|m| m.is_object()).cloned().unwrap_or_else(|| Value::Object(Default::default()));
     if let Some(fields) = meta.as_object() {
         for (key, value) in fields {
             wanted_meta.as_object_mut().map(|m| m.entry(key.clone()).or_insert_with(|| value.clone()));
@@ -104,13 +105,11 @@ pub async fn converge_room(
 
 /// Takes the room out of the server-wide directory; `true` when it was listed.
 pub async fn unpublish(app: &App, room_id: &str) -> Result<bool, ApiError> {
-    let path = format!("/_matrix/client/v3/directory/list/room/{}", encode(room_id));
-    let current: Value = app.homeserver.call(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await?;
-    if current.get("visibility").and_then(Value::as_str) == Some("private") {
+    let room = crate::homeserver::room_id(room_id)?;
+    if app.homeserver.directory_visibility(&room).await? == Visibility::Private {
         return Ok(false);
     }
-    let body = json!({"visibility": "private"});
-    app.homeserver.call::<Value>(reqwest::Method::PUT, &path, Acting::Platform, Some(&body)).await?;
+    app.homeserver.unlist_room(room_id).await?;
     Ok(true)
 }
 
@@ -163,7 +162,7 @@ impl ManagedRoom {
         };
         let mut meta = room_policy::meta(self.tenant().as_str(), kind);
         if let Some(slug) = slug {
-            meta["slug"] = json!(slug.as_str());
+            meta["slug"] = Value::from(slug.as_str());
         }
         meta
     }
@@ -202,8 +201,7 @@ async fn managed_rooms(app: &App) -> Result<Vec<(OwnedRoomId, ManagedRoom)>, Api
     let mut found = Vec::new();
     let mut from = 0u64;
     loop {
-        let path = format!("/_synapse/admin/v1/rooms?limit=500&from={from}");
-        let page: RoomList = app.homeserver.call(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await?;
+        let page: RoomList = app.homeserver.admin_rooms_page(from, 500).await?;
         for room in &page.rooms {
             let managed = room
                 .canonical_alias
@@ -304,6 +302,7 @@ async fn upgrade_room(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn managed_aliases_are_recognised_and_others_are_not() {

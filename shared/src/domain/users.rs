@@ -3,14 +3,14 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use ruma::api::client::account::register;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::app::App;
 use crate::aws::store;
 use crate::credentials::user_partition;
 use crate::domain::tenancy;
 use crate::error::ApiError;
-use crate::homeserver::{Acting, HomeserverError, encode};
+use crate::homeserver::{Acting, HomeserverError};
 use crate::identity::{TenantId, UserSlug};
 
 /// Body of `PUT /v1/users/{userId}`.
@@ -81,6 +81,11 @@ pub fn parse_avatar(avatar_url: Option<Option<String>>, allowed_hosts: &[String]
             let parsed = url::Url::parse(&url).map_err(|_| unsupported("avatarUrl is not a URL"))?;
             let host_allowed = parsed.host_str().is_some_and(|host| allowed_hosts.iter().any(|h| h == host));
             let scheme_allowed = parsed.scheme() == "https" || (parsed.scheme() == "http" && is_loopback(&parsed));
+            // `port()` is `None` for the scheme's default: an explicit other port could reach an internal service
+            // on an allowed host (SSRF).
+            if parsed.port().is_some() {
+                return Err(unsupported("avatarUrl must use the default port of its scheme"));
+            }
             if host_allowed && scheme_allowed {
                 Ok(AvatarChange::Fetch(parsed))
             } else {
@@ -121,30 +126,16 @@ pub async fn ensure_profile(
 ) -> Result<(UserView, bool), ApiError> {
     let user_id = app.identities.matrix_user_id(tenant, user);
     let created = register(app, tenant, user).await?;
-    let path_user = encode(user_id.as_str());
     // The admin view, not the client profile API: profiles are only shown to users who share a room (tenant walls),
     // and a user just registered shares none yet, not even with the platform.
-    let current: Value = app
-        .homeserver
-        .call(reqwest::Method::GET, &format!("/_synapse/admin/v2/users/{path_user}"), Acting::Platform, None::<&Value>)
-        .await
-        .or_else(|e| if e.is_not_found() { Ok(json!({})) } else { Err(e) })?;
-    if current.get("displayname").and_then(Value::as_str) != Some(display_name) {
-        let path = format!("/_matrix/client/v3/profile/{path_user}/displayname");
-        let body = json!({"displayname": display_name});
-        app.credentials
-            .as_user(tenant, user, |token| {
-                let (path, body) = (&path, &body);
-                async move {
-                    app.homeserver.call::<Value>(reqwest::Method::PUT, path, Acting::User(&token), Some(body)).await
-                }
-            })
-            .await?;
+    let current = app.homeserver.admin_user(&user_id).await?.unwrap_or_default();
+    if current.displayname.as_deref() != Some(display_name) {
+        set_profile_field(app, tenant, user, "displayname", display_name).await?;
     }
     let (pk, sk) = (user_partition(tenant, user), "PROFILE");
     let record = app.store.get(&pk, sk).await?;
     let avatar_source = record.as_ref().and_then(|r| store::string(r, "avatarSource"));
-    let current_avatar = current.get("avatar_url").and_then(Value::as_str).unwrap_or("").to_owned();
+    let current_avatar = current.avatar_url.unwrap_or_default();
     let (wanted_avatar, source) = match avatar {
         AvatarChange::Keep => (None, avatar_source),
         AvatarChange::Clear => (Some(String::new()), None),
@@ -155,16 +146,7 @@ pub async fn ensure_profile(
         AvatarChange::Fetch(url) => (Some(copy_avatar(app, tenant, user, &url).await?), Some(url.to_string())),
     };
     if let Some(wanted) = wanted_avatar.filter(|wanted| *wanted != current_avatar) {
-        let path = format!("/_matrix/client/v3/profile/{path_user}/avatar_url");
-        let body = json!({"avatar_url": wanted});
-        app.credentials
-            .as_user(tenant, user, |token| {
-                let (path, body) = (&path, &body);
-                async move {
-                    app.homeserver.call::<Value>(reqwest::Method::PUT, path, Acting::User(&token), Some(body)).await
-                }
-            })
-            .await?;
+        set_profile_field(app, tenant, user, "avatar_url", &wanted).await?;
     }
     let mut item = store::keyed(&pk, sk);
     item.insert("matrixUserId".into(), AttributeValue::S(user_id.to_string()));
@@ -184,6 +166,23 @@ pub async fn ensure_profile(
     ))
 }
 
+/// Sets one profile field as the user (on their server device).
+async fn set_profile_field(
+    app: &App,
+    tenant: &TenantId,
+    user: &UserSlug,
+    field: &str,
+    value: &str,
+) -> Result<(), ApiError> {
+    let user_id = app.identities.matrix_user_id(tenant, user);
+    app.credentials
+        .as_user(tenant, user, |device| {
+            let user_id = &user_id;
+            async move { app.homeserver.set_profile_field(user_id, field, value, Acting::User(&device)).await }
+        })
+        .await
+}
+
 /// Registers the user through the appservice. `true` when newly created; a deleted (deactivated) user stays
 /// retired: its Matrix id is never handed to anyone again.
 pub async fn register(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<bool, ApiError> {
@@ -195,10 +194,7 @@ pub async fn register(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<b
         Ok(_) => Ok(true),
         Err(HomeserverError::Rejected { errcode, .. }) if errcode == "M_USER_IN_USE" => {
             let user_id = app.identities.matrix_user_id(tenant, user);
-            let path = format!("/_synapse/admin/v2/users/{}", encode(user_id.as_str()));
-            let info: Value =
-                app.homeserver.call(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await?;
-            if info.get("deactivated").and_then(Value::as_bool) == Some(true) {
+            if app.homeserver.admin_user(&user_id).await?.is_some_and(|info| info.deactivated) {
                 return Err(ApiError::conflict(
                     "user_deleted",
                     "this user was deleted; its Matrix identity is retired",
@@ -208,6 +204,24 @@ pub async fn register(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<b
         }
         Err(error) => Err(error.into()),
     }
+}
+
+const AVATAR_TYPES: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+
+/// Reads a body chunk by chunk and stops as soon as it passes `limit` (a declared `Content-Length` over it is
+/// refused before reading), so a huge or endless body never sits in memory. `Err(true)`: too large.
+async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<bytes::Bytes, bool> {
+    if response.content_length().is_some_and(|len| len > limit as u64) {
+        return Err(true);
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response.chunk().await.map_err(|_| false)? {
+        if body.len() + chunk.len() > limit {
+            return Err(true);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 /// Copies an allow-listed avatar into the media repository, as the user; returns its `mxc://` URI.
@@ -220,15 +234,16 @@ async fn copy_avatar(app: &App, tenant: &TenantId, user: &UserSlug, url: &url::U
     }
     let content_type =
         response.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    if !content_type.starts_with("image/") {
-        return Err(unusable("is not an image"));
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    // Raster types only: an SVG can carry script, and the homeserver cannot thumbnail it.
+    if !AVATAR_TYPES.contains(&essence.as_str()) {
+        return Err(unusable("is not a PNG, JPEG, GIF or WebP image"));
     }
-    if response.content_length().is_some_and(|len| len as usize > MAX_AVATAR_BYTES) {
-        return Err(unusable("is larger than 2 MB"));
-    }
-    let bytes = response.bytes().await.map_err(|_| unusable("could not be fetched"))?;
-    if bytes.len() > MAX_AVATAR_BYTES {
-        return Err(unusable("is larger than 2 MB"));
+    let bytes = read_limited(response, MAX_AVATAR_BYTES).await.map_err(|too_large| {
+        if too_large { unusable("is larger than 2 MB") } else { unusable("could not be fetched") }
+    })?;
+    if crate::domain::messages::media::image_dimensions(&essence, &bytes).is_none() {
+        return Err(unusable("is not the image its Content-Type says"));
     }
     let uploaded = app
         .credentials
@@ -251,35 +266,20 @@ async fn copy_avatar(app: &App, tenant: &TenantId, user: &UserSlug, url: &url::U
 /// The user as the homeserver knows it; `None` if never provisioned or deactivated.
 pub async fn get(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<Option<UserView>, ApiError> {
     let user_id = app.identities.matrix_user_id(tenant, user);
-    let path = format!("/_synapse/admin/v2/users/{}", encode(user_id.as_str()));
-    let info: Value = match app.homeserver.call(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await {
-        Ok(info) => info,
-        Err(error) if error.is_not_found() => return Ok(None),
-        Err(error) => return Err(error.into()),
-    };
-    if info.get("deactivated").and_then(Value::as_bool) == Some(true) {
+    let Some(info) = app.homeserver.admin_user(&user_id).await?.filter(|info| !info.deactivated) else {
         return Ok(None);
-    }
+    };
     Ok(Some(UserView {
         user_id: user.to_string(),
         matrix_user_id: user_id.to_string(),
-        display_name: info.get("displayname").and_then(Value::as_str).unwrap_or(user.as_str()).to_owned(),
+        display_name: info.displayname.unwrap_or_else(|| user.to_string()),
     }))
 }
 
 /// Deactivates the Matrix user (which logs out every device) and forgets everything stored about them.
 pub async fn delete(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<(), ApiError> {
     let user_id = app.identities.matrix_user_id(tenant, user);
-    let path = format!("/_synapse/admin/v1/deactivate/{}", encode(user_id.as_str()));
-    match app
-        .homeserver
-        .call::<Value>(reqwest::Method::POST, &path, Acting::Platform, Some(&json!({"erase": false})))
-        .await
-    {
-        Ok(_) => {}
-        Err(error) if error.is_not_found() => {}
-        Err(error) => return Err(error.into()),
-    }
+    app.homeserver.deactivate_user(&user_id).await?;
     crate::domain::operations::discard_for_deleted_user(app, tenant, user).await?;
     app.store.delete_partition(&user_partition(tenant, user)).await?;
     Ok(())
@@ -293,6 +293,43 @@ pub async fn is_provisioned(app: &App, tenant: &TenantId, user: &UserSlug) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Serves one response on a local port: `head` then `chunk` repeated until the client hangs up (an endless body).
+    async fn endless_server(head: &'static str, chunk: &'static [u8]) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            let Ok((mut socket, _)) = listener.accept().await else { return };
+            let mut request = [0u8; 1024];
+            let _ = socket.read(&mut request).await;
+            if socket.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            while !chunk.is_empty() && socket.write_all(chunk).await.is_ok() {}
+        });
+        format!("http://{address}/a.png")
+    }
+
+    #[tokio::test]
+    async fn avatar_bodies_are_cut_off_while_streaming() {
+        const CHUNK: &[u8] = b"10000\r\n";
+        // An endless chunked body: refused once past the limit, not read to the end (it has none).
+        let chunk: &'static [u8] = Box::leak([CHUNK, &[b'a'; 0x10000], b"\r\n"].concat().into_boxed_slice());
+        let url =
+            endless_server("HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n", chunk)
+                .await;
+        let response = reqwest::get(url).await.expect("answer");
+        assert_eq!(read_limited(response, MAX_AVATAR_BYTES).await, Err(true));
+        // A declared length over the limit is refused before a byte of the body is read.
+        let url = endless_server("HTTP/1.1 200 OK\r\nContent-Length: 99999999\r\n\r\n", b"a").await;
+        let response = reqwest::get(url).await.expect("answer");
+        assert_eq!(read_limited(response, MAX_AVATAR_BYTES).await, Err(true));
+        // Within the limit: the whole body.
+        let url = endless_server("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc", b"").await;
+        let response = reqwest::get(url).await.expect("answer");
+        assert_eq!(read_limited(response, MAX_AVATAR_BYTES).await.as_deref(), Ok(b"abc".as_slice()));
+    }
 
     #[test]
     fn avatar_urls_are_checked_before_anything_changes() {
@@ -308,6 +345,8 @@ mod tests {
         assert!(parse_avatar(Some(Some("https://evil.example/a.png".into())), &hosts).is_err());
         assert!(parse_avatar(Some(Some("http://cdn.openmeet.net/a.png".into())), &hosts).is_err());
         assert!(parse_avatar(Some(Some("javascript:alert(1)".into())), &hosts).is_err());
+        assert!(parse_avatar(Some(Some("https://cdn.openmeet.net:8443/a.png".into())), &hosts).is_err());
+        assert!(parse_avatar(Some(Some("https://cdn.openmeet.net:443/a.png".into())), &hosts).is_ok());
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! which ruma does not model, goes through [`Homeserver::admin`] with JSON bodies. Every answer is classified
 //! once, here, into transient (retry later), rate-limited, unknown token (re-mint), or permanently rejected.
 
+pub mod admin_rooms;
 mod circuit;
 mod error;
+mod ops;
 mod token;
 
 use std::borrow::Cow;
@@ -24,6 +26,8 @@ use serde::de::DeserializeOwned;
 
 pub use circuit::{CircuitBreaker, CircuitState};
 pub use error::HomeserverError;
+pub use ops::{AdminUser, MemberAction, RoomMember, RoomRule, StateEntry, Visibility};
+pub(crate) use ops::{event_id, room_id, user_id};
 pub use token::AccessToken;
 
 /// How long the one probe of a half-open circuit may take.

@@ -1,5 +1,10 @@
 //! The `m.room.message` contents we send: text, attachments, threads, replies, edits, mentions; and the size check
 //! that keeps every one of them under the homeserver's event limit.
+//!
+//! Built as JSON (`json!`), not as ruma's `RoomMessageEventContent`: an edit copies the original's content, whose
+//! unknown keys must survive; the size check measures exactly the bytes sent; and ruma would add or reshape keys
+//! (mention fallbacks, thumbnail info) that clients and the tests read as they are. They reach the homeserver
+//! through ruma's raw-content request (`Homeserver::send_message_event`).
 
 use serde_json::{Map, Value, json};
 

@@ -8,14 +8,14 @@
 //! and the other way round. `dont_notify` is accepted by Synapse but ignored: rules carry `[]`.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::Actor;
 use super::room::{self, Identity};
 use crate::app::App;
 use crate::domain::rooms::RoomRef;
 use crate::error::ApiError;
-use crate::homeserver::{HomeserverError, encode};
+use crate::homeserver::RoomRule;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -31,32 +31,21 @@ pub struct NotificationSettings {
     pub level: Level,
 }
 
-const RULES: &str = "/_matrix/client/v3/pushrules/global";
-
-fn rule_path(kind: &str, room: &RoomRef) -> String {
-    format!("{RULES}/{kind}/{}", encode(room.room_id.as_str()))
-}
-
 /// Sets the level; setting the one in force changes nothing.
 pub async fn put(app: &App, room: &RoomRef, actor: &Actor, level: Level) -> Result<NotificationSettings, ApiError> {
-    let room_rule = json!({"actions": []});
-    let override_rule = json!({
-        "actions": [],
-        "conditions": [{"kind": "event_match", "key": "room_id", "pattern": room.room_id.as_str()}],
-    });
     // The new rule goes in before the old one goes: between the two calls the room is never louder than either.
     match level {
         Level::All => {
-            delete_rule(app, actor, &rule_path("room", room)).await?;
-            delete_rule(app, actor, &rule_path("override", room)).await?;
+            delete_rule(app, actor, room, RoomRule::MentionsOnly).await?;
+            delete_rule(app, actor, room, RoomRule::Mute).await?;
         }
         Level::Mentions => {
-            put_rule(app, actor, &rule_path("room", room), &room_rule).await?;
-            delete_rule(app, actor, &rule_path("override", room)).await?;
+            put_rule(app, actor, room, RoomRule::MentionsOnly).await?;
+            delete_rule(app, actor, room, RoomRule::Mute).await?;
         }
         Level::Mute => {
-            put_rule(app, actor, &rule_path("override", room), &override_rule).await?;
-            delete_rule(app, actor, &rule_path("room", room)).await?;
+            put_rule(app, actor, room, RoomRule::Mute).await?;
+            delete_rule(app, actor, room, RoomRule::MentionsOnly).await?;
         }
     }
     Ok(NotificationSettings { level })
@@ -64,13 +53,10 @@ pub async fn put(app: &App, room: &RoomRef, actor: &Actor, level: Level) -> Resu
 
 /// Reads the level back from the homeserver.
 pub async fn get(app: &App, room: &RoomRef, actor: &Actor) -> Result<NotificationSettings, ApiError> {
-    let path = format!("{RULES}/");
-    let rules = room::act(app, actor, |identity: Identity| {
-        let path = &path;
-        async move { app.homeserver.call::<Value>(reqwest::Method::GET, path, identity.acting(), None::<&Value>).await }
-    })
-    .await?
-    .map_err(room::refusal)?;
+    let rules =
+        room::act(app, actor, |identity: Identity| async move { app.homeserver.push_rules(identity.acting()).await })
+            .await?
+            .map_err(room::refusal)?;
     Ok(NotificationSettings { level: level_in(&rules, room.room_id.as_str()) })
 }
 
@@ -95,31 +81,28 @@ pub fn level_in(rules: &Value, room_id: &str) -> Level {
     }
 }
 
-async fn put_rule(app: &App, actor: &Actor, path: &str, rule: &Value) -> Result<(), ApiError> {
+async fn put_rule(app: &App, actor: &Actor, room: &RoomRef, rule: RoomRule) -> Result<(), ApiError> {
     room::act(app, actor, |identity: Identity| async move {
-        app.homeserver.call::<Value>(reqwest::Method::PUT, path, identity.acting(), Some(rule)).await
+        app.homeserver.set_room_rule(&room.room_id, rule, identity.acting()).await
     })
     .await?
     .map_err(room::refusal)?;
     Ok(())
 }
 
-async fn delete_rule(app: &App, actor: &Actor, path: &str) -> Result<(), ApiError> {
-    let outcome = room::act(app, actor, |identity: Identity| async move {
-        app.homeserver.call::<Value>(reqwest::Method::DELETE, path, identity.acting(), None::<&Value>).await
+/// Absent already is success: the level is what was asked.
+async fn delete_rule(app: &App, actor: &Actor, room: &RoomRef, rule: RoomRule) -> Result<(), ApiError> {
+    room::act(app, actor, |identity: Identity| async move {
+        app.homeserver.delete_room_rule(&room.room_id, rule, identity.acting()).await
     })
-    .await?;
-    match outcome {
-        Ok(_) => Ok(()),
-        // Absent already: the level is what was asked.
-        Err(error @ HomeserverError::Rejected { .. }) if error.is_not_found() => Ok(()),
-        Err(error) => Err(room::refusal(error)),
-    }
+    .await?
+    .map_err(room::refusal)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn levels_read_from_rules() {

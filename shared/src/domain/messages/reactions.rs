@@ -8,7 +8,7 @@ use super::send::{self, Delivery};
 use crate::app::App;
 use crate::domain::rooms::RoomRef;
 use crate::error::ApiError;
-use crate::homeserver::encode;
+use ruma::events::relation::RelationType;
 
 const MAX_KEY_CHARS: usize = 64;
 /// Pages of the message's reactions searched for the caller's own.
@@ -62,26 +62,19 @@ async fn own_reactions(
     let mut found = Vec::new();
     let mut from: Option<String> = None;
     for _ in 0..MAX_PAGES {
-        let mut pairs = vec![("limit", "100")];
-        if let Some(from) = &from {
-            pairs.push(("from", from.as_str()));
-        }
-        let path = format!(
-            "/_matrix/client/v1/rooms/{}/relations/{}/m.annotation/m.reaction?{}",
-            encode(room.room_id.as_str()),
-            encode(event_id),
-            room::query_string(&pairs)
-        );
-        let page =
-            room::act(app, actor, |identity: Identity| {
-                let path = &path;
-                async move {
-                    app.homeserver.call::<Value>(reqwest::Method::GET, path, identity.acting(), None::<&Value>).await
-                }
-            })
-            .await?
-            .map_err(room::refusal)?;
-        for reaction in page.get("chunk").and_then(Value::as_array).into_iter().flatten() {
+        let (chunk, next_batch) = room::act(app, actor, |identity: Identity| {
+            let from = from.as_deref();
+            async move {
+                let annotation = RelationType::Annotation;
+                let reactions = Some("m.reaction");
+                app.homeserver
+                    .relations(&room.room_id, event_id, annotation, reactions, from, 100, identity.acting())
+                    .await
+            }
+        })
+        .await?
+        .map_err(room::refusal)?;
+        for reaction in &chunk {
             let matches = room::sender(reaction) == Some(own_id)
                 && reaction.pointer("/content/m.relates_to/key").and_then(Value::as_str) == Some(key)
                 && !room::is_redacted(reaction);
@@ -89,7 +82,7 @@ async fn own_reactions(
                 found.push(id.to_owned());
             }
         }
-        from = page.get("next_batch").and_then(Value::as_str).map(str::to_owned);
+        from = next_batch;
         if from.is_none() {
             break;
         }

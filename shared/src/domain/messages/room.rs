@@ -6,7 +6,8 @@ use std::future::Future;
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use ruma::{OwnedRoomId, UserId};
+use ruma::UserId;
+use ruma::events::room::power_levels::RoomPowerLevelsEventContent;
 use serde_json::Value;
 
 use super::Actor;
@@ -97,18 +98,13 @@ pub fn is_duplicate_annotation(error: &ApiError) -> bool {
     matches!(error, ApiError::HomeserverRejected(detail) if detail.ends_with("M_DUPLICATE_ANNOTATION"))
 }
 
-pub fn room_path(room_id: &OwnedRoomId) -> String {
+pub fn room_path(room_id: &ruma::RoomId) -> String {
     format!("/_matrix/client/v3/rooms/{}", encode(room_id.as_str()))
 }
 
 /// An event of the room, read as the platform's user; `None` when the room has no such event.
 pub async fn fetch_event(app: &App, room: &RoomRef, event_id: &str) -> Result<Option<Value>, ApiError> {
-    let path = format!("{}/event/{}", room_path(&room.room_id), encode(event_id));
-    match app.homeserver.call::<Value>(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await {
-        Ok(event) => Ok(Some(event)),
-        Err(error) if error.is_not_found() => Ok(None),
-        Err(error) => Err(error.into()),
-    }
+    Ok(app.homeserver.room_event(&room.room_id, event_id, Acting::Platform).await?)
 }
 
 /// A message (`m.room.message`) of the room, or `404`.
@@ -151,21 +147,14 @@ pub async fn power_of(app: &App, room: &RoomRef, actor: &Actor) -> Result<i64, A
     let Actor::User { .. } = actor else {
         return Ok(i64::MAX);
     };
-    let path = format!("{}/state/m.room.power_levels/", room_path(&room.room_id));
-    let levels: Value = app.homeserver.call(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await?;
-    let user_id = matrix_id(app, actor);
-    Ok(power_in(&levels, &user_id))
+    let levels = app.homeserver.power_levels(&room.room_id).await?;
+    Ok(power_in(&levels, &matrix_id(app, actor)))
 }
 
-/// A user's level in a power-levels content (numbers may arrive as strings from old rooms).
-pub fn power_in(levels: &Value, user_id: &str) -> i64 {
-    let as_level = |value: &Value| value.as_i64().or_else(|| value.as_str().and_then(|s| s.parse().ok()));
-    levels
-        .get("users")
-        .and_then(|users| users.get(user_id))
-        .and_then(as_level)
-        .or_else(|| levels.get("users_default").and_then(as_level))
-        .unwrap_or(0)
+/// A user's level in the room's power levels: listed, or the default.
+pub fn power_in(levels: &RoomPowerLevelsEventContent, user_id: &str) -> i64 {
+    let listed = UserId::parse(user_id).ok().and_then(|user_id| levels.users.get(&user_id).copied());
+    listed.unwrap_or(levels.users_default).into()
 }
 
 /// Who the `@` words of a message may mention: joined members of the caller's tenant, and `@room` for moderators.
@@ -183,28 +172,17 @@ pub async fn mentionables(
     if candidates.user_ids.is_empty() {
         return Ok(mentionables);
     }
-    let path = format!("{}/joined_members", room_path(&room.room_id));
-    let members: Value = app.homeserver.call(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await?;
-    let Some(joined) = members.get("joined").and_then(Value::as_object) else {
-        return Ok(mentionables);
-    };
+    let joined = app.homeserver.joined_members(&room.room_id, Acting::Platform).await?;
     for (user_id, profile) in joined {
-        let Ok(parsed) = UserId::parse(user_id.as_str()) else {
-            continue;
-        };
-        let Some((tenant, slug)) = app.identities.openmeet_user(&parsed) else {
+        let Some((tenant, slug)) = app.identities.openmeet_user(&user_id) else {
             continue;
         };
         if &tenant != actor.tenant() || !candidates.user_ids.iter().any(|id| id == slug.as_str()) {
             continue;
         }
-        let display_name = profile
-            .get("display_name")
-            .and_then(Value::as_str)
-            .filter(|name| !name.trim().is_empty())
-            .unwrap_or(slug.as_str())
-            .to_owned();
-        mentionables.insert(slug.as_str(), MentionTarget { user_id: user_id.clone(), display_name });
+        let display_name =
+            profile.display_name.as_deref().filter(|name| !name.trim().is_empty()).unwrap_or(slug.as_str()).to_owned();
+        mentionables.insert(slug.as_str(), MentionTarget { user_id: user_id.to_string(), display_name });
     }
     Ok(mentionables)
 }
@@ -256,12 +234,11 @@ pub async fn ensure_writable(app: &App, room: &RoomRef, actor: &Actor) -> Result
     if seen_active(room.room_id.as_str()) {
         return Ok(());
     }
-    let path = format!("{}/state/{}/", room_path(&room.room_id), encode(room_lifecycle::META_EVENT));
-    let meta = match app.homeserver.call::<Value>(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await {
-        Ok(meta) => meta,
-        Err(error) if error.is_not_found() => Value::Null,
-        Err(error) => return Err(error.into()),
-    };
+    let meta = app
+        .homeserver
+        .state_content(&room.room_id, room_lifecycle::META_EVENT, "", Acting::Platform)
+        .await?
+        .unwrap_or(Value::Null);
     let lifecycle = meta.get("state").cloned().and_then(|state| serde_json::from_value(state).ok());
     match (lifecycle, actor) {
         (Some(Lifecycle::Archived), _) => Err(ApiError::conflict("conflict", "this room is archived: it is read-only")),
@@ -283,11 +260,14 @@ mod tests {
 
     #[test]
     fn power_levels_fall_back_to_the_default() {
+        // Numbers may arrive as strings from old rooms.
         let levels = json!({"users": {"@a:l": 75, "@b:l": "50"}, "users_default": 0});
+        let levels: RoomPowerLevelsEventContent = serde_json::from_value(levels).expect("power levels");
         assert_eq!(power_in(&levels, "@a:l"), 75);
         assert_eq!(power_in(&levels, "@b:l"), 50);
         assert_eq!(power_in(&levels, "@c:l"), 0);
-        assert_eq!(power_in(&json!({}), "@c:l"), 0);
+        let empty: RoomPowerLevelsEventContent = serde_json::from_value(json!({})).expect("power levels");
+        assert_eq!(power_in(&empty, "@c:l"), 0);
     }
 
     #[test]

@@ -6,8 +6,10 @@
 //! thread's latest event, the members it mentions) degrade during an outage rather than refuse: the lifecycle check
 //! is left to the homeserver's power levels, a thread's fallback reply points at its root, and mentions stay text.
 
+use ruma::events::reaction::ReactionEventContent;
+use ruma::events::relation::Annotation;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::content::{self, Placement};
 use super::idempotency::{self, Answer, Claim, IdempotencyKey};
@@ -20,7 +22,8 @@ use crate::domain::operations::{self, Operation, Queued};
 use crate::domain::platform;
 use crate::domain::rooms::RoomRef;
 use crate::error::ApiError;
-use crate::homeserver::{HomeserverError, encode};
+use crate::homeserver::{Acting, HomeserverError};
+use ruma::events::relation::RelationType;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -222,14 +225,8 @@ async fn reply_target(app: &App, room: &RoomRef, event_id: &str) -> Result<Value
 
 /// The thread's newest event, for the reply fallback of thread-unaware clients.
 async fn latest_in_thread(app: &App, room: &RoomRef, root: &str) -> Result<Option<String>, ApiError> {
-    let path = format!(
-        "/_matrix/client/v1/rooms/{}/relations/{}/m.thread?dir=b&limit=1",
-        encode(room.room_id.as_str()),
-        encode(root)
-    );
-    let page: Value =
-        app.homeserver.call(reqwest::Method::GET, &path, crate::homeserver::Acting::Platform, None::<&Value>).await?;
-    Ok(page.pointer("/chunk/0/event_id").and_then(Value::as_str).map(str::to_owned))
+    let latest = app.homeserver.latest_relation(&room.room_id, root, RelationType::Thread, Acting::Platform).await?;
+    Ok(latest.map(|event_id| event_id.to_string()))
 }
 
 /// Renders a body with the mentions this actor may make in this room (none can be resolved during an outage).
@@ -298,10 +295,8 @@ async fn send_event(
     if let Actor::Platform { .. } = actor {
         return platform::send_event(app, room.room_id.as_str(), event_type, txn_id, content).await;
     }
-    let path = format!("{}/send/{}/{}", room::room_path(&room.room_id), encode(event_type), encode(txn_id));
-    let outcome = room::act(app, actor, |identity: Identity| {
-        let path = &path;
-        async move { app.homeserver.call::<Value>(reqwest::Method::PUT, path, identity.acting(), Some(content)).await }
+    let outcome = room::act(app, actor, |identity: Identity| async move {
+        app.homeserver.send_message_event(&room.room_id, event_type, txn_id, content, identity.acting()).await
     })
     .await;
     let sent = match outcome {
@@ -316,15 +311,7 @@ async fn send_event(
         }
         Err(error) => return Err(room::explain_failure(app, room, actor, error).await),
     };
-    event_id_of(&sent)
-}
-
-fn event_id_of(answer: &Value) -> Result<String, ApiError> {
-    answer
-        .get("event_id")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or(ApiError::HomeserverRejected("the homeserver answered without an event id".into()))
+    Ok(sent.to_string())
 }
 
 /// Edits a message: only its sender may (a service, the platform user's messages).
@@ -353,7 +340,7 @@ pub async fn edit(
         .and_then(|edit| edit.pointer("/content/m.new_content"))
         .or_else(|| original.get("content"))
         .cloned()
-        .unwrap_or(json!({}));
+        .unwrap_or_else(|| Value::Object(Default::default()));
     let rendered = render_for(app, room, actor, input.format, &input.body).await?;
     if let Some(edit_id) = latest_edit.and_then(|edit| edit.get("event_id")).and_then(Value::as_str)
         && content::same_text(&current, &input.body, &rendered)
@@ -396,11 +383,9 @@ pub async fn delete(app: &App, room: &RoomRef, actor: &Actor, event_id: &str) ->
 /// redaction.
 pub async fn redact(app: &App, room: &RoomRef, actor: &Actor, event_id: &str) -> Result<(), ApiError> {
     let txn_id = idempotency::derived_txn_id(&["redact", actor.tenant().as_str(), &actor.key(), event_id]);
-    let path = format!("{}/redact/{}/{}", room::room_path(&room.room_id), encode(event_id), encode(&txn_id));
-    let body = json!({});
     let outcome = room::act(app, actor, |identity: Identity| {
-        let (path, body) = (&path, &body);
-        async move { app.homeserver.call::<Value>(reqwest::Method::PUT, path, identity.acting(), Some(body)).await }
+        let txn_id = &txn_id;
+        async move { app.homeserver.redact(&room.room_id, event_id, txn_id, identity.acting()).await }
     })
     .await;
     match outcome {
@@ -419,7 +404,8 @@ pub async fn send_reaction(
     event_id: &str,
     key: &str,
 ) -> Result<Delivery<()>, ApiError> {
-    let content = json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}});
+    let annotation = Annotation::new(crate::homeserver::event_id(event_id)?, key.to_owned());
+    let content = serde_json::to_value(ReactionEventContent::new(annotation)).map_err(|_| ApiError::Internal)?;
     let backlog = preflight(app, room, actor).await?;
     match deliver(app, room, actor, backlog, "m.reaction", content, &idempotency::random_txn_id()).await {
         Ok(Delivery::Done(_)) => Ok(Delivery::Done(())),

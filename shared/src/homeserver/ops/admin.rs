@@ -1,0 +1,124 @@
+//! Synapse's admin API (which ruma does not model) and the few client endpoints whose bodies we write as plain JSON,
+//! behind named operations: the domain asks for a user, a device, a room list, never for a path.
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::homeserver::{Acting, Homeserver, HomeserverError, encode};
+
+/// A user as the admin API shows it (the fields used here).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AdminUser {
+    #[serde(default)]
+    pub displayname: Option<String>,
+    #[serde(default)]
+    pub avatar_url: Option<String>,
+    #[serde(default)]
+    pub deactivated: bool,
+}
+
+/// Values of a 404 are "absent"; everything else is the error.
+fn absent_on_404<T>(outcome: Result<T, HomeserverError>) -> Result<Option<T>, HomeserverError> {
+    match outcome {
+        Ok(value) => Ok(Some(value)),
+        Err(error) if error.is_not_found() => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+impl Homeserver {
+    /// The version probe (health): `/_matrix/client/versions` needs no identity and no version negotiation.
+    pub async fn versions(&self) -> Result<(), HomeserverError> {
+        self.call::<Value>(reqwest::Method::GET, "/_matrix/client/versions", Acting::Platform, None::<&Value>)
+            .await
+            .map(drop)
+    }
+
+    /// A user with the admin API; `None` when the homeserver never knew them.
+    pub async fn admin_user(&self, user_id: &ruma::UserId) -> Result<Option<AdminUser>, HomeserverError> {
+        let path = format!("/_synapse/admin/v2/users/{}", encode(user_id.as_str()));
+        absent_on_404(self.call(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await)
+    }
+
+    /// Deactivates a user without erasing their messages; an unknown user is fine.
+    pub async fn deactivate_user(&self, user_id: &ruma::UserId) -> Result<(), HomeserverError> {
+        let path = format!("/_synapse/admin/v1/deactivate/{}", encode(user_id.as_str()));
+        let body = json!({"erase": false});
+        absent_on_404(self.call::<Value>(reqwest::Method::POST, &path, Acting::Platform, Some(&body)).await).map(drop)
+    }
+
+    /// Creates a device for a user (a no-op when it exists), so the appservice may assert it.
+    pub async fn create_device(&self, user_id: &ruma::UserId, device_id: &str) -> Result<(), HomeserverError> {
+        let path = format!("/_synapse/admin/v2/users/{}/devices", encode(user_id.as_str()));
+        let body = json!({"device_id": device_id});
+        self.call::<Value>(reqwest::Method::POST, &path, Acting::Platform, Some(&body)).await.map(drop)
+    }
+
+    /// Deletes a device and every token of it; already gone is fine.
+    pub async fn delete_device(&self, user_id: &ruma::UserId, device_id: &str) -> Result<(), HomeserverError> {
+        let path = format!("/_synapse/admin/v2/users/{}/devices/{}", encode(user_id.as_str()), encode(device_id));
+        absent_on_404(self.call::<Value>(reqwest::Method::DELETE, &path, Acting::Platform, None::<&Value>).await)
+            .map(drop)
+    }
+
+    /// A user's devices as the admin API lists them (`{"devices": [...], "total": n}`).
+    pub async fn user_devices(&self, user_id: &ruma::UserId) -> Result<Value, HomeserverError> {
+        let path = format!("/_synapse/admin/v2/users/{}/devices", encode(user_id.as_str()));
+        self.call(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await
+    }
+
+    /// One page of the server's rooms (admin room list), read into the caller's view of it.
+    pub async fn admin_rooms_page<T: DeserializeOwned>(&self, from: u64, limit: u32) -> Result<T, HomeserverError> {
+        let path = format!("/_synapse/admin/v1/rooms?limit={limit}&from={from}");
+        self.call(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await
+    }
+
+    /// Deletes a room and purges its history in the background; an unknown room is fine.
+    pub async fn purge_room(&self, room_id: &ruma::RoomId) -> Result<(), HomeserverError> {
+        let path = format!("/_synapse/admin/v2/rooms/{}", encode(room_id.as_str()));
+        let body = json!({"purge": true, "block": false});
+        absent_on_404(self.call::<Value>(reqwest::Method::DELETE, &path, Acting::Platform, Some(&body)).await).map(drop)
+    }
+
+    /// Sets one profile field (`displayname`, `avatar_url`) of the user `acting` asserts. Plain JSON: an empty
+    /// `avatar_url` clears the avatar, which ruma's typed request (an `Option<MxcUri>`) cannot say.
+    pub async fn set_profile_field(
+        &self,
+        user_id: &ruma::UserId,
+        field: &str,
+        value: &str,
+        acting: Acting<'_>,
+    ) -> Result<(), HomeserverError> {
+        let path = format!("/_matrix/client/v3/profile/{}/{}", encode(user_id.as_str()), encode(field));
+        let body = serde_json::Map::from_iter([(field.to_owned(), Value::from(value))]);
+        self.call::<Value>(reqwest::Method::PUT, &path, acting, Some(&body)).await.map(drop)
+    }
+
+    /// The user's global account data of `event_type`; `None` when unset. Plain JSON: a read-modify-write whose
+    /// unknown keys must survive.
+    pub async fn account_data(
+        &self,
+        user_id: &ruma::UserId,
+        event_type: &str,
+        acting: Acting<'_>,
+    ) -> Result<Option<Value>, HomeserverError> {
+        let path = account_data_path(user_id, event_type);
+        absent_on_404(self.call(reqwest::Method::GET, &path, acting, None::<&Value>).await)
+    }
+
+    pub async fn put_account_data(
+        &self,
+        user_id: &ruma::UserId,
+        event_type: &str,
+        content: &Value,
+        acting: Acting<'_>,
+    ) -> Result<(), HomeserverError> {
+        let path = account_data_path(user_id, event_type);
+        self.call::<Value>(reqwest::Method::PUT, &path, acting, Some(content)).await.map(drop)
+    }
+}
+
+fn account_data_path(user_id: &ruma::UserId, event_type: &str) -> String {
+    format!("/_matrix/client/v3/user/{}/account_data/{}", encode(user_id.as_str()), encode(event_type))
+}

@@ -1,0 +1,54 @@
+//! Membership changes the platform makes (it alone holds the power to invite in managed rooms) and a user's own
+//! join and leave.
+
+use ruma::api::client::membership::{ban_user, invite_user, join_room_by_id, kick_user, leave_room, unban_user};
+use ruma::{RoomId, UserId};
+
+use crate::homeserver::{Acting, Homeserver, HomeserverError};
+
+/// A membership change of another user, made by the platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberAction {
+    Invite,
+    Kick,
+    Ban,
+    Unban,
+}
+
+impl Homeserver {
+    /// Applies `action` to `user_id` in the room, as the platform. A change that already holds ("already in the
+    /// room", "not in the room", "already banned") is success: every caller wants it idempotent.
+    pub async fn member_action(
+        &self,
+        room_id: &RoomId,
+        action: MemberAction,
+        user_id: &UserId,
+    ) -> Result<(), HomeserverError> {
+        let (room, user) = (room_id.to_owned(), user_id.to_owned());
+        let outcome = match action {
+            MemberAction::Invite => {
+                let recipient = invite_user::v3::InvitationRecipient::UserId(invite_user::v3::InviteUserId::new(user));
+                self.send(invite_user::v3::Request::new(room, recipient), Acting::Platform).await.map(drop)
+            }
+            MemberAction::Kick => self.send(kick_user::v3::Request::new(room, user), Acting::Platform).await.map(drop),
+            MemberAction::Ban => self.send(ban_user::v3::Request::new(room, user), Acting::Platform).await.map(drop),
+            MemberAction::Unban => {
+                self.send(unban_user::v3::Request::new(room, user), Acting::Platform).await.map(drop)
+            }
+        };
+        match outcome {
+            Err(error) if error.is_membership_already_applied() => Ok(()),
+            outcome => outcome,
+        }
+    }
+
+    /// Joins the room as `acting` (a user with their own right to join: restricted or invited).
+    pub async fn join(&self, room_id: &RoomId, acting: Acting<'_>) -> Result<(), HomeserverError> {
+        self.send(join_room_by_id::v3::Request::new(room_id.to_owned()), acting).await.map(drop)
+    }
+
+    /// Leaves the room as `acting`.
+    pub async fn leave(&self, room_id: &RoomId, acting: Acting<'_>) -> Result<(), HomeserverError> {
+        self.send(leave_room::v3::Request::new(room_id.to_owned()), acting).await.map(drop)
+    }
+}

@@ -1,0 +1,132 @@
+//! Room events: sending (under a transaction id the homeserver deduplicates), redacting, reading one event, the
+//! newest event of a relation, and the joined members.
+
+use std::collections::BTreeMap;
+
+use ruma::api::Direction;
+use ruma::api::client::membership::joined_members;
+use ruma::api::client::redact::redact_event;
+use ruma::api::client::relations::{
+    get_relating_events_with_rel_type, get_relating_events_with_rel_type_and_event_type,
+};
+use ruma::api::client::room::get_room_event;
+use ruma::events::relation::RelationType;
+use ruma::events::{MessageLikeEventType, TimelineEventType};
+use ruma::{OwnedEventId, OwnedTransactionId, OwnedUserId, RoomId, UInt};
+use serde_json::Value;
+
+use super::{event_id, json, raw};
+use crate::homeserver::{Acting, Homeserver, HomeserverError};
+
+pub use joined_members::v3::RoomMember;
+
+impl Homeserver {
+    /// Sends a message-like event; a repeat with the same transaction id (same device) returns the first event.
+    /// The content is raw JSON: ours carries keys ruma does not model (`m.mentions` fallbacks, attachments).
+    pub async fn send_message_event(
+        &self,
+        room_id: &RoomId,
+        event_type: &str,
+        txn_id: &str,
+        content: &Value,
+        acting: Acting<'_>,
+    ) -> Result<OwnedEventId, HomeserverError> {
+        let request = ruma::api::client::message::send_message_event::v3::Request::new_raw(
+            room_id.to_owned(),
+            OwnedTransactionId::from(txn_id),
+            MessageLikeEventType::from(event_type),
+            raw(content)?,
+        );
+        Ok(self.send(request, acting).await?.event_id)
+    }
+
+    /// Redacts an event (no reason); the transaction id makes a repeat a no-op.
+    pub async fn redact(
+        &self,
+        room_id: &RoomId,
+        event: &str,
+        txn_id: &str,
+        acting: Acting<'_>,
+    ) -> Result<OwnedEventId, HomeserverError> {
+        let request =
+            redact_event::v3::Request::new(room_id.to_owned(), event_id(event)?, OwnedTransactionId::from(txn_id));
+        Ok(self.send(request, acting).await?.event_id)
+    }
+
+    /// One event of the room, as the homeserver serves it (with `unsigned`, bundled relations); `None` when the
+    /// room has no such event (or `acting` may not see it).
+    pub async fn room_event(
+        &self,
+        room_id: &RoomId,
+        event: &str,
+        acting: Acting<'_>,
+    ) -> Result<Option<Value>, HomeserverError> {
+        let request = get_room_event::v3::Request::new(room_id.to_owned(), event_id(event)?);
+        match self.send(request, acting).await {
+            Ok(response) => json(&response.event).map(Some),
+            Err(error) if error.is_not_found() => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The newest event relating to `event` with `rel_type` (a thread's latest message, say).
+    pub async fn latest_relation(
+        &self,
+        room_id: &RoomId,
+        event: &str,
+        rel_type: RelationType,
+        acting: Acting<'_>,
+    ) -> Result<Option<OwnedEventId>, HomeserverError> {
+        let page = self.relations(room_id, event, rel_type, None, None, 1, acting).await?;
+        Ok(page.0.first().and_then(|event| event.get("event_id")?.as_str()?.try_into().ok()))
+    }
+
+    /// A page of the events relating to `event` with `rel_type` (and of `event_type`, if given), newest first, and
+    /// the token of the next page.
+    #[allow(clippy::too_many_arguments)] // each is one query parameter of the endpoint
+    pub async fn relations(
+        &self,
+        room_id: &RoomId,
+        event: &str,
+        rel_type: RelationType,
+        event_type: Option<&str>,
+        from: Option<&str>,
+        limit: u32,
+        acting: Acting<'_>,
+    ) -> Result<(Vec<Value>, Option<String>), HomeserverError> {
+        let (room_id, event_id) = (room_id.to_owned(), event_id(event)?);
+        let (chunk, next_batch) = match event_type {
+            None => {
+                let mut request = get_relating_events_with_rel_type::v1::Request::new(room_id, event_id, rel_type);
+                request.dir = Direction::Backward;
+                request.limit = Some(UInt::from(limit));
+                request.from = from.map(str::to_owned);
+                let response = self.send(request, acting).await?;
+                (response.chunk, response.next_batch)
+            }
+            Some(event_type) => {
+                let mut request = get_relating_events_with_rel_type_and_event_type::v1::Request::new(
+                    room_id,
+                    event_id,
+                    rel_type,
+                    TimelineEventType::from(event_type),
+                );
+                request.dir = Direction::Backward;
+                request.limit = Some(UInt::from(limit));
+                request.from = from.map(str::to_owned);
+                let response = self.send(request, acting).await?;
+                (response.chunk, response.next_batch)
+            }
+        };
+        Ok((chunk.iter().map(json).collect::<Result<Vec<_>, _>>()?, next_batch))
+    }
+
+    /// The room's joined members with their profiles, read as `acting`.
+    pub async fn joined_members(
+        &self,
+        room_id: &RoomId,
+        acting: Acting<'_>,
+    ) -> Result<BTreeMap<OwnedUserId, RoomMember>, HomeserverError> {
+        Ok(self.send(joined_members::v3::Request::new(room_id.to_owned()), acting).await?.joined)
+    }
+}

@@ -1,0 +1,98 @@
+//! Room state: one state event's content, the whole current state, power levels and memberships, and state writes.
+
+use ruma::api::client::state::{get_state_event_for_key, get_state_events, send_state_event};
+use ruma::events::StateEventType;
+use ruma::events::room::member::MembershipState;
+use ruma::events::room::power_levels::RoomPowerLevelsEventContent;
+use ruma::{OwnedEventId, RoomId, UserId};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{json, raw};
+use crate::homeserver::{Acting, Homeserver, HomeserverError};
+
+/// One event of a room's current state.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct StateEntry {
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub state_key: String,
+    #[serde(default)]
+    pub content: Value,
+}
+
+#[derive(Deserialize)]
+struct MemberContent {
+    membership: MembershipState,
+}
+
+impl Homeserver {
+    /// The content of the state event `(event_type, state_key)`; `None` when the room has none.
+    pub async fn state_content(
+        &self,
+        room_id: &RoomId,
+        event_type: &str,
+        state_key: &str,
+        acting: Acting<'_>,
+    ) -> Result<Option<Value>, HomeserverError> {
+        let request = get_state_event_for_key::v3::Request::new(
+            room_id.to_owned(),
+            StateEventType::from(event_type),
+            state_key.to_owned(),
+        );
+        match self.send(request, acting).await {
+            Ok(response) => serde_json::from_str(response.event_or_content.get())
+                .map(Some)
+                .map_err(|e| HomeserverError::InvalidResponse(format!("state content: {e}"))),
+            Err(error) if error.is_not_found() => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The room's power levels, read as the platform (a room without any has the spec's defaults).
+    pub async fn power_levels(&self, room_id: &RoomId) -> Result<RoomPowerLevelsEventContent, HomeserverError> {
+        let content = self.state_content(room_id, "m.room.power_levels", "", Acting::Platform).await?;
+        match content {
+            Some(content) => serde_json::from_value(content)
+                .map_err(|e| HomeserverError::InvalidResponse(format!("power levels: {e}"))),
+            None => serde_json::from_value(serde_json::json!({}))
+                .map_err(|e| HomeserverError::InvalidResponse(format!("power levels: {e}"))),
+        }
+    }
+
+    /// A user's membership in a room as the homeserver sees it; `None` when they never had one.
+    pub async fn membership(
+        &self,
+        room_id: &RoomId,
+        user_id: &UserId,
+    ) -> Result<Option<MembershipState>, HomeserverError> {
+        let content = self.state_content(room_id, "m.room.member", user_id.as_str(), Acting::Platform).await?;
+        Ok(content.and_then(|content| serde_json::from_value::<MemberContent>(content).ok()).map(|c| c.membership))
+    }
+
+    /// Puts a state event. The content is raw JSON: our own state events, and read-modify-writes whose unknown keys
+    /// must survive.
+    pub async fn put_state(
+        &self,
+        room_id: &RoomId,
+        event_type: &str,
+        state_key: &str,
+        content: &Value,
+        acting: Acting<'_>,
+    ) -> Result<OwnedEventId, HomeserverError> {
+        let request = send_state_event::v3::Request::new_raw(
+            room_id.to_owned(),
+            StateEventType::from(event_type),
+            state_key.to_owned(),
+            raw(content)?,
+        );
+        Ok(self.send(request, acting).await?.event_id)
+    }
+
+    /// The room's whole current state, read as the platform. Events the homeserver sent without a state key or
+    /// type are skipped.
+    pub async fn room_state(&self, room_id: &RoomId) -> Result<Vec<StateEntry>, HomeserverError> {
+        let response = self.send(get_state_events::v3::Request::new(room_id.to_owned()), Acting::Platform).await?;
+        Ok(response.room_state.iter().filter_map(|event| serde_json::from_value(json(event).ok()?).ok()).collect())
+    }
+}
