@@ -9,6 +9,7 @@ use jsonwebtoken::{EncodingKey, Header, encode};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+pub mod cutover_cli;
 pub mod fault;
 
 pub struct Stack {

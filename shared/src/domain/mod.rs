@@ -4,6 +4,7 @@
 pub mod cutover;
 pub mod direct;
 pub mod health;
+pub mod history_import;
 pub mod membership;
 pub mod messages;
 pub mod operations;

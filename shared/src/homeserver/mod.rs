@@ -7,6 +7,7 @@
 pub mod admin_rooms;
 mod circuit;
 mod error;
+mod history;
 mod ops;
 mod token;
 

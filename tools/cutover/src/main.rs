@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use openmeet_cutover::{generate, plan, rollback, run, snapshot, verify};
+use openmeet_cutover::{generate, plan, rollback, run, snapshot, verify, zulip};
 use serde::Serialize;
 
 #[derive(Parser)]
@@ -57,6 +57,46 @@ enum Command {
     Status {
         #[arg(long)]
         run: Option<String>,
+    },
+    /// Imports Zulip's organization export into the mapped rooms; a re-run continues and imports nothing twice.
+    ImportZulip {
+        /// The unpacked export (`realm.json`, `messages-*.json`, `uploads/`).
+        #[arg(long)]
+        export: PathBuf,
+        /// The mapping: tenant, streams to rooms, addresses to users.
+        #[arg(long)]
+        mapping: PathBuf,
+        /// Messages in flight at once (rooms in parallel; one at a time within a room).
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+    },
+    /// Writes a synthetic Zulip export (deterministic for a seed), its mapping and a snapshot provisioning it.
+    GenerateZulip {
+        #[arg(long, default_value = "synthetic")]
+        tenant: String,
+        #[arg(long, default_value_t = 6)]
+        users: u64,
+        /// Users missing from the mapping (imported as placeholders).
+        #[arg(long, default_value_t = 1)]
+        ghosts: u64,
+        #[arg(long, default_value_t = 2)]
+        streams: u64,
+        #[arg(long, default_value_t = 3)]
+        topics: u64,
+        #[arg(long, default_value_t = 60)]
+        messages: u64,
+        /// Every n-th message links an upload (0: none).
+        #[arg(long, default_value_t = 9)]
+        upload_every: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The export directory to write.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        mapping_out: PathBuf,
+        #[arg(long)]
+        snapshot_out: PathBuf,
     },
     /// Writes a synthetic snapshot (deterministic for a seed).
     Generate {
@@ -129,6 +169,46 @@ async fn main() -> ExitCode {
             Err(error) => bad_input(format!("writing the snapshot: {error}"), json),
         };
     }
+    if let Command::GenerateZulip {
+        tenant,
+        users,
+        ghosts,
+        streams,
+        topics,
+        messages,
+        upload_every,
+        seed,
+        out,
+        mapping_out,
+        snapshot_out,
+    } = &cli.command
+    {
+        if shared::identity::TenantId::parse(tenant).is_err() {
+            return bad_input(format!("{tenant:?} is not a tenant id"), json);
+        }
+        let shape = zulip::generate::ZulipShape {
+            tenant: tenant.clone(),
+            users: (*users).max(1),
+            ghosts: *ghosts,
+            streams: (*streams).max(1),
+            topics: (*topics).max(1),
+            messages: *messages,
+            upload_every: *upload_every,
+            seed: *seed,
+        };
+        return match zulip::generate::generate(&shape, out, mapping_out, snapshot_out) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => bad_input(format!("writing the export: {error}"), json),
+        };
+    }
+    // The whole export and mapping are checked before connecting; the rooms and users before anything is sent.
+    let zulip_import = match &cli.command {
+        Command::ImportZulip { export, mapping, .. } => match zulip::import::prepare(export, mapping) {
+            Ok(prepared) => Some(prepared),
+            Err(invalid) => return bad_input(invalid, json),
+        },
+        _ => None,
+    };
     // Validate the whole snapshot before touching anything (or even connecting).
     let summary = match &cli.command {
         Command::Plan { snapshot, .. } | Command::Run { snapshot, .. } | Command::Verify { snapshot, .. } => {
@@ -147,6 +227,16 @@ async fn main() -> ExitCode {
         Err(error) => return bad_input(format!("configuration: {error}"), json),
     };
     let quiet = json && !std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if let (Command::ImportZulip { export, concurrency, .. }, Some(prepared)) = (&cli.command, zulip_import) {
+        let stop = stop_on_signals(quiet);
+        return match zulip::import::import(app, prepared, export, *concurrency, quiet, stop).await {
+            Ok(report) => {
+                emit(json, &report, || zulip::import::render(&report));
+                if report.state == "complete" { ExitCode::SUCCESS } else { ExitCode::from(1) }
+            }
+            Err(invalid) => bad_input(invalid, json),
+        };
+    }
     match (cli.command, summary) {
         (Command::Plan { snapshot, concurrency }, Some(summary)) => {
             match plan::plan(app, &snapshot, summary, concurrency, quiet).await {
@@ -246,6 +336,26 @@ fn run_text(report: &run::RunReport) -> String {
         text.push_str(&format!("  failed {}: {}\n", failure.entity, failure.error));
     }
     text
+}
+
+/// SIGINT or SIGTERM asks the import to stop: reading ends, the messages in flight finish and are checkpointed.
+fn stop_on_signals(quiet: bool) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    tokio::spawn(async move {
+        let Ok(mut terminate) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        if !quiet {
+            eprintln!("stopping: finishing the messages in flight (run the same command again to continue)");
+        }
+    });
+    stop
 }
 
 /// The functions' JSON log lines, on stderr: stdout carries the report.

@@ -158,6 +158,11 @@ impl Recorder {
                         Write::Flush(ack) => waiting.push(ack),
                     }
                 }
+                // One batch may not write a key twice (a checkpoint is rewritten often): the latest write wins.
+                let mut seen = HashSet::new();
+                items.reverse();
+                items.retain(|item| seen.insert(store::string(item, "sk").unwrap_or_default()));
+                items.reverse();
                 let outcome =
                     if items.is_empty() { Ok(()) } else { store.put_batch(items).await.map_err(|e| e.to_string()) };
                 for ack in waiting {
@@ -194,6 +199,16 @@ impl Recorder {
 
     pub fn failed(&self, entity: &str, error: &str) {
         let _ = self.sender.send(Write::Item(self.item("FAIL#", entity, Some(Value::from(error).to_string())), None));
+    }
+
+    /// Stores `value` under `{kind}{entity}` (replacing it), in the next batch.
+    pub fn put(&self, kind: &str, entity: &str, value: &Value) {
+        let _ = self.sender.send(Write::Item(self.item(kind, entity, Some(value.to_string())), None));
+    }
+
+    /// Stores `value` under `{kind}{entity}`; returns once it is stored.
+    pub async fn put_acked(&self, kind: &str, entity: &str, value: &Value) -> Result<(), String> {
+        self.acknowledged(self.item(kind, entity, Some(value.to_string()))).await
     }
 
     /// Waits until everything sent so far is stored.

@@ -1,0 +1,182 @@
+//! Importing another chat's history (Zulip's, `openmeet-cutover import-zulip`): the homeserver side. Messages are
+//! sent as their original senders with their original timestamps (appservice masquerade with `?ts=`), each on the
+//! sender's import device so that the homeserver's transaction record survives a restart (24 h): a resent message
+//! returns its first event. What the import reads from an export and in which order it sends lives in the tool.
+//!
+//! Placeholders: a Zulip user without an OpenMeet account is sent as `@{prefix}{tenant}.zulip={id}`. `=` never occurs
+//! in an OpenMeet user id, so no OpenMeet identity maps to it ([`crate::identity::Identities::openmeet_user`] answers
+//! `None`): no JWT can ask for its session, it has no password and is never logged in, and it belongs to the tenant
+//! (the tenant-walls module reads the tenant from the localpart). Its display name says it is an imported Zulip user.
+
+pub mod content;
+pub mod emoji;
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use ruma::api::client::account::register;
+use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, UserId};
+use serde_json::{Value, json};
+
+use crate::app::App;
+use crate::credentials::ensure_device;
+use crate::domain::rooms;
+use crate::error::ApiError;
+use crate::homeserver::{Acting, HomeserverError, encode};
+use crate::identity::TenantId;
+
+/// The device every imported event is sent on (per sender): masquerading with a device makes the homeserver keep
+/// the transaction record across restarts.
+pub const IMPORT_DEVICE: &str = "OPENMEET_IMPORT";
+/// What a placeholder's display name ends with.
+pub const PLACEHOLDER_SUFFIX: &str = " (Zulip, imported)";
+
+/// The Matrix id of the placeholder of Zulip user `zulip_id` in `tenant`.
+pub fn placeholder_user_id(app: &App, tenant: &TenantId, zulip_id: i64) -> Result<OwnedUserId, ApiError> {
+    let raw = format!("@{}{tenant}.zulip={zulip_id}:{}", app.config.user_prefix, app.identities.server_name());
+    UserId::parse(raw.as_str()).map_err(|_| ApiError::Internal)
+}
+
+/// Whether a Matrix id is an import placeholder (never an OpenMeet member).
+pub fn is_placeholder(user_id: &str) -> bool {
+    user_id.split(':').next().is_some_and(|localpart| localpart.contains(".zulip="))
+}
+
+/// Registers the placeholder through the appservice (no password, no login) with a marked display name, and its
+/// import device. Safe to repeat.
+pub async fn ensure_placeholder(
+    app: &App,
+    tenant: &TenantId,
+    zulip_id: i64,
+    full_name: &str,
+) -> Result<OwnedUserId, ApiError> {
+    let user_id = placeholder_user_id(app, tenant, zulip_id)?;
+    let mut request = register::v3::Request::new();
+    request.username = Some(user_id.localpart().to_owned());
+    request.inhibit_login = true;
+    request.login_type = Some(register::LoginType::ApplicationService);
+    match app.homeserver.send(request, Acting::Platform).await {
+        Ok(_) => {}
+        Err(HomeserverError::Rejected { errcode, .. }) if errcode == "M_USER_IN_USE" => {}
+        Err(error) => return Err(error.into()),
+    }
+    let name: String = full_name.chars().take(200).collect();
+    let path = format!("/_matrix/client/v3/profile/{}/displayname", encode(user_id.as_str()));
+    let body = json!({"displayname": format!("{name}{PLACEHOLDER_SUFFIX}")});
+    let acting = Acting::Masquerade { user: &user_id, device: None };
+    app.homeserver.call::<Value>(reqwest::Method::PUT, &path, acting, Some(&body)).await?;
+    ensure_device(&app.homeserver, &user_id, IMPORT_DEVICE).await?;
+    Ok(user_id)
+}
+
+/// Creates a sender's import device (a no-op when it exists).
+pub async fn ensure_sender(app: &App, user_id: &UserId) -> Result<(), ApiError> {
+    Ok(ensure_device(&app.homeserver, user_id, IMPORT_DEVICE).await?)
+}
+
+/// Whether the user exists (and is not deactivated) on the homeserver.
+pub async fn user_exists(app: &App, user_id: &UserId) -> Result<bool, ApiError> {
+    let path = format!("/_synapse/admin/v2/users/{}", encode(user_id.as_str()));
+    match app.homeserver.call::<Value>(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await {
+        Ok(info) => Ok(info.get("deactivated").and_then(Value::as_bool) != Some(true)),
+        Err(error) if error.is_not_found() => Ok(false),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The room's joined members (admin API: no per-user token).
+pub async fn joined_members(app: &App, room_id: &OwnedRoomId) -> Result<HashSet<String>, ApiError> {
+    let path = format!("/_synapse/admin/v1/rooms/{}/members", encode(room_id.as_str()));
+    let body: Value = app.homeserver.call(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await?;
+    Ok(body
+        .get("members")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(Into::into)
+        .collect())
+}
+
+/// Joins a sender who is not in the room (admin join; already joined is success).
+pub async fn join(app: &App, room_id: &OwnedRoomId, user_id: &UserId) -> Result<(), ApiError> {
+    rooms::admin_join(app, room_id, user_id).await
+}
+
+/// The user leaves the room (after the import joined them only to send their history). Not in it is success.
+pub async fn leave(app: &App, room_id: &OwnedRoomId, user_id: &UserId) -> Result<(), ApiError> {
+    let path = format!("/_matrix/client/v3/rooms/{}/leave", encode(room_id.as_str()));
+    let acting = Acting::Masquerade { user: user_id, device: None };
+    match app.homeserver.call::<Value>(reqwest::Method::POST, &path, acting, Some(&json!({}))).await {
+        Ok(_) => Ok(()),
+        Err(error) if error.is_not_found() || error.is_membership_already_applied() => Ok(()),
+        Err(HomeserverError::Rejected { status: 403, .. }) => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Sends one event as `sender` at `ts_ms` on their import device. A reaction the homeserver already has
+/// (`M_DUPLICATE_ANNOTATION`) answers `None`.
+pub async fn send(
+    app: &App,
+    room_id: &OwnedRoomId,
+    sender: &UserId,
+    txn_id: &str,
+    ts_ms: u64,
+    event_type: &str,
+    content: &Value,
+) -> Result<Option<OwnedEventId>, ApiError> {
+    let device = ruma::OwnedDeviceId::from(IMPORT_DEVICE);
+    let acting = Acting::Masquerade { user: sender, device: Some(&device) };
+    match app.homeserver.send_at(room_id, event_type, txn_id, content, ts_ms, acting).await {
+        Ok(event_id) => Ok(Some(event_id)),
+        Err(error) if error.errcode() == Some("M_DUPLICATE_ANNOTATION") => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Stores a file in the media repository as its uploader; answers its `mxc://` URI.
+pub async fn upload(
+    app: &App,
+    uploader: &UserId,
+    filename: &str,
+    content_type: &str,
+    body: Bytes,
+) -> Result<String, ApiError> {
+    let query = url::form_urlencoded::Serializer::new(String::new()).append_pair("filename", filename).finish();
+    let path = format!("/_matrix/media/v3/upload?{query}");
+    let acting = Acting::Masquerade { user: uploader, device: None };
+    let stored = app.homeserver.upload(&path, acting, content_type, body).await?;
+    stored
+        .get("content_uri")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or(ApiError::HomeserverRejected("upload returned no content_uri".into()))
+}
+
+/// Puts the member's read marker and receipt at `event_id`, so imported history is not unread.
+pub async fn mark_read(
+    app: &App,
+    room_id: &OwnedRoomId,
+    user_id: &UserId,
+    event_id: &OwnedEventId,
+) -> Result<(), ApiError> {
+    let acting = Acting::Masquerade { user: user_id, device: None };
+    Ok(app.homeserver.set_read_markers(room_id, event_id, acting).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::{Identities, UserSlug};
+
+    #[test]
+    fn no_openmeet_user_maps_to_a_placeholder() {
+        let ids = Identities::new("om_", "localhost", "openmeet").expect("identities");
+        let placeholder = UserId::parse("@om_acme.zulip=42:localhost").expect("valid Matrix id");
+        assert_eq!(ids.openmeet_user(&placeholder), None);
+        assert!(UserSlug::parse("zulip=42").is_err());
+        assert!(is_placeholder(placeholder.as_str()));
+        assert!(!is_placeholder("@om_acme.zulip:localhost"));
+    }
+}

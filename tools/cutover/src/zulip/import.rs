@@ -1,0 +1,427 @@
+//! `import-zulip`: checks the export and the mapping (nothing sent on any error), then imports every mapped stream
+//! into its room, rooms in parallel (`--concurrency` messages in flight across rooms), each room in order. One
+//! reader streams the message files and hands each message to its room's worker; a stop request (SIGINT/SIGTERM)
+//! ends reading, lets the messages in flight finish and be checkpointed, and reports `interrupted`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use ruma::OwnedUserId;
+use serde::Serialize;
+use serde_json::Value;
+use shared::App;
+use shared::domain::history_import as history;
+use shared::domain::messages::mentions::{MentionTarget, Mentionables};
+use shared::domain::rooms;
+use shared::error::ApiError;
+use shared::identity::{TenantId, UserSlug};
+use tokio::sync::{Mutex, OnceCell, Semaphore, mpsc};
+
+use super::export::{self, Malformed, Message, Realm};
+use super::mapping::{self, Mapping};
+use super::room::{self, Counts, Room};
+use crate::exec::Progress;
+use crate::record::{self, Recorder};
+
+/// The export and mapping, checked offline.
+pub struct Prepared {
+    pub realm: Realm,
+    pub mapping: Mapping,
+    /// Stream id → its messages in the export.
+    pub per_stream: HashMap<i64, u64>,
+    /// Messages outside streams (direct messages): not imported.
+    pub direct: u64,
+    pub sha256: String,
+}
+
+/// Reads and checks everything that needs no homeserver: a malformed export or mapping is refused here.
+pub fn prepare(export_dir: &Path, mapping_file: &Path) -> Result<Prepared, Malformed> {
+    let realm = export::load(export_dir)?;
+    let mapping = mapping::load(mapping_file, &realm)?;
+    let (per_stream, direct) = export::validate(&realm)?;
+    let sha256 = export::sha256(export_dir)?;
+    Ok(Prepared { realm, mapping, per_stream, direct, sha256 })
+}
+
+/// What every room's worker shares.
+pub struct Shared {
+    pub app: &'static App,
+    pub realm: Realm,
+    pub tenant: TenantId,
+    pub realm_key: String,
+    pub recorder: Recorder,
+    pub mentionables: Mentionables,
+    users: BTreeMap<i64, UserSlug>,
+    by_name: HashMap<String, i64>,
+    senders: Mutex<HashMap<i64, Arc<OnceCell<OwnedUserId>>>>,
+    placeholders: AtomicU64,
+    pub stop: Arc<AtomicBool>,
+    permits: Semaphore,
+}
+
+impl Shared {
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// The OpenMeet user id of a mentioned Zulip user (by id, else by full name), if mapped.
+    pub fn person(&self, name: &str, id: Option<i64>) -> Option<String> {
+        let id = id.or_else(|| self.by_name.get(&name.to_lowercase()).copied())?;
+        self.users.get(&id).map(|slug| slug.to_string())
+    }
+
+    /// The Matrix user a Zulip user's events are sent as: their OpenMeet user, else their placeholder (made once).
+    pub async fn sender(&self, zulip_id: i64) -> Result<OwnedUserId, ApiError> {
+        let cell = self.senders.lock().await.entry(zulip_id).or_default().clone();
+        let user = cell
+            .get_or_try_init(|| async {
+                match self.users.get(&zulip_id) {
+                    Some(slug) => {
+                        let user = self.app.identities.matrix_user_id(&self.tenant, slug);
+                        crate::exec::with_retries(|| history::ensure_sender(self.app, &user)).await?;
+                        Ok::<_, ApiError>(user)
+                    }
+                    None => {
+                        let name = self.realm.users.get(&zulip_id).map_or("Zulip user", |u| u.full_name.as_str());
+                        let user = crate::exec::with_retries(|| {
+                            history::ensure_placeholder(self.app, &self.tenant, zulip_id, name)
+                        })
+                        .await?;
+                        self.placeholders.fetch_add(1, Ordering::Relaxed);
+                        Ok(user)
+                    }
+                }
+            })
+            .await?;
+        Ok(user.clone())
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamReport {
+    pub stream: String,
+    pub kind: &'static str,
+    pub slug: String,
+    pub room_id: String,
+    /// Messages of the stream in the export.
+    pub in_export: u64,
+    /// Imported so far (every run of this import), and by this run.
+    pub messages: u64,
+    pub imported_now: u64,
+    pub threads: u64,
+    pub reactions: u64,
+    pub files: u64,
+    pub edited: u64,
+    pub skipped: BTreeMap<String, u64>,
+    /// `complete`, `interrupted` or `failed`.
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportReport {
+    pub import_id: String,
+    pub export: String,
+    pub sha256: String,
+    pub tenant: String,
+    pub state: &'static str,
+    pub streams: Vec<StreamReport>,
+    /// Streams of the export the mapping leaves out, with their message counts (not imported).
+    pub unmapped_streams: BTreeMap<String, u64>,
+    /// Direct messages (not in a stream): not imported.
+    pub direct_messages: u64,
+    pub placeholders_created: u64,
+    pub imported_now: u64,
+    pub seconds: f64,
+    pub messages_per_second: f64,
+}
+
+fn unavailable(what: &str, error: impl std::fmt::Display) -> Malformed {
+    Malformed(format!("{what}: {error}"))
+}
+
+/// Imports (or continues importing) the export. `Err` only for what stops it before anything is sent.
+pub async fn import(
+    app: &'static App,
+    prepared: Prepared,
+    export_dir: &Path,
+    concurrency: usize,
+    quiet: bool,
+    stop: Arc<AtomicBool>,
+) -> Result<ImportReport, Malformed> {
+    let started = Instant::now();
+    let Prepared { realm, mapping, per_stream, direct, sha256 } = prepared;
+    let tenant = mapping.tenant.clone();
+    // The homeserver side of the checks: every room exists, every mapped user is provisioned.
+    let mut targets = Vec::new();
+    for target in &mapping.streams {
+        let room = match rooms::resolve(app, &tenant, target.kind, &target.slug).await {
+            Ok(room) => room,
+            Err(ApiError::NotFound { .. }) => {
+                return Err(Malformed(format!(
+                    "stream {:?}: {}/{} has no room in tenant {tenant} (run the cutover first)",
+                    target.stream,
+                    target.kind.path_segment(),
+                    target.slug
+                )));
+            }
+            Err(error) => return Err(unavailable("the homeserver", error)),
+        };
+        targets.push((target.clone(), room.room_id));
+    }
+    for (zulip_id, slug) in &mapping.users {
+        let user = app.identities.matrix_user_id(&tenant, slug);
+        match history::user_exists(app, &user).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(Malformed(format!("user {slug} (Zulip user {zulip_id}) is not provisioned in {tenant}")));
+            }
+            Err(error) => return Err(unavailable("the homeserver", error)),
+        }
+    }
+
+    // The import's record: checkpoints, thread roots, who was joined for it, finished rooms.
+    let import_id = format!("ZULIP#{}#{tenant}", realm.key);
+    let backend = |e| unavailable("the run record (DynamoDB)", e);
+    let checkpoints: HashMap<String, Value> =
+        record::values(&app.store, &import_id, "CKPT#").await.map_err(backend)?.into_iter().collect();
+    let roots = record::values(&app.store, &import_id, "ROOT#").await.map_err(backend)?;
+    let joined = record::values(&app.store, &import_id, "JOINED#").await.map_err(backend)?;
+    let done = record::keys(&app.store, &import_id, "DONE#").await.map_err(backend)?;
+    let meta = [
+        ("state", aws_sdk_dynamodb::types::AttributeValue::S("running".into())),
+        ("export", aws_sdk_dynamodb::types::AttributeValue::S(export_dir.display().to_string())),
+        ("sha256", aws_sdk_dynamodb::types::AttributeValue::S(sha256.clone())),
+    ];
+    record::set_meta(&app.store, &import_id, &meta).await.map_err(backend)?;
+
+    let mut mentionables = Mentionables::default();
+    let mut by_name = HashMap::new();
+    for user in realm.users.values() {
+        by_name.insert(user.full_name.to_lowercase(), user.id);
+    }
+    for (zulip_id, slug) in &mapping.users {
+        let name = realm.users.get(zulip_id).map_or(slug.to_string(), |u| u.full_name.clone());
+        let user_id = app.identities.matrix_user_id(&tenant, slug).to_string();
+        mentionables.insert(slug.as_str(), MentionTarget { user_id, display_name: name });
+    }
+    let total: u64 = targets.iter().map(|(t, _)| per_stream.get(&t.stream_id).copied().unwrap_or(0)).sum();
+    let progress = Progress::new(total, quiet);
+    progress.phase("import");
+    let files = realm.message_files.clone();
+    let stream_of_recipient = realm.stream_of_recipient.clone();
+    let unmapped_streams: BTreeMap<String, u64> = realm
+        .streams
+        .values()
+        .filter(|s| !mapping.streams.iter().any(|t| t.stream_id == s.id))
+        .map(|s| (s.name.clone(), per_stream.get(&s.id).copied().unwrap_or(0)))
+        .collect();
+    let shared = Arc::new(Shared {
+        app,
+        realm,
+        tenant: tenant.clone(),
+        realm_key: import_id.clone(),
+        recorder: Recorder::start(app.store.clone(), &import_id),
+        mentionables,
+        users: mapping.users.clone(),
+        by_name,
+        senders: Mutex::new(HashMap::new()),
+        placeholders: AtomicU64::new(0),
+        stop: stop.clone(),
+        permits: Semaphore::new(concurrency.max(1)),
+    });
+
+    // One worker per room, fed by the reader through a bounded channel.
+    let mut channels: HashMap<i64, Vec<mpsc::Sender<Message>>> = HashMap::new();
+    let mut workers = Vec::new();
+    for (target, room_id) in &targets {
+        let entity = room::entity(target.stream_id, room_id);
+        let counts: Counts =
+            checkpoints.get(&entity).and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
+        let prefix = format!("{entity}:");
+        let room_roots = roots
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(&prefix)?.to_owned(), v.as_str()?.to_owned())))
+            .collect();
+        let recorded: HashSet<String> =
+            joined.iter().filter_map(|(k, _)| k.strip_prefix(&prefix).map(str::to_owned)).collect();
+        let room = Room::new(target.stream_id, room_id.clone(), counts, room_roots);
+        let (sender, receiver) = mpsc::channel(512);
+        channels.entry(target.stream_id).or_default().push(sender);
+        let done_before = done.contains(&entity);
+        let (shared, progress) = (shared.clone(), progress.clone());
+        workers.push((target.clone(), tokio::spawn(work(shared, room, receiver, recorded, done_before, progress))));
+    }
+    let reader_stop = stop.clone();
+    let reader = tokio::task::spawn_blocking(move || -> Result<(), String> {
+        for path in files {
+            if reader_stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let messages = export::read_messages(&path).map_err(|e| e.0)?;
+            for message in messages {
+                if reader_stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Some(stream) = stream_of_recipient.get(&message.recipient) else { continue };
+                let Some(senders) = channels.get(stream) else { continue };
+                for sender in senders {
+                    // A worker that stopped (failed room) has closed its end: nothing more to hand it.
+                    let _ = sender.blocking_send(message.clone());
+                }
+            }
+        }
+        Ok(())
+    });
+    let read = reader.await.map_err(|e| e.to_string()).and_then(|r| r);
+
+    let mut report = ImportReport {
+        import_id: import_id.clone(),
+        export: export_dir.display().to_string(),
+        sha256,
+        tenant: tenant.to_string(),
+        state: "complete",
+        streams: Vec::new(),
+        unmapped_streams,
+        direct_messages: direct,
+        placeholders_created: 0,
+        imported_now: 0,
+        seconds: 0.0,
+        messages_per_second: 0.0,
+    };
+    for (target, worker) in workers {
+        let (room, state, error) = match worker.await {
+            Ok(outcome) => outcome,
+            Err(error) => return Err(Malformed(format!("internal: a room's worker ended: {error}"))),
+        };
+        let state = match (&read, state) {
+            (Err(_), "complete") => "failed",
+            (_, state) => state,
+        };
+        if state != "complete" && report.state != "failed" {
+            report.state = state;
+        }
+        report.imported_now += room.sent_now;
+        let c = &room.counts;
+        report.streams.push(StreamReport {
+            stream: target.stream.clone(),
+            kind: target.kind.path_segment(),
+            slug: target.slug.to_string(),
+            room_id: room.room_id.to_string(),
+            in_export: per_stream.get(&target.stream_id).copied().unwrap_or(0),
+            messages: c.messages,
+            imported_now: room.sent_now,
+            threads: c.threads,
+            reactions: c.reactions,
+            files: c.files,
+            edited: c.edited,
+            skipped: c.skipped.clone(),
+            state,
+            error: error.or_else(|| read.as_ref().err().map(|e| format!("reading the export: {e}"))),
+        });
+    }
+    progress.finish();
+    let flushed = shared.recorder.flush().await;
+    if let Err(error) = flushed {
+        report.state = "failed";
+        tracing::error!(%error, "the import's record could not be stored");
+    }
+    report.placeholders_created = shared.placeholders.load(Ordering::Relaxed);
+    report.seconds = started.elapsed().as_secs_f64();
+    report.messages_per_second = report.imported_now as f64 / report.seconds.max(0.001);
+    let state = aws_sdk_dynamodb::types::AttributeValue::S(report.state.into());
+    let _ = record::set_meta(&app.store, &import_id, &[("state", state)]).await;
+    Ok(report)
+}
+
+/// A room's worker: its messages in order, then its finish. Answers the room, its state and its error.
+async fn work(
+    shared: Arc<Shared>,
+    mut room: Room,
+    mut messages: mpsc::Receiver<Message>,
+    recorded: HashSet<String>,
+    done_before: bool,
+    progress: Progress,
+) -> (Room, &'static str, Option<String>) {
+    let mut error = room.load_members(&shared, recorded).await.err().map(|e| e.to_string());
+    let mut interrupted = false;
+    while let Some(message) = messages.recv().await {
+        if error.is_some() || interrupted {
+            // Keep draining: the reader must never wait on a room that stopped.
+            progress.add(1);
+            continue;
+        }
+        if shared.stopping() {
+            interrupted = true;
+            continue;
+        }
+        let permit = shared.permits.acquire().await;
+        if let Err(failure) = room.message(&shared, &message).await {
+            error = Some(format!("message {}: {failure}", message.id));
+        }
+        drop(permit);
+        progress.add(1);
+    }
+    interrupted |= shared.stopping();
+    if error.is_none() && !interrupted && (room.sent_now > 0 || !done_before) {
+        let _permit = shared.permits.acquire().await;
+        if let Err(failure) = room.finish(&shared).await {
+            error = Some(format!("read markers: {failure}"));
+        }
+    }
+    let state = match (&error, interrupted) {
+        (Some(_), _) => "failed",
+        (None, true) => "interrupted",
+        (None, false) => "complete",
+    };
+    (room, state, error)
+}
+
+/// The report as text.
+pub fn render(report: &ImportReport) -> String {
+    let mut text = format!(
+        "import {} of {} ({}): {}\n  export sha256 {}\n",
+        report.import_id, report.export, report.tenant, report.state, report.sha256
+    );
+    for s in &report.streams {
+        text.push_str(&format!(
+            "  {:20} → {}/{}: {} of {} messages ({} now), {} threads, {} reactions, {} files, {} edited, {}\n",
+            s.stream,
+            s.kind,
+            s.slug,
+            s.messages,
+            s.in_export,
+            s.imported_now,
+            s.threads,
+            s.reactions,
+            s.files,
+            s.edited,
+            s.state
+        ));
+        for (reason, count) in &s.skipped {
+            text.push_str(&format!("      skipped {count}: {reason}\n"));
+        }
+        if let Some(error) = &s.error {
+            text.push_str(&format!("      error: {error}\n"));
+        }
+    }
+    for (stream, count) in &report.unmapped_streams {
+        text.push_str(&format!("  not mapped: stream {stream:?} ({count} messages)\n"));
+    }
+    if report.direct_messages > 0 {
+        text.push_str(&format!("  not imported: {} direct messages\n", report.direct_messages));
+    }
+    text.push_str(&format!(
+        "  {} messages in {:.1}s ({:.1}/s), {} placeholder users\n",
+        report.imported_now, report.seconds, report.messages_per_second, report.placeholders_created
+    ));
+    text
+}
+
+pub type ExportDir = PathBuf;

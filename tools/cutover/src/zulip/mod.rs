@@ -1,0 +1,8 @@
+//! `import-zulip` and `generate-zulip`: Zulip's organization export into the OpenMeet rooms (see `docs/cutover.md`,
+//! "Importing the Zulip history").
+
+pub mod export;
+pub mod generate;
+pub mod import;
+pub mod mapping;
+pub mod room;
