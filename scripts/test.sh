@@ -2,7 +2,8 @@
 # README command 2: every check and every test, on a fresh machine too (Debian, Rust, Python 3).
 #   1. formatting and lints          cargo fmt --check, cargo clippy -D warnings
 #   2. unit tests                    every crate but the integration tests (no services needed)
-#   3. deploy files                  cfn-lint template.yaml; route table vs template.yaml and openapi.yaml;
+#   3. deploy files                  cfn-lint template.yaml (with and without a VPC); cargo deny (scripts/deny.sh);
+#                                    route table vs template.yaml and openapi.yaml;
 #                                    the tenant-walls Synapse module's unit tests
 #   4. the real local stack          scripts/stack.sh start (Synapse, moto, gateway + retry worker)
 #   5. integration tests             against the stack; a service that cannot start fails the run
@@ -33,7 +34,12 @@ section "3. deploy files"
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
 ensure_venv
+# Both network shapes: no VPC (the defaults) and the functions in a VPC (SubnetIds/SecurityGroupIds set).
 .local/venv/bin/cfn-lint template.yaml
+.local/venv/bin/cfn-lint template.yaml --parameters SubnetIds=subnet-0123456789abcdef0,subnet-0123456789abcdef1 \
+  SecurityGroupIds=sg-0123456789abcdef0
+# Supply chain: advisories (offline snapshot), licences, bans, sources (deny.toml).
+scripts/deny.sh
 # The tenant-walls Synapse module's unit tests, in the venv that has the pinned Synapse.
 (cd synapse-module && ../.local/venv/bin/python -m unittest -v 2>&1 | tail -n 3)
 cargo test -p integration-tests --locked --test contract_files

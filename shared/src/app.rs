@@ -34,11 +34,11 @@ pub enum InitError {
 }
 
 impl App {
-    /// Builds every client from the environment. No network call: everything that can wait for
-    /// first use does.
+    /// Builds every client from the environment. One network call at most: the secrets, when they live in
+    /// Secrets Manager (`OPENMEET_SECRETS_ARN`); everything else waits for first use.
     pub async fn from_env() -> Result<App, InitError> {
-        let config = Config::from_env()?;
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let config = Config::load(&sdk).await?;
         App::new(config, &sdk).await
     }
 
@@ -46,9 +46,10 @@ impl App {
         let homeserver = Homeserver::new(config.homeserver.clone())?;
         let identities =
             Identities::new(&config.user_prefix, &config.homeserver.server_name, &config.platform_localpart)?;
-        let store = Store::new(aws_sdk_dynamodb::Client::new(sdk), &config.table);
-        let vault = Vault::new(aws_sdk_kms::Client::new(sdk), &config.kms_key_id);
-        let sqs = aws_sdk_sqs::Client::new(sdk);
+        // Every AWS call is bounded (timeouts, retries) to fit inside the function's own deadline.
+        let store = Store::new(crate::aws::dynamodb(sdk, &config.aws), &config.table);
+        let vault = Vault::new(crate::aws::kms(sdk, &config.aws), &config.kms_key_id);
+        let sqs = crate::aws::sqs(sdk, &config.aws);
         let queue_address = match (&config.queue_url, &config.queue_name) {
             (Some(url), _) => QueueAddress::Url(url.clone()),
             (None, Some(name)) => QueueAddress::Name(name.clone()),
@@ -57,7 +58,7 @@ impl App {
         let queue = Queue::new(sqs, queue_address);
         let credentials = Credentials::new(homeserver.clone(), identities.clone());
         Ok(App {
-            jwt: JwtVerifier::new(&config.jwt_secrets),
+            jwt: JwtVerifier::with_policy(&config.jwt_secrets, &config.jwt_policy),
             config,
             homeserver,
             identities,
@@ -102,10 +103,55 @@ where
     .await
 }
 
-/// JSON log lines to stdout, level from `RUST_LOG` (default `info`). Call once in `main`.
+/// Libraries that log whole requests, responses or events at debug/trace: the Lambda runtime (the raw API Gateway
+/// event, with its `Authorization` header), the AWS SDK and its HTTP stack (KMS plaintexts, Secrets Manager
+/// values, DynamoDB items), hyper/reqwest/rustls. Capped at `info` whatever `RUST_LOG` asks for: a `trace` level
+/// must never print a token or a secret. Their warnings and errors still show.
+const QUIET_TARGETS: &[&str] = &[
+    "aws_config",
+    "aws_runtime",
+    "aws_sdk_dynamodb",
+    "aws_sdk_kms",
+    "aws_sdk_secretsmanager",
+    "aws_sdk_sqs",
+    "aws_sdk_sts",
+    "aws_sdk_sso",
+    "aws_sdk_ssooidc",
+    "aws_smithy_http_client",
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_types",
+    "aws_smithy_http",
+    "aws_smithy_json",
+    "aws_lambda_events",
+    "lambda_runtime",
+    "lambda_runtime_api_client",
+    "lambda_http",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "reqwest",
+    "rustls",
+    "tower",
+    "tower_http",
+];
+
+/// The log filter: `RUST_LOG` (default `info`), with [`QUIET_TARGETS`] capped at `info`. Directives for the same
+/// target that come later win, so the caps go last.
+pub fn log_filter(rust_log: Option<&str>) -> tracing_subscriber::EnvFilter {
+    let mut directives = rust_log.filter(|v| !v.trim().is_empty()).unwrap_or("info").to_owned();
+    for target in QUIET_TARGETS {
+        directives.push_str(&format!(",{target}=info"));
+    }
+    tracing_subscriber::EnvFilter::try_new(&directives).unwrap_or_else(|_| {
+        let fallback = QUIET_TARGETS.iter().fold("info".to_owned(), |acc, t| format!("{acc},{t}=info"));
+        tracing_subscriber::EnvFilter::new(fallback)
+    })
+}
+
+/// JSON log lines to stdout, level from `RUST_LOG` (default `info`; see [`log_filter`]). Call once in `main`.
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref());
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
@@ -113,4 +159,55 @@ pub fn init_logging() {
         .with_span_list(false)
         .with_target(false)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::log_filter;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            if let Ok(mut buffer) = self.0.lock() {
+                buffer.extend_from_slice(bytes);
+            }
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// `LogLevel: trace` (and a `RUST_LOG` that names the SDK itself) still never lets the runtime, the SDK or the
+    /// HTTP stack print what they carry; their warnings and the functions' own trace lines still show.
+    #[test]
+    fn trace_never_lets_runtime_sdk_or_http_stack_print_payloads() {
+        for rust_log in [Some("trace"), Some("trace,aws_smithy_runtime=trace,lambda_runtime=trace"), None, Some("x[")] {
+            let captured = Captured::default();
+            let writer = captured.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .json()
+                .with_env_filter(log_filter(rust_log))
+                .with_writer(move || writer.clone())
+                .finish();
+            tracing::subscriber::with_default(subscriber, || {
+                tracing::trace!(target: "aws_smithy_runtime::client::orchestrator", body = "SECRET-1", "response");
+                tracing::debug!(target: "aws_smithy_http_client::hyper_1", "SECRET-2");
+                tracing::debug!(target: "lambda_runtime::layers::api_response", event = "SECRET-3", "event");
+                tracing::trace!(target: "lambda_runtime_api_client", "SECRET-4");
+                tracing::trace!(target: "hyper_util::client::legacy", "SECRET-5");
+                tracing::debug!(target: "aws_sdk_kms::operation", plaintext = "SECRET-6", "decrypt");
+                tracing::warn!(target: "aws_smithy_runtime::client", "sdk warning kept");
+                tracing::info!(target: "shared::domain", "own info kept");
+            });
+            let text = String::from_utf8(captured.0.lock().map(|b| b.clone()).unwrap_or_default()).unwrap_or_default();
+            assert!(!text.contains("SECRET"), "{rust_log:?}: {text}");
+            assert!(text.contains("sdk warning kept") && text.contains("own info kept"), "{rust_log:?}: {text}");
+        }
+    }
 }

@@ -1,4 +1,5 @@
-//! JWT verification: HS256 only, current or previous secret, `exp` required and in the future.
+//! JWT verification: HS256 only, current or previous secret (rotation: docs/adr/0004-secrets.md), `exp` required
+//! and in the future; optionally `aud` and `iss` must match and `exp` may lie at most a configured time ahead.
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
 use serde::Deserialize;
@@ -46,20 +47,62 @@ struct Claims {
     role: String,
     #[serde(default)]
     name: Option<String>,
+    exp: u64,
+    #[serde(default)]
+    iat: Option<u64>,
+}
+
+/// Optional claim checks beyond the signature and `exp` (environment: `OPENMEET_JWT_AUDIENCE`,
+/// `OPENMEET_JWT_ISSUER`, `OPENMEET_JWT_MAX_LIFETIME_SECS`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JwtPolicy {
+    /// When set, `aud` is required and must name it.
+    pub audience: Option<String>,
+    /// When set, `iss` is required and must equal it.
+    pub issuer: Option<String>,
+    /// When set, a token may not be valid for longer than this: `exp` at most this far from now, and from `iat`
+    /// when the token has one. Limits what a token stolen from a browser is worth.
+    pub max_lifetime: Option<std::time::Duration>,
 }
 
 pub struct JwtVerifier {
     keys: Vec<DecodingKey>,
     validation: Validation,
+    max_lifetime: Option<u64>,
 }
 
 impl JwtVerifier {
     pub fn new(secrets: &[JwtSecret]) -> Self {
+        Self::with_policy(secrets, &JwtPolicy::default())
+    }
+
+    pub fn with_policy(secrets: &[JwtSecret], policy: &JwtPolicy) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
-        validation.validate_aud = false;
-        validation.set_required_spec_claims(&["exp"]);
-        JwtVerifier { keys: secrets.iter().map(|s| DecodingKey::from_secret(&s.0)).collect(), validation }
+        let mut required = vec!["exp"];
+        // `validate_aud` is separate from the audience list: left on with no audience, any `aud` is refused.
+        validation.validate_aud = policy.audience.is_some();
+        if let Some(audience) = &policy.audience {
+            validation.set_audience(&[audience]);
+            required.push("aud");
+        }
+        if let Some(issuer) = &policy.issuer {
+            validation.set_issuer(&[issuer]);
+            required.push("iss");
+        }
+        validation.set_required_spec_claims(&required);
+        JwtVerifier {
+            keys: secrets.iter().map(|s| DecodingKey::from_secret(&s.0)).collect(),
+            validation,
+            max_lifetime: policy.max_lifetime.map(|d| d.as_secs()),
+        }
+    }
+
+    /// A token whose validity reaches further than the configured maximum (see [`JwtPolicy::max_lifetime`]).
+    fn too_long_lived(&self, claims: &Claims) -> bool {
+        let Some(max) = self.max_lifetime else { return false };
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        claims.exp.saturating_sub(now) > max || claims.iat.is_some_and(|iat| claims.exp.saturating_sub(iat) > max)
     }
 
     /// Verifies the `Authorization` header value. Every defect answers the same 401: the caller learns nothing
@@ -73,6 +116,11 @@ impl JwtVerifier {
         let mut last_error = None;
         for key in &self.keys {
             match decode::<Claims>(token, key, &self.validation) {
+                Ok(data) if self.too_long_lived(&data.claims) => {
+                    tracing::info!(reason = "lifetime above OPENMEET_JWT_MAX_LIFETIME_SECS", "JWT rejected");
+                    crate::metrics::auth(crate::metrics::AuthKind::Jwt, false);
+                    return Err(ApiError::Unauthorized("the token is invalid or expired"));
+                }
                 Ok(data) => {
                     let caller = caller_from(data.claims);
                     crate::metrics::auth(crate::metrics::AuthKind::Jwt, caller.is_ok());
@@ -168,6 +216,53 @@ mod tests {
         let body = base64_url(&format!(r#"{{"sub":"jane","tenant":"acme","role":"user","exp":{}}}"#, now() + 60));
         let unsigned = format!("{header}.{body}.");
         assert_eq!(verifier().verify(Some(&bearer(&unsigned))).expect_err("none").status(), 401);
+    }
+
+    #[test]
+    fn audience_issuer_and_lifetime_are_enforced_when_configured() {
+        let policy = JwtPolicy {
+            audience: Some("openmeet-matrix".into()),
+            issuer: Some("https://api.openmeet.net".into()),
+            max_lifetime: Some(std::time::Duration::from_secs(3600)),
+        };
+        let strict = JwtVerifier::with_policy(&[JwtSecret::new("current")], &policy);
+        let claims = |extra: serde_json::Value| {
+            let mut claims = json!({"sub":"jane","tenant":"acme","role":"user","exp":now()+600,
+                "aud":"openmeet-matrix","iss":"https://api.openmeet.net"});
+            for (key, value) in extra.as_object().into_iter().flatten() {
+                claims[key] = value.clone();
+            }
+            token("current", Algorithm::HS256, claims)
+        };
+        let fine =
+            [claims(json!({})), claims(json!({"aud":["other","openmeet-matrix"]})), claims(json!({"iat":now()}))];
+        for good in fine {
+            strict.verify(Some(&bearer(&good))).expect("accepted");
+        }
+        let mut without_aud =
+            json!({"sub":"jane","tenant":"acme","role":"user","exp":now()+600,"iss":"https://api.openmeet.net"});
+        let rejected = [
+            claims(json!({"aud":"someone-else"})),
+            claims(json!({"iss":"https://evil.example"})),
+            token("current", Algorithm::HS256, without_aud.clone()),
+            {
+                without_aud["aud"] = json!("openmeet-matrix");
+                without_aud.as_object_mut().map(|o| o.remove("iss"));
+                token("current", Algorithm::HS256, without_aud)
+            },
+            claims(json!({"exp":now()+3601+60})),
+            claims(json!({"iat":now()-7200,"exp":now()+60})),
+        ];
+        for (index, bad) in rejected.iter().enumerate() {
+            assert_eq!(strict.verify(Some(&bearer(bad))).expect_err("rejected").status(), 401, "case {index}");
+        }
+        // Without a policy the same checks are off: a year-long token without aud/iss passes.
+        let lenient = token(
+            "current",
+            Algorithm::HS256,
+            json!({"sub":"jane","tenant":"acme","role":"user","exp":now()+31_536_000}),
+        );
+        verifier().verify(Some(&bearer(&lenient))).expect("no policy, no lifetime cap");
     }
 
     fn base64_url(text: &str) -> String {

@@ -16,6 +16,10 @@ pub enum ConfigError {
 #[derive(Clone)]
 pub struct Config {
     pub jwt_secrets: Vec<JwtSecret>,
+    /// Optional `aud`/`iss` checks and the longest token lifetime accepted (`crate::auth`).
+    pub jwt_policy: crate::auth::JwtPolicy,
+    /// Timeouts and retries of every AWS SDK call (`crate::aws::AwsLimits`).
+    pub aws: crate::aws::AwsLimits,
     pub homeserver: HomeserverConfig,
     /// The homeserver URL handed to browsers (may differ from the one the functions reach it on).
     pub public_homeserver_url: String,
@@ -76,6 +80,20 @@ pub(crate) fn number(
     }
 }
 
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn aws_limits(get: &impl Fn(&str) -> Option<String>) -> Result<crate::aws::AwsLimits, ConfigError> {
+    let default = crate::aws::AwsLimits::default();
+    let millis = |name, default: Duration| number(get, name, default.as_millis() as u64).map(Duration::from_millis);
+    Ok(crate::aws::AwsLimits {
+        attempt: millis("OPENMEET_AWS_ATTEMPT_TIMEOUT_MS", default.attempt)?,
+        operation: millis("OPENMEET_AWS_TIMEOUT_MS", default.operation)?,
+        max_attempts: number(get, "OPENMEET_AWS_MAX_ATTEMPTS", default.max_attempts.into())?.clamp(1, 10) as u32,
+    })
+}
+
 /// An HS256 secret; never printed.
 #[derive(Clone)]
 pub struct JwtSecret(pub(crate) Vec<u8>);
@@ -93,13 +111,40 @@ impl JwtSecret {
 }
 
 impl Config {
+    /// From the environment only (locally, and in tests): the secrets are plain environment variables.
     pub fn from_env() -> Result<Config, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        Self::from_lookup(env_var)
+    }
+
+    /// What a deployed function runs: with `OPENMEET_SECRETS_ARN` set, the appservice token and the JWT secrets
+    /// come from that Secrets Manager secret (one call, at start) and must not also be environment variables;
+    /// without it, everything comes from the environment as in [`Config::from_env`].
+    pub async fn load(sdk: &aws_config::SdkConfig) -> Result<Config, ConfigError> {
+        let Some(arn) = env_var("OPENMEET_SECRETS_ARN") else { return Config::from_env() };
+        for (_, name) in crate::aws::secrets::FIELDS {
+            if env_var(name).is_some() {
+                return Err(ConfigError::Invalid {
+                    name,
+                    reason: "set in the environment although OPENMEET_SECRETS_ARN is: keep secrets in one place".into(),
+                });
+            }
+        }
+        let limits = aws_limits(&env_var)?;
+        let secrets = crate::aws::secrets::fetch(sdk, &arn, &limits).await?;
+        Self::from_lookup(|name| secrets.get(name).cloned().or_else(|| env_var(name)))
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
         let mut jwt_secrets = vec![JwtSecret::new(required("OPENMEET_JWT_SECRET")?)];
+        let jwt_policy = crate::auth::JwtPolicy {
+            audience: get("OPENMEET_JWT_AUDIENCE"),
+            issuer: get("OPENMEET_JWT_ISSUER"),
+            max_lifetime: match number(&get, "OPENMEET_JWT_MAX_LIFETIME_SECS", 0)? {
+                0 => None,
+                secs => Some(Duration::from_secs(secs)),
+            },
+        };
         if let Some(previous) = get("OPENMEET_JWT_SECRET_PREVIOUS") {
             jwt_secrets.push(JwtSecret::new(previous));
         }
@@ -116,6 +161,8 @@ impl Config {
         }
         Ok(Config {
             jwt_secrets,
+            jwt_policy,
+            aws: aws_limits(&get)?,
             homeserver: HomeserverConfig {
                 base_url,
                 server_name: required("MATRIX_SERVER_NAME")?,
@@ -184,6 +231,44 @@ mod tests {
     fn a_missing_secret_is_named() {
         let error = Config::from_lookup(lookup(&MINIMAL[1..])).err().map(|e| e.to_string());
         assert_eq!(error.as_deref(), Some("environment variable OPENMEET_JWT_SECRET is required"));
+    }
+
+    /// Rotation (docs/adr/0004-secrets.md): with the previous secret configured, a token OpenMeet signed before
+    /// the switch still verifies; one signed with any other secret does not; and the policy settings are read.
+    #[test]
+    fn rotation_accepts_current_and_previous_secrets() {
+        use jsonwebtoken::{EncodingKey, Header, encode};
+        let mut pairs = MINIMAL.to_vec();
+        pairs.extend([
+            ("OPENMEET_JWT_SECRET", "new-secret-new-secret-new-secret-0"),
+            ("OPENMEET_JWT_SECRET_PREVIOUS", "old-secret-old-secret-old-secret-0"),
+            ("OPENMEET_JWT_MAX_LIFETIME_SECS", "86400"),
+        ]);
+        let config = Config::from_lookup(lookup(&pairs)).expect("valid config");
+        assert_eq!(config.jwt_policy.max_lifetime, Some(Duration::from_secs(86_400)));
+        let verifier = crate::auth::JwtVerifier::with_policy(&config.jwt_secrets, &config.jwt_policy);
+        let exp =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) + 60;
+        let signed = |secret: &str| {
+            let claims = serde_json::json!({"sub":"jane","tenant":"acme","role":"user","exp":exp});
+            let token =
+                encode(&Header::default(), &claims, &EncodingKey::from_secret(secret.as_bytes())).expect("token");
+            format!("Bearer {token}")
+        };
+        for secret in ["new-secret-new-secret-new-secret-0", "old-secret-old-secret-old-secret-0"] {
+            verifier.verify(Some(&signed(secret))).expect("current and previous verify");
+        }
+        assert_eq!(verifier.verify(Some(&signed("older-secret-older-secret-older-0"))).expect_err("x").status(), 401);
+    }
+
+    #[test]
+    fn aws_limits_default_and_override() {
+        let config = Config::from_lookup(lookup(MINIMAL)).expect("valid config");
+        assert_eq!(config.aws, crate::aws::AwsLimits::default());
+        let mut pairs = MINIMAL.to_vec();
+        pairs.extend([("OPENMEET_AWS_TIMEOUT_MS", "2500"), ("OPENMEET_AWS_MAX_ATTEMPTS", "0")]);
+        let config = Config::from_lookup(lookup(&pairs)).expect("valid config");
+        assert_eq!((config.aws.operation, config.aws.max_attempts), (Duration::from_millis(2_500), 1));
     }
 
     #[test]

@@ -35,6 +35,12 @@ pub async fn redrive(app: &App) -> Result<usize, String> {
             .max_number_of_messages(10)
             .wait_time_seconds(1)
             .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .customize()
+            // The clients' attempt timeout is shorter than the long poll's wait.
+            .config_override(
+                aws_sdk_sqs::config::Builder::default()
+                    .timeout_config(app.config.aws.long_poll(std::time::Duration::from_secs(1))),
+            )
             .send()
             .await
             .map_err(|e| format!("reading the DLQ: {e}"))?;

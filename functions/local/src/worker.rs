@@ -24,6 +24,12 @@ pub async fn poll(app: Arc<App>) {
             .max_number_of_messages(10)
             .wait_time_seconds(5)
             .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .customize()
+            // The clients' attempt timeout is shorter than the long poll's wait.
+            .config_override(
+                aws_sdk_sqs::config::Builder::default()
+                    .timeout_config(app.config.aws.long_poll(Duration::from_secs(5))),
+            )
             .send()
             .await;
         let messages = match received {
