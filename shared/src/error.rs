@@ -24,6 +24,9 @@ pub enum ApiError {
     Conflict { code: &'static str, message: String },
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// A JSON route called with a body of another content type.
+    #[error("{0}")]
+    UnsupportedMediaType(&'static str),
     #[error("the homeserver is rate limiting these requests")]
     RateLimited { retry_after: Duration },
     /// The API's own write limit (`crate::ratelimit`); `scope` says whose budget is spent.
@@ -67,6 +70,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => 405,
             ApiError::Conflict { .. } => 409,
             ApiError::PayloadTooLarge(_) => 413,
+            ApiError::UnsupportedMediaType(_) => 415,
             ApiError::RateLimited { .. } | ApiError::TooManyRequests { .. } => 429,
             ApiError::HomeserverRejected(_) => 502,
             ApiError::HomeserverUnavailable { .. } | ApiError::DependencyUnavailable { .. } => 503,
@@ -84,6 +88,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::RateLimited { .. } | ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::HomeserverUnavailable { .. } => "homeserver_unavailable",
             ApiError::HomeserverRejected(_) => "homeserver_error",

@@ -191,7 +191,24 @@ fn prepare(verifier: &JwtVerifier, function: Function, request: Request) -> Resu
     if body.len() > MAX_JSON_BODY && route.id != RouteId::UploadMedia {
         return Err(ApiError::PayloadTooLarge(format!("request bodies are limited to {MAX_JSON_BODY} bytes")));
     }
+    // GET routes read no body; every other route but the upload reads JSON.
+    let reads_json = route.id != RouteId::UploadMedia && route.method != http::Method::GET;
+    if reads_json && !body.iter().all(u8::is_ascii_whitespace) && !is_json(&parts.headers) {
+        return Err(ApiError::UnsupportedMediaType(
+            "this route takes a JSON body: send Content-Type: application/json",
+        ));
+    }
     Ok(ApiRequest { route, params, query, headers: parts.headers, body, caller })
+}
+
+/// `application/json` or a `+json` type, with any parameters (`; charset=utf-8`). A JSON route's body under any
+/// other type (or none) is refused, so a form or `text/plain` post can never be read as JSON (CSRF-style).
+fn is_json(headers: &http::HeaderMap) -> bool {
+    let Some(value) = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 fn authorize(access: Access, caller: Option<&Caller>, params: &PathParams) -> Result<(), ApiError> {
@@ -243,6 +260,10 @@ pub fn error_response(error: &ApiError) -> Response<Body> {
     }
     builder.body(Body::Text(error.body().to_string())).unwrap_or_else(|_| Response::new(Body::Empty))
 }
+
+#[cfg(test)]
+#[path = "http_props.rs"]
+mod props;
 
 #[cfg(test)]
 mod tests {

@@ -5,10 +5,13 @@ pub mod app;
 pub mod auth;
 pub mod aws;
 pub mod config;
+pub mod container;
 pub mod credentials;
 pub mod domain;
 pub mod error;
 pub mod homeserver;
+#[cfg(test)]
+mod hostile_input;
 pub mod http;
 pub mod identity;
 pub mod metrics;

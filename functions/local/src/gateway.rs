@@ -8,8 +8,10 @@ use axum::response::Response;
 use shared::App;
 use shared::routes::{Function, RouteMatch, match_route};
 
-/// API Gateway's payload limit.
+/// API Gateway's payload limit (HTTP API quota "Payload size": 10 MB).
 const MAX_BODY: usize = 10 * 1024 * 1024;
+/// API Gateway's HTTP API quota "Total combined size of request line and header values": 10240 bytes, not raisable.
+const MAX_REQUEST_LINE_AND_HEADERS: usize = 10240;
 
 /// Every route of the route table, plus what only the local stack serves: the example chat page (`/web/`) and
 /// its demo sign-in (`/local/demo/`, see demo.rs). Neither exists in the Lambda functions.
@@ -27,6 +29,12 @@ pub fn router(app: Arc<App>) -> axum::Router {
 
 async fn dispatch(State(app): State<Arc<App>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
+    if request_line_and_headers(&parts) > MAX_REQUEST_LINE_AND_HEADERS {
+        return plain(
+            431,
+            r#"{"error":{"code":"headers_too_large","message":"the request line and headers are over 10240 bytes","retryable":false}}"#,
+        );
+    }
     let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
         return plain(
             413,
@@ -60,10 +68,40 @@ pub async fn call(app: &App, lambda_request: lambda_http::Request) -> lambda_htt
     }
 }
 
+/// What API Gateway counts against its header quota: the request line and every header value.
+fn request_line_and_headers(parts: &http::request::Parts) -> usize {
+    let target = parts.uri.path_and_query().map_or(0, |p| p.as_str().len());
+    let line = parts.method.as_str().len() + 1 + target + " HTTP/1.1".len();
+    line + parts.headers.values().map(http::HeaderValue::len).sum::<usize>()
+}
+
 fn plain(status: u16, body: &'static str) -> Response {
     Response::builder()
         .status(status)
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(AxumBody::from(body))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(header_bytes: usize) -> http::request::Parts {
+        let request = http::Request::builder()
+            .method("PUT")
+            .uri("/v1/groups/x/room")
+            .header("x-big", "a".repeat(header_bytes))
+            .body(())
+            .expect("request");
+        request.into_parts().0
+    }
+
+    #[test]
+    fn headers_are_measured_as_api_gateway_counts_them() {
+        let line = "PUT /v1/groups/x/room HTTP/1.1".len();
+        assert_eq!(request_line_and_headers(&parts(100)), line + 100);
+        assert!(request_line_and_headers(&parts(MAX_REQUEST_LINE_AND_HEADERS - line)) <= MAX_REQUEST_LINE_AND_HEADERS);
+        assert!(request_line_and_headers(&parts(64 * 1024)) > MAX_REQUEST_LINE_AND_HEADERS);
+    }
 }

@@ -54,15 +54,17 @@ impl CircuitBreaker {
         }
     }
 
-    /// Whether a call may go out now: `None` when the circuit is open, `Some(true)` for the one probe of a
-    /// half-open circuit, `Some(false)` for an ordinary call.
-    pub fn allow(&self) -> Option<bool> {
-        let Ok(mut inner) = self.inner.lock() else { return Some(false) };
+    /// Whether a call may go out now: `None` when the circuit is open, else a permit, which is the one probe of a
+    /// half-open circuit when [`Permit::is_probe`]. Hold the permit until the outcome is recorded: a probe whose
+    /// future is dropped (a cancelled request, a Lambda deadline) frees the probe slot as the permit drops, so the
+    /// breaker is never left waiting forever for an answer that will not come.
+    pub fn allow(&self) -> Option<Permit<'_>> {
+        let Ok(mut inner) = self.inner.lock() else { return Some(Permit { breaker: self, probe: false }) };
         match inner.opened_at {
-            None => Some(false),
+            None => Some(Permit { breaker: self, probe: false }),
             Some(at) if at.elapsed() >= self.cool_down && !inner.probe_in_flight => {
                 inner.probe_in_flight = true;
-                Some(true)
+                Some(Permit { breaker: self, probe: true })
             }
             Some(_) => None,
         }
@@ -95,6 +97,31 @@ impl CircuitBreaker {
     }
 }
 
+/// Leave to send one call; see [`CircuitBreaker::allow`].
+#[derive(Debug)]
+pub struct Permit<'a> {
+    breaker: &'a CircuitBreaker,
+    probe: bool,
+}
+
+impl Permit<'_> {
+    pub fn is_probe(&self) -> bool {
+        self.probe
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        // After a recorded outcome the slot is already free; after a cancelled probe this frees it (the circuit
+        // stays half-open and the next call probes).
+        if self.probe
+            && let Ok(mut inner) = self.breaker.inner.lock()
+        {
+            inner.probe_in_flight = false;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,21 +133,55 @@ mod tests {
             breaker.record_failure();
         }
         assert_eq!(breaker.state(), CircuitState::Closed);
-        assert_eq!(breaker.allow(), Some(false));
+        assert_eq!(probe(&breaker), Some(false));
         breaker.record_failure();
         assert_eq!(breaker.state(), CircuitState::Open);
-        assert_eq!(breaker.allow(), None);
+        assert_eq!(probe(&breaker), None);
         std::thread::sleep(Duration::from_millis(40));
         assert_eq!(breaker.state(), CircuitState::HalfOpen);
-        assert_eq!(breaker.allow(), Some(true), "one probe goes through");
-        assert_eq!(breaker.allow(), None, "and only one");
+        let permit = breaker.allow().expect("one probe goes through");
+        assert!(permit.is_probe());
+        assert_eq!(probe(&breaker), None, "and only one");
         breaker.record_failure();
+        drop(permit);
         assert_eq!(breaker.state(), CircuitState::Open, "a failed probe re-opens");
+        assert_eq!(probe(&breaker), None, "and the cool-down starts again");
         std::thread::sleep(Duration::from_millis(40));
-        assert_eq!(breaker.allow(), Some(true));
+        let permit = breaker.allow().expect("probe");
+        breaker.record_success();
+        drop(permit);
+        assert_eq!(breaker.state(), CircuitState::Closed);
+        assert_eq!(probe(&breaker), Some(false));
+    }
+
+    fn probe(breaker: &CircuitBreaker) -> Option<bool> {
+        breaker.allow().map(|permit| permit.is_probe())
+    }
+
+    /// A half-open probe whose request future is dropped mid-flight (cancelled by its caller) must not leave the
+    /// breaker waiting for it: the next call probes.
+    #[tokio::test]
+    async fn a_dropped_probe_never_leaves_the_breaker_stuck_open() {
+        let breaker = CircuitBreaker::new(1, Duration::ZERO);
+        breaker.record_failure();
+        assert_eq!(breaker.state(), CircuitState::HalfOpen);
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let call = async {
+            let permit = breaker.allow().expect("the probe is admitted");
+            assert!(permit.is_probe());
+            let _ = started_tx.send(());
+            // The homeserver never answers.
+            std::future::pending::<()>().await;
+            drop(permit);
+        };
+        tokio::select! {
+            _ = call => unreachable!("the call never finishes"),
+            _ = started_rx => {}
+        }
+        // `call` (and the permit it held) is dropped here, as a cancelled request's future is.
+        assert_eq!(probe(&breaker), Some(true), "a new probe goes out");
         breaker.record_success();
         assert_eq!(breaker.state(), CircuitState::Closed);
-        assert_eq!(breaker.allow(), Some(false));
     }
 
     #[test]

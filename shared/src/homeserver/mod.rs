@@ -210,12 +210,11 @@ impl Homeserver {
         path: &str,
         builder: reqwest::RequestBuilder,
     ) -> Result<(http::StatusCode, http::HeaderMap, bytes::Bytes), HomeserverError> {
-        let builder = match self.circuit.allow() {
-            None => return Err(HomeserverError::CircuitOpen),
-            // A probe of a half-open circuit must not hold its caller for a full timeout.
-            Some(true) => builder.timeout(PROBE_TIMEOUT.min(self.request_timeout)),
-            Some(false) => builder,
-        };
+        // Held to the end of this call: if this future is dropped, a half-open probe frees its slot.
+        let Some(permit) = self.circuit.allow() else { return Err(HomeserverError::CircuitOpen) };
+        // A probe of a half-open circuit must not hold its caller for a full timeout.
+        let builder =
+            if permit.is_probe() { builder.timeout(PROBE_TIMEOUT.min(self.request_timeout)) } else { builder };
         let started = Instant::now();
         let outcome = builder.send().await;
         let response = match outcome {

@@ -191,11 +191,11 @@ async fn main() -> Result<(), String> {
         ratio(api.p50, free.p50)
     );
     println!(
-        "ratio gateway/homeserver: p50 {:.2}  p95 {:.2}  p99 {:.2}  (target p50 <= 1.3: {})",
+        "ratio gateway/homeserver: p50 {:.2}  p95 {:.2}  p99 {:.2}  (target p50 <= 1.1: {})",
         ratio(api.p50, hs.p50),
         ratio(api.p95, hs.p95),
         ratio(api.p99, hs.p99),
-        if ratio(api.p50, hs.p50) <= 1.3 { "met" } else { "missed" }
+        if ratio(api.p50, hs.p50) <= 1.1 { "met" } else { "missed" }
     );
     Ok(())
 }

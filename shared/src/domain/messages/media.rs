@@ -83,10 +83,56 @@ pub fn check(content_type: Option<&str>, filename: Option<&str>, body: &[u8]) ->
         let dimensions = image_dimensions(&essence, body)
             .ok_or_else(|| ApiError::bad_request("invalid_body", format!("the body is not a valid {essence} image")))?;
         Some(dimensions)
-    } else {
+    } else if matches_declared_type(&essence, content_type, body) {
         None
+    } else {
+        return Err(ApiError::bad_request("invalid_body", format!("the body is not a valid {essence} file")));
     };
     Ok(Upload { content_type: content_type.to_owned(), essence, filename, dimensions })
+}
+
+/// Whether the leading bytes are what the declared (non-image) type says, by each format's magic number. A small
+/// table rather than a sniffing crate: the accepted list is short and fixed, the question is "is it the declared
+/// type" (not "what is it"), and a table keeps the check auditable and the dependency tree small.
+fn matches_declared_type(essence: &str, content_type: &str, body: &[u8]) -> bool {
+    let at = |offset: usize, magic: &[u8]| body.get(offset..offset + magic.len()) == Some(magic);
+    let zip = at(0, b"PK\x03\x04");
+    let ole2 = at(0, &[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]);
+    let iso_media = ["ftyp", "moov", "mdat", "wide", "free", "skip"].iter().any(|atom| at(4, atom.as_bytes()));
+    let ebml = at(0, &[0x1A, 0x45, 0xDF, 0xA3]);
+    let id3 = at(0, b"ID3");
+    let frame_sync =
+        |mask: u8, value: u8| body.first() == Some(&0xFF) && body.get(1).is_some_and(|b| b & mask == value);
+    match essence {
+        "video/mp4" | "audio/mp4" | "video/quicktime" => iso_media,
+        "video/webm" | "audio/webm" => ebml,
+        "audio/mpeg" => id3 || frame_sync(0xE0, 0xE0),
+        // ADTS frames, or an ID3 tag before them.
+        "audio/aac" => id3 || frame_sync(0xF6, 0xF0),
+        "audio/ogg" => at(0, b"OggS"),
+        "audio/wav" | "audio/x-wav" => at(0, b"RIFF") && at(8, b"WAVE"),
+        "audio/flac" => at(0, b"fLaC") || id3,
+        "application/pdf" => at(0, b"%PDF-"),
+        "application/rtf" => at(0, b"{\\rtf"),
+        "application/msword" | "application/vnd.ms-excel" | "application/vnd.ms-powerpoint" => ole2,
+        // OpenDocument names its own type in an uncompressed first entry, `mimetype`.
+        odf if odf.starts_with("application/vnd.oasis.opendocument.") => {
+            zip && at(30, b"mimetype") && at(38, odf.as_bytes())
+        }
+        "application/zip" => zip || at(0, b"PK\x05\x06"),
+        ooxml if ooxml.starts_with("application/vnd.openxmlformats-officedocument.") => zip,
+        "text/plain" | "text/csv" => is_text(content_type, body),
+        _ => false,
+    }
+}
+
+/// Text: a UTF-16 byte-order mark, or no NUL byte and UTF-8 (any other charset must be declared).
+fn is_text(content_type: &str, body: &[u8]) -> bool {
+    if body.starts_with(&[0xFF, 0xFE]) || body.starts_with(&[0xFE, 0xFF]) {
+        return true;
+    }
+    let declared_charset = content_type.to_ascii_lowercase().contains("charset=");
+    !body.contains(&0) && (declared_charset || std::str::from_utf8(body).is_ok())
 }
 
 fn check_filename(name: &str) -> Result<String, ApiError> {
@@ -196,6 +242,46 @@ fn jpeg_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn other_types_must_carry_their_magic_bytes() {
+        let odt = [b"PK\x03\x04".as_slice(), &[0; 26], b"mimetypeapplication/vnd.oasis.opendocument.text"].concat();
+        let cases: [(&str, &[u8]); 12] = [
+            ("application/pdf", b"%PDF-1.7\n"),
+            ("video/mp4", b"\x00\x00\x00\x18ftypmp42"),
+            ("video/webm", &[0x1A, 0x45, 0xDF, 0xA3, 0x01]),
+            ("audio/mpeg", b"ID3\x04\x00"),
+            ("audio/ogg", b"OggS\x00"),
+            ("audio/wav", b"RIFF\x24\x00\x00\x00WAVEfmt "),
+            ("audio/flac", b"fLaC\x00"),
+            ("application/msword", &[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]),
+            ("application/vnd.openxmlformats-officedocument.wordprocessingml.document", b"PK\x03\x04rest"),
+            ("application/vnd.oasis.opendocument.text", &odt),
+            ("application/rtf", b"{\\rtf1\\ansi"),
+            ("text/csv", "a,b\nä,ö\n".as_bytes()),
+        ];
+        for (essence, body) in cases {
+            assert!(check(Some(essence), None, body).is_ok(), "{essence}");
+            // An executable, an HTML page and a ZIP named as this type are all refused.
+            for other in [b"MZ\x90\x00\x03\x00".as_slice(), b"<html><script>", b"PK\x03\x04x"] {
+                if essence.contains("openxml") && other.starts_with(b"PK") {
+                    continue;
+                }
+                let refused = check(Some(essence), None, other);
+                assert!(
+                    refused.as_ref().is_err_and(|e| e.code() == "invalid_body") || essence.starts_with("text/"),
+                    "{essence}"
+                );
+            }
+        }
+        // An OpenDocument spreadsheet is not a text document.
+        let ods =
+            [b"PK\x03\x04".as_slice(), &[0; 26], b"mimetypeapplication/vnd.oasis.opendocument.spreadsheet"].concat();
+        assert!(check(Some("application/vnd.oasis.opendocument.text"), None, &ods).is_err());
+        assert!(check(Some("text/plain"), None, b"a\x00b").is_err(), "binary is not text");
+        assert!(check(Some("text/plain; charset=latin1"), None, b"caf\xe9").is_ok());
+        assert!(check(Some("text/plain"), None, b"caf\xe9").is_err());
+    }
+
     /// A 3×2 PNG header (IHDR only; enough for the check).
     fn png_header(width: u32, height: u32) -> Vec<u8> {
         let mut png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR".to_vec();
@@ -234,6 +320,7 @@ mod tests {
         assert_eq!(check(Some("text/html"), None, b"<p>").expect_err("html").code(), "unsupported_media_type");
         assert_eq!(check(Some("image/png"), None, b"<script>").expect_err("not png").code(), "invalid_body");
         assert_eq!(check(Some("text/plain"), Some("../x"), b"x").expect_err("path").code(), "invalid_parameter");
+        assert_eq!(check(Some("application/pdf"), None, b"MZ\x90\x00").expect_err("exe as pdf").code(), "invalid_body");
         let big = vec![b'a'; MAX_UPLOAD_BYTES + 1];
         assert_eq!(check(Some("text/plain"), None, &big).expect_err("big").status(), 413);
         assert!(check(Some("text/plain"), None, &big[1..]).is_ok());

@@ -1,0 +1,107 @@
+//! OpenMeet roles and the part of `m.room.power_levels` membership reads and writes.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+/// An OpenMeet role; ordered from least to most powerful.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Member,
+    Speaker,
+    Moderator,
+    Admin,
+    Owner,
+}
+
+impl Role {
+    /// Most powerful first, so the first role a level reaches is the one it reads as.
+    const DESCENDING: [Role; 5] = [Role::Owner, Role::Admin, Role::Moderator, Role::Speaker, Role::Member];
+
+    pub fn power_level(self) -> i64 {
+        match self {
+            Role::Owner => 100,
+            Role::Admin => 75,
+            Role::Moderator => 50,
+            Role::Speaker => 25,
+            Role::Member => 0,
+        }
+    }
+
+    /// The role a power level reads as: a level between two roles reads as the lower one; anything below 0 (or
+    /// above 100) reads as the nearest role.
+    pub fn from_power_level(level: i64) -> Role {
+        Role::DESCENDING.into_iter().find(|role| level >= role.power_level()).unwrap_or(Role::Member)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Moderator => "moderator",
+            Role::Speaker => "speaker",
+            Role::Member => "member",
+        }
+    }
+}
+
+/// The part of `m.room.power_levels` membership cares about.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PowerLevels {
+    pub users_default: i64,
+    /// Explicit entries of the `users` map, by Matrix user id.
+    pub users: BTreeMap<String, i64>,
+}
+
+/// Power levels are integers, but old rooms may carry them as strings.
+pub(super) fn level_value(value: &Value) -> Option<i64> {
+    value.as_i64().or_else(|| value.as_str().and_then(|text| text.trim().parse().ok()))
+}
+
+impl PowerLevels {
+    pub fn from_content(content: &Value) -> PowerLevels {
+        let users_default = content.get("users_default").and_then(level_value).unwrap_or(0);
+        let users = content
+            .get("users")
+            .and_then(Value::as_object)
+            .map(|users| users.iter().filter_map(|(user, level)| Some((user.clone(), level_value(level)?))).collect())
+            .unwrap_or_default();
+        PowerLevels { users_default, users }
+    }
+
+    /// The level a user effectively has: their entry, else `users_default`.
+    pub fn level_of(&self, user_id: &str) -> i64 {
+        self.users.get(user_id).copied().unwrap_or(self.users_default)
+    }
+}
+
+/// Merges wanted levels into the power-levels content. A wanted level equal to `users_default` removes the entry
+/// (a member's entry is dropped rather than pinned at 0); every other key and every other user's entry is kept.
+/// `never_listed` (the room creator, whose power in room version 12 is unlimited and who must not appear in the
+/// map) is never written. `None` when nothing would change, so the caller can skip the write.
+pub fn merge_power_levels(content: &Value, wanted: &BTreeMap<String, i64>, never_listed: &str) -> Option<Value> {
+    let users_default = PowerLevels::from_content(content).users_default;
+    let original = content.get("users").and_then(Value::as_object).cloned().unwrap_or_default();
+    let mut users: Map<String, Value> = original.clone();
+    for (user, &level) in wanted {
+        if user == never_listed {
+            continue;
+        }
+        if level == users_default {
+            users.remove(user);
+        } else {
+            users.insert(user.clone(), json!(level));
+        }
+    }
+    if users == original {
+        return None;
+    }
+    let mut merged = match content {
+        Value::Object(fields) => fields.clone(),
+        _ => Map::new(),
+    };
+    merged.insert("users".into(), Value::Object(users));
+    Some(Value::Object(merged))
+}

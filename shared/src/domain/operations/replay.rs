@@ -1,0 +1,315 @@
+//! Replaying a queued operation: executing it with its transaction id, slicing long reconciles, finishing the record.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::Value;
+
+use super::*;
+use crate::app::App;
+use crate::aws::store;
+use crate::config::RetryPolicy;
+use crate::error::{ApiError, BackendError};
+use crate::homeserver::{Acting, HomeserverError, encode};
+use crate::identity::{RoomKind, Slug, TenantId, UserSlug};
+
+/// How one replay ended, for the worker.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// Try again after the delay (the message returns to the queue).
+    #[error("transient: {reason}")]
+    Transient { reason: String, retry_after: Option<Duration> },
+    /// Out of attempts: the operation is marked failed and the message goes to the DLQ.
+    #[error("exhausted: {0}")]
+    Exhausted(String),
+}
+
+/// Replays one queued operation; `attempt` counts from 1 (SQS's receive count). `deadline` is when the worker's
+/// invocation ends, if it does: a reconcile slice stops well before it.
+pub async fn replay(
+    app: &App,
+    message: &QueuedOperation,
+    attempt: u32,
+    deadline: Option<Instant>,
+) -> Result<(), ReplayError> {
+    let transient = |error: BackendError| ReplayError::Transient { reason: error.to_string(), retry_after: None };
+    let pk = record_pk(&message.operation_id);
+    let Some(item) = app.store.get(&pk, "OP").await.map_err(transient)? else {
+        tracing::warn!(operation_id = %message.operation_id, "queued operation has no record; dropped");
+        return Ok(());
+    };
+    if store::string(&item, "status").as_deref() != Some("queued") {
+        return Ok(());
+    }
+    // SQS's receive count, or our own count when the queue does not report it (or after a redrive reset it).
+    let attempt = attempt.max(store::number(&item, "attempts").unwrap_or(0) as u32 + 1);
+    let operation: Operation = match store::string(&item, "operation").map(|raw| serde_json::from_str(&raw)) {
+        Some(Ok(operation)) => operation,
+        _ => {
+            finish(app, &pk, None, None, Err("the operation record is unreadable".into())).await.map_err(transient)?;
+            return Ok(());
+        }
+    };
+    let accepted_at = store::number(&item, "acceptedAt");
+    let executed = match &operation {
+        Operation::Reconcile(reconcile) => reconcile_slice(app, reconcile, slice_deadline(app, deadline)).await,
+        _ => execute(app, &operation).await.map(Executed::Done),
+    };
+    match executed {
+        Ok(Executed::Continues) => {
+            continue_later(app, &pk, message, &operation).await.map_err(transient)?;
+            Ok(())
+        }
+        Ok(Executed::Done(event_id)) => {
+            finish(app, &pk, operation.room_id(), accepted_at, Ok(event_id)).await.map_err(transient)?;
+            Ok(())
+        }
+        Err(error) if error.is_transient() || matches!(error, HomeserverError::UnknownToken) => {
+            let retry_after = match &error {
+                HomeserverError::RateLimited { retry_after } => Some(*retry_after),
+                _ => None,
+            };
+            let reason = error.to_string();
+            app.store.add(&pk, "OP", "attempts", 1).await.map_err(transient)?;
+            if attempt >= app.config.retry.max_attempts {
+                let why = format!("gave up after {attempt} attempts: {reason}");
+                finish(app, &pk, operation.room_id(), accepted_at, Err(why.clone())).await.map_err(transient)?;
+                return Err(ReplayError::Exhausted(why));
+            }
+            crate::metrics::retry_attempt();
+            Err(ReplayError::Transient { reason, retry_after })
+        }
+        Err(error) => {
+            // A refusal (403, 400, ...) will not change by retrying: fail at once.
+            finish(app, &pk, operation.room_id(), accepted_at, Err(format!("the homeserver refused it: {error}")))
+                .await
+                .map_err(transient)?;
+            Ok(())
+        }
+    }
+}
+
+/// How far one replay got.
+pub(super) enum Executed {
+    /// Finished, with the event id of a send.
+    Done(Option<String>),
+    /// Progress made, more to do: the operation is queued again (a long reconcile).
+    Continues,
+}
+
+/// Leaves a margin before the invocation's end for writing the outcome and re-queueing.
+pub(super) fn slice_deadline(app: &App, invocation_deadline: Option<Instant>) -> Instant {
+    let slice = Instant::now() + app.config.reconcile.slice;
+    match invocation_deadline {
+        Some(deadline) => slice.min(deadline.checked_sub(Duration::from_secs(10)).unwrap_or(deadline)),
+        None => slice,
+    }
+}
+
+/// Queues the next slice of an operation as a new message (a redelivery would count against the queue's
+/// `maxReceiveCount`); the operation stays `queued`.
+pub(super) async fn continue_later(
+    app: &App,
+    pk: &str,
+    message: &QueuedOperation,
+    operation: &Operation,
+) -> Result<(), BackendError> {
+    app.store.add(pk, "OP", "slices", 1).await?;
+    let body =
+        serde_json::to_string(message).map_err(|e| BackendError::Corrupt { service: "sqs", detail: e.to_string() })?;
+    let deduplication_id = format!("{}#{}", message.operation_id, now_millis());
+    app.queue.send_ordered(body, &operation.group(), &deduplication_id).await?;
+    tracing::info!(operation_id = %message.operation_id, "operation continues in a later slice");
+    Ok(())
+}
+
+pub(super) async fn reconcile_slice(
+    app: &App,
+    reconcile: &DeferredReconcile,
+    deadline: Instant,
+) -> Result<Executed, HomeserverError> {
+    let DeferredReconcile { tenant, kind, slug, members, version, force } = reconcile;
+    let pk = intent_key(tenant, kind, slug);
+    let stamped = app.store.get(&pk, "RECONCILED").await.map_err(backend_to_homeserver)?;
+    if stamped.and_then(|item| store::number(&item, "version")).unwrap_or(0) > *version {
+        tracing::info!("reconcile superseded by a newer one; skipped");
+        return Ok(Executed::Done(None));
+    }
+    let spared: BTreeSet<UserSlug> = app
+        .store
+        .keys_above(&pk, "MEMBER#", "version", *version)
+        .await
+        .map_err(backend_to_homeserver)?
+        .iter()
+        .filter_map(|user| UserSlug::parse(user).ok())
+        .collect();
+    let tenant = TenantId::parse(tenant).map_err(|_| invalid("tenant"))?;
+    let room = crate::domain::rooms::resolve_path(app, &tenant, kind, slug).await.map_err(api_to_homeserver)?;
+    let wanted = unroster(members)?;
+    let complete = crate::domain::membership::reconcile_slice(app, &tenant, &room, &wanted, &spared, *force, deadline)
+        .await
+        .map_err(api_to_homeserver)?;
+    Ok(if complete { Executed::Done(None) } else { Executed::Continues })
+}
+
+pub(super) async fn execute(app: &App, operation: &Operation) -> Result<Option<String>, HomeserverError> {
+    let tenant_of = |tenant: &str| TenantId::parse(tenant).map_err(|_| invalid("tenant"));
+    match operation {
+        Operation::Membership { tenant, kind, slug, user, change, version, force } => {
+            let newest = latest_member_intent(app, tenant, kind, slug, user).await.map_err(backend_to_homeserver)?;
+            if newest > *version {
+                tracing::info!(%user, "membership change superseded by a newer intent; skipped");
+                return Ok(None);
+            }
+            let tenant_id = tenant_of(tenant)?;
+            let room =
+                crate::domain::rooms::resolve_path(app, &tenant_id, kind, slug).await.map_err(api_to_homeserver)?;
+            let user_slug = UserSlug::parse(user).map_err(|_| invalid("user"))?;
+            match change {
+                MemberChange::Put { role } => {
+                    crate::domain::membership::put(app, &tenant_id, &room, &user_slug, *role, *force).await.map(|_| ())
+                }
+                MemberChange::Remove { ban } => {
+                    crate::domain::membership::remove(app, &tenant_id, &room, &user_slug, *ban, *force).await
+                }
+            }
+            .map_err(api_to_homeserver)?;
+            record_member_intent(app, tenant, kind, slug, user, *version).await.map_err(api_to_homeserver)?;
+            Ok(None)
+        }
+        Operation::CancelEvent { tenant, slug, reason } => {
+            let slug = Slug::parse(slug).map_err(|_| invalid("slug"))?;
+            let input = crate::domain::room_lifecycle::CancelInput { reason: reason.clone() };
+            crate::domain::room_lifecycle::cancel(app, &tenant_of(tenant)?, &slug, input)
+                .await
+                .map_err(api_to_homeserver)?;
+            Ok(None)
+        }
+        Operation::DeleteRoom { tenant, kind, slug, purge } => {
+            let kind = RoomKind::from_path(kind).map_err(|_| invalid("kind"))?;
+            let slug = Slug::parse(slug).map_err(|_| invalid("slug"))?;
+            let mode = if *purge {
+                crate::domain::room_lifecycle::DeleteMode::Purge
+            } else {
+                crate::domain::room_lifecycle::DeleteMode::Archive
+            };
+            crate::domain::room_lifecycle::delete(app, &tenant_of(tenant)?, kind, &slug, mode)
+                .await
+                .map_err(api_to_homeserver)?;
+            Ok(None)
+        }
+        // Run in slices by `replay`, never in one go.
+        Operation::Reconcile(_) => Err(invalid("operation")),
+        Operation::DeleteUser { tenant, user } => {
+            let user = UserSlug::parse(user).map_err(|_| invalid("user"))?;
+            crate::domain::users::delete(app, &tenant_of(tenant)?, &user).await.map_err(api_to_homeserver)?;
+            Ok(None)
+        }
+        Operation::SendEvent { tenant, user, room_id, event_type, txn_id, content } => {
+            let path =
+                format!("/_matrix/client/v3/rooms/{}/send/{}/{}", encode(room_id), encode(event_type), encode(txn_id));
+            let answer: Value = match user {
+                None => {
+                    let event_id = crate::domain::platform::send_event(app, room_id, event_type, txn_id, content)
+                        .await
+                        .map_err(api_to_homeserver)?;
+                    return Ok(Some(event_id));
+                }
+                Some(user) => {
+                    let tenant = TenantId::parse(tenant).map_err(|_| invalid("tenant"))?;
+                    let user = UserSlug::parse(user).map_err(|_| invalid("user"))?;
+                    let sent = app
+                        .credentials
+                        .as_user(&tenant, &user, |device| {
+                            let path = &path;
+                            async move {
+                                app.homeserver
+                                    .call::<Value>(reqwest::Method::PUT, path, Acting::User(&device), Some(content))
+                                    .await
+                            }
+                        })
+                        .await;
+                    match sent {
+                        // The same reaction already stands: what the operation wanted holds.
+                        Err(error) if crate::domain::messages::room::is_duplicate_annotation(&error) => {
+                            return Ok(None);
+                        }
+                        other => other.map_err(api_to_homeserver)?,
+                    }
+                }
+            };
+            Ok(answer.get("event_id").and_then(Value::as_str).map(str::to_owned))
+        }
+    }
+}
+
+pub(super) fn invalid(what: &str) -> HomeserverError {
+    HomeserverError::Rejected { status: 400, errcode: "M_INVALID_PARAM".into(), message: format!("invalid {what}") }
+}
+
+pub(super) fn backend_to_homeserver(error: BackendError) -> HomeserverError {
+    HomeserverError::Transient { detail: error.to_string() }
+}
+
+/// Domain errors met during a replay, reduced to the homeserver's classification.
+pub(super) fn api_to_homeserver(error: ApiError) -> HomeserverError {
+    match error {
+        ApiError::RateLimited { retry_after } => HomeserverError::RateLimited { retry_after },
+        ApiError::HomeserverUnavailable { .. } | ApiError::DependencyUnavailable { .. } | ApiError::Internal => {
+            HomeserverError::Transient { detail: error.to_string() }
+        }
+        other => HomeserverError::Rejected {
+            status: other.status(),
+            errcode: other.code().to_owned(),
+            message: other.to_string(),
+        },
+    }
+}
+
+pub(super) async fn finish(
+    app: &App,
+    pk: &str,
+    room_id: Option<&str>,
+    accepted_at_ms: Option<u64>,
+    outcome: Result<Option<String>, String>,
+) -> Result<(), BackendError> {
+    let updates = match &outcome {
+        Ok(event_id) => {
+            let mut updates = vec![("status", AttributeValue::S("delivered".into()))];
+            if let Some(event_id) = event_id {
+                updates.push(("eventId", AttributeValue::S(event_id.clone())));
+            }
+            updates
+        }
+        Err(reason) => {
+            vec![("status", AttributeValue::S("failed".into())), ("error", AttributeValue::S(reason.clone()))]
+        }
+    };
+    app.store.set(pk, "OP", &updates).await?;
+    if outcome.is_ok() {
+        // Delivered: the content (a message's text) is no longer needed; the record keeps only the outcome.
+        app.store.remove_attribute(pk, "OP", "operation").await?;
+    }
+    if let Some(room_id) = room_id {
+        adjust_backlog(app, room_id, -1).await?;
+    }
+    crate::metrics::operation_finished(outcome.is_ok());
+    if let (Ok(Some(_)), Some(accepted)) = (&outcome, accepted_at_ms) {
+        crate::metrics::message_delivered(true, (now_millis() as u64).saturating_sub(accepted));
+    }
+    match outcome {
+        Ok(_) => tracing::info!(operation = pk, "deferred operation delivered"),
+        Err(reason) => tracing::warn!(operation = pk, %reason, "deferred operation failed"),
+    }
+    Ok(())
+}
+
+/// The delay before the next attempt: exponential with full jitter, or the homeserver's `retry_after`.
+pub fn backoff(policy: &RetryPolicy, attempt: u32, retry_after: Option<Duration>, jitter: f64) -> Duration {
+    let exponential = policy.base_delay.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(16)));
+    // SQS delays and visibility timeouts top out at 15 minutes for a back-off worth having.
+    let capped = exponential.min(policy.max_delay).min(Duration::from_secs(15 * 60));
+    let jittered = capped.mul_f64(0.5 + jitter.clamp(0.0, 1.0) / 2.0);
+    retry_after.map_or(jittered, |after| jittered.max(after))
+}

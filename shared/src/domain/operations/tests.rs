@@ -1,0 +1,82 @@
+//! Unit tests of the pure parts.
+
+use crate::config::RetryPolicy;
+use crate::domain::membership::Role;
+use crate::error::ApiError;
+use crate::identity::UserSlug;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::*;
+
+#[test]
+fn backoff_grows_exponentially_with_jitter_and_honours_retry_after() {
+    let policy =
+        RetryPolicy { max_attempts: 5, base_delay: Duration::from_secs(2), max_delay: Duration::from_secs(3600) };
+    assert_eq!(backoff(&policy, 1, None, 1.0), Duration::from_secs(2));
+    assert_eq!(backoff(&policy, 3, None, 1.0), Duration::from_secs(8));
+    assert_eq!(backoff(&policy, 3, None, 0.0), Duration::from_secs(4));
+    assert_eq!(backoff(&policy, 40, None, 1.0), Duration::from_secs(900));
+    assert_eq!(backoff(&policy, 1, Some(Duration::from_secs(30)), 0.5), Duration::from_secs(30));
+    let short = RetryPolicy { max_delay: Duration::from_secs(5), ..policy };
+    assert_eq!(backoff(&short, 10, None, 1.0), Duration::from_secs(5));
+}
+
+#[test]
+fn operations_round_trip_and_refuse_unknown_fields() {
+    let operation = Operation::SendEvent {
+        tenant: "t".into(),
+        user: Some("u".into()),
+        room_id: "!r:localhost".into(),
+        event_type: "m.room.message".into(),
+        txn_id: "om1".into(),
+        content: json!({"body": "hi"}),
+    };
+    let raw = serde_json::to_string(&operation).expect("serialises");
+    assert_eq!(serde_json::from_str::<Operation>(&raw).expect("parses"), operation);
+    assert!(serde_json::from_str::<QueuedOperation>(r#"{"operationId":"x","token":"y"}"#).is_err());
+    assert_eq!(operation.group(), "!r:localhost");
+}
+
+#[test]
+fn a_queued_reconcile_keeps_its_list_compactly_and_shares_the_rooms_group() {
+    let slug = |user: &str| UserSlug::parse(user).expect("slug");
+    let wanted = vec![(slug("ann"), Role::Owner), (slug("bob"), Role::Member), (slug("cy"), Role::Member)];
+    let operation = Operation::Reconcile(DeferredReconcile {
+        tenant: "t".into(),
+        kind: "groups".into(),
+        slug: "hikers".into(),
+        members: roster(&wanted),
+        version: 7,
+        force: false,
+    });
+    let json = serde_json::to_value(&operation).expect("serializes");
+    assert_eq!(json["members"], json!({"member": ["bob", "cy"], "owner": ["ann"]}));
+    let back: Operation = serde_json::from_value(json).expect("deserializes");
+    assert_eq!(back, operation);
+    let Operation::Reconcile(DeferredReconcile { members, .. }) = &back else { panic!("not a reconcile") };
+    let mut listed = unroster(members).expect("valid users");
+    listed.sort();
+    let mut expected = wanted.clone();
+    expected.sort();
+    assert_eq!(listed, expected);
+    let member_change = Operation::Membership {
+        tenant: "t".into(),
+        kind: "groups".into(),
+        slug: "hikers".into(),
+        user: "bob".into(),
+        change: MemberChange::Remove { ban: false },
+        version: 8,
+        force: false,
+    };
+    assert_eq!(operation.group(), member_change.group(), "a room's member changes must stay in order");
+    assert!(unroster(&BTreeMap::from([(Role::Member, vec!["Not A Slug".to_owned()])])).is_err());
+}
+
+#[test]
+fn only_outages_are_deferred() {
+    assert!(is_outage(&ApiError::HomeserverUnavailable { retry_after: Duration::from_secs(1) }));
+    assert!(!is_outage(&ApiError::forbidden("no")));
+    assert!(!is_outage(&ApiError::DependencyUnavailable { retry_after: Duration::from_secs(1) }));
+}

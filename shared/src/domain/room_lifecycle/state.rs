@@ -1,0 +1,182 @@
+//! Pure state: the state events a spec asks for, what differs from the room's, and the creation bodies.
+
+use std::collections::HashMap;
+
+use ruma::{OwnedRoomAliasId, OwnedRoomId};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::*;
+use crate::app::App;
+use crate::domain::room_policy::{self, Admission, Creation, initial_power_levels, join_rules};
+use crate::identity::{RoomKind, Slug, TenantId};
+
+/// The state a room should hold, besides power levels.
+pub(super) fn desired_state(
+    spec: &RoomSpec,
+    owner: (&TenantId, RoomKind, &Slug),
+    alias: &OwnedRoomAliasId,
+    lifecycle: Lifecycle,
+    admission: &Admission,
+    parent: Option<&OwnedRoomId>,
+    server_name: &str,
+) -> Vec<(String, String, Value)> {
+    let (tenant, kind, slug) = owner;
+    let mut meta = json!({"tenant": tenant.as_str(), "kind": kind.as_str(), "slug": slug.as_str(), "state": lifecycle});
+    if let Some(event) = &spec.event {
+        meta["event"] = json!(event);
+    }
+    let mut state = vec![
+        ("m.room.name".to_owned(), String::new(), json!({"name": spec.name})),
+        ("m.room.topic".to_owned(), String::new(), json!({"topic": spec.topic.clone().unwrap_or_default()})),
+        ("m.room.join_rules".to_owned(), String::new(), join_rules(admission)),
+        ("m.room.history_visibility".to_owned(), String::new(), json!({"history_visibility": "shared"})),
+        ("m.room.guest_access".to_owned(), String::new(), json!({"guest_access": "forbidden"})),
+        ("m.room.canonical_alias".to_owned(), String::new(), json!({"alias": alias.as_str()})),
+        (META_EVENT.to_owned(), String::new(), meta),
+    ];
+    if let Some(parent) = parent {
+        state.push(("m.space.parent".to_owned(), parent.to_string(), json!({"via": [server_name], "canonical": true})));
+    }
+    state
+}
+
+/// What a group's space shows: the group's name and topic; it admits whom the group's room admits.
+pub(super) fn space_state(spec: &RoomSpec, admission: &Admission) -> Vec<(String, String, Value)> {
+    vec![
+        ("m.room.name".to_owned(), String::new(), json!({"name": spec.name})),
+        ("m.room.topic".to_owned(), String::new(), json!({"topic": spec.topic.clone().unwrap_or_default()})),
+        ("m.room.join_rules".to_owned(), String::new(), join_rules(admission)),
+    ]
+}
+
+/// The state events of `desired` that `current` does not already hold.
+pub(super) fn state_changes(
+    current: &HashMap<(String, String), Value>,
+    desired: Vec<(String, String, Value)>,
+) -> Vec<(String, String, Value)> {
+    desired
+        .into_iter()
+        .filter(|(event_type, key, content)| current.get(&(event_type.clone(), key.clone())) != Some(content))
+        .collect()
+}
+
+/// What changed for the people of an event, in one sentence; `None` when nothing they care about did.
+pub(super) fn describe_change(
+    old_name: Option<&str>,
+    old: Option<&EventDetails>,
+    new_name: &str,
+    new: &EventDetails,
+) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(old_name) = old_name
+        && old_name != new_name
+    {
+        parts.push(format!("name: {old_name} → {new_name}"));
+    }
+    let old = old?;
+    let show =
+        |v: Option<&String>| v.map(|s| s.replace('T', " ").replace('Z', " UTC")).unwrap_or_else(|| "none".into());
+    if old.starts_at != new.starts_at {
+        parts.push(format!("starts: {} → {}", show(Some(&old.starts_at)), show(Some(&new.starts_at))));
+    }
+    if old.ends_at != new.ends_at {
+        parts.push(format!("ends: {} → {}", show(old.ends_at.as_ref()), show(new.ends_at.as_ref())));
+    }
+    if old.location != new.location {
+        let place = |v: Option<&String>| v.cloned().unwrap_or_else(|| "none".into());
+        parts.push(format!("location: {} → {}", place(old.location.as_ref()), place(new.location.as_ref())));
+    }
+    (!parts.is_empty()).then(|| format!("Event updated — {}", parts.join("; ")))
+}
+
+pub(super) fn digest(parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    hex::encode(&hasher.finalize()[..12])
+}
+
+pub(super) fn lifecycle_of(state: &HashMap<(String, String), Value>) -> Lifecycle {
+    state
+        .get(&(META_EVENT.to_owned(), String::new()))
+        .and_then(|meta| meta.get("state"))
+        .and_then(|s| serde_json::from_value(s.clone()).ok())
+        .unwrap_or(Lifecycle::Active)
+}
+
+pub(super) fn event_details_of(state: &HashMap<(String, String), Value>) -> Option<EventDetails> {
+    state
+        .get(&(META_EVENT.to_owned(), String::new()))
+        .and_then(|meta| meta.get("event"))
+        .and_then(|e| serde_json::from_value(e.clone()).ok())
+}
+
+pub(super) fn text_of(state: &HashMap<(String, String), Value>, event_type: &str, field: &str) -> Option<String> {
+    state
+        .get(&(event_type.to_owned(), String::new()))
+        .and_then(|c| c.get(field))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+/// The `createRoom` body of a group's or event's chat room: everything [`desired_state`] wants is in it, so a new
+/// room needs no further state write.
+pub(super) fn room_creation_body(
+    alias: &OwnedRoomAliasId,
+    spec: &RoomSpec,
+    owner: (&TenantId, RoomKind, &Slug),
+    admission: &Admission,
+    parent: Option<&OwnedRoomId>,
+    server_name: &str,
+) -> Value {
+    let desired = desired_state(spec, owner, alias, Lifecycle::Active, admission, parent, server_name);
+    let state_of = |wanted: &str| desired.iter().find(|(t, _, _)| t == wanted).map(|(_, _, c)| c.clone());
+    room_policy::creation_body(Creation {
+        alias,
+        name: &spec.name,
+        topic: Some(spec.topic.as_deref().unwrap_or_default()),
+        is_space: false,
+        admission: admission.clone(),
+        meta: state_of(META_EVENT).unwrap_or_default(),
+        extra_state: desired.into_iter().filter(|(t, _, _)| t == "m.space.parent").collect(),
+        power_levels: initial_power_levels(Lifecycle::Active.events_default()),
+    })
+}
+
+/// The `createRoom` body of a group's space. Nobody posts in a space.
+pub(super) fn space_creation_body(
+    alias: &OwnedRoomAliasId,
+    spec: &RoomSpec,
+    tenant: &TenantId,
+    slug: &Slug,
+    admission: &Admission,
+) -> Value {
+    let mut meta = room_policy::meta(tenant.as_str(), "space");
+    meta["slug"] = json!(slug.as_str());
+    room_policy::creation_body(Creation {
+        alias,
+        name: &spec.name,
+        topic: Some(spec.topic.as_deref().unwrap_or_default()),
+        is_space: true,
+        admission: admission.clone(),
+        meta,
+        extra_state: Vec::new(),
+        power_levels: initial_power_levels(Lifecycle::Archived.events_default()),
+    })
+}
+
+/// Joined members, the platform's user excluded.
+pub fn member_count(app: &App, state: &HashMap<(String, String), Value>) -> u64 {
+    let platform = app.identities.platform_user_id();
+    state
+        .iter()
+        .filter(|((event_type, key), content)| {
+            event_type == "m.room.member"
+                && key != platform.as_str()
+                && content.get("membership").and_then(Value::as_str) == Some("join")
+        })
+        .count() as u64
+}
