@@ -14,8 +14,13 @@ pub async fn serve(app: &App, request: Request) -> Response<Body> {
 
 async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
     match request.route.id {
-        RouteId::Health => {
+        // The tenant's service sees which dependency is down, checked now; anyone else a cached ok/degraded.
+        RouteId::Health if request.caller().is_ok_and(|caller| caller.is_service()) => {
             let health = health::check(app).await;
+            Ok(Reply::json(if health.is_ok() { 200 } else { 503 }, health))
+        }
+        RouteId::Health => {
+            let health = health::public(app).await;
             Ok(Reply::json(if health.is_ok() { 200 } else { 503 }, health))
         }
         RouteId::PutUser => put_user(app, request).await,

@@ -1,6 +1,10 @@
-//! Health: can this function reach what it depends on?
+//! Health: can this function reach what it depends on? Anyone may ask; only the tenant's service is told which
+//! dependency is down (an outsider learns `ok` or `degraded`, nothing about the internals), and the answer to
+//! outsiders is cached per container for a few seconds, so a flood of unauthenticated probes costs no more than one
+//! check per container every [`PUBLIC_CACHE`].
 
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -49,4 +53,76 @@ pub async fn check(app: &App) -> Health {
     let circuit = app.homeserver.circuit_state();
     let all_ok = homeserver == "ok" && store == "ok" && queue == "ok" && circuit == CircuitState::Closed;
     Health { status: if all_ok { "ok" } else { "degraded" }, homeserver, store, queue, circuit: circuit.as_str() }
+}
+
+/// What an unauthenticated caller is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PublicHealth {
+    pub status: &'static str,
+}
+
+impl PublicHealth {
+    pub fn is_ok(&self) -> bool {
+        self.status == "ok"
+    }
+}
+
+/// How long an outsider's answer is reused.
+pub const PUBLIC_CACHE: Duration = Duration::from_secs(5);
+
+/// The outsiders' answer, checked at most once per [`PUBLIC_CACHE`] per container.
+pub async fn public(app: &App) -> PublicHealth {
+    static CACHE: OnceLock<tokio::sync::Mutex<Option<(Instant, bool)>>> = OnceLock::new();
+    let ok = cached(CACHE.get_or_init(Default::default), PUBLIC_CACHE, async { check(app).await.is_ok() }).await;
+    PublicHealth { status: if ok { "ok" } else { "degraded" } }
+}
+
+/// Reuses a result younger than `ttl`; concurrent callers wait for the one check in flight instead of each
+/// starting their own.
+async fn cached(
+    cache: &tokio::sync::Mutex<Option<(Instant, bool)>>,
+    ttl: Duration,
+    check: impl std::future::Future<Output = bool>,
+) -> bool {
+    let mut slot = cache.lock().await;
+    if let Some((at, ok)) = *slot
+        && at.elapsed() < ttl
+    {
+        return ok;
+    }
+    let ok = check.await;
+    *slot = Some((Instant::now(), ok));
+    ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn outsiders_answers_are_reused_within_the_ttl() {
+        let cache = tokio::sync::Mutex::new(None);
+        let checks = AtomicUsize::new(0);
+        let check = |ok: bool| {
+            let checks = &checks;
+            async move {
+                checks.fetch_add(1, Ordering::SeqCst);
+                ok
+            }
+        };
+        assert!(cached(&cache, Duration::from_secs(60), check(true)).await);
+        // Within the TTL the stored answer stands, whatever a new check would say, and no check runs.
+        assert!(cached(&cache, Duration::from_secs(60), check(false)).await);
+        assert_eq!(checks.load(Ordering::SeqCst), 1);
+        // Past it, a new check runs.
+        assert!(!cached(&cache, Duration::ZERO, check(false)).await);
+        assert_eq!(checks.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn outsiders_learn_nothing_about_the_internals() {
+        let answer = serde_json::to_value(PublicHealth { status: "degraded" }).expect("serialisable");
+        assert_eq!(answer, serde_json::json!({"status": "degraded"}));
+    }
 }

@@ -5,6 +5,12 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use crate::error::ApiError;
+
+/// The largest `m.room.power_levels` content written. Matrix refuses any event over 65536 bytes (PDU, envelope
+/// included: signatures, hashes, auth and prev events, about 1-2 KiB); 4 KiB are left for the envelope.
+pub const MAX_POWER_LEVELS_BYTES: usize = 60 * 1024;
+
 /// An OpenMeet role; ordered from least to most powerful.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -104,4 +110,46 @@ pub fn merge_power_levels(content: &Value, wanted: &BTreeMap<String, i64>, never
     };
     merged.insert("users".into(), Value::Object(users));
     Some(Value::Object(merged))
+}
+
+/// Refuses power levels that would not fit in one Matrix event, before anything changes: each elevated role (every
+/// role above `member`) is listed in the one `m.room.power_levels` event, so a room can hold a few hundred of
+/// them, not more. Members at the default level are never listed.
+pub fn check_power_levels_size(
+    content: &Value,
+    wanted: &BTreeMap<String, i64>,
+    never_listed: &str,
+) -> Result<(), ApiError> {
+    let Some(merged) = merge_power_levels(content, wanted, never_listed) else {
+        return Ok(());
+    };
+    let size = merged.to_string().len();
+    if size <= MAX_POWER_LEVELS_BYTES {
+        return Ok(());
+    }
+    let listed = merged.get("users").and_then(Value::as_object).map_or(0, Map::len);
+    Err(ApiError::PayloadTooLarge(format!(
+        "the room's power levels would be {size} bytes with {listed} users above member, over the {MAX_POWER_LEVELS_BYTES} \
+         bytes one Matrix event can hold: give fewer users a role above member"
+    )))
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    fn elevated(count: usize) -> BTreeMap<String, i64> {
+        (0..count).map(|i| (format!("@om_{}.{}{i}:chat.example.org", "t".repeat(32), "u".repeat(58)), 50)).collect()
+    }
+
+    #[test]
+    fn power_levels_over_one_event_are_refused_before_anything_changes() {
+        let content = json!({"users_default": 0, "users": {}});
+        assert!(check_power_levels_size(&content, &elevated(100), "@openmeet:x").is_ok());
+        let error = check_power_levels_size(&content, &elevated(1000), "@openmeet:x").expect_err("too large");
+        assert_eq!((error.status(), error.code()), (413, "payload_too_large"));
+        // Members at the default level are never listed, however many.
+        let members: BTreeMap<String, i64> = elevated(5000).into_keys().map(|user| (user, 0)).collect();
+        assert!(check_power_levels_size(&content, &members, "@openmeet:x").is_ok());
+    }
 }

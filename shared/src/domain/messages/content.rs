@@ -95,10 +95,12 @@ pub fn check_attachment(attachment: &Attachment) -> Result<(), ApiError> {
     if !mime_ok {
         return Err(invalid("mimeType must be a media type such as image/png"));
     }
+    // Only what an upload accepts: readers must never be told a file is HTML or SVG.
+    if !super::media::is_accepted_type(&attachment.mime_type.to_ascii_lowercase()) {
+        return Err(invalid("mimeType must be one of the types uploadMedia accepts"));
+    }
     if let Some(name) = &attachment.filename
-        && (name.is_empty()
-            || name.chars().count() > 255
-            || name.chars().any(|c| c.is_control() || c == '/' || c == '\\'))
+        && !super::media::is_safe_filename(name)
     {
         return Err(invalid("filename must be 1-255 characters without path separators or control characters"));
     }

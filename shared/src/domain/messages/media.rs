@@ -135,10 +135,37 @@ fn is_text(content_type: &str, body: &[u8]) -> bool {
     !body.contains(&0) && (declared_charset || std::str::from_utf8(body).is_ok())
 }
 
-fn check_filename(name: &str) -> Result<String, ApiError> {
-    let valid = !name.is_empty()
+/// Whether uploads of this media type (lowercase, no parameters) are accepted.
+pub fn is_accepted_type(essence: &str) -> bool {
+    IMAGE_TYPES.contains(&essence) || OTHER_TYPES.contains(&essence)
+}
+
+/// Characters that reorder or hide text (bidi overrides and isolates, zero-width marks): a name carrying them can
+/// pose as another (`invoice\u{202E}fdp.exe` shows as `invoiceexe.pdf`).
+pub fn is_deceptive(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// Whether a file name is safe to store and show: 1-255 characters, no path separator, control or deceptive one.
+pub fn is_safe_filename(name: &str) -> bool {
+    !name.is_empty()
         && name.chars().count() <= 255
-        && !name.chars().any(|c| c.is_control() || c == '/' || c == '\\');
+        && !name.chars().any(|c| c.is_control() || is_deceptive(c) || c == '/' || c == '\\')
+}
+
+/// A file name from someone else's event, made safe to show: the unsafe characters replaced, cut to 255.
+pub fn displayable_filename(name: &str) -> Option<String> {
+    let shown: String = name
+        .chars()
+        .map(|c| if c.is_control() || is_deceptive(c) || c == '/' || c == '\\' { '_' } else { c })
+        .take(255)
+        .collect();
+    let shown = shown.trim();
+    (!shown.is_empty()).then(|| shown.to_owned())
+}
+
+fn check_filename(name: &str) -> Result<String, ApiError> {
+    let valid = is_safe_filename(name);
     if valid {
         Ok(name.to_owned())
     } else {
@@ -320,6 +347,12 @@ mod tests {
         assert_eq!(check(Some("text/html"), None, b"<p>").expect_err("html").code(), "unsupported_media_type");
         assert_eq!(check(Some("image/png"), None, b"<script>").expect_err("not png").code(), "invalid_body");
         assert_eq!(check(Some("text/plain"), Some("../x"), b"x").expect_err("path").code(), "invalid_parameter");
+        let spoof = check(Some("text/plain"), Some("invoice\u{202E}fdp.exe"), b"x").expect_err("bidi override");
+        assert_eq!(spoof.code(), "invalid_parameter");
+        assert_eq!(displayable_filename("a/b\u{202E}c\u{0}.png").as_deref(), Some("a_b_c_.png"));
+        assert_eq!(displayable_filename(" \u{200B} ").as_deref(), Some("_"));
+        assert_eq!(displayable_filename("").as_deref(), None);
+        assert_eq!(displayable_filename(&"x".repeat(300)).map(|n| n.len()), Some(255));
         assert_eq!(check(Some("application/pdf"), None, b"MZ\x90\x00").expect_err("exe as pdf").code(), "invalid_body");
         let big = vec![b'a'; MAX_UPLOAD_BYTES + 1];
         assert_eq!(check(Some("text/plain"), None, &big).expect_err("big").status(), 413);

@@ -117,3 +117,32 @@ fn redactions_threads_replies_and_attachments_have_their_shape() {
         (Some("a.pdf"), "application/octet-stream", None)
     );
 }
+
+#[test]
+fn another_clients_mime_type_and_filename_are_checked() {
+    let hostile = event(
+        "$6",
+        "@om_acme.mallory:localhost",
+        json!({"msgtype":"m.image","body":"x","filename":"invoice\u{202E}fdp.exe/../x",
+        "url":"mxc://localhost/svg","info":{"mimetype":"image/svg+xml","size":10}}),
+    );
+    let attachment = view(&hostile, &identities(), &tenant()).expect("shown").attachment.expect("attachment");
+    assert_eq!(attachment.mime_type, "application/octet-stream", "never passed on as SVG");
+    assert_eq!(attachment.thumbnail_uri, None, "nor thumbnailed as an image");
+    assert_eq!(attachment.filename.as_deref(), Some("invoice_fdp.exe_.._x"));
+    let html =
+        event("$7", "@x:l", json!({"msgtype":"m.file","body":"a","url":"mxc://l/f","info":{"mimetype":"Text/HTML"}}));
+    assert_eq!(
+        view(&html, &identities(), &tenant()).expect("shown").attachment.expect("a").mime_type,
+        "application/octet-stream"
+    );
+    let pdf = event(
+        "$8",
+        "@x:l",
+        json!({"msgtype":"m.file","body":"a","url":"mxc://l/f","info":{"mimetype":"Application/PDF"}}),
+    );
+    assert_eq!(
+        view(&pdf, &identities(), &tenant()).expect("shown").attachment.expect("a").mime_type,
+        "application/pdf"
+    );
+}

@@ -99,11 +99,14 @@ pub(super) fn attachment_of(content: &Value) -> Option<Attachment> {
     let content_uri = content.get("url").and_then(Value::as_str)?;
     let mxc = content::parse_mxc(content_uri)?;
     let info = content.get("info");
+    // Another client wrote this event: a type outside what uploads accept (HTML, SVG, anything made up) is shown as
+    // an opaque download, never passed on for a reader to render.
     let mime_type = info
         .and_then(|info| info.get("mimetype"))
         .and_then(Value::as_str)
-        .unwrap_or("application/octet-stream")
-        .to_owned();
+        .map(|declared| declared.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .filter(|essence| super::super::media::is_accepted_type(essence))
+        .unwrap_or_else(|| "application/octet-stream".to_owned());
     let dimension = |name: &str| {
         info.and_then(|info| info.get(name))
             .and_then(Value::as_u64)
@@ -122,7 +125,7 @@ pub(super) fn attachment_of(content: &Value) -> Option<Attachment> {
         .flatten()
         .filter_map(Value::as_str)
         .find(|name| !name.is_empty())
-        .map(str::to_owned);
+        .and_then(super::super::media::displayable_filename);
     Some(Attachment {
         content_uri: content_uri.to_owned(),
         mime_type,
