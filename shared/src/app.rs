@@ -18,8 +18,8 @@ pub struct App {
     pub vault: Vault,
     pub queue: Queue,
     pub credentials: Credentials,
-    /// Alias → room id, briefly.
-    pub rooms: crate::domain::rooms::RoomCache,
+    /// Caches and in-process locks of this container.
+    pub container: crate::container::ContainerState,
     /// Fetches avatars from allow-listed hosts; separate from the homeserver client (other timeouts, no auth, no
     /// redirects). Built on first use: most invocations never fetch an avatar.
     fetcher: std::sync::OnceLock<Option<reqwest::Client>>,
@@ -67,7 +67,7 @@ impl App {
             queue,
             credentials,
             fetcher: std::sync::OnceLock::new(),
-            rooms: Default::default(),
+            container: Default::default(),
         })
     }
 

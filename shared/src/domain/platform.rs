@@ -2,7 +2,6 @@
 
 use ruma::events::room::message::RoomMessageEventContent;
 use serde_json::Value;
-use tokio::sync::OnceCell;
 
 use crate::app::App;
 use crate::error::ApiError;
@@ -12,11 +11,10 @@ use crate::homeserver::{self, Acting};
 /// so a notice retried after a crash is posted once.
 pub const PLATFORM_DEVICE: &str = "OPENMEET_PLATFORM";
 
-static DEVICE_READY: OnceCell<()> = OnceCell::const_new();
-
 /// Masquerading with `device_id` needs the device to exist; creating it is a no-op when it does.
 async fn ensure_device(app: &App) -> Result<(), ApiError> {
-    DEVICE_READY
+    app.container
+        .platform_device
         .get_or_try_init(|| async {
             let platform = app.identities.platform_user_id();
             app.homeserver.create_device(&platform, PLATFORM_DEVICE).await.map_err(ApiError::from)

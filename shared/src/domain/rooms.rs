@@ -1,8 +1,6 @@
 //! Rooms of groups and events: found by their canonical alias, the homeserver being the source of truth.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use ruma::{OwnedRoomAliasId, OwnedRoomId};
@@ -23,48 +21,17 @@ pub struct RoomRef {
     pub room_id: OwnedRoomId,
 }
 
-/// Alias → room id, per container. Short-lived: a purge elsewhere must not be hidden for long.
-#[derive(Default)]
-pub struct RoomCache(Mutex<HashMap<String, (OwnedRoomId, Instant)>>);
-
-const ROOM_CACHE_TTL: Duration = Duration::from_secs(60);
-
-impl RoomCache {
-    fn get(&self, alias: &str) -> Option<OwnedRoomId> {
-        let cache = self.0.lock().ok()?;
-        cache.get(alias).filter(|(_, at)| at.elapsed() < ROOM_CACHE_TTL).map(|(id, _)| id.clone())
-    }
-
-    /// Whatever this container last knew, however old: better than nothing while the homeserver is out.
-    fn get_stale(&self, alias: &str) -> Option<OwnedRoomId> {
-        let cache = self.0.lock().ok()?;
-        cache.get(alias).map(|(id, _)| id.clone())
-    }
-
-    pub fn put(&self, alias: &str, room_id: &OwnedRoomId) {
-        if let Ok(mut cache) = self.0.lock() {
-            cache.insert(alias.to_owned(), (room_id.clone(), Instant::now()));
-        }
-    }
-
-    pub fn forget(&self, alias: &str) {
-        if let Ok(mut cache) = self.0.lock() {
-            cache.remove(alias);
-        }
-    }
-}
-
 /// Looks an alias up in the homeserver's directory; `None` when it is not taken.
 pub async fn lookup_alias(app: &App, alias: &OwnedRoomAliasId) -> Result<Option<OwnedRoomId>, ApiError> {
-    if let Some(room_id) = app.rooms.get(alias.as_str()) {
+    if let Some(room_id) = app.container.rooms.get(alias.as_str()) {
         return Ok(Some(room_id));
     }
     match app.homeserver.resolve_alias(alias).await {
         Ok(Some(room_id)) => {
-            if app.rooms.get_stale(alias.as_str()).as_ref() != Some(&room_id) {
+            if app.container.rooms.get_stale(alias.as_str()).as_ref() != Some(&room_id) {
                 remember(app, alias, &room_id).await;
             }
-            app.rooms.put(alias.as_str(), &room_id);
+            app.container.rooms.put(alias.as_str(), &room_id);
             Ok(Some(room_id))
         }
         Ok(None) => Ok(None),
@@ -84,12 +51,12 @@ fn mapping_key(alias: &OwnedRoomAliasId) -> String {
 
 /// The alias's room from this container's memory, or from the store (written by [`remember`]).
 async fn remembered(app: &App, alias: &OwnedRoomAliasId) -> Option<OwnedRoomId> {
-    if let Some(room_id) = app.rooms.get_stale(alias.as_str()) {
+    if let Some(room_id) = app.container.rooms.get_stale(alias.as_str()) {
         return Some(room_id);
     }
     let item = app.store.get(&mapping_key(alias), "ROOM").await.ok()??;
     let room_id = crate::aws::store::string(&item, "roomId").and_then(|id| OwnedRoomId::try_from(id).ok())?;
-    app.rooms.put(alias.as_str(), &room_id);
+    app.container.rooms.put(alias.as_str(), &room_id);
     Some(room_id)
 }
 
@@ -105,7 +72,7 @@ async fn remember(app: &App, alias: &OwnedRoomAliasId, room_id: &OwnedRoomId) {
 
 /// Forgets an alias everywhere (after a purge).
 pub async fn forget_alias(app: &App, alias: &OwnedRoomAliasId) -> Result<(), ApiError> {
-    app.rooms.forget(alias.as_str());
+    app.container.rooms.forget(alias.as_str());
     app.store.delete(&mapping_key(alias), "ROOM").await?;
     Ok(())
 }
@@ -139,7 +106,7 @@ pub async fn find_or_create(
     app.store.delete(&lock_pk, "CREATING").await?;
     match result {
         Ok(room_id) => {
-            app.rooms.put(alias.as_str(), &room_id);
+            app.container.rooms.put(alias.as_str(), &room_id);
             tracing::info!(room_id = %room_id, alias = %alias, "room created");
             Ok((room_id, true))
         }

@@ -1,46 +1,26 @@
 //! Reading a room and changing it on the homeserver: power-level writes, joins, kicks, bounded fan-out.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, LazyLock, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use ruma::{OwnedRoomId, RoomId, UserId};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::*;
 use crate::app::App;
 use crate::domain::rooms::{self, RoomRef, membership_of};
 use crate::domain::users::{self, AvatarChange};
 use crate::error::ApiError;
-use crate::homeserver::{Acting, HomeserverError, encode};
+use crate::homeserver::{Acting, MemberAction};
 use crate::identity::{RoomKind, TenantId, UserSlug};
 
-/// Power-level writes of one room are serialized within this process, so that our own concurrent requests do not
-/// overwrite each other's read-modify-write (other writers are caught by the verification after each write).
-pub(super) static ROOM_LOCKS: LazyLock<Mutex<HashMap<OwnedRoomId, Arc<tokio::sync::Mutex<()>>>>> =
-    LazyLock::new(Default::default);
-
-pub(super) async fn lock_room(room_id: &RoomId) -> tokio::sync::OwnedMutexGuard<()> {
-    let lock = {
-        let mut locks = ROOM_LOCKS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        // Only the map holds an idle lock: forget those, so the map stays as small as the rooms in use.
-        locks.retain(|_, lock| Arc::strong_count(lock) > 1);
-        locks.entry(room_id.to_owned()).or_default().clone()
-    };
-    lock.lock_owned().await
-}
-
-pub(super) fn power_levels_path(room_id: &RoomId) -> String {
-    format!("/_matrix/client/v3/rooms/{}/state/m.room.power_levels/", encode(room_id.as_str()))
-}
-
+/// The power levels as JSON: they are merged and written back, and keys we do not model must survive.
 pub(super) async fn read_power_levels(app: &App, room_id: &RoomId) -> Result<Value, ApiError> {
-    let path = power_levels_path(room_id);
-    Ok(app.homeserver.call(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await?)
+    let content = app.homeserver.state_content(room_id, "m.room.power_levels", "", Acting::Platform).await?;
+    content.ok_or_else(|| ApiError::HomeserverRejected("the room has no power levels".into()))
 }
 
 /// Makes the given users' effective levels hold. `known` (read earlier, maybe seconds ago) only decides whether
@@ -58,39 +38,21 @@ pub(super) async fn write_power_levels(
     if merge_power_levels(known, wanted, platform.as_str()).is_none() {
         return Ok(0);
     }
-    let path = power_levels_path(room_id);
     let mut writes = 0;
     loop {
         let content = read_power_levels(app, room_id).await?;
         let Some(merged) = merge_power_levels(&content, wanted, platform.as_str()) else {
             return Ok(writes);
         };
+        // Also for a single member's change (put): the event would be refused by the homeserver anyway.
+        check_power_levels_size(&content, wanted, platform.as_str())?;
         if writes == MAX_POWER_LEVEL_WRITES {
             tracing::warn!(room = %room_id, writes, "power levels keep changing under us; giving up for now");
             return Err(ApiError::HomeserverUnavailable { retry_after: Duration::from_secs(1) });
         }
-        app.homeserver.call::<Value>(reqwest::Method::PUT, &path, Acting::Platform, Some(&merged)).await?;
+        app.homeserver.put_state(room_id, "m.room.power_levels", "", &merged, Acting::Platform).await?;
         writes += 1;
     }
-}
-
-#[derive(Deserialize)]
-pub(super) struct MembersResponse {
-    #[serde(default)]
-    chunk: Vec<MemberEvent>,
-}
-
-#[derive(Deserialize)]
-pub(super) struct MemberEvent {
-    state_key: String,
-    #[serde(default)]
-    content: MemberContent,
-}
-
-#[derive(Deserialize, Default)]
-pub(super) struct MemberContent {
-    #[serde(default)]
-    membership: String,
 }
 
 /// The tenant's users among a Matrix user id: the platform, foreign users and other tenants' users are `None`.
@@ -108,20 +70,18 @@ pub(super) async fn read_tenant_view(
     tenant: &TenantId,
     room_id: &RoomId,
 ) -> Result<(TenantView, Value), ApiError> {
-    let path = format!("/_matrix/client/v3/rooms/{}/members?not_membership=leave", encode(room_id.as_str()));
-    let members: MembersResponse =
-        app.homeserver.call(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await?;
+    let members = app.homeserver.current_members(room_id).await?;
     let content = read_power_levels(app, room_id).await?;
     let power = PowerLevels::from_content(&content);
     let mut view = TenantView { users_default: power.users_default, ..TenantView::default() };
     let platform = app.identities.platform_user_id();
-    for event in members.chunk {
-        let Some(membership) = Membership::parse(&event.content.membership).filter(|m| *m != Membership::Leave) else {
+    for (member, membership) in members {
+        let Some(membership) = Membership::parse(membership.as_str()).filter(|m| *m != Membership::Leave) else {
             continue;
         };
-        if let Some(user) = tenant_user(app, tenant, &event.state_key) {
+        if let Some(user) = tenant_user(app, tenant, &member) {
             view.memberships.insert(user, membership);
-        } else if let Ok(stranger) = UserId::parse(event.state_key.as_str())
+        } else if let Ok(stranger) = UserId::parse(member.as_str())
             && stranger != platform
         {
             view.strangers.insert(stranger, membership);
@@ -135,19 +95,14 @@ pub(super) async fn read_tenant_view(
     Ok((view, content))
 }
 
-/// A membership change that already holds (joining someone joined, kicking someone gone) is success.
-pub(super) fn already_applied(outcome: Result<Value, HomeserverError>) -> Result<(), ApiError> {
-    match outcome {
-        Ok(_) => Ok(()),
-        Err(error) if error.is_membership_already_applied() => Ok(()),
-        Err(error) => Err(error.into()),
-    }
-}
-
-pub(super) async fn room_action(app: &App, room_id: &RoomId, action: &str, user_id: &UserId) -> Result<(), ApiError> {
-    let path = format!("/_matrix/client/v3/rooms/{}/{action}", encode(room_id.as_str()));
-    let body = json!({"user_id": user_id.as_str()});
-    already_applied(app.homeserver.call(reqwest::Method::POST, &path, Acting::Platform, Some(&body)).await)
+/// A membership change of `user_id` by the platform; one that already holds (kicking someone gone) is success.
+pub(super) async fn room_action(
+    app: &App,
+    room_id: &RoomId,
+    action: MemberAction,
+    user_id: &UserId,
+) -> Result<(), ApiError> {
+    Ok(app.homeserver.member_action(room_id, action, user_id).await?)
 }
 
 /// Provisions the user when the homeserver does not know them (display name = userId until `putUser` sets one),
@@ -169,7 +124,7 @@ pub(super) async fn join(
     }
     let user_id = app.identities.matrix_user_id(tenant, user);
     if current == Some(Membership::Ban) {
-        room_action(app, room_id, "unban", &user_id).await?;
+        room_action(app, room_id, MemberAction::Unban, &user_id).await?;
     }
     rooms::admin_join(app, room_id, &user_id).await
 }
@@ -281,7 +236,7 @@ pub(super) async fn join_space(app: &App, space: &RoomId, user_id: &UserId) -> R
     match current_membership(app, space, user_id).await? {
         Some(Membership::Join) => Ok(()),
         Some(Membership::Ban) => {
-            room_action(app, space, "unban", user_id).await?;
+            room_action(app, space, MemberAction::Unban, user_id).await?;
             rooms::admin_join(app, space, user_id).await
         }
         _ => rooms::admin_join(app, space, user_id).await,
@@ -299,9 +254,9 @@ pub(super) async fn leave_room(
 ) -> Result<(), ApiError> {
     match membership {
         Some(Membership::Ban) => Ok(()),
-        _ if ban => room_action(app, room_id, "ban", user_id).await,
+        _ if ban => room_action(app, room_id, MemberAction::Ban, user_id).await,
         Some(Membership::Join | Membership::Invite | Membership::Knock) => {
-            room_action(app, room_id, "kick", user_id).await
+            room_action(app, room_id, MemberAction::Kick, user_id).await
         }
         Some(Membership::Leave) | None => Ok(()),
     }

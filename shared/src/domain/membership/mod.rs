@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::app::App;
 use crate::domain::rooms::RoomRef;
 use crate::error::ApiError;
+use crate::homeserver::MemberAction;
 use crate::identity::{TenantId, UserSlug};
 
 mod apply;
@@ -44,7 +45,7 @@ pub async fn put(
     role: Role,
     force: bool,
 ) -> Result<MemberView, ApiError> {
-    let _room_lock = lock_room(&room.room_id).await;
+    let _room_lock = app.container.room_locks.lock(&room.room_id).await;
     let user_id = app.identities.matrix_user_id(tenant, user);
     let content = read_power_levels(app, &room.room_id).await?;
     let power = PowerLevels::from_content(&content);
@@ -77,7 +78,7 @@ pub async fn remove(
     ban: bool,
     force: bool,
 ) -> Result<(), ApiError> {
-    let _room_lock = lock_room(&room.room_id).await;
+    let _room_lock = app.container.room_locks.lock(&room.room_id).await;
     let user_id = app.identities.matrix_user_id(tenant, user);
     let content = read_power_levels(app, &room.room_id).await?;
     let power = PowerLevels::from_content(&content);
@@ -115,10 +116,17 @@ pub async fn reconcile(
     force: bool,
 ) -> Result<Reconciled, ApiError> {
     let started = Instant::now();
-    let _room_lock = if dry_run { None } else { Some(lock_room(&room.room_id).await) };
+    let _room_lock = if dry_run { None } else { Some(app.container.room_locks.lock(&room.room_id).await) };
     let (view, content) = read_tenant_view(app, tenant, &room.room_id).await?;
     let plan = plan_reconcile(wanted, &view);
     check_last_owner(&view.owners(), &plan.owners_after, force)?;
+    // Refused before any join or kick: levels that cannot be written must not leave a half-applied list.
+    let levels: BTreeMap<String, i64> = plan
+        .levels
+        .iter()
+        .map(|(user, level)| (app.identities.matrix_user_id(tenant, user).to_string(), *level))
+        .collect();
+    check_power_levels_size(&content, &levels, app.identities.platform_user_id().as_str())?;
     if dry_run {
         return Ok(Reconciled::Applied(plan.report));
     }
@@ -145,7 +153,7 @@ pub async fn reconcile_slice(
     deadline: Instant,
 ) -> Result<bool, ApiError> {
     let started = Instant::now();
-    let _room_lock = lock_room(&room.room_id).await;
+    let _room_lock = app.container.room_locks.lock(&room.room_id).await;
     let (view, content) = read_tenant_view(app, tenant, &room.room_id).await?;
     let plan = plan_reconcile_sparing(wanted, &view, spared);
     check_last_owner(&view.owners(), &plan.owners_after, force)?;
@@ -188,9 +196,9 @@ async fn apply_plan(
         MEMBERSHIP_CONCURRENCY,
         deadline,
         |(user_id, space)| async move {
-            room_action(app, &room.room_id, "kick", &user_id).await?;
+            room_action(app, &room.room_id, MemberAction::Kick, &user_id).await?;
             match space {
-                Some(space) => room_action(app, space, "kick", &user_id).await,
+                Some(space) => room_action(app, space, MemberAction::Kick, &user_id).await,
                 None => Ok(()),
             }
         },

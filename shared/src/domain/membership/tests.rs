@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use ruma::OwnedRoomId;
 use serde_json::json;
 
 use super::*;
@@ -307,19 +306,4 @@ fn a_sparing_plan_leaves_users_with_a_newer_intent_alone() {
     assert_eq!(plan.report.added, ["d"]);
     assert!(plan.report.removed.is_empty() && plan.report.role_changed.is_empty());
     assert_eq!(plan.report.unchanged, 1);
-}
-
-#[tokio::test]
-async fn room_locks_serialize_one_room_and_are_forgotten_when_idle() {
-    let room = OwnedRoomId::try_from("!lock-test:x").expect("room id");
-    let guard = lock_room(&room).await;
-    let other = OwnedRoomId::try_from("!lock-other:x").expect("room id");
-    drop(lock_room(&other).await);
-    let blocked = tokio::time::timeout(Duration::from_millis(20), lock_room(&room)).await;
-    assert!(blocked.is_err(), "a second lock of the same room was granted");
-    drop(guard);
-    drop(lock_room(&room).await);
-    let _ = lock_room(&OwnedRoomId::try_from("!lock-third:x").expect("room id")).await;
-    let locks = ROOM_LOCKS.lock().expect("lock map");
-    assert!(!locks.contains_key(&other), "an idle lock was kept");
 }

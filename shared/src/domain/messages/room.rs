@@ -1,10 +1,7 @@
 //! Homeserver reads and writes shared by the message operations: acting as the caller, reading events, members and
 //! power levels, and turning the homeserver's refusals into the API's errors.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{LazyLock, Mutex};
-use std::time::{Duration, Instant};
 
 use ruma::UserId;
 use ruma::events::room::power_levels::RoomPowerLevelsEventContent;
@@ -16,7 +13,7 @@ use crate::app::App;
 use crate::domain::room_lifecycle::{self, Lifecycle};
 use crate::domain::rooms::{self, RoomRef};
 use crate::error::ApiError;
-use crate::homeserver::{Acting, HomeserverError, UserDevice, encode};
+use crate::homeserver::{Acting, HomeserverError, UserDevice};
 
 /// Moderators and above may mention the whole room and delete others' messages.
 pub const MODERATOR_POWER: i64 = 50;
@@ -96,10 +93,6 @@ pub fn query_string(pairs: &[(&str, &str)]) -> String {
 /// the error's text: `From<HomeserverError>` keeps `"{status} {errcode}"`.)
 pub fn is_duplicate_annotation(error: &ApiError) -> bool {
     matches!(error, ApiError::HomeserverRejected(detail) if detail.ends_with("M_DUPLICATE_ANNOTATION"))
-}
-
-pub fn room_path(room_id: &ruma::RoomId) -> String {
-    format!("/_matrix/client/v3/rooms/{}", encode(room_id.as_str()))
 }
 
 /// An event of the room, read as the platform's user; `None` when the room has no such event.
@@ -203,35 +196,17 @@ pub async fn explain_failure(app: &App, room: &RoomRef, actor: &Actor, error: Ap
     }
 }
 
-/// Rooms seen `active` lately, per container: a busy room's messages do not each re-read its lifecycle. Only
-/// `active` is remembered, briefly: for at most [`ACTIVE_FOR`] after a cancellation or archiving, a moderator (whom
-/// the new power levels still allow) could post; ordinary members are refused by the homeserver at once.
-static SEEN_ACTIVE: LazyLock<Mutex<HashMap<String, Instant>>> = LazyLock::new(Default::default);
-const ACTIVE_FOR: Duration = Duration::from_secs(3);
-
-fn seen_active(room_id: &str) -> bool {
-    SEEN_ACTIVE.lock().ok().and_then(|seen| seen.get(room_id).map(|at| at.elapsed() < ACTIVE_FOR)).unwrap_or(false)
-}
-
-/// Forgets that the room was active: a refusal may mean it no longer is.
-pub fn forget_active(room_id: &str) {
-    if let Ok(mut seen) = SEEN_ACTIVE.lock() {
-        seen.remove(room_id);
-    }
-}
-
-fn remember_active(room_id: &str) {
-    if let Ok(mut seen) = SEEN_ACTIVE.lock() {
-        seen.retain(|_, at| at.elapsed() < ACTIVE_FOR);
-        seen.insert(room_id.to_owned(), Instant::now());
-    }
+/// Forgets that the room was active (see [`crate::container::ContainerState::active_rooms`]): a refusal may mean it
+/// no longer is.
+pub fn forget_active(app: &App, room_id: &str) {
+    app.container.active_rooms.forget(room_id);
 }
 
 /// What a write may do in the room's lifecycle state (the `org.openmeet.room` state event, read as the platform):
 /// nobody writes into an archived room (`409`); users do not post or react in a cancelled event room (`403`),
 /// whatever their power, while the service still may (announcements).
 pub async fn ensure_writable(app: &App, room: &RoomRef, actor: &Actor) -> Result<(), ApiError> {
-    if seen_active(room.room_id.as_str()) {
+    if app.container.active_rooms.contains(room.room_id.as_str()) {
         return Ok(());
     }
     let meta = app
@@ -247,7 +222,7 @@ pub async fn ensure_writable(app: &App, room: &RoomRef, actor: &Actor) -> Result
         }
         (Some(Lifecycle::Cancelled), Actor::Platform { .. }) => Ok(()),
         (Some(Lifecycle::Active) | None, _) => {
-            remember_active(room.room_id.as_str());
+            app.container.active_rooms.remember(room.room_id.as_str());
             Ok(())
         }
     }

@@ -304,7 +304,7 @@ async fn send_event(
         Ok(Err(refusal)) => {
             // Refused for lack of power: perhaps the room was archived or cancelled a moment ago; say so if so.
             if matches!(refusal, HomeserverError::Rejected { status: 403, .. }) {
-                room::forget_active(room.room_id.as_str());
+                room::forget_active(app, room.room_id.as_str());
                 room::ensure_writable(app, room, actor).await?;
             }
             return Err(room::refusal(refusal));
