@@ -1,8 +1,12 @@
 //! Membership changes the platform makes (it alone holds the power to invite in managed rooms) and a user's own
 //! join and leave.
 
-use ruma::api::client::membership::{ban_user, invite_user, join_room_by_id, kick_user, leave_room, unban_user};
+use ruma::api::client::membership::{
+    ban_user, get_member_events, invite_user, join_room_by_id, kick_user, leave_room, unban_user,
+};
+use ruma::events::room::member::MembershipState;
 use ruma::{RoomId, UserId};
+use serde::Deserialize;
 
 use crate::homeserver::{Acting, Homeserver, HomeserverError};
 
@@ -40,6 +44,29 @@ impl Homeserver {
             Err(error) if error.is_membership_already_applied() => Ok(()),
             outcome => outcome,
         }
+    }
+
+    /// Every membership of the room but `leave` (joined, invited, banned, knocking), read as the platform: the
+    /// member's id (the event's state key) and their membership. One request, whatever the room's size.
+    pub async fn current_members(&self, room_id: &RoomId) -> Result<Vec<(String, MembershipState)>, HomeserverError> {
+        #[derive(Deserialize)]
+        struct Member {
+            state_key: String,
+            content: Content,
+        }
+        #[derive(Deserialize)]
+        struct Content {
+            membership: MembershipState,
+        }
+        let mut request = get_member_events::v3::Request::new(room_id.to_owned());
+        request.not_membership = Some(MembershipState::Leave);
+        let response = self.send(request, Acting::Platform).await?;
+        Ok(response
+            .chunk
+            .iter()
+            .filter_map(|event| event.deserialize_as_unchecked::<Member>().ok())
+            .map(|member| (member.state_key, member.content.membership))
+            .collect())
     }
 
     /// Joins the room as `acting` (a user with their own right to join: restricted or invited).

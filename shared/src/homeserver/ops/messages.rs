@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use ruma::api::Direction;
 use ruma::api::client::membership::joined_members;
+use ruma::api::client::message::get_message_events;
 use ruma::api::client::redact::redact_event;
 use ruma::api::client::relations::{
     get_relating_events_with_rel_type, get_relating_events_with_rel_type_and_event_type,
@@ -119,6 +120,24 @@ impl Homeserver {
             }
         };
         Ok((chunk.iter().map(json).collect::<Result<Vec<_>, _>>()?, next_batch))
+    }
+
+    /// A page of the room's timeline, newest first, holding only events of `types`, and the token of the next page
+    /// (`None` at the room's start).
+    pub async fn room_messages(
+        &self,
+        room_id: &RoomId,
+        types: &[&str],
+        from: Option<&str>,
+        limit: u32,
+        acting: Acting<'_>,
+    ) -> Result<(Vec<Value>, Option<String>), HomeserverError> {
+        let mut request = get_message_events::v3::Request::new(room_id.to_owned(), Direction::Backward);
+        request.from = from.map(str::to_owned);
+        request.limit = UInt::from(limit);
+        request.filter.types = Some(types.iter().map(|t| (*t).to_owned()).collect());
+        let response = self.send(request, acting).await?;
+        Ok((response.chunk.iter().map(json).collect::<Result<Vec<_>, _>>()?, response.end))
     }
 
     /// The room's joined members with their profiles, read as `acting`.
