@@ -58,11 +58,13 @@ impl ApiRequest {
 pub struct Reply {
     pub status: u16,
     pub body: Option<Value>,
+    /// Seconds for a `Retry-After` header (a 503 that is not an error, such as a degraded health answer).
+    pub retry_after: Option<u64>,
 }
 
 impl Reply {
     pub fn json(status: u16, body: impl serde::Serialize) -> Reply {
-        Reply { status, body: Some(serde_json::to_value(body).unwrap_or(Value::Null)) }
+        Reply { status, body: Some(serde_json::to_value(body).unwrap_or(Value::Null)), retry_after: None }
     }
 
     pub fn ok(body: impl serde::Serialize) -> Reply {
@@ -70,7 +72,11 @@ impl Reply {
     }
 
     pub fn no_content() -> Reply {
-        Reply { status: 204, body: None }
+        Reply { status: 204, body: None, retry_after: None }
+    }
+
+    pub fn with_retry_after(self, seconds: u64) -> Reply {
+        Reply { retry_after: Some(seconds), ..self }
     }
 }
 
@@ -243,6 +249,9 @@ fn authorize(access: Access, caller: Option<&Caller>, params: &PathParams) -> Re
 
 fn reply_response(reply: Reply) -> Response<Body> {
     let mut builder = Response::builder().status(reply.status);
+    if let Some(seconds) = reply.retry_after {
+        builder = builder.header(http::header::RETRY_AFTER, seconds.to_string());
+    }
     let body = match reply.body {
         Some(value) => {
             builder = builder.header(http::header::CONTENT_TYPE, "application/json");
@@ -258,6 +267,10 @@ pub fn error_response(error: &ApiError) -> Response<Body> {
     let mut builder = Response::builder().status(error.status()).header(http::header::CONTENT_TYPE, "application/json");
     if let ApiError::MethodNotAllowed { allow } = error {
         builder = builder.header(http::header::ALLOW, allow.as_str());
+    }
+    // RFC 6750: a refused bearer token says which scheme to use.
+    if let ApiError::Unauthorized(_) = error {
+        builder = builder.header(http::header::WWW_AUTHENTICATE, "Bearer");
     }
     if let Some(seconds) = error.retry_after_secs() {
         builder = builder.header(http::header::RETRY_AFTER, seconds.to_string());
@@ -298,6 +311,17 @@ mod tests {
         let jane = caller(Role::User(UserSlug::parse("jane").expect("slug")));
         assert!(authorize(Access::ServiceOrSelf, Some(&jane), &params_for("/v1/users/jane")).is_ok());
         assert!(authorize(Access::ServiceOrSelf, Some(&jane), &params_for("/v1/users/john")).is_err());
+    }
+
+    #[test]
+    fn refusals_and_degraded_answers_carry_their_headers() {
+        let unauthorized = error_response(&ApiError::Unauthorized("a bearer token is required"));
+        assert_eq!(
+            unauthorized.headers().get(http::header::WWW_AUTHENTICATE).map(|v| v.as_bytes()),
+            Some(&b"Bearer"[..])
+        );
+        let degraded = reply_response(Reply::json(503, serde_json::json!({"status": "degraded"})).with_retry_after(5));
+        assert_eq!(degraded.headers().get(http::header::RETRY_AFTER).map(|v| v.as_bytes()), Some(&b"5"[..]));
     }
 
     #[test]

@@ -17,11 +17,11 @@ async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
         // The tenant's service sees which dependency is down, checked now; anyone else a cached ok/degraded.
         RouteId::Health if request.caller().is_ok_and(|caller| caller.is_service()) => {
             let health = health::check(app).await;
-            Ok(Reply::json(if health.is_ok() { 200 } else { 503 }, health))
+            Ok(if health.is_ok() { Reply::ok(health) } else { Reply::json(503, health).with_retry_after(5) })
         }
         RouteId::Health => {
             let health = health::public(app).await;
-            Ok(Reply::json(if health.is_ok() { 200 } else { 503 }, health))
+            Ok(if health.is_ok() { Reply::ok(health) } else { Reply::json(503, health).with_retry_after(5) })
         }
         RouteId::PutUser => put_user(app, request).await,
         RouteId::GetUser => {
