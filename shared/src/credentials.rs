@@ -67,11 +67,6 @@ pub async fn ensure_device(homeserver: &Homeserver, user_id: &UserId, device_id:
         .map(|_| ())
 }
 
-/// The partition of everything stored about one user.
-pub fn user_partition(tenant: &TenantId, user: &UserSlug) -> String {
-    format!("T#{tenant}#U#{user}")
-}
-
 /// A refreshable browser session as the homeserver issued it.
 pub struct DeviceLogin {
     pub access_token: AccessToken,

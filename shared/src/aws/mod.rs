@@ -1,5 +1,7 @@
 //! Adapters for the AWS services: DynamoDB (the store), KMS (the vault) and SQS (the queue).
 
+pub mod desired_state;
+pub mod keys;
 pub mod queue;
 pub mod secrets;
 pub mod store;

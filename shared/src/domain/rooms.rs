@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::app::App;
 use crate::auth::Caller;
+use crate::aws::keys;
 use crate::aws::store::{self, PutOutcome};
 use crate::error::ApiError;
 use crate::identity::{RoomKind, Slug, TenantId};
@@ -46,7 +47,7 @@ pub async fn lookup_alias(app: &App, alias: &OwnedRoomAliasId) -> Result<Option<
 }
 
 fn mapping_key(alias: &OwnedRoomAliasId) -> String {
-    format!("ALIAS#{alias}")
+    keys::alias_mapping(alias.as_str()).pk
 }
 
 /// The alias's room from this container's memory, or from the store (written by [`remember`]).
@@ -54,7 +55,7 @@ async fn remembered(app: &App, alias: &OwnedRoomAliasId) -> Option<OwnedRoomId> 
     if let Some(room_id) = app.container.rooms.get_stale(alias.as_str()) {
         return Some(room_id);
     }
-    let item = app.store.get(&mapping_key(alias), "ROOM").await.ok()??;
+    let item = app.store.get(&mapping_key(alias), keys::ALIAS_MAPPING_SK).await.ok()??;
     let room_id = crate::aws::store::string(&item, "roomId").and_then(|id| OwnedRoomId::try_from(id).ok())?;
     app.container.rooms.put(alias.as_str(), &room_id);
     Some(room_id)
@@ -63,7 +64,7 @@ async fn remembered(app: &App, alias: &OwnedRoomAliasId) -> Option<OwnedRoomId> 
 /// Keeps the alias → room mapping in the store too, for containers that start while the homeserver is out. The
 /// homeserver stays the source of truth: a lost table is rebuilt from it by the next lookups.
 async fn remember(app: &App, alias: &OwnedRoomAliasId, room_id: &OwnedRoomId) {
-    let mut item = crate::aws::store::keyed(&mapping_key(alias), "ROOM");
+    let mut item = crate::aws::store::keyed(&mapping_key(alias), keys::ALIAS_MAPPING_SK);
     item.insert("roomId".into(), aws_sdk_dynamodb::types::AttributeValue::S(room_id.to_string()));
     if let Err(error) = app.store.put(item).await {
         tracing::warn!(error = %error, "could not record the alias mapping");
@@ -73,7 +74,7 @@ async fn remember(app: &App, alias: &OwnedRoomAliasId, room_id: &OwnedRoomId) {
 /// Forgets an alias everywhere (after a purge).
 pub async fn forget_alias(app: &App, alias: &OwnedRoomAliasId) -> Result<(), ApiError> {
     app.container.rooms.forget(alias.as_str());
-    app.store.delete(&mapping_key(alias), "ROOM").await?;
+    app.store.delete(&mapping_key(alias), keys::ALIAS_MAPPING_SK).await?;
     Ok(())
 }
 
@@ -88,8 +89,8 @@ pub async fn find_or_create(
     if let Some(room_id) = lookup_alias(app, alias).await? {
         return Ok((room_id, false));
     }
-    let lock_pk = format!("LOCK#{alias}");
-    let mut lock = store::keyed(&lock_pk, "CREATING");
+    let lock_pk = keys::alias_creation_lock(alias.as_str()).pk;
+    let mut lock = store::keyed(&lock_pk, keys::ALIAS_LOCK_SK);
     lock.insert(store::TTL_ATTRIBUTE.into(), AttributeValue::N((store::now_secs() + 30).to_string()));
     if let PutOutcome::Exists(_) = app.store.put_if_absent(lock).await? {
         // Someone else is creating it: wait for the alias to appear.
@@ -103,7 +104,7 @@ pub async fn find_or_create(
     }
     let result = app.homeserver.create_room(body).await;
     crate::metrics::room_created(result.is_ok());
-    app.store.delete(&lock_pk, "CREATING").await?;
+    app.store.delete(&lock_pk, keys::ALIAS_LOCK_SK).await?;
     match result {
         Ok(room_id) => {
             app.container.rooms.put(alias.as_str(), &room_id);

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::app::App;
+use crate::aws::keys;
 use crate::aws::store;
 use crate::credentials::{SERVER_DEVICE, login_device};
 use crate::domain::tenancy;
@@ -133,7 +134,7 @@ fn user_prefix(tenant: &str, user: &str) -> String {
 fn index_key(tenant: &str, user: &str, device_id: &str) -> (String, String) {
     let prefix = user_prefix(tenant, user);
     let shard = crate::domain::messages::idempotency::digest(&[&prefix])[0] as u64 % INDEX_SHARDS;
-    (format!("WEBDEV#{shard}"), format!("{prefix}{device_id}"))
+    (keys::web_device_shard(shard), format!("{prefix}{device_id}"))
 }
 
 fn now_ms() -> u64 {
@@ -241,7 +242,7 @@ pub async fn sweep_idle(
         }
         let prefix = tenant.map(|t| format!("{t}/")).unwrap_or_default();
         let mut users: BTreeMap<(String, String), ()> = BTreeMap::new();
-        for item in app.store.items(&format!("WEBDEV#{shard}"), &prefix).await? {
+        for item in app.store.items(&keys::web_device_shard(shard), &prefix).await? {
             let Some(sk) = store::string(&item, "sk") else { continue };
             let mut parts = sk.splitn(3, '/');
             if let (Some(t), Some(u)) = (parts.next(), parts.next()) {

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::app::App;
+use crate::aws::keys::{self, user_partition};
 use crate::aws::store;
-use crate::credentials::user_partition;
 use crate::domain::tenancy;
 use crate::error::ApiError;
 use crate::homeserver::{Acting, HomeserverError};
@@ -132,8 +132,8 @@ pub async fn ensure_profile(
     if current.displayname.as_deref() != Some(display_name) {
         set_profile_field(app, tenant, user, "displayname", display_name).await?;
     }
-    let (pk, sk) = (user_partition(tenant, user), "PROFILE");
-    let record = app.store.get(&pk, sk).await?;
+    let keys::Key { pk, sk } = keys::user_profile(tenant, user);
+    let record = app.store.get(&pk, &sk).await?;
     let avatar_source = record.as_ref().and_then(|r| store::string(r, "avatarSource"));
     let current_avatar = current.avatar_url.unwrap_or_default();
     let (wanted_avatar, source) = match avatar {
@@ -148,7 +148,7 @@ pub async fn ensure_profile(
     if let Some(wanted) = wanted_avatar.filter(|wanted| *wanted != current_avatar) {
         set_profile_field(app, tenant, user, "avatar_url", &wanted).await?;
     }
-    let mut item = store::keyed(&pk, sk);
+    let mut item = store::keyed(&pk, &sk);
     item.insert("matrixUserId".into(), AttributeValue::S(user_id.to_string()));
     item.insert("displayName".into(), AttributeValue::S(display_name.to_owned()));
     if let Some(source) = source {
@@ -287,7 +287,7 @@ pub async fn delete(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<(),
 
 /// Whether this container has seen the user provisioned (a cheap check before the first session).
 pub async fn is_provisioned(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<bool, ApiError> {
-    Ok(app.store.get(&user_partition(tenant, user), "PROFILE").await?.is_some())
+    Ok(app.store.get(&keys::user_profile(tenant, user).pk, keys::PROFILE_SK).await?.is_some())
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use sha2::{Digest, Sha256};
 
 use crate::app::App;
+use crate::aws::keys;
 use crate::aws::store::{self, PutOutcome};
 use crate::error::ApiError;
 use crate::identity::TenantId;
@@ -76,7 +77,8 @@ pub fn random_txn_id() -> String {
 
 /// Where the record of `key`, used by `actor`, lives.
 pub fn record_key(tenant: &TenantId, actor: &str, key: &IdempotencyKey) -> (String, String) {
-    (format!("T#{tenant}#IDEM#{}", hex::encode(digest(&["idempotency-record", actor, key.as_str()]))), "IDEM".into())
+    let record = keys::idempotency(tenant, &hex::encode(digest(&["idempotency-record", actor, key.as_str()])));
+    (record.pk, record.sk)
 }
 
 /// What the record says about a request that carries a key.

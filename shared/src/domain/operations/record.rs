@@ -6,16 +6,17 @@ use serde_json::{Value, json};
 use super::*;
 use crate::app::App;
 use crate::auth::Caller;
+use crate::aws::keys;
 use crate::aws::store;
 use crate::error::{ApiError, BackendError};
 use crate::identity::{TenantId, UserSlug};
 
 pub(super) fn record_pk(operation_id: &str) -> String {
-    format!("OP#{operation_id}")
+    keys::operation(operation_id).pk
 }
 
 pub(super) fn backlog_pk(room_id: &str) -> String {
-    format!("BACKLOG#{room_id}")
+    keys::backlog(room_id).pk
 }
 
 /// Whether an error means "the homeserver is not there right now", for which a write is deferred.
@@ -25,12 +26,12 @@ pub fn is_outage(error: &ApiError) -> bool {
 
 /// Whether the room has queued operations that a new write must not overtake.
 pub async fn has_backlog(app: &App, room_id: &str) -> Result<bool, ApiError> {
-    let item = app.store.get(&backlog_pk(room_id), "BACKLOG").await?;
+    let item = app.store.get(&backlog_pk(room_id), keys::BACKLOG_SK).await?;
     Ok(item.and_then(|item| store::number_signed(&item, "pending")).is_some_and(|pending| pending > 0))
 }
 
 pub(super) async fn adjust_backlog(app: &App, room_id: &str, delta: i64) -> Result<(), BackendError> {
-    app.store.add(&backlog_pk(room_id), "BACKLOG", "pending", delta).await
+    app.store.add(&backlog_pk(room_id), keys::BACKLOG_SK, "pending", delta).await
 }
 
 /// A fresh operation id, for writes without an idempotency key.
@@ -55,7 +56,7 @@ pub async fn defer_on_outage<T>(
 /// key, so a repeat of a queued request finds the same operation instead of queueing a second one.
 pub async fn defer(app: &App, caller: &Caller, operation_id: String, operation: Operation) -> Result<Queued, ApiError> {
     let pk = record_pk(&operation_id);
-    let mut item = store::keyed(&pk, "OP");
+    let mut item = store::keyed(&pk, keys::OPERATION_SK);
     item.insert("tenant".into(), AttributeValue::S(caller.tenant.to_string()));
     item.insert("owner".into(), AttributeValue::S(owner_of(caller)));
     item.insert("status".into(), AttributeValue::S("queued".into()));
@@ -71,8 +72,10 @@ pub async fn defer(app: &App, caller: &Caller, operation_id: String, operation: 
     }
     // A user's queued text is findable from the user, so that deleting the user discards it.
     if let (Operation::SendEvent { user: Some(_), .. }, Some(user)) = (&operation, caller.user()) {
-        let ref_item =
-            store::keyed(&crate::credentials::user_partition(&caller.tenant, user), &format!("OPREF#{operation_id}"));
+        let ref_item = {
+            let key = keys::operation_ref(&caller.tenant, user, &operation_id);
+            store::keyed(&key.pk, &key.sk)
+        };
         if let Err(error) = app.store.put(ref_item).await {
             undo_record(app, &pk).await;
             return Err(error.into());
@@ -103,7 +106,7 @@ pub async fn defer(app: &App, caller: &Caller, operation_id: String, operation: 
 
 /// Removes the record of an operation that could not be queued (best effort: the caller reports the failure).
 pub(super) async fn undo_record(app: &App, pk: &str) {
-    if let Err(error) = app.store.delete(pk, "OP").await {
+    if let Err(error) = app.store.delete(pk, keys::OPERATION_SK).await {
         tracing::error!(error = %error, operation = pk, "could not remove the record of an operation never queued");
     }
 }
@@ -125,7 +128,7 @@ pub async fn status(app: &App, caller: &Caller, operation_id: &str) -> Result<Op
     if operation_id.is_empty() || operation_id.len() > 128 {
         return Err(not_found());
     }
-    let item = app.store.get(&record_pk(operation_id), "OP").await?.ok_or_else(not_found)?;
+    let item = app.store.get(&record_pk(operation_id), keys::OPERATION_SK).await?.ok_or_else(not_found)?;
     let same_tenant = store::string(&item, "tenant").as_deref() == Some(caller.tenant.as_str());
     let visible = same_tenant && (caller.is_service() || store::string(&item, "owner") == Some(owner_of(caller)));
     if !visible {
@@ -151,14 +154,15 @@ pub(super) fn view_of(operation_id: &str, item: &store::Item) -> OperationView {
 /// Discards what is still stored of a deleted user's deferred sends: their text goes, the operation is marked
 /// failed (a queued message then finds nothing to do), and the room's backlog no longer counts it.
 pub async fn discard_for_deleted_user(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<(), BackendError> {
-    let partition = crate::credentials::user_partition(tenant, user);
-    for item in app.store.items(&partition, "OPREF#").await? {
-        let Some(operation_id) = store::string(&item, "sk").and_then(|sk| sk.strip_prefix("OPREF#").map(str::to_owned))
+    let partition = keys::user_partition(tenant, user);
+    for item in app.store.items(&partition, keys::OPERATION_REF_PREFIX).await? {
+        let Some(operation_id) =
+            store::string(&item, "sk").and_then(|sk| sk.strip_prefix(keys::OPERATION_REF_PREFIX).map(str::to_owned))
         else {
             continue;
         };
         let pk = record_pk(&operation_id);
-        let Some(record) = app.store.get(&pk, "OP").await? else { continue };
+        let Some(record) = app.store.get(&pk, keys::OPERATION_SK).await? else { continue };
         if store::string(&record, "operation").is_none() {
             continue;
         }
@@ -166,8 +170,10 @@ pub async fn discard_for_deleted_user(app: &App, tenant: &TenantId, user: &UserS
             store::string(&record, "operation").and_then(|raw| serde_json::from_str(&raw).ok());
         let was_queued = store::string(&record, "status").as_deref() == Some("queued");
         let reason = AttributeValue::S("the user was deleted".into());
-        app.store.set(&pk, "OP", &[("status", AttributeValue::S("failed".into())), ("error", reason)]).await?;
-        app.store.remove_attribute(&pk, "OP", "operation").await?;
+        app.store
+            .set(&pk, keys::OPERATION_SK, &[("status", AttributeValue::S("failed".into())), ("error", reason)])
+            .await?;
+        app.store.remove_attribute(&pk, keys::OPERATION_SK, "operation").await?;
         if was_queued && let Some(room_id) = operation.as_ref().and_then(Operation::room_id) {
             adjust_backlog(app, room_id, -1).await?;
         }
@@ -178,7 +184,7 @@ pub async fn discard_for_deleted_user(app: &App, tenant: &TenantId, user: &UserS
 /// Resets a failed operation so a redriven message is replayed (once the cause is fixed). Delivered ones stay.
 pub async fn reopen(app: &App, operation_id: &str) -> Result<bool, BackendError> {
     let pk = record_pk(operation_id);
-    let Some(item) = app.store.get(&pk, "OP").await? else { return Ok(false) };
+    let Some(item) = app.store.get(&pk, keys::OPERATION_SK).await? else { return Ok(false) };
     if store::string(&item, "status").as_deref() != Some("failed") {
         return Ok(store::string(&item, "status").as_deref() == Some("queued"));
     }
@@ -189,9 +195,13 @@ pub async fn reopen(app: &App, operation_id: &str) -> Result<bool, BackendError>
         return Ok(false);
     }
     app.store
-        .set(&pk, "OP", &[("status", AttributeValue::S("queued".into())), ("attempts", AttributeValue::N("0".into()))])
+        .set(
+            &pk,
+            keys::OPERATION_SK,
+            &[("status", AttributeValue::S("queued".into())), ("attempts", AttributeValue::N("0".into()))],
+        )
         .await?;
-    app.store.remove_attribute(&pk, "OP", "error").await?;
+    app.store.remove_attribute(&pk, keys::OPERATION_SK, "error").await?;
     if let Some(room_id) = operation.as_ref().and_then(Operation::room_id) {
         adjust_backlog(app, room_id, 1).await?;
     }

@@ -4,14 +4,14 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use serde_json::Value;
 
 use super::*;
 use crate::app::App;
+use crate::aws::keys;
 use crate::aws::store;
 use crate::config::RetryPolicy;
 use crate::error::{ApiError, BackendError};
-use crate::homeserver::{Acting, HomeserverError, encode};
+use crate::homeserver::{Acting, HomeserverError};
 use crate::identity::{RoomKind, Slug, TenantId, UserSlug};
 
 /// How one replay ended, for the worker.
@@ -35,7 +35,7 @@ pub async fn replay(
 ) -> Result<(), ReplayError> {
     let transient = |error: BackendError| ReplayError::Transient { reason: error.to_string(), retry_after: None };
     let pk = record_pk(&message.operation_id);
-    let Some(item) = app.store.get(&pk, "OP").await.map_err(transient)? else {
+    let Some(item) = app.store.get(&pk, keys::OPERATION_SK).await.map_err(transient)? else {
         tracing::warn!(operation_id = %message.operation_id, "queued operation has no record; dropped");
         return Ok(());
     };
@@ -71,7 +71,7 @@ pub async fn replay(
                 _ => None,
             };
             let reason = error.to_string();
-            app.store.add(&pk, "OP", "attempts", 1).await.map_err(transient)?;
+            app.store.add(&pk, keys::OPERATION_SK, "attempts", 1).await.map_err(transient)?;
             if attempt >= app.config.retry.max_attempts {
                 let why = format!("gave up after {attempt} attempts: {reason}");
                 finish(app, &pk, operation.room_id(), accepted_at, Err(why.clone())).await.map_err(transient)?;
@@ -115,7 +115,7 @@ pub(super) async fn continue_later(
     message: &QueuedOperation,
     operation: &Operation,
 ) -> Result<(), BackendError> {
-    app.store.add(pk, "OP", "slices", 1).await?;
+    app.store.add(pk, keys::OPERATION_SK, "slices", 1).await?;
     let body =
         serde_json::to_string(message).map_err(|e| BackendError::Corrupt { service: "sqs", detail: e.to_string() })?;
     let deduplication_id = format!("{}#{}", message.operation_id, now_millis());
@@ -131,14 +131,14 @@ pub(super) async fn reconcile_slice(
 ) -> Result<Executed, HomeserverError> {
     let DeferredReconcile { tenant, kind, slug, members, version, force } = reconcile;
     let pk = intent_key(tenant, kind, slug);
-    let stamped = app.store.get(&pk, "RECONCILED").await.map_err(backend_to_homeserver)?;
+    let stamped = app.store.get(&pk, keys::RECONCILE_INTENT_SK).await.map_err(backend_to_homeserver)?;
     if stamped.and_then(|item| store::number(&item, "version")).unwrap_or(0) > *version {
         tracing::info!("reconcile superseded by a newer one; skipped");
         return Ok(Executed::Done(None));
     }
     let spared: BTreeSet<UserSlug> = app
         .store
-        .keys_above(&pk, "MEMBER#", "version", *version)
+        .keys_above(&pk, keys::MEMBER_INTENT_PREFIX, "version", *version)
         .await
         .map_err(backend_to_homeserver)?
         .iter()
@@ -207,9 +207,7 @@ pub(super) async fn execute(app: &App, operation: &Operation) -> Result<Option<S
             Ok(None)
         }
         Operation::SendEvent { tenant, user, room_id, event_type, txn_id, content } => {
-            let path =
-                format!("/_matrix/client/v3/rooms/{}/send/{}/{}", encode(room_id), encode(event_type), encode(txn_id));
-            let answer: Value = match user {
+            let answer = match user {
                 None => {
                     let event_id = crate::domain::platform::send_event(app, room_id, event_type, txn_id, content)
                         .await
@@ -219,14 +217,14 @@ pub(super) async fn execute(app: &App, operation: &Operation) -> Result<Option<S
                 Some(user) => {
                     let tenant = TenantId::parse(tenant).map_err(|_| invalid("tenant"))?;
                     let user = UserSlug::parse(user).map_err(|_| invalid("user"))?;
+                    let room_id = crate::homeserver::room_id(room_id)?;
                     let sent = app
                         .credentials
                         .as_user(&tenant, &user, |device| {
-                            let path = &path;
+                            let room_id = &room_id;
                             async move {
-                                app.homeserver
-                                    .call::<Value>(reqwest::Method::PUT, path, Acting::User(&device), Some(content))
-                                    .await
+                                let acting = Acting::User(&device);
+                                app.homeserver.send_message_event(room_id, event_type, txn_id, content, acting).await
                             }
                         })
                         .await;
@@ -239,7 +237,7 @@ pub(super) async fn execute(app: &App, operation: &Operation) -> Result<Option<S
                     }
                 }
             };
-            Ok(answer.get("event_id").and_then(Value::as_str).map(str::to_owned))
+            Ok(Some(answer.to_string()))
         }
     }
 }
@@ -286,10 +284,10 @@ pub(super) async fn finish(
             vec![("status", AttributeValue::S("failed".into())), ("error", AttributeValue::S(reason.clone()))]
         }
     };
-    app.store.set(pk, "OP", &updates).await?;
+    app.store.set(pk, keys::OPERATION_SK, &updates).await?;
     if outcome.is_ok() {
         // Delivered: the content (a message's text) is no longer needed; the record keeps only the outcome.
-        app.store.remove_attribute(pk, "OP", "operation").await?;
+        app.store.remove_attribute(pk, keys::OPERATION_SK, "operation").await?;
     }
     if let Some(room_id) = room_id {
         adjust_backlog(app, room_id, -1).await?;
