@@ -5,6 +5,7 @@
 # runs bench_cutover against it, then stops both. The local stack (moto, DynamoDB table) must be running.
 #
 #   scripts/bench-postgres.sh [USERS GROUPS EVENTS MEMBERSHIPS CONCURRENCY]
+#   BENCH=bench_zulip scripts/bench-postgres.sh [MESSAGES STREAMS CONCURRENCY]   # the Zulip import's benchmark
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -68,9 +69,10 @@ curl -fsS "$HS_URL/health" >/dev/null || { tail -20 "$PG_DIR/synapse-stdout.log"
   --admin-user "$BOOTSTRAP_ADMIN" --admin-password "$(read_kv "$SYNAPSE_DIR/secrets.env" BOOTSTRAP_ADMIN_PASSWORD)" \
   --platform-user "$PLATFORM_USER" --as-token "$(read_kv "$SYNAPSE_DIR/secrets.env" AS_TOKEN)" --prefix "[pg]"
 
-cargo build -q -p openmeet-cutover --bin bench_cutover
+BENCH="${BENCH:-bench_cutover}"
+cargo build -q -p openmeet-cutover --bin "$BENCH"
 export_stack_env
 export MATRIX_HOMESERVER_URL="$HS_URL" MATRIX_PUBLIC_URL="$HS_URL"
 unset RUST_LOG
 echo "Synapse on PostgreSQL ($("$pg_bin/postgres" --version)), $HS_URL"
-target/debug/bench_cutover "$@"
+target/debug/"$BENCH" "$@"

@@ -79,7 +79,7 @@ fn mentions(text: &str, person: &dyn Fn(&str, Option<i64>) -> Option<String>) ->
                 continue;
             }
         };
-        let Some(end) = inner.find("**") else {
+        let Some(end) = inner.find("**").filter(|end| plausible_name(&inner[..*end])) else {
             out.push('@');
             rest = after;
             continue;
@@ -101,13 +101,18 @@ fn mentions(text: &str, person: &dyn Fn(&str, Option<i64>) -> Option<String>) ->
     out
 }
 
+/// What can sit between `**` of a mention or stream link: a name, not a stretch of text.
+fn plausible_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 200 && !name.starts_with(char::is_whitespace) && !name.contains(['\n', '*'])
+}
+
 fn stream_links(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find("#**") {
         out.push_str(&rest[..at]);
         let inner = &rest[at + 3..];
-        let Some(end) = inner.find("**") else {
+        let Some(end) = inner.find("**").filter(|end| plausible_name(&inner[..*end])) else {
             out.push_str("#**");
             rest = inner;
             continue;

@@ -247,7 +247,10 @@ pub async fn import(
         let prefix = format!("{entity}:");
         let room_roots = roots
             .iter()
-            .filter_map(|(k, v)| Some((k.strip_prefix(&prefix)?.to_owned(), v.as_str()?.to_owned())))
+            .filter_map(|(k, v)| {
+                let root = (v["event"].as_str()?.to_owned(), v["messageId"].as_i64()?);
+                Some((k.strip_prefix(&prefix)?.to_owned(), root))
+            })
             .collect();
         let recorded: HashSet<String> =
             joined.iter().filter_map(|(k, _)| k.strip_prefix(&prefix).map(str::to_owned)).collect();

@@ -39,8 +39,8 @@ pub struct Room {
     pub stream_id: i64,
     pub room_id: OwnedRoomId,
     pub counts: Counts,
-    /// Topic key → thread root.
-    pub roots: HashMap<String, String>,
+    /// Topic key → thread root and the Zulip message it came from.
+    pub roots: HashMap<String, (String, i64)>,
     last_in_thread: HashMap<String, String>,
     joined: HashSet<String>,
     /// Users the import joined only to send their history (they leave at the end).
@@ -59,7 +59,7 @@ pub fn topic_key(topic: &str) -> String {
 }
 
 impl Room {
-    pub fn new(stream_id: i64, room_id: OwnedRoomId, counts: Counts, roots: HashMap<String, String>) -> Room {
+    pub fn new(stream_id: i64, room_id: OwnedRoomId, counts: Counts, roots: HashMap<String, (String, i64)>) -> Room {
         Room {
             stream_id,
             room_id,
@@ -109,7 +109,8 @@ impl Room {
         let converted = content::convert(&message.content, &person);
         let key = topic_key(&message.subject);
         let origin = |part| content::Origin { message_id: message.id, topic: &message.subject, part };
-        let root = self.roots.get(&key).cloned();
+        // A root stored before a crash whose message is replayed is that message itself: it stays the root.
+        let root = self.roots.get(&key).filter(|(_, id)| *id != message.id).map(|(event, _)| event.clone());
         let mut last = self.last_in_thread.get(&key).cloned().or_else(|| root.clone());
         let placement = |root: &str, last: &Option<String>| Placement::Thread {
             root: root.to_owned(),
@@ -144,8 +145,9 @@ impl Room {
                 let event = self.send(shared, &sender, &txn, ts, "m.room.message", &content).await?;
                 let event = event.ok_or(ApiError::Internal)?;
                 let entity = format!("{}:{key}", self.entity());
-                shared.recorder.put_acked("ROOT#", &entity, &json!(event)).await.map_err(recorder_down)?;
-                self.roots.insert(key.clone(), event.clone());
+                let root = json!({"event": event, "messageId": message.id});
+                shared.recorder.put_acked("ROOT#", &entity, &root).await.map_err(recorder_down)?;
+                self.roots.insert(key.clone(), (event.clone(), message.id));
                 delta.threads += 1;
                 last = Some(event.clone());
                 event
