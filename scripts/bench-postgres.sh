@@ -10,6 +10,8 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$STACK_ROOT"
+SYNAPSE_DIR="$LOCAL_DIR/synapse"
+secret() { grep "^$1=" "$SYNAPSE_DIR/secrets.env" | cut -d= -f2-; }
 
 PG_DIR="$LOCAL_DIR/pg"
 PG_PORT=5433
@@ -64,14 +66,14 @@ for _ in $(seq 1 120); do
   sleep 1
 done
 curl -fsS "$HS_URL/health" >/dev/null || { tail -20 "$PG_DIR/synapse-stdout.log"; die "Synapse on PostgreSQL did not start"; }
-"$VENV_DIR/bin/python" "$TEMPLATE_DIR/grant_admin.py" --homeserver "$HS_URL" \
-  --shared-secret "$(read_kv "$SYNAPSE_DIR/secrets.env" REGISTRATION_SHARED_SECRET)" \
-  --admin-user "$BOOTSTRAP_ADMIN" --admin-password "$(read_kv "$SYNAPSE_DIR/secrets.env" BOOTSTRAP_ADMIN_PASSWORD)" \
-  --platform-user "$PLATFORM_USER" --as-token "$(read_kv "$SYNAPSE_DIR/secrets.env" AS_TOKEN)" --prefix "[pg]"
+"$VENV_DIR/bin/python" scripts/synapse/grant_admin.py --homeserver "$HS_URL" \
+  --shared-secret "$(secret REGISTRATION_SHARED_SECRET)" --admin-user stack-admin \
+  --admin-password "$(secret BOOTSTRAP_ADMIN_PASSWORD)" --platform-user @openmeet:localhost \
+  --as-token "$(secret AS_TOKEN)" --prefix "[pg]"
 
 BENCH="${BENCH:-bench_cutover}"
 cargo build -q -p openmeet-cutover --bin "$BENCH"
-export_stack_env
+set -a && . "$LOCAL_DIR/stack.env" && set +a
 export MATRIX_HOMESERVER_URL="$HS_URL" MATRIX_PUBLIC_URL="$HS_URL"
 unset RUST_LOG
 echo "Synapse on PostgreSQL ($("$pg_bin/postgres" --version)), $HS_URL"

@@ -1,8 +1,8 @@
 //! JWT verification: HS256 only, current or previous secret (rotation: docs/adr/0004-secrets.md), `exp` required
 //! and in the future; optionally `aud` and `iss` must match and `exp` may lie at most a configured time ahead.
 
-use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
-use serde::Deserialize;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use serde::{Deserialize, Serialize};
 
 use crate::config::JwtSecret;
 use crate::error::ApiError;
@@ -137,6 +137,33 @@ impl JwtVerifier {
     }
 }
 
+/// The claims of a token this project issues: exactly what `JwtVerifier` reads, plus `iat`/`exp`.
+#[derive(Serialize)]
+struct IssuedClaims<'a> {
+    sub: &'a str,
+    tenant: &'a str,
+    role: &'a str,
+    iat: u64,
+    exp: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+}
+
+/// An HS256 token for `caller`, valid `ttl_seconds` from now (the local stack's `token` command). Only a caller
+/// `JwtVerifier` could have produced is accepted, so every minted token verifies.
+pub fn mint(secret: &JwtSecret, caller: &Caller, ttl_seconds: u64) -> Result<String, jsonwebtoken::errors::Error> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let claims = IssuedClaims {
+        sub: &caller.subject,
+        tenant: caller.tenant.as_str(),
+        role: if caller.is_service() { "service" } else { "user" },
+        iat: now,
+        exp: now.saturating_add(ttl_seconds),
+        name: caller.display_name.as_deref(),
+    };
+    encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&secret.0))
+}
+
 fn caller_from(claims: Claims) -> Result<Caller, ApiError> {
     let invalid = || ApiError::Unauthorized("the token's claims are invalid");
     let tenant = TenantId::parse(&claims.tenant).map_err(|_| invalid())?;
@@ -155,7 +182,6 @@ fn caller_from(claims: Claims) -> Result<Caller, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jsonwebtoken::{EncodingKey, Header, encode};
     use serde_json::json;
 
     fn now() -> u64 {
@@ -172,6 +198,38 @@ mod tests {
 
     fn bearer(token: &str) -> String {
         format!("Bearer {token}")
+    }
+
+    #[test]
+    fn minted_tokens_verify_as_the_same_caller() {
+        let user = UserSlug::parse("jane").expect("slug");
+        let tenant = TenantId::parse("acme").expect("tenant");
+        let callers = [
+            Caller {
+                tenant: tenant.clone(),
+                role: Role::User(user),
+                subject: "jane".into(),
+                display_name: Some("Jane".into()),
+            },
+            Caller { tenant, role: Role::Service, subject: "openmeet-api".into(), display_name: None },
+        ];
+        for caller in callers {
+            let token = mint(&JwtSecret::new("previous"), &caller, 60).expect("mint");
+            let verified = verifier().verify(Some(&bearer(&token))).expect("verifies");
+            assert_eq!(
+                (verified.tenant, verified.role, verified.subject),
+                (caller.tenant, caller.role, caller.subject)
+            );
+            assert_eq!(verified.display_name, caller.display_name);
+        }
+        let service = Caller {
+            tenant: TenantId::parse("acme").expect("tenant"),
+            role: Role::Service,
+            subject: "s".into(),
+            display_name: None,
+        };
+        let foreign = mint(&JwtSecret::new("another secret"), &service, 60).expect("mint");
+        assert_eq!(verifier().verify(Some(&bearer(&foreign))).expect_err("foreign").status(), 401);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! `openmeet-local serve` reads the same environment as the functions (see `.local/stack.env`);
 //! `openmeet-local sweep-sessions [TENANT]` logs out idle browser sessions (the scheduled sweep, once);
 //! `openmeet-local upgrade-rooms [TENANT]` carries rooms made before the tenant walls over (see docs/adr/0003);
+//! `openmeet-local stack start|stop|restart|status|dev|token|env` supervises the local stack (scripts/stack.sh);
 //! `openmeet-local metrics [LOG_FILE]` summarises the metric lines of a log (default `.local/logs/gateway.log`).
 
 mod bootstrap;
@@ -11,6 +12,7 @@ mod demo;
 mod gateway;
 mod metrics_summary;
 mod redrive;
+mod stack;
 mod sweep;
 mod web;
 mod worker;
@@ -19,8 +21,13 @@ use std::sync::Arc;
 
 #[tokio::main]
 async fn main() {
-    shared::app::init_logging();
     let command = std::env::args().nth(1).unwrap_or_default();
+    // The supervisor prints for people; its services log JSON themselves.
+    if command == "stack" {
+        let args: Vec<String> = std::env::args().skip(2).collect();
+        std::process::exit(stack::main(&args).await);
+    }
+    shared::app::init_logging();
     let result = match command.as_str() {
         "serve" => serve().await,
         "bootstrap" => bootstrap_only().await.map(|_| ()),
@@ -28,7 +35,7 @@ async fn main() {
         "metrics" => metrics(),
         "upgrade-rooms" => upgrade_rooms().await,
         "sweep-sessions" => sweep::sweep_sessions().await,
-        _ => Err("usage: openmeet-local serve|bootstrap|redrive|metrics [LOG_FILE]|sweep-sessions [TENANT]|upgrade-rooms [TENANT]".to_owned()),
+        _ => Err("usage: openmeet-local serve|stack COMMAND|bootstrap|redrive|metrics [LOG_FILE]|sweep-sessions [TENANT]|upgrade-rooms [TENANT]".to_owned()),
     };
     if let Err(error) = result {
         eprintln!("openmeet-local: {error}");
