@@ -87,6 +87,8 @@ impl PowerLevels {
 /// (a member's entry is dropped rather than pinned at 0); every other key and every other user's entry is kept.
 /// `never_listed` (the room creator, whose power in room version 12 is unlimited and who must not appear in the
 /// map) is never written. `None` when nothing would change, so the caller can skip the write.
+/// JSON, not ruma's `RoomPowerLevelsEventContent`: the merged content is written back, and keys we do not model
+/// must survive.
 pub fn merge_power_levels(content: &Value, wanted: &BTreeMap<String, i64>, never_listed: &str) -> Option<Value> {
     let users_default = PowerLevels::from_content(content).users_default;
     let original = content.get("users").and_then(Value::as_object).cloned().unwrap_or_default();

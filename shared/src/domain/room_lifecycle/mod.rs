@@ -18,7 +18,6 @@ use crate::domain::room_policy::{Admission, converge_power_levels, initial_power
 use crate::domain::rooms::{self, RoomRef};
 use crate::domain::tenancy;
 use crate::error::ApiError;
-use crate::homeserver::{Acting, encode};
 use crate::identity::{RoomKind, Slug, TenantId};
 
 mod spec;
@@ -213,29 +212,12 @@ pub async fn delete(
 /// first, so the next ensure creates a new room.
 async fn purge(app: &App, room_id: &OwnedRoomId) -> Result<(), ApiError> {
     // Aliases are removed explicitly so the slug is free again at once, whatever the background deletion's pace.
-    let aliases_path = format!("/_matrix/client/v3/rooms/{}/aliases", encode(room_id.as_str()));
-    if let Ok(aliases) =
-        app.homeserver.call::<Value>(reqwest::Method::GET, &aliases_path, Acting::Platform, None::<&Value>).await
-    {
-        for alias in aliases.get("aliases").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
-            let path = format!("/_matrix/client/v3/directory/room/{}", encode(alias));
-            match app.homeserver.call::<Value>(reqwest::Method::DELETE, &path, Acting::Platform, None::<&Value>).await {
-                Ok(_) => {}
-                Err(error) if error.is_not_found() => {}
-                Err(error) => return Err(error.into()),
-            }
+    if let Ok(aliases) = app.homeserver.room_aliases(room_id).await {
+        for alias in aliases {
+            app.homeserver.delete_alias(&alias).await?;
         }
     }
-    let path = format!("/_synapse/admin/v2/rooms/{}", encode(room_id.as_str()));
-    match app
-        .homeserver
-        .call::<Value>(reqwest::Method::DELETE, &path, Acting::Platform, Some(&json!({"purge": true, "block": false})))
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(error) if error.is_not_found() => Ok(()),
-        Err(error) => Err(error.into()),
-    }
+    Ok(app.homeserver.purge_room(room_id).await?)
 }
 
 /// The room object, read from the homeserver.

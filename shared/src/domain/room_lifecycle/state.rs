@@ -1,4 +1,8 @@
 //! Pure state: the state events a spec asks for, what differs from the room's, and the creation bodies.
+//!
+//! Contents are JSON (`json!`), compared as JSON with what the homeserver holds: our own metadata event, and
+//! exactly the keys we write (ruma's typed contents would add some, e.g. the topic's `m.topic` block, and every
+//! ensure would then see a difference). See `room_policy`.
 
 use std::collections::HashMap;
 

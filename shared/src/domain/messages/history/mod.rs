@@ -19,7 +19,8 @@ use super::{Actor, Attachment};
 use crate::app::App;
 use crate::domain::rooms::RoomRef;
 use crate::error::ApiError;
-use crate::homeserver::{HomeserverError, encode};
+use crate::homeserver::HomeserverError;
+use ruma::events::relation::RelationType;
 
 #[cfg(test)]
 mod tests;
@@ -137,11 +138,13 @@ pub async fn page(app: &App, room: &RoomRef, actor: &Actor, query: &PageQuery) -
     Ok(MessagePage { messages, next })
 }
 
-async fn get_as(app: &App, actor: &Actor, path: &str) -> Result<Value, ApiError> {
-    let outcome = room::act(app, actor, |identity: Identity| async move {
-        app.homeserver.call::<Value>(reqwest::Method::GET, path, identity.acting(), None::<&Value>).await
-    })
-    .await?;
+/// A page read as the actor: `read` is the homeserver read, run as them.
+async fn get_as<T, F, Fut>(app: &App, actor: &Actor, read: F) -> Result<T, ApiError>
+where
+    F: Fn(Identity) -> Fut,
+    Fut: std::future::Future<Output = Result<T, HomeserverError>>,
+{
+    let outcome = room::act(app, actor, read).await?;
     outcome.map_err(|refusal| match refusal {
         HomeserverError::Rejected { status: 403, .. } => ApiError::forbidden("only members of this room may read it"),
         HomeserverError::Rejected { status: 400, .. } => {
@@ -157,20 +160,19 @@ async fn timeline(
     actor: &Actor,
     query: &PageQuery,
 ) -> Result<(Vec<Value>, Option<String>), ApiError> {
-    let filter = r#"{"types":["m.room.message"]}"#;
     let mut listed = Vec::new();
     let mut from = query.from.clone();
     for _ in 0..MAX_ROUNDS {
         // Ask for exactly what is missing, so that a page never holds more than `limit` and nothing is skipped.
-        let limit = (query.limit - listed.len()).to_string();
-        let mut pairs = vec![("dir", "b"), ("limit", limit.as_str()), ("filter", filter)];
-        if let Some(from) = &from {
-            pairs.push(("from", from.as_str()));
-        }
-        let path = format!("{}/messages?{}", room::room_path(&room.room_id), room::query_string(&pairs));
-        let page = get_as(app, actor, &path).await?;
-        let chunk = page.get("chunk").and_then(Value::as_array).cloned().unwrap_or_default();
-        let end = page.get("end").and_then(Value::as_str).map(str::to_owned);
+        let limit = u32::try_from(query.limit - listed.len()).map_err(|_| ApiError::Internal)?;
+        let (chunk, end) = get_as(app, actor, |identity: Identity| {
+            let from = from.as_deref();
+            async move {
+                let types = ["m.room.message"];
+                app.homeserver.room_messages(&room.room_id, &types, from, limit, identity.acting()).await
+            }
+        })
+        .await?;
         let exhausted = chunk.is_empty() || end.is_none();
         listed.extend(chunk.into_iter().filter(in_main_timeline));
         from = end;
@@ -198,26 +200,14 @@ async fn thread(
     if query.from.as_deref() == Some(ONLY_THE_ROOT_LEFT) {
         return Ok((vec![root_event], None));
     }
-    let limit = query.limit.to_string();
-    let mut pairs = vec![("dir", "b"), ("limit", limit.as_str())];
-    if let Some(from) = &query.from {
-        pairs.push(("from", from.as_str()));
-    }
-    let path = format!(
-        "/_matrix/client/v1/rooms/{}/relations/{}/m.thread?{}",
-        encode(room.room_id.as_str()),
-        encode(root),
-        room::query_string(&pairs)
-    );
-    let page = get_as(app, actor, &path).await?;
-    let mut events: Vec<Value> = page
-        .get("chunk")
-        .and_then(Value::as_array)
-        .map(|chunk| {
-            chunk.iter().filter(|e| e.get("type").and_then(Value::as_str) == Some("m.room.message")).cloned().collect()
-        })
-        .unwrap_or_default();
-    let mut next = page.get("next_batch").and_then(Value::as_str).map(str::to_owned);
+    let limit = u32::try_from(query.limit).map_err(|_| ApiError::Internal)?;
+    let (chunk, mut next) = get_as(app, actor, |identity: Identity| async move {
+        let (from, thread) = (query.from.as_deref(), RelationType::Thread);
+        app.homeserver.relations(&room.room_id, root, thread, None, from, limit, identity.acting()).await
+    })
+    .await?;
+    let mut events: Vec<Value> =
+        chunk.into_iter().filter(|e| e.get("type").and_then(Value::as_str) == Some("m.room.message")).collect();
     // The root opens the thread: it is the oldest, so it ends the last page, or makes a page of its own when the
     // replies filled this one.
     if next.is_none() {
@@ -275,23 +265,17 @@ async fn reactions_of(
 ) -> Result<BTreeMap<String, u64>, ApiError> {
     let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
     let mut from: Option<String> = None;
+    let room_id = crate::homeserver::room_id(room_id)?;
     for _ in 0..MAX_REACTION_PAGES {
-        let mut pairs = vec![("limit", "100")];
-        if let Some(from) = &from {
-            pairs.push(("from", from.as_str()));
-        }
-        let path = format!(
-            "/_matrix/client/v1/rooms/{}/relations/{}/m.annotation/m.reaction?{}",
-            encode(room_id),
-            encode(event_id),
-            room::query_string(&pairs)
-        );
-        let page: Value = match homeserver.call(reqwest::Method::GET, &path, identity.acting(), None::<&Value>).await {
+        let (annotation, reactions) = (RelationType::Annotation, Some("m.reaction"));
+        let page =
+            homeserver.relations(&room_id, event_id, annotation, reactions, from.as_deref(), 100, identity.acting());
+        let (chunk, next) = match page.await {
             Ok(page) => page,
             Err(HomeserverError::Rejected { .. }) => break,
             Err(error) => return Err(error.into()),
         };
-        for reaction in page.get("chunk").and_then(Value::as_array).into_iter().flatten() {
+        for reaction in &chunk {
             if room::is_redacted(reaction) {
                 continue;
             }
@@ -300,7 +284,7 @@ async fn reactions_of(
                 seen.insert((key.to_owned(), sender.to_owned()));
             }
         }
-        from = page.get("next_batch").and_then(Value::as_str).map(str::to_owned);
+        from = next;
         if from.is_none() {
             break;
         }
