@@ -5,6 +5,7 @@
 //! `openmeet-local sweep-sessions [TENANT]` logs out idle browser sessions (the scheduled sweep, once);
 //! `openmeet-local upgrade-rooms [TENANT]` carries rooms made before the tenant walls over (see docs/adr/0003);
 //! `openmeet-local stack start|stop|restart|status|dev|token|env` supervises the local stack (scripts/stack.sh);
+//! `openmeet-local repair-drift|retention|reminders|sweep-expired ...` run the self-healing jobs once (self_heal.rs);
 //! `openmeet-local metrics [LOG_FILE]` summarises the metric lines of a log (default `.local/logs/gateway.log`).
 
 mod bootstrap;
@@ -12,6 +13,7 @@ mod demo;
 mod gateway;
 mod metrics_summary;
 mod redrive;
+mod self_heal;
 mod stack;
 mod sweep;
 mod web;
@@ -28,6 +30,10 @@ async fn main() {
         std::process::exit(stack::main(&args).await);
     }
     shared::app::init_logging();
+    if self_heal::COMMANDS.contains(&command.as_str()) {
+        let args: Vec<String> = std::env::args().skip(2).collect();
+        std::process::exit(self_heal::main(&command, &args).await);
+    }
     let result = match command.as_str() {
         "serve" => serve().await,
         "bootstrap" => bootstrap_only().await.map(|_| ()),
@@ -94,11 +100,15 @@ async fn serve() -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| format!("binding {listen}: {e}"))?;
     tracing::info!(%listen, "local gateway listening");
     let worker = tokio::spawn(worker::poll(app.clone()));
+    let self_heal_timer = self_heal::spawn_timer(app.clone());
     let served = axum::serve(listener, gateway::router(app))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| e.to_string());
     worker.abort();
+    if let Some(timer) = self_heal_timer {
+        timer.abort();
+    }
     served
 }
 

@@ -2,6 +2,7 @@
 
 use lambda_http::{Body, Request, Response};
 use shared::auth::Caller;
+use shared::domain::drift::intent;
 use shared::domain::membership::{self, PutMemberInput, ReconcileInput, ReconcileReport, Reconciled};
 use shared::domain::operations::{self, DeferredReconcile, MemberChange, Operation};
 use shared::domain::rooms;
@@ -85,6 +86,7 @@ async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
             };
             // Stamped once the reconcile is done or queued: it supersedes older queued member changes.
             operations::record_reconcile(app, caller.tenant.as_str(), &kind, &slug, version).await?;
+            intent::record_roster(app, &caller.tenant, &kind, &slug, &wanted, version).await?;
             Ok(reply)
         }
         RouteId::ListMembers => {
@@ -111,7 +113,11 @@ async fn defer<T>(
     if outcome.is_ok() {
         operations::record_member_intent(app, &tenant, kind, slug, user.as_str(), version).await?;
     }
-    operations::defer_on_outage(app, caller, outcome, || Operation::Membership {
+    let role = match &change {
+        MemberChange::Put { role } => Some(*role),
+        MemberChange::Remove { .. } => None,
+    };
+    let answer = operations::defer_on_outage(app, caller, outcome, || Operation::Membership {
         tenant: tenant.clone(),
         kind: kind.to_owned(),
         slug: slug.to_owned(),
@@ -120,7 +126,10 @@ async fn defer<T>(
         version,
         force,
     })
-    .await
+    .await?;
+    // Done or queued, this is now the member's desired state (drift repair restores it).
+    intent::record_member(app, &caller.tenant, kind, slug, user, role, version).await?;
+    Ok(answer)
 }
 
 /// `202` of a reconcile too large for one request: the operation, and what it is going to change.

@@ -10,7 +10,7 @@ use shared::domain::messages::history::{self, PageQuery};
 use shared::domain::messages::idempotency::IdempotencyKey;
 use shared::domain::messages::notifications::{self, NotificationSettings};
 use shared::domain::messages::send::{self, Delivery, PostOutcome};
-use shared::domain::messages::{Actor, EditMessageInput, PostMessageInput, media, parse_event_id, reactions};
+use shared::domain::messages::{Actor, EditMessageInput, PostMessageInput, deferred, media, parse_event_id, reactions};
 use shared::domain::rooms::{self, RoomRef};
 use shared::http::{ApiRequest, Reply};
 use shared::routes::{Function, RouteId};
@@ -36,23 +36,29 @@ async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
         RouteId::DeleteMessage => {
             let event_id = request.param("eventId", parse_event_id)?;
             let (caller, room) = room_of(app, &request).await?;
-            send::delete(app, &room, &Actor::of(caller), &event_id).await?;
-            Ok(Reply::no_content())
+            Ok(match deferred::delete_message(app, caller, &room, &event_id).await? {
+                Ok(()) => Reply::no_content(),
+                Err(queued) => Reply::json(202, queued),
+            })
         }
-        RouteId::PutReaction | RouteId::DeleteReaction => {
+        RouteId::DeleteReaction => {
+            let event_id = request.param("eventId", parse_event_id)?;
+            let key = request.param("key", reactions::parse_key)?;
+            // The membership check is part of what a queued removal replays.
+            let (caller, room) = room_of(app, &request).await?;
+            Ok(match deferred::remove_reaction(app, caller, &room, &event_id, &key).await? {
+                Ok(()) => Reply::no_content(),
+                Err(queued) => Reply::json(202, queued),
+            })
+        }
+        RouteId::PutReaction => {
             let event_id = request.param("eventId", parse_event_id)?;
             let key = request.param("key", reactions::parse_key)?;
             let (caller, room) = member_room_of(app, &request).await?;
-            let actor = Actor::of(caller);
-            if request.route.id == RouteId::PutReaction
-                && let Delivery::Queued(queued) = reactions::put(app, &room, &actor, &event_id, &key).await?
-            {
-                return Ok(Reply::json(202, queued));
-            }
-            if request.route.id == RouteId::DeleteReaction {
-                reactions::delete(app, &room, &actor, &event_id, &key).await?;
-            }
-            Ok(Reply::no_content())
+            Ok(match reactions::put(app, &room, &Actor::of(caller), &event_id, &key).await? {
+                Delivery::Queued(queued) => Reply::json(202, queued),
+                Delivery::Done(()) => Reply::no_content(),
+            })
         }
         RouteId::PutNotifications => {
             let input: NotificationSettings = request.json()?;

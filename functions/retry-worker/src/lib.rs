@@ -13,6 +13,36 @@ pub fn is_scheduled(event: &serde_json::Value) -> bool {
     event.get("detail-type").and_then(serde_json::Value::as_str) == Some("Scheduled Event")
 }
 
+/// The self-healing job a schedule names in its input (`{"job": "drift-repair"}`; template.yaml), if any.
+pub fn self_heal_job(event: &serde_json::Value) -> Option<&str> {
+    event.get("job").and_then(serde_json::Value::as_str)
+}
+
+/// Runs a scheduled self-healing job until `stop` at the latest; its report.
+pub async fn run_self_heal_job(app: &App, job: &str, stop: Instant) -> Result<serde_json::Value, String> {
+    use shared::domain::drift::{SelfHealSettings, repair};
+    use shared::domain::{housekeeping, reminders, retention};
+    let settings = SelfHealSettings::from_env().map_err(|e| e.to_string())?;
+    let now = shared::aws::store::now_secs();
+    let report = match job {
+        "drift-repair" => {
+            let options = repair::PassOptions { deadline: Some(stop), ..repair::PassOptions::default() };
+            serde_json::to_value(repair::run(app, &settings, &options).await.map_err(|e| e.to_string())?)
+        }
+        "retention" => {
+            serde_json::to_value(retention::run(app, &settings, now, None, false).await.map_err(|e| e.to_string())?)
+        }
+        "reminders" => {
+            serde_json::to_value(reminders::run(app, &settings, now, None).await.map_err(|e| e.to_string())?)
+        }
+        "sweep-expired" => {
+            serde_json::to_value(housekeeping::sweep(app, &settings, now, false).await.map_err(|e| e.to_string())?)
+        }
+        other => return Err(format!("unknown scheduled job {other:?}")),
+    };
+    report.map_err(|e| e.to_string())
+}
+
 /// Processes a batch in order. Once a record of a message group (a room) fails, the later records of that group
 /// fail too without being tried, so nothing overtakes it.
 /// `deadline`: when the invocation ends (Lambda's), if it does.
@@ -77,5 +107,9 @@ mod tests {
         let batch = fixture("retry-worker-batch.json");
         assert!(!is_scheduled(&batch));
         assert!(serde_json::from_value::<SqsEvent>(batch).is_ok());
+        let job = fixture("retry-worker-drift-repair.json");
+        assert_eq!(self_heal_job(&job), Some("drift-repair"));
+        assert!(!is_scheduled(&job));
+        assert_eq!(self_heal_job(&fixture("retry-worker-schedule.json")), None);
     }
 }

@@ -1,5 +1,6 @@
 //! The `retry-worker` Lambda: SQS-triggered, builds its clients once. An EventBridge schedule also invokes it to
-//! log out idle browser sessions.
+//! log out idle browser sessions, and others for the self-healing jobs (drift repair, retention, reminders, the
+//! sweep of expired records).
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -14,6 +15,12 @@ async fn main() -> Result<(), Error> {
     let app = &app;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = invocation_deadline(event.context.deadline);
+        if let Some(job) = retry_worker::self_heal_job(&event.payload) {
+            let stop = deadline.checked_sub(Duration::from_secs(5)).unwrap_or(deadline);
+            let report = retry_worker::run_self_heal_job(app, job, stop).await?;
+            tracing::info!(job, "self-healing job finished");
+            return Ok::<Value, Error>(report);
+        }
         if retry_worker::is_scheduled(&event.payload) {
             // Stop a little before Lambda does.
             let stop = deadline.checked_sub(Duration::from_secs(5)).unwrap_or(deadline);

@@ -3,12 +3,16 @@
 
 pub mod cutover;
 pub mod direct;
+pub mod drift;
 pub mod health;
 pub mod history_import;
+pub mod housekeeping;
 pub mod membership;
 pub mod messages;
 pub mod operations;
 pub mod platform;
+pub mod reminders;
+pub mod retention;
 pub mod room_lifecycle;
 pub mod room_policy;
 pub mod rooms;

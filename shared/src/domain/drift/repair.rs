@@ -130,7 +130,13 @@ async fn check_room(
         let described: Vec<String> = comparison.drift.iter().map(Drift::describe).collect();
         report.drift_found += comparison.drift.len();
         if !options.dry_run {
-            for drift in &comparison.drift {
+            // Room-wide state first (the power levels were computed from this read), then member by member (each
+            // reads afresh and finds its level already right).
+            let (members, settings): (Vec<&Drift>, Vec<&Drift>) = comparison
+                .drift
+                .iter()
+                .partition(|d| matches!(d, Drift::MissingMember { .. } | Drift::ExtraMember { .. }));
+            for drift in settings.into_iter().chain(members) {
                 repair(app, room, drift, pacer).await?;
                 report.repairs += 1;
                 if let Drift::SpaceChild { parent, .. } = drift {

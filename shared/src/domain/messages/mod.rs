@@ -5,6 +5,7 @@
 //! events (to check a sender, find a thread's latest event) go through the platform's user, which is in every room.
 
 pub mod content;
+pub mod deferred;
 pub mod history;
 pub mod idempotency;
 pub mod media;

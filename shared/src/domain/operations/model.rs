@@ -48,6 +48,25 @@ pub enum Operation {
     DeleteRoom { tenant: String, kind: String, slug: String, purge: bool },
     #[serde(rename_all = "camelCase")]
     DeleteUser { tenant: String, user: String },
+    /// A message deleted or a reaction removed while the homeserver was out. Who may do it is checked again on
+    /// replay (a refusal then ends the operation `failed` with the reason).
+    #[serde(rename_all = "camelCase")]
+    Redact(DeferredRedaction),
+}
+
+/// A queued redaction: of the event, or (with `reactionKey`) of the actor's reaction with that key to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeferredRedaction {
+    pub tenant: String,
+    /// The user who asked; `None`: the service named `service`.
+    pub user: Option<String>,
+    pub service: Option<String>,
+    pub kind: String,
+    pub slug: String,
+    pub room_id: String,
+    pub event_id: String,
+    pub reaction_key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,7 +80,10 @@ impl Operation {
     /// The FIFO group: everything of one room is delivered in order.
     pub(super) fn group(&self) -> String {
         match self {
-            Operation::SendEvent { room_id, .. } => room_id.clone(),
+            // Behind the room's queued sends.
+            Operation::SendEvent { room_id, .. } | Operation::Redact(DeferredRedaction { room_id, .. }) => {
+                room_id.clone()
+            }
             Operation::Membership { tenant, kind, slug, .. }
             | Operation::Reconcile(DeferredReconcile { tenant, kind, slug, .. })
             | Operation::DeleteRoom { tenant, kind, slug, .. } => {

@@ -206,6 +206,10 @@ pub(super) async fn execute(app: &App, operation: &Operation) -> Result<Option<S
             crate::domain::users::delete(app, &tenant_of(tenant)?, &user).await.map_err(api_to_homeserver)?;
             Ok(None)
         }
+        Operation::Redact(redaction) => {
+            crate::domain::messages::deferred::redact(app, redaction).await.map_err(api_to_homeserver)?;
+            Ok(None)
+        }
         Operation::SendEvent { tenant, user, room_id, event_type, txn_id, content } => {
             let answer = match user {
                 None => {
