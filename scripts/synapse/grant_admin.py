@@ -1,6 +1,6 @@
 """Make the appservice sender (the platform user) a Synapse server admin. Idempotent.
 
-Used by scripts/lib.sh (step 4 of `start`). Synapse does not create the appservice sender's
+Used by `openmeet-local stack start` (step 6). Synapse does not create the appservice sender's
 user row at start-up (the appservice registers it here), and an appservice token carries no
 admin rights of its own: the grant goes through a bootstrap admin registered with the shared
 secret (POST /_synapse/admin/v1/register, HMAC-SHA1 over nonce/user/password/admin).
