@@ -3,11 +3,13 @@
 # tools/requirements.txt, installed into .local/venv by ensure_venv). Bounded: FUZZ_EXAMPLES test cases per
 # operation and FUZZ_MAX_TIME seconds in all. Fails on any 5xx or any answer outside the contract (status, content
 # type, headers, body schema; a route that ignores a missing token), and prints how many cases it ran.
+# The coverage phase is left out: schemathesis 4.32.5 crashes in it on this schema (hypothesis' lambda-source
+# cache, "AST constructor recursion depth mismatch"), an error of the tool, not of the API.
 # Needs the stack running (scripts/stack.sh start); scripts/test.sh runs it after the integration tests.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 examples="${FUZZ_EXAMPLES:-12}"
-max_time="${FUZZ_MAX_TIME:-150}"
+max_time="${FUZZ_MAX_TIME:-120}"
 seed="${FUZZ_SEED:-$RANDOM}"
 api="${FUZZ_API:-http://127.0.0.1:3000}"
 out=".local/test-output/fuzz"
@@ -20,7 +22,7 @@ status=0
 .local/venv/bin/schemathesis run openapi.yaml --url "$api" \
   --header "Authorization: Bearer $token" \
   --max-examples "$examples" --max-time "$max_time" --seed "$seed" --workers 2 \
-  --phases examples,coverage,fuzzing \
+  --phases examples,fuzzing \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,ignored_auth \
   --generation-database none --no-color --output-truncate true \
   --report junit --report-junit-path "$out/junit.xml" >"$out/schemathesis.log" 2>&1 || status=$?

@@ -156,7 +156,14 @@ async fn set_lifecycle(app: &App, room_id: &str, lifecycle: Lifecycle) -> Result
 pub async fn cancel(app: &App, tenant: &TenantId, slug: &Slug, input: CancelInput) -> Result<RoomView, ApiError> {
     let reason = input.reason.as_deref().map(|r| check_text("reason", r, 1024)).transpose()?;
     let room = rooms::resolve(app, tenant, RoomKind::Event, slug).await?;
-    let state = platform::room_state(app, room.room_id.as_str()).await?;
+    let state = match platform::room_state(app, room.room_id.as_str()).await {
+        // The platform created the room and never leaves it: it is refused only while a purge is under way (the
+        // alias still resolves until the purge ends) or before its creation has finished. A conflict, not a 502.
+        Err(ApiError::HomeserverRejected(reason)) if reason.starts_with("403") => {
+            return Err(ApiError::conflict("conflict", "the event's room is being deleted or created; try again"));
+        }
+        other => other?,
+    };
     match lifecycle_of(&state) {
         Lifecycle::Archived => return Err(ApiError::conflict("conflict", "this room is archived")),
         Lifecycle::Cancelled => return view(app, &room).await,
