@@ -10,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 examples="${FUZZ_EXAMPLES:-12}"
 max_time="${FUZZ_MAX_TIME:-120}"
-seed="${FUZZ_SEED:-$RANDOM}"
+# A fixed seed by default: the same cases every run (FUZZ_SEED=$RANDOM explores further).
+seed="${FUZZ_SEED:-18}"
 api="${FUZZ_API:-http://127.0.0.1:3000}"
 out=".local/test-output/fuzz"
 mkdir -p "$out"
