@@ -10,14 +10,8 @@ LOG_DIR="$LOCAL_DIR/logs"
 REQUIREMENTS_FILE="$STACK_ROOT/tools/requirements.txt"
 
 say() { printf '[%s] %s\n' "${STEP:-stack}" "$*"; }
-die() {
-  printf '[%s] ERROR: %s\n' "${STEP:-stack}" "$*" >&2
-  exit 1
-}
-fail_with_log() {
-  tail -n 40 "$1" >&2 || true
-  die "$2 (log $1)"
-}
+die() { printf '[%s] ERROR: %s\n' "${STEP:-stack}" "$*" >&2; exit 1; }
+fail_with_log() { tail -n 40 "$1" >&2; die "$2 (log $1)"; }
 
 # ensure_venv — create .local/venv and install tools/requirements.txt, unless the stamp says it is up to date.
 ensure_venv() {
@@ -50,16 +44,16 @@ ensure_venv() {
 }
 
 # exec_stack COMMAND [ARGS] — `openmeet-local stack COMMAND`; start/restart/dev install the venv and build first.
-# OPENMEET_LOCAL_BIN=/path/to/openmeet-local runs that binary instead of building the debug one.
+# OPENMEET_LOCAL_BIN=/path/to/openmeet-local serves the gateway from that binary, and nothing is built for it.
 exec_stack() {
   cd "$STACK_ROOT"
-  local bin="${OPENMEET_LOCAL_BIN:-${CARGO_TARGET_DIR:-$STACK_ROOT/target}/debug/openmeet-local}" STEP="4/8 build"
+  local bin="${CARGO_TARGET_DIR:-$STACK_ROOT/target}/debug/openmeet-local" STEP="4/8 build"
   case "${1:-}" in
     env) printf '%s\n' "$LOCAL_DIR/stack.env" && return 0 ;;
     start | restart | dev) ensure_venv ;;
   esac
-  # Stop/status/token use the binary as it is, unless it predates `stack` (no build, so a broken tree can still stop).
-  if [[ -z "${OPENMEET_LOCAL_BIN:-}" ]] && { [[ "${1:-}" =~ ^(start|restart|dev)$ ]] || ! "$bin" stack env >/dev/null 2>&1; }; then
+  # Otherwise the binary is used as it is, unless it predates `stack` (so a broken tree can still stop the stack).
+  if { [[ -z "${OPENMEET_LOCAL_BIN:-}" && "${1:-}" =~ ^(start|restart|dev)$ ]]; } || ! "$bin" stack env >/dev/null 2>&1; then
     command -v cargo >/dev/null || die "cargo is required (https://rustup.rs)"
     say "cargo build -p openmeet-local"
     cargo build -p openmeet-local || die "cargo build -p openmeet-local failed"

@@ -3,6 +3,7 @@
 //! configuration for the gateway and the integration tests in `.local/stack.env`. `scripts/stack.sh` and
 //! `scripts/dev.sh` call it once the Python venv (Synapse, moto, cfn-lint) is installed.
 
+mod bench_postgres;
 mod dev;
 mod env_file;
 mod process;
@@ -32,7 +33,9 @@ const USAGE: &str = "usage: openmeet-local stack COMMAND (normally through scrip
             print an HS256 JWT for the local API (valid $TOKEN_TTL s, default 3600)
   env       print the path of .local/stack.env
   web build|test|bench [SENDS]
-            the example chat page (scripts/web.sh)";
+            the example chat page (scripts/web.sh)
+  bench-postgres [ARGS]
+            the cutover benchmark on Synapse with PostgreSQL (scripts/bench-postgres.sh)";
 
 /// Where everything lives: `<repo>/.local/{venv,run,logs,synapse,stack.env}`.
 pub struct Layout {
@@ -99,6 +102,11 @@ fn env_or(key: &str, default: &str) -> String {
 /// Runs a `stack` command; returns the exit status (2: bad usage).
 pub async fn main(args: &[String]) -> i32 {
     process::close_inherited_fds();
+    // `scripts/stack.sh status | head -1` ends quietly, as a shell tool would, instead of panicking in println!.
+    // SAFETY: restoring the default disposition of one signal; children get the default anyway.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let layout = match Layout::discover() {
         Ok(layout) => layout,
         Err(error) => {
@@ -118,6 +126,9 @@ pub async fn main(args: &[String]) -> i32 {
         "status" => return i32::from(!stack.print_status().await),
         "dev" => dev::run(&stack).await,
         "token" => return token::run(&stack.layout, &args[1..]),
+        "bench-postgres" => {
+            bench_postgres::main(&stack.layout, &args[1..]).await.map_err(|e| services::Failure::Error("pg", e))
+        }
         "web" => web_page::main(&stack, &args[1..]).await.map_err(|e| services::Failure::Error("web", e)),
         "env" => {
             println!("{}", stack.layout.env_file.display());

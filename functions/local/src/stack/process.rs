@@ -198,6 +198,21 @@ mod tests {
     }
 
     #[test]
+    fn a_callers_lock_descriptor_is_not_passed_on() {
+        let path = std::env::temp_dir().join(format!("openmeet-fd-{}.lock", std::process::id()));
+        let c_path = std::ffi::CString::new(path.display().to_string()).expect("path");
+        // SAFETY: open(2) with a valid C string; like a caller's `exec 9>file.lock`, without O_CLOEXEC.
+        let fd = unsafe { libc::open(c_path.as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o600) };
+        assert!(fd > 2);
+        close_inherited_fds();
+        let listing = std::process::Command::new("ls").args(["-l", "/proc/self/fd"]).output().expect("ls");
+        // SAFETY: closing the descriptor opened above.
+        unsafe { libc::close(fd) };
+        let _ = std::fs::remove_file(&path);
+        assert!(!String::from_utf8_lossy(&listing.stdout).contains("openmeet-fd-"));
+    }
+
+    #[test]
     fn our_own_process_is_alive_and_a_stale_pid_file_is_removed() {
         assert!(alive(std::process::id() as i32));
         let dir = std::env::temp_dir().join(format!("openmeet-stack-test-{}", std::process::id()));
