@@ -204,7 +204,7 @@ async fn an_export_comes_across_as_threads_with_senders_times_reactions_edits_an
         assert_eq!(reactions.len(), wanted, "{stream}");
         assert_eq!(stream_report["reactions"].as_u64(), Some(wanted as u64));
         let keys: Vec<&str> = reactions.iter().filter_map(|r| r["content"]["m.relates_to"]["key"].as_str()).collect();
-        assert!(keys.contains(&"👍"), "{keys:?}");
+        assert!(wanted == 0 || keys.contains(&"👍"), "{keys:?}");
         for reaction in &reactions {
             let target = reaction["content"]["m.relates_to"]["event_id"].as_str();
             let message_id = &reaction["content"][ORIGIN]["messageId"];
@@ -345,7 +345,8 @@ fn corrupt(dir: &Path, name: &str, edit: impl Fn(&str) -> String) {
 async fn a_malformed_export_exits_2_with_nothing_imported() {
     let export = provisioned("zbad", 20);
     let original = std::fs::read_to_string(export.dir.join("messages-000001.json")).expect("messages");
-    let cases: [(&str, Box<dyn Fn(&str) -> String>, &str); 3] = [
+    type Edit = Box<dyn Fn(&str) -> String>;
+    let cases: [(&str, Edit, &str); 3] = [
         ("messages-000001.json", Box::new(|t: &str| t[..t.len() / 2].to_owned()), "messages-000001.json"),
         (
             "messages-000001.json",

@@ -193,3 +193,48 @@ pub fn generate(shape: &ZulipShape, dir: &Path, mapping: &Path, snapshot: &Path)
     }
     out.flush()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zulip::{export, mapping};
+
+    fn shape() -> ZulipShape {
+        ZulipShape {
+            tenant: "acme".into(),
+            users: 3,
+            ghosts: 1,
+            streams: 2,
+            topics: 2,
+            messages: 30,
+            upload_every: 9,
+            seed: 5,
+        }
+    }
+
+    #[test]
+    fn a_generated_export_reads_back_and_a_broken_one_is_refused() {
+        let dir = std::env::temp_dir().join(format!("zulip-unit-{}", uuid::Uuid::new_v4().simple()));
+        let (export_dir, mapping_file, snapshot) = (dir.join("export"), dir.join("m.json"), dir.join("s.jsonl"));
+        generate(&shape(), &export_dir, &mapping_file, &snapshot).expect("generates");
+        let realm = export::load(&export_dir).expect("loads");
+        let (per_stream, direct) = export::validate(&realm).expect("valid");
+        assert_eq!(per_stream.values().sum::<u64>() + direct, 30);
+        assert!(direct > 0 && realm.uploads.len() >= 2 && !realm.reactions.is_empty());
+        let mapped = mapping::load(&mapping_file, &realm).expect("mapping");
+        assert_eq!((mapped.streams.len(), mapped.users.len()), (2, 3));
+        let digest = export::sha256(&export_dir).expect("digest");
+        assert_eq!(digest, export::sha256(&export_dir).expect("digest"));
+
+        let messages = export_dir.join("messages-000001.json");
+        let text = std::fs::read_to_string(&messages).expect("messages");
+        std::fs::write(&messages, text.replacen("\"sender\":", "\"sender\":999999,\"x\":", 1)).expect("write");
+        let refused = export::validate(&export::load(&export_dir).expect("loads")).expect_err("unknown sender");
+        assert!(refused.0.contains("unknown sender 999999"), "{refused}");
+        std::fs::write(&messages, &text[..text.len() / 2]).expect("write");
+        assert!(export::validate(&export::load(&export_dir).expect("loads")).is_err());
+        std::fs::remove_dir_all(export_dir.join("uploads").join(REALM_ID.to_string())).expect("removed");
+        assert!(export::load(&export_dir).is_err(), "an upload record without its file");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
