@@ -7,6 +7,7 @@
 #                                    the tenant-walls Synapse module's unit tests
 #   4. the real local stack          scripts/stack.sh start (Synapse, moto, gateway + retry worker)
 #   5. integration tests             against the stack; a service that cannot start fails the run
+#   5b. API fuzzing                  scripts/fuzz-api.sh: schemathesis from openapi.yaml against the stack, bounded
 #   6. log scan                      no secret the tests handled appears in any log of the stack
 #   6b. the example chat page        scripts/web.sh test: examples/web in headless chromium (Node.js, npm ci)
 #   7. Lambda artifacts              cargo lambda build --release --arm64 of every function (scripts/lambda-build.sh)
@@ -57,6 +58,10 @@ scripts/stack.sh start
 section "5. integration tests"
 rm -f .local/secrets-seen.txt
 cargo test -p integration-tests --locked --tests -- --skip no_secret_reaches_a_log_line
+
+section "5b. schema-driven fuzzing of the API"
+# openapi.yaml against the running stack (schemathesis, bounded cases and time): no 5xx, no contract violation.
+scripts/fuzz-api.sh
 
 section "6. log scan"
 cargo test -p integration-tests --locked --test log_scan
