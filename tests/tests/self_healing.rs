@@ -281,13 +281,17 @@ async fn a_delete_during_an_outage_is_queued_and_redacts_once_a_refused_one_fail
         s.api(Method::POST, &path, Some(&ann_jwt), Some(json!({"body": "oops", "format": "plain"}))).await;
     assert_eq!(status, 201, "{sent}");
     let event_id = sent["eventId"].as_str().expect("eventId").to_owned();
+    let (status, kept) =
+        s.api(Method::POST, &path, Some(&ann_jwt), Some(json!({"body": "keep", "format": "plain"}))).await;
+    assert_eq!(status, 201, "{kept}");
+    let kept = format!("{path}/{}", encode_path(kept["eventId"].as_str().expect("eventId")));
     let reaction = format!("{path}/{}/reactions/{}", encode_path(&event_id), encode_path("👍"));
     let (status, body) = s.api(Method::PUT, &reaction, Some(&bob_jwt), None).await;
     assert_eq!(status, 204, "{body}");
 
     let paused = PausedHomeserver::pause(s);
     let message = format!("{path}/{}", encode_path(&event_id));
-    let (status, refused) = s.api(Method::DELETE, &message, Some(&bob_jwt), None).await;
+    let (status, refused) = s.api(Method::DELETE, &kept, Some(&bob_jwt), None).await;
     assert_eq!((status.as_u16(), refused["status"].as_str()), (202, Some("queued")), "{refused}");
     let (status, unreact) = s.api(Method::DELETE, &reaction, Some(&bob_jwt), None).await;
     assert_eq!((status.as_u16(), unreact["status"].as_str()), (202, Some("queued")), "{unreact}");

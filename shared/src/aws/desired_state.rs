@@ -150,7 +150,10 @@ impl DesiredStates<'_> {
 
     pub async fn members(&self, key: &RoomKey) -> Result<MemberIntents, BackendError> {
         let mut intents = MemberIntents::default();
-        for item in self.0.items(&key.members_pk(), "").await? {
+        let pk = key.members_pk();
+        let mut items = self.0.items(&pk, "M#").await?;
+        items.extend(self.0.get(&pk, "ROSTER").await?);
+        for item in items {
             let (Some(sk), Some(version)) = (store::string(&item, "sk"), store::number(&item, "version")) else {
                 continue;
             };
