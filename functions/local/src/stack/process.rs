@@ -53,15 +53,18 @@ fn cmdline(pid: i32) -> String {
 pub fn running_pid(run_dir: &Path, name: &str, pattern: &str) -> Option<i32> {
     let file = pid_file(run_dir, name);
     let text = std::fs::read_to_string(&file).ok()?;
-    // A zombie has an empty command line: it counts as gone.
-    match parse_pid(&text) {
-        Some(pid) if cmdline(pid).contains(pattern) => Some(pid),
-        _ => {
-            let _ = std::fs::remove_file(&file);
-            let _ = std::fs::remove_file(stamp_file(run_dir, name));
-            None
-        }
+    // A zombie has an empty command line: it counts as gone. Only a pid file naming a process that is gone is
+    // removed: one being written (unparsable for an instant) or naming a child not yet exec'd (its command line is
+    // still its parent's) belongs to a start in progress, and deleting it orphaned a running gateway.
+    let pid = parse_pid(&text)?;
+    if cmdline(pid).contains(pattern) {
+        return Some(pid);
     }
+    if !alive(pid) {
+        let _ = std::fs::remove_file(&file);
+        let _ = std::fs::remove_file(stamp_file(run_dir, name));
+    }
+    None
 }
 
 /// What to run for a service.
@@ -94,7 +97,10 @@ pub fn spawn(run_dir: &Path, root: &Path, launch: Launch<'_>) -> Result<i32, Str
         .map_err(|e| format!("starting {} ({}): {e}", launch.name, launch.program.display()))?;
     // The child is not awaited: it outlives this command; tokio reaps it should it exit while we still run.
     let pid = child.id().and_then(|id| i32::try_from(id).ok()).ok_or("the child has no pid")?;
-    std::fs::write(pid_file(run_dir, launch.name), format!("{pid}\n")).map_err(|e| e.to_string())?;
+    // Written whole, then renamed into place: a concurrent `status` never reads a half-written pid file.
+    let pending = run_dir.join(format!(".{}.pid.tmp", launch.name));
+    std::fs::write(&pending, format!("{pid}\n")).map_err(|e| e.to_string())?;
+    std::fs::rename(&pending, pid_file(run_dir, launch.name)).map_err(|e| e.to_string())?;
     Ok(pid)
 }
 
@@ -213,14 +219,26 @@ mod tests {
     }
 
     #[test]
-    fn our_own_process_is_alive_and_a_stale_pid_file_is_removed() {
+    fn only_the_pid_file_of_a_process_that_is_gone_is_removed() {
         assert!(alive(std::process::id() as i32));
         let dir = std::env::temp_dir().join(format!("openmeet-stack-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
+        // A live process that is not the service (a child not yet exec'd, say): not ours, but its file stays.
         std::fs::write(pid_file(&dir, "svc"), format!("{}\n", std::process::id())).expect("pid");
         std::fs::write(stamp_file(&dir, "svc"), "x").expect("stamp");
         assert_eq!(running_pid(&dir, "svc", "no such command line"), None);
+        assert!(pid_file(&dir, "svc").exists() && stamp_file(&dir, "svc").exists());
+        // A process that is gone: its files are removed.
+        let mut exited = std::process::Command::new("true").spawn().expect("spawn");
+        let gone = exited.id() as i32;
+        exited.wait().expect("wait");
+        std::fs::write(pid_file(&dir, "svc"), format!("{gone}\n")).expect("pid");
+        assert_eq!(running_pid(&dir, "svc", "no such command line"), None);
         assert!(!pid_file(&dir, "svc").exists() && !stamp_file(&dir, "svc").exists());
+        // Half-written: left alone.
+        std::fs::write(pid_file(&dir, "svc"), "").expect("pid");
+        assert_eq!(running_pid(&dir, "svc", "no such command line"), None);
+        assert!(pid_file(&dir, "svc").exists());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
