@@ -39,7 +39,7 @@ ensure_venv
 .local/venv/bin/cfn-lint template.yaml
 .local/venv/bin/cfn-lint template.yaml --parameters SubnetIds=subnet-0123456789abcdef0,subnet-0123456789abcdef1 \
   SecurityGroupIds=sg-0123456789abcdef0
-# Supply chain: advisories (offline snapshot), licences, bans, sources (deny.toml).
+# Supply chain: licences, bans, sources (deny.toml); advisories when OPENMEET_ADVISORY_DB names a RustSec clone.
 scripts/deny.sh
 # The tenant-walls Synapse module's unit tests, in the venv that has the pinned Synapse.
 (cd synapse-module && ../.local/venv/bin/python -m unittest -v 2>&1 | tail -n 3)
