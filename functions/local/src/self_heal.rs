@@ -227,7 +227,7 @@ mod tests {
         assert_eq!(parsed, Args { dry_run: true, json: true, tenant: Some("acme".into()), ..Args::default() });
         assert_eq!(
             parse("retention", &args(&["--now", "2026-12-01T00:00:00Z"])).expect("valid").now,
-            Some(1_764_547_200)
+            Some(1_796_083_200)
         );
         assert_eq!(parse("reminders", &args(&["--now", "12"])).expect("valid").now, Some(12));
         assert!(parse("reminders", &args(&["--dry-run"])).is_err());
