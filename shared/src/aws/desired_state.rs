@@ -244,7 +244,7 @@ impl DesiredStates<'_> {
         values: &[(&str, AttributeValue)],
         must_exist: bool,
     ) -> Result<(), BackendError> {
-        let mut request = self
+        let request = self
             .0
             .client()
             .update_item()
@@ -254,12 +254,7 @@ impl DesiredStates<'_> {
             .expression_attribute_names("#v", version_attribute)
             .expression_attribute_values(":v", AttributeValue::N(version.to_string()));
         let mut assignments = vec!["#v = :v".to_owned()];
-        for (index, (name, value)) in values.iter().enumerate() {
-            assignments.push(format!("#n{index} = :a{index}"));
-            request = request
-                .expression_attribute_names(format!("#n{index}"), *name)
-                .expression_attribute_values(format!(":a{index}"), value.clone());
-        }
+        let request = store::assign(request, values, &mut assignments);
         let newer_absent = "(attribute_not_exists(#v) OR #v <= :v)";
         let condition =
             if must_exist { format!("attribute_exists(pk) AND {newer_absent}") } else { newer_absent.to_owned() };
@@ -268,18 +263,8 @@ impl DesiredStates<'_> {
             .condition_expression(condition)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) => {
-                let service_error = error.into_service_error();
-                if service_error.is_conditional_check_failed_exception() {
-                    // A newer intent is recorded (or the room is not managed): it stands.
-                    Ok(())
-                } else {
-                    Err(unavailable("dynamodb", service_error))
-                }
-            }
-        }
+        // Not applied: a newer intent is recorded (or the room is not managed), and it stands.
+        store::applied(result).map(|_| ())
     }
 }
 

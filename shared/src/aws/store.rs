@@ -3,6 +3,10 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
 use super::unavailable;
@@ -120,7 +124,8 @@ impl Store {
 
     /// Sets `expiresAt` of an existing item.
     pub async fn set_expiry(&self, pk: &str, sk: &str, expires_at: u64) -> Result<(), BackendError> {
-        self.client
+        let result = self
+            .client
             .update_item()
             .table_name(&self.table)
             .key("pk", AttributeValue::S(pk.to_owned()))
@@ -130,16 +135,8 @@ impl Store {
             .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
             .expression_attribute_values(":expires", AttributeValue::N(expires_at.to_string()))
             .send()
-            .await
-            .map(|_| ())
-            .or_else(|error| {
-                let service_error = error.into_service_error();
-                if service_error.is_conditional_check_failed_exception() {
-                    Ok(())
-                } else {
-                    Err(unavailable("dynamodb", service_error))
-                }
-            })
+            .await;
+        applied(result).map(|_| ())
     }
 
     /// Adds `delta` to a numeric attribute atomically (creating the item and attribute when missing).
@@ -176,17 +173,7 @@ impl Store {
             .expression_attribute_values(":limit", AttributeValue::N(limit.to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(error) => {
-                let service_error = error.into_service_error();
-                if service_error.is_conditional_check_failed_exception() {
-                    Ok(false)
-                } else {
-                    Err(unavailable("dynamodb", service_error))
-                }
-            }
-        }
+        applied(result)
     }
 
     /// Raises a numeric attribute to `value` unless it already holds a larger one (last writer by version wins).
@@ -203,34 +190,19 @@ impl Store {
             .expression_attribute_values(":v", AttributeValue::N(value.to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) => {
-                let service_error = error.into_service_error();
-                if service_error.is_conditional_check_failed_exception() {
-                    Ok(())
-                } else {
-                    Err(unavailable("dynamodb", service_error))
-                }
-            }
-        }
+        applied(result).map(|_| ())
     }
 
     /// Sets attributes of an item.
     pub async fn set(&self, pk: &str, sk: &str, values: &[(&str, AttributeValue)]) -> Result<(), BackendError> {
-        let mut request = self
+        let request = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", AttributeValue::S(pk.to_owned()))
             .key("sk", AttributeValue::S(sk.to_owned()));
         let mut assignments = Vec::new();
-        for (index, (name, value)) in values.iter().enumerate() {
-            assignments.push(format!("#n{index} = :v{index}"));
-            request = request
-                .expression_attribute_names(format!("#n{index}"), *name)
-                .expression_attribute_values(format!(":v{index}"), value.clone());
-        }
+        let request = assign(request, values, &mut assignments);
         request
             .update_expression(format!("SET {}", assignments.join(", ")))
             .send()
@@ -353,6 +325,39 @@ impl Store {
         self.client.describe_table().table_name(&self.table).send().await.map_err(|e| unavailable("dynamodb", e))?;
         Ok(())
     }
+}
+
+/// Whether a conditional update was applied: `false` when its condition did not hold (nothing changed), which is
+/// no failure; anything else that went wrong is.
+pub fn applied(
+    result: Result<UpdateItemOutput, SdkError<UpdateItemError, HttpResponse>>,
+) -> Result<bool, BackendError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(error) => {
+            let service_error = error.into_service_error();
+            if service_error.is_conditional_check_failed_exception() {
+                Ok(false)
+            } else {
+                Err(unavailable("dynamodb", service_error))
+            }
+        }
+    }
+}
+
+/// Adds `#n{i} = :v{i}` to `assignments` for each of `values`, with their names and values bound on `request`.
+pub fn assign(
+    mut request: UpdateItemFluentBuilder,
+    values: &[(&str, AttributeValue)],
+    assignments: &mut Vec<String>,
+) -> UpdateItemFluentBuilder {
+    for (index, (name, value)) in values.iter().enumerate() {
+        assignments.push(format!("#n{index} = :v{index}"));
+        request = request
+            .expression_attribute_names(format!("#n{index}"), *name)
+            .expression_attribute_values(format!(":v{index}"), value.clone());
+    }
+    request
 }
 
 pub fn now_secs() -> u64 {
