@@ -43,17 +43,18 @@ ensure_venv() {
   printf '%s\n' "$want" >"$stamp"
 }
 
-# exec_stack COMMAND [ARGS] — `openmeet-local stack COMMAND`; start/restart/dev install the venv and build first.
+# exec_stack COMMAND [ARGS] — `openmeet-local stack COMMAND`; start/restart/dev and the test command's tools
+# (deny, fuzz, lambda-build: they run tools of the venv) install the venv and build first.
 # OPENMEET_LOCAL_BIN=/path/to/openmeet-local serves the gateway from that binary, and nothing is built for it.
 exec_stack() {
-  cd "$STACK_ROOT"
+  cd "$STACK_ROOT" || die "cannot enter $STACK_ROOT"
   local bin="${CARGO_TARGET_DIR:-$STACK_ROOT/target}/debug/openmeet-local" STEP="4/8 build"
   case "${1:-}" in
     env) printf '%s\n' "$LOCAL_DIR/stack.env" && return 0 ;;
-    start | restart | dev) ensure_venv ;;
+    start | restart | dev | deny | fuzz | lambda-build) ensure_venv ;;
   esac
   # Otherwise the binary is used as it is, unless it predates `stack` (so a broken tree can still stop the stack).
-  if { [[ -z "${OPENMEET_LOCAL_BIN:-}" && "${1:-}" =~ ^(start|restart|dev)$ ]]; } || ! "$bin" stack env >/dev/null 2>&1; then
+  if { [[ -z "${OPENMEET_LOCAL_BIN:-}" && "${1:-}" =~ ^(start|restart|dev|deny|fuzz|lambda-build)$ ]]; } || ! "$bin" stack env >/dev/null 2>&1; then
     command -v cargo >/dev/null || die "cargo is required (https://rustup.rs)"
     say "cargo build -p openmeet-local"
     cargo build -p openmeet-local || die "cargo build -p openmeet-local failed"

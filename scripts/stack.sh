@@ -9,10 +9,16 @@
 #   scripts/stack.sh token SUB TENANT [service|user] [DISPLAY NAME]
 #                              print an HS256 JWT for the local API (valid $TOKEN_TTL s, default 3600)
 #   scripts/stack.sh env       print the path of .local/stack.env
+# The test command's tools (in Rust too; COMMAND --help):
+#   scripts/stack.sh deny      cargo deny over the workspace (deny.toml)
+#   scripts/stack.sh fuzz      schemathesis from openapi.yaml against the running stack, bounded
+#   scripts/stack.sh lambda-build   the arm64 Lambda artifacts, as deployed
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 case "${1:-}" in
-  start | stop | restart | status | token | env) exec_stack "$@" ;;
-  *) sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2 && exit 2 ;;
+  start | stop | restart | status | token | env | deny | fuzz | lambda-build) exec_stack "$@" ;;
+  -h | --help | help) usage ;;
+  *) usage >&2 && exit 2 ;;
 esac

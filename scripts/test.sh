@@ -2,15 +2,15 @@
 # README command 2: every check and every test, on a fresh machine too (Debian, Rust, Python 3).
 #   1. formatting and lints          cargo fmt --check, cargo clippy -D warnings
 #   2. unit tests                    every crate but the integration tests (no services needed)
-#   3. deploy files                  cfn-lint template.yaml (with and without a VPC); cargo deny (scripts/deny.sh);
+#   3. deploy files                  cfn-lint template.yaml (with and without a VPC); cargo deny (stack.sh deny);
 #                                    route table vs template.yaml and openapi.yaml;
 #                                    the tenant-walls Synapse module's unit tests
 #   4. the real local stack          scripts/stack.sh start (Synapse, moto, gateway + retry worker)
 #   5. integration tests             against the stack; a service that cannot start fails the run
-#   5b. API fuzzing                  scripts/fuzz-api.sh: schemathesis from openapi.yaml against the stack, bounded
+#   5b. API fuzzing                  scripts/stack.sh fuzz: schemathesis from openapi.yaml against the stack, bounded
 #   6. log scan                      no secret the tests handled appears in any log of the stack
 #   6b. the example chat page        scripts/web.sh test: examples/web in headless chromium (Node.js, npm ci)
-#   7. Lambda artifacts              cargo lambda build --release --arm64 of every function (scripts/lambda-build.sh)
+#   7. Lambda artifacts              cargo lambda build --release --arm64 of every function (stack.sh lambda-build)
 # The stack is stopped afterwards unless it was already running before this command.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -40,7 +40,7 @@ ensure_venv
 .local/venv/bin/cfn-lint template.yaml --parameters SubnetIds=subnet-0123456789abcdef0,subnet-0123456789abcdef1 \
   SecurityGroupIds=sg-0123456789abcdef0
 # Supply chain: licences, bans, sources (deny.toml); advisories when OPENMEET_ADVISORY_DB names a RustSec clone.
-scripts/deny.sh
+scripts/stack.sh deny
 # The tenant-walls Synapse module's unit tests, in the venv that has the pinned Synapse.
 (cd synapse-module && ../.local/venv/bin/python -m unittest -v 2>&1 | tail -n 3)
 cargo test -p integration-tests --locked --test contract_files
@@ -61,7 +61,7 @@ cargo test -p integration-tests --locked --tests -- --skip no_secret_reaches_a_l
 
 section "5b. schema-driven fuzzing of the API"
 # openapi.yaml against the running stack (schemathesis, bounded cases and time): no 5xx, no contract violation.
-scripts/fuzz-api.sh
+scripts/stack.sh fuzz
 
 section "6. log scan"
 cargo test -p integration-tests --locked --test log_scan
@@ -75,7 +75,7 @@ section "7. Lambda artifacts (arm64)"
 if ! $stack_was_running; then
   scripts/stack.sh stop >/dev/null 2>&1 || true
 fi
-scripts/lambda-build.sh
+scripts/stack.sh lambda-build
 
 section "done"
 printf 'all checks passed in %ss\n' "$((SECONDS - started_at))"

@@ -6,10 +6,12 @@
 //! `openmeet-local upgrade-rooms [TENANT]` carries rooms made before the tenant walls over (see docs/adr/0003);
 //! `openmeet-local stack start|stop|restart|status|dev|token|env` supervises the local stack (scripts/stack.sh);
 //! `openmeet-local repair-drift|retention|reminders|sweep-expired ...` run the self-healing jobs once (self_heal.rs);
+//! `openmeet-local redrive [--stack NAME]` moves the retry DLQ back to the retry queue (deployed.rs, redrive.rs);
 //! `openmeet-local metrics [LOG_FILE]` summarises the metric lines of a log (default `.local/logs/gateway.log`).
 
 mod bootstrap;
 mod demo;
+mod deployed;
 mod gateway;
 mod metrics_summary;
 mod redrive;
@@ -37,11 +39,22 @@ async fn main() {
     let result = match command.as_str() {
         "serve" => serve().await,
         "bootstrap" => bootstrap_only().await.map(|_| ()),
-        "redrive" => redrive().await,
+        "redrive" => match deployed::parse(&std::env::args().skip(2).collect::<Vec<_>>()) {
+            Ok(deployed::Target::Environment) => redrive().await,
+            Ok(deployed::Target::Stack(stack)) => deployed::rerun(&stack, "redrive").await,
+            Ok(deployed::Target::Help) => {
+                println!("{}", deployed::REDRIVE_USAGE);
+                Ok(())
+            }
+            Err(error) => {
+                eprintln!("openmeet-local: {error}\n{}", deployed::REDRIVE_USAGE);
+                std::process::exit(2);
+            }
+        },
         "metrics" => metrics(),
         "upgrade-rooms" => upgrade_rooms().await,
         "sweep-sessions" => sweep::sweep_sessions().await,
-        _ => Err("usage: openmeet-local serve|stack COMMAND|bootstrap|redrive|metrics [LOG_FILE]|sweep-sessions [TENANT]|upgrade-rooms [TENANT]".to_owned()),
+        _ => Err("usage: openmeet-local serve|stack COMMAND|bootstrap|redrive [--stack NAME]|metrics [LOG_FILE]|sweep-sessions [TENANT]|upgrade-rooms [TENANT]".to_owned()),
     };
     if let Err(error) = result {
         eprintln!("openmeet-local: {error}");

@@ -4,8 +4,12 @@
 //! `scripts/dev.sh` call it once the Python venv (Synapse, moto, cfn-lint) is installed.
 
 mod bench_postgres;
+mod cmd;
+mod deny;
 mod dev;
 mod env_file;
+mod fuzz;
+mod lambda_build;
 mod process;
 mod services;
 mod synapse;
@@ -35,7 +39,12 @@ const USAGE: &str = "usage: openmeet-local stack COMMAND (normally through scrip
   web build|test|bench [SENDS]
             the example chat page (scripts/web.sh)
   bench-postgres [ARGS]
-            the cutover benchmark on Synapse with PostgreSQL (scripts/bench-postgres.sh)";
+            the cutover benchmark on Synapse with PostgreSQL (scripts/bench-postgres.sh)
+  deny      cargo deny over the workspace (deny.toml)
+  fuzz      schemathesis from openapi.yaml against the running stack, bounded
+  lambda-build
+            the arm64 Lambda artifacts, as deployed
+COMMAND --help tells more about deny, fuzz and lambda-build.";
 
 /// Where everything lives: `<repo>/.local/{venv,run,logs,synapse,stack.env}`.
 pub struct Layout {
@@ -134,6 +143,11 @@ pub async fn main(args: &[String]) -> i32 {
             println!("{}", stack.layout.env_file.display());
             Ok(())
         }
+        "deny" | "fuzz" | "lambda-build" => return tool(command, &stack, &args[1..]).await,
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            return 0;
+        }
         _ => {
             eprintln!("{USAGE}");
             return 2;
@@ -144,6 +158,42 @@ pub async fn main(args: &[String]) -> i32 {
         Err(services::Failure::Interrupted(code)) => code,
         Err(services::Failure::Error(step, error)) => {
             eprintln!("[{step}] ERROR: {error}");
+            1
+        }
+    }
+}
+
+/// The test command's tools: `--help` prints the usage (exit 0); an argument or setting they do not take, exit 2.
+async fn tool(command: &str, stack: &Stack, args: &[String]) -> i32 {
+    let usage = match command {
+        "deny" => deny::USAGE,
+        "fuzz" => fuzz::USAGE,
+        _ => lambda_build::USAGE,
+    };
+    match args.first().map(String::as_str) {
+        Some("--help" | "-h") => {
+            println!("{usage}");
+            return 0;
+        }
+        Some(other) => {
+            eprintln!("[{command}] unexpected argument {other:?}\n{usage}");
+            return 2;
+        }
+        None => {}
+    }
+    let result = match command {
+        "deny" => deny::main(&stack.layout).await,
+        "fuzz" => fuzz::main(stack).await,
+        _ => lambda_build::main(&stack.layout).await,
+    };
+    match result {
+        Ok(()) => 0,
+        Err(cmd::ToolError::Usage(error)) => {
+            eprintln!("[{command}] {error}\n{usage}");
+            2
+        }
+        Err(cmd::ToolError::Failed(error)) => {
+            eprintln!("[{command}] ERROR: {error}");
             1
         }
     }

@@ -33,11 +33,6 @@ pub fn run(layout: &Layout, args: &[String]) -> i32 {
             return 2;
         }
     };
-    let secret = std::env::var("OPENMEET_JWT_SECRET")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .or_else(|| super::env_file::read_value(&layout.env_file, "OPENMEET_JWT_SECRET"))
-        .unwrap_or_else(|| super::DEFAULT_JWT_SECRET.to_owned());
     let ttl = match std::env::var("TOKEN_TTL").map(|v| v.parse::<u64>()) {
         Err(_) => 3600,
         Ok(Ok(ttl)) => ttl,
@@ -46,16 +41,26 @@ pub fn run(layout: &Layout, args: &[String]) -> i32 {
             return 2;
         }
     };
-    match mint(&JwtSecret::new(secret), &caller, ttl) {
+    match mint_for(layout, &caller, ttl) {
         Ok(token) => {
             println!("{token}");
             0
         }
         Err(error) => {
-            eprintln!("[token] minting failed: {error}");
+            eprintln!("[token] {error}");
             1
         }
     }
+}
+
+/// A token for `caller`, valid `ttl` seconds, signed with the secret the local gateway checks.
+pub fn mint_for(layout: &Layout, caller: &Caller, ttl: u64) -> Result<String, String> {
+    let secret = std::env::var("OPENMEET_JWT_SECRET")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| super::env_file::read_value(&layout.env_file, "OPENMEET_JWT_SECRET"))
+        .unwrap_or_else(|| super::DEFAULT_JWT_SECRET.to_owned());
+    mint(&JwtSecret::new(secret), caller, ttl).map_err(|error| format!("minting failed: {error}"))
 }
 
 #[cfg(test)]

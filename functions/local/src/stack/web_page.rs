@@ -4,13 +4,9 @@
 
 use std::path::PathBuf;
 
+use super::cmd::which;
 use super::say;
 use super::services::Stack;
-
-fn which(command: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(command)).find(|p| p.is_file())
-}
 
 fn is_root() -> bool {
     // SAFETY: geteuid(2) cannot fail and touches no memory.

@@ -1,0 +1,78 @@
+//! `openmeet-local redrive --stack NAME`: a one-shot command run with a deployed stack's configuration, the retry
+//! worker's environment read with the AWS CLI (credentials for the stack's account and region). The variables go to
+//! the command's environment only: nothing is printed or written to disk.
+
+use std::collections::BTreeMap;
+
+pub const REDRIVE_USAGE: &str = "usage: openmeet-local redrive [--stack STACK_NAME]
+  moves the retry DLQ's operations back to the retry queue (each is replayed once)
+  without --stack: the configuration in the environment (locally: set -a; . .local/stack.env; set +a)
+  --stack NAME: the deployed stack's retry worker's configuration, read with the AWS CLI";
+
+/// Where the configuration comes from.
+pub enum Target {
+    Environment,
+    Stack(String),
+    Help,
+}
+
+pub fn parse(args: &[String]) -> Result<Target, String> {
+    match args {
+        [] => Ok(Target::Environment),
+        [help] if help == "--help" || help == "-h" => Ok(Target::Help),
+        [flag, name] if flag == "--stack" && !name.is_empty() && !name.starts_with('-') => {
+            Ok(Target::Stack(name.clone()))
+        }
+        _ => Err(format!("unexpected arguments {args:?}")),
+    }
+}
+
+async fn aws(args: &[&str]) -> Result<String, String> {
+    let output = tokio::process::Command::new("aws")
+        .args(args)
+        .output()
+        .await
+        .map_err(|e| format!("the AWS CLI (aws) is needed: {e}"))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(format!("aws {} {} failed: {}", args[0], args[1], stderr.trim()));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// Runs this binary's `command` again with the environment of `stack`'s retry worker.
+pub async fn rerun(stack: &str, command: &str) -> Result<(), String> {
+    let resource =
+        ["--logical-resource-id", "RetryWorkerFunction", "--query", "StackResourceDetail.PhysicalResourceId"];
+    let describe =
+        [&["cloudformation", "describe-stack-resource", "--stack-name", stack][..], &resource, &["--output", "text"]];
+    let function = aws(&describe.concat()).await?;
+    let query = ["--query", "Environment.Variables", "--output", "json"];
+    let json =
+        aws(&[&["lambda", "get-function-configuration", "--function-name", &function][..], &query].concat()).await?;
+    let variables: BTreeMap<String, String> =
+        serde_json::from_str(&json).map_err(|e| format!("the retry worker's environment is not a JSON map: {e}"))?;
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let status =
+        tokio::process::Command::new(me).arg(command).envs(variables).status().await.map_err(|e| e.to_string())?;
+    status.success().then_some(()).ok_or_else(|| format!("{command} failed ({status})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn arguments_name_the_configuration() {
+        assert!(matches!(parse(&[]), Ok(Target::Environment)));
+        assert!(matches!(parse(&args(&["--stack", "prod"])), Ok(Target::Stack(name)) if name == "prod"));
+        assert!(matches!(parse(&args(&["--help"])), Ok(Target::Help)));
+        assert!(parse(&args(&["prod"])).is_err());
+        assert!(parse(&args(&["--stack"])).is_err());
+        assert!(parse(&args(&["--stack", "--help"])).is_err());
+    }
+}
