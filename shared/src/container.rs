@@ -95,6 +95,8 @@ pub struct ContainerState {
     pub active_rooms: RecentlySeen,
     /// Set once the platform user's device exists on the homeserver.
     pub platform_device: tokio::sync::OnceCell<()>,
+    /// This container's view of the rate-limit counters: far below a limit, a write need not wait for its count.
+    pub rate_counts: crate::ratelimit::Observed,
 }
 
 /// For at most this long after a cancellation or archiving, a moderator (whom the new power levels still allow)
@@ -108,6 +110,7 @@ impl Default for ContainerState {
             room_locks: RoomLocks::default(),
             active_rooms: RecentlySeen::new(ACTIVE_FOR),
             platform_device: tokio::sync::OnceCell::new(),
+            rate_counts: crate::ratelimit::Observed::default(),
         }
     }
 }

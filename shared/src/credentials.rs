@@ -12,7 +12,7 @@ use std::future::Future;
 use ruma::{OwnedDeviceId, UserId};
 use serde_json::{Value, json};
 
-use crate::error::ApiError;
+use crate::domain::DomainError;
 use crate::homeserver::{AccessToken, Acting, Homeserver, HomeserverError, UserDevice, encode};
 use crate::identity::{Identities, TenantId, UserSlug};
 
@@ -36,7 +36,7 @@ impl Credentials {
 
     /// Runs `call` as the user on their server device; when the homeserver does not know the device (a new user,
     /// or someone deleted it), creates it and runs the call once more.
-    pub async fn as_user<T, F, Fut>(&self, tenant: &TenantId, user: &UserSlug, call: F) -> Result<T, ApiError>
+    pub async fn as_user<T, F, Fut>(&self, tenant: &TenantId, user: &UserSlug, call: F) -> Result<T, DomainError>
     where
         F: Fn(UserDevice) -> Fut,
         Fut: Future<Output = Result<T, HomeserverError>>,

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::domain::DomainError;
 use crate::homeserver::HomeserverError;
 
 /// Everything a request can fail with. Messages are written for the API's callers: they never carry a token,
@@ -22,6 +23,9 @@ pub enum ApiError {
     MethodNotAllowed { allow: String },
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// A `409` that passes by itself: the first request with the same `Idempotency-Key` is still running.
+    #[error("a request with this Idempotency-Key is still in progress; retry shortly")]
+    InProgress,
     #[error("{0}")]
     PayloadTooLarge(String),
     /// A JSON route called with a body of another content type.
@@ -68,7 +72,7 @@ impl ApiError {
             ApiError::Forbidden(_) => 403,
             ApiError::NotFound { .. } => 404,
             ApiError::MethodNotAllowed { .. } => 405,
-            ApiError::Conflict { .. } => 409,
+            ApiError::Conflict { .. } | ApiError::InProgress => 409,
             ApiError::PayloadTooLarge(_) => 413,
             ApiError::UnsupportedMediaType(_) => 415,
             ApiError::RateLimited { .. } | ApiError::TooManyRequests { .. } => 429,
@@ -84,6 +88,7 @@ impl ApiError {
             ApiError::BadRequest { code, .. } | ApiError::NotFound { code, .. } | ApiError::Conflict { code, .. } => {
                 code
             }
+            ApiError::InProgress => "conflict",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
@@ -102,6 +107,7 @@ impl ApiError {
         matches!(
             self,
             ApiError::RateLimited { .. }
+                | ApiError::InProgress
                 | ApiError::TooManyRequests { .. }
                 | ApiError::HomeserverUnavailable { .. }
                 | ApiError::DependencyUnavailable { .. }
@@ -140,6 +146,51 @@ impl From<HomeserverError> for ApiError {
             HomeserverError::UnknownToken => ApiError::HomeserverRejected("M_UNKNOWN_TOKEN".into()),
             HomeserverError::InvalidResponse(_) => ApiError::HomeserverRejected("unexpected response".into()),
         }
+    }
+}
+
+/// The one place a domain failure becomes an HTTP answer.
+impl From<DomainError> for ApiError {
+    fn from(error: DomainError) -> Self {
+        if let DomainError::Backend(backend) = &error {
+            tracing::error!(error = %backend, "backend failure");
+        }
+        ApiError::answering(&error)
+    }
+}
+
+impl ApiError {
+    fn answering(error: &DomainError) -> Self {
+        match error {
+            DomainError::Invalid { code, message } => ApiError::BadRequest { code, message: message.clone() },
+            DomainError::NotFound { code, message } => ApiError::NotFound { code, message: message.clone() },
+            DomainError::NotPermitted(message) => ApiError::Forbidden(message.clone()),
+            DomainError::Conflict { code, message } => ApiError::Conflict { code, message: message.clone() },
+            DomainError::TooLarge(message) => ApiError::PayloadTooLarge(message.clone()),
+            DomainError::OverBudget { retry_after, scope } => {
+                ApiError::TooManyRequests { retry_after: *retry_after, scope }
+            }
+            DomainError::InProgress => ApiError::InProgress,
+            DomainError::Contended { retry_after } => ApiError::HomeserverUnavailable { retry_after: *retry_after },
+            DomainError::Homeserver(error) => error.clone().into(),
+            DomainError::HomeserverAnswer(what) => ApiError::HomeserverRejected((*what).to_owned()),
+            DomainError::Backend(BackendError::Unavailable { .. }) => {
+                ApiError::DependencyUnavailable { retry_after: Duration::from_secs(2) }
+            }
+            DomainError::Backend(BackendError::Corrupt { .. }) | DomainError::Internal => ApiError::Internal,
+        }
+    }
+}
+
+/// Unit tests of domain rules state the contract's answer without giving up the error.
+#[cfg(test)]
+impl DomainError {
+    pub fn status(&self) -> u16 {
+        ApiError::answering(self).status()
+    }
+
+    pub fn code(&self) -> &'static str {
+        ApiError::answering(self).code()
     }
 }
 

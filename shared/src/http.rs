@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::app::App;
 use crate::auth::{Caller, JwtVerifier, Role};
+use crate::domain::{OperationId, Outcome};
 use crate::error::ApiError;
 use crate::routes::{Access, Function, PathParams, Route, RouteId, RouteMatch, match_route};
 
@@ -34,9 +35,12 @@ impl ApiRequest {
     }
 
     /// A path parameter, parsed by `parse` (which answers 400 for bad values).
-    pub fn param<T>(&self, name: &str, parse: impl FnOnce(&str) -> Result<T, ApiError>) -> Result<T, ApiError> {
+    pub fn param<T, E>(&self, name: &str, parse: impl FnOnce(&str) -> Result<T, E>) -> Result<T, ApiError>
+    where
+        ApiError: From<E>,
+    {
         let value = self.params.get(name).ok_or(ApiError::Internal)?;
-        parse(value)
+        Ok(parse(value)?)
     }
 
     pub fn query(&self, name: &str) -> Option<&str> {
@@ -78,6 +82,27 @@ impl Reply {
     pub fn with_retry_after(self, seconds: u64) -> Reply {
         Reply { retry_after: Some(seconds), ..self }
     }
+
+    /// `202 {"status":"queued","operationId"}`: the write was deferred to the retry worker.
+    pub fn queued(operation_id: &OperationId) -> Reply {
+        Reply::json(202, QueuedAnswer { status: "queued", operation_id })
+    }
+
+    /// A deferrable write's answer: `done` renders what was done now; a queued write is `202`.
+    pub fn outcome<T>(outcome: Outcome<T>, done: impl FnOnce(T) -> Reply) -> Reply {
+        match outcome {
+            Outcome::Done(value) => done(value),
+            Outcome::Queued(operation_id) => Reply::queued(&operation_id),
+        }
+    }
+}
+
+/// The body of a `202`: the contract's shape for a deferred write.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueuedAnswer<'a> {
+    pub status: &'static str,
+    pub operation_id: &'a OperationId,
 }
 
 /// Serves one Lambda (or local gateway) request for `function`.
@@ -101,10 +126,7 @@ where
             let route = prepared.route;
             let tenant = prepared.caller.as_ref().map(|c| c.tenant.to_string()).unwrap_or_default();
             span.record("route", route.operation_id).record("tenant", tenant.as_str());
-            let outcome = async {
-                limit_writes(app, &prepared).await?;
-                handler(prepared).await
-            };
+            let outcome = limit_writes(app, prepared, handler);
             let outcome = tracing::Instrument::instrument(outcome, span.clone()).await;
             (Some(route), tenant, outcome)
         }
@@ -138,12 +160,18 @@ where
     response
 }
 
-/// Every write (any method but GET) counts against the caller's budgets, here, before the handler runs.
-async fn limit_writes(app: &App, request: &ApiRequest) -> Result<(), ApiError> {
-    match (&request.route.method, request.caller.as_ref()) {
-        (&http::Method::GET, _) | (_, None) => Ok(()),
-        (_, Some(caller)) => crate::ratelimit::check(&app.store, &app.config.rate_limits, caller).await,
-    }
+/// Every write (any method but GET) counts against the caller's budgets, here, around the handler.
+async fn limit_writes<F, Fut>(app: &App, request: ApiRequest, handler: F) -> Result<Reply, ApiError>
+where
+    F: FnOnce(ApiRequest) -> Fut,
+    Fut: Future<Output = Result<Reply, ApiError>>,
+{
+    let caller = match (&request.route.method, &request.caller) {
+        (&http::Method::GET, _) | (_, None) => return handler(request).await,
+        (_, Some(caller)) => caller.clone(),
+    };
+    let (limits, seen) = (&app.config.rate_limits, &app.container.rate_counts);
+    crate::ratelimit::limited(&app.store, limits, seen, &caller, handler(request)).await
 }
 
 fn route_of(function: Function, method: &http::Method, path: &str) -> Option<&'static Route> {

@@ -9,7 +9,7 @@ use std::fmt;
 use ruma::{OwnedRoomAliasId, OwnedUserId, UserId};
 
 use crate::config::ConfigError;
-use crate::error::ApiError;
+use crate::domain::DomainError;
 
 macro_rules! identifier {
     ($name:ident, $what:literal, $max:literal, $chars:literal, $allowed:expr) => {
@@ -17,10 +17,10 @@ macro_rules! identifier {
         pub struct $name(String);
 
         impl $name {
-            pub fn parse(value: &str) -> Result<Self, ApiError> {
+            pub fn parse(value: &str) -> Result<Self, DomainError> {
                 let allowed: fn(char) -> bool = $allowed;
                 if value.is_empty() || value.len() > $max || !value.chars().all(allowed) {
-                    return Err(ApiError::bad_request(
+                    return Err(DomainError::invalid(
                         "invalid_parameter",
                         format!("{} must be 1-{} characters of {}", $what, $max, $chars),
                     ));
@@ -68,11 +68,11 @@ pub enum RoomKind {
 
 impl RoomKind {
     /// From the `{kind}` path segment.
-    pub fn from_path(kind: &str) -> Result<Self, ApiError> {
+    pub fn from_path(kind: &str) -> Result<Self, DomainError> {
         match kind {
             "groups" => Ok(RoomKind::Group),
             "events" => Ok(RoomKind::Event),
-            _ => Err(ApiError::not_found(format!("unknown kind {kind:?}: use groups or events"))),
+            _ => Err(DomainError::not_found(format!("unknown kind {kind:?}: use groups or events"))),
         }
     }
 

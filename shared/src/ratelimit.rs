@@ -6,12 +6,15 @@
 //! seconds left in the window). A fixed window lets through at most twice the limit around a window's boundary;
 //! that is the price of one round trip per budget instead of a read-modify-write.
 
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::auth::{Caller, Role};
 use crate::aws::store::{self, Store};
 use crate::config::{ConfigError, number};
-use crate::error::ApiError;
+use crate::error::{ApiError, BackendError};
 
 /// Writes allowed per window; 0 means unlimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,34 +94,110 @@ fn counters(caller: &Caller, budget: Budget) -> Vec<(String, u64)> {
     wanted.into_iter().filter(|(_, limit)| *limit > 0).collect()
 }
 
-/// Counts one write against the caller's budgets; `429` when one of them is spent for this window.
-pub async fn check(store: &Store, limits: &RateLimits, caller: &Caller) -> Result<(), ApiError> {
+/// Runs a write counted against the caller's budgets; `429`, and the write not run, when one is spent for this
+/// window. A write far below every limit (this container's last count of the window plus its own unanswered ones at
+/// most half the limit) does not wait for its count: both run side by side, and the answer still comes before the
+/// reply (a Lambda container is frozen after it). Other containers' writes since that count can make such a write
+/// go over (README "What a warm send costs", ADR 0006): at most one per container that writes for the counter in
+/// the window while the limit is reached, and with it each container knows and waits again.
+pub async fn limited<T>(
+    store: &Store,
+    limits: &RateLimits,
+    seen: &Observed,
+    caller: &Caller,
+    write: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
     let counters = counters(caller, limits.budget(caller.tenant.as_str()));
     if counters.is_empty() {
-        return Ok(());
+        return write.await;
     }
-    let window = limits.window.as_secs();
-    let now = store::now_secs();
-    let window_start = now - now % window;
-    let sort_key = format!("W#{window_start}");
-    // Kept a little past the window's end (TTL lags anyway; expired records also read as absent).
-    let expires_at = window_start + window + 60;
-    let sort_key = sort_key.as_str();
-    let outcomes = match counters.as_slice() {
-        [(pk, limit)] => vec![store.count_below(pk, sort_key, *limit, expires_at).await],
+    let window = Window::now(limits.window);
+    let Some(reservation) = seen.reserve(&counters, window.start) else {
+        check(store, &counters, &window, seen).await?;
+        return write.await;
+    };
+    let (outcome, counted) = tokio::join!(write, count(store, &counters, &window, seen));
+    drop(reservation);
+    // The write is done: a count that failed or came back spent changes nothing for it now.
+    for ((pk, _), counted) in counters.iter().zip(counted) {
+        match counted {
+            Ok(Some(_)) => {}
+            Ok(None) => tracing::info!(counter = %pk, "a write far below the limit here found it reached elsewhere"),
+            Err(error) => tracing::warn!(error = %error, "could not count a write against the rate limit"),
+        }
+    }
+    outcome
+}
+
+/// The fixed window a write falls in.
+struct Window {
+    start: u64,
+    sort_key: String,
+    /// Kept a little past the window's end (TTL lags anyway; expired records also read as absent).
+    expires_at: u64,
+    retry_after: Duration,
+}
+
+impl Window {
+    fn now(length: Duration) -> Window {
+        let length = length.as_secs().max(1);
+        let now = store::now_secs();
+        let start = now - now % length;
+        Window {
+            start,
+            sort_key: format!("W#{start}"),
+            expires_at: start + length + 60,
+            retry_after: Duration::from_secs((start + length).saturating_sub(now).max(1)),
+        }
+    }
+}
+
+/// Counts one write on each counter, concurrently: each one's count after it, `None` where it was spent.
+async fn count(
+    store: &Store,
+    counters: &[(String, u64)],
+    window: &Window,
+    seen: &Observed,
+) -> Vec<Result<Option<u64>, BackendError>> {
+    match counters {
+        [(pk, limit)] => vec![count_one(store, pk, *limit, window, seen).await],
         [(pk_a, limit_a), (pk_b, limit_b)] => {
             let (a, b) = tokio::join!(
-                store.count_below(pk_a, sort_key, *limit_a, expires_at),
-                store.count_below(pk_b, sort_key, *limit_b, expires_at)
+                count_one(store, pk_a, *limit_a, window, seen),
+                count_one(store, pk_b, *limit_b, window, seen)
             );
             vec![a, b]
         }
-        _ => return Err(ApiError::Internal),
-    };
+        more => {
+            let mut all = Vec::with_capacity(more.len());
+            for (pk, limit) in more {
+                all.push(count_one(store, pk, *limit, window, seen).await);
+            }
+            all
+        }
+    }
+}
+
+async fn count_one(
+    store: &Store,
+    pk: &str,
+    limit: u64,
+    window: &Window,
+    seen: &Observed,
+) -> Result<Option<u64>, BackendError> {
+    let counted = store.count_below(pk, &window.sort_key, limit, window.expires_at).await;
+    if let Ok(count) = &counted {
+        seen.record(pk, window.start, count.unwrap_or(limit));
+    }
+    counted
+}
+
+/// Counts one write and waits for the answer; `429` when a counter is spent.
+async fn check(store: &Store, counters: &[(String, u64)], window: &Window, seen: &Observed) -> Result<(), ApiError> {
     let mut refused = None;
     let mut counted = Vec::new();
-    for ((pk, _), outcome) in counters.iter().zip(outcomes) {
-        if outcome? {
+    for ((pk, _), outcome) in counters.iter().zip(count(store, counters, window, seen).await) {
+        if outcome?.is_some() {
             counted.push(pk);
         } else {
             refused = Some(if pk.ends_with("#users") { "this tenant's users" } else { "this caller" });
@@ -130,13 +209,76 @@ pub async fn check(store: &Store, limits: &RateLimits, caller: &Caller) -> Resul
             // A refused write spends no budget: give back what the other counter took (one user's burst must not
             // use up the rest of the tenant).
             for pk in counted {
-                if let Err(error) = store.add(pk, sort_key, "n", -1).await {
+                if let Err(error) = store.add(pk, &window.sort_key, "n", -1).await {
                     tracing::warn!(error = %error, "could not give back a rate-limit count");
                 }
             }
             tracing::info!(scope, "write refused by the API's rate limit");
-            let retry_after = Duration::from_secs((window_start + window).saturating_sub(now).max(1));
-            Err(ApiError::TooManyRequests { retry_after, scope })
+            Err(ApiError::TooManyRequests { retry_after: window.retry_after, scope })
+        }
+    }
+}
+
+/// What this container last learned of each counter in the current window, and its own counts still unanswered.
+#[derive(Default)]
+pub struct Observed(Mutex<HashMap<String, Seen>>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    window_start: u64,
+    count: u64,
+    unanswered: u64,
+}
+
+impl Observed {
+    fn counts(&self) -> MutexGuard<'_, HashMap<String, Seen>> {
+        // Single-field updates: a panic elsewhere cannot leave the map inconsistent.
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Takes one count on every counter when all are far below their limits (see [`limited`]); `None` otherwise,
+    /// also when this container has no count of the window yet.
+    fn reserve(&self, counters: &[(String, u64)], window_start: u64) -> Option<Reservation<'_>> {
+        let mut counts = self.counts();
+        let far_below = counters.iter().all(|(pk, limit)| {
+            counts.get(pk).is_some_and(|s| s.window_start == window_start && (s.count + s.unanswered + 1) * 2 <= *limit)
+        });
+        if !far_below {
+            return None;
+        }
+        for (pk, _) in counters {
+            if let Some(seen) = counts.get_mut(pk) {
+                seen.unanswered += 1;
+            }
+        }
+        Some(Reservation { seen: self, pks: counters.iter().map(|(pk, _)| pk.clone()).collect(), window_start })
+    }
+
+    /// A counter's count as DynamoDB answered it (answers may arrive out of order: the highest wins).
+    fn record(&self, pk: &str, window_start: u64, count: u64) {
+        let mut counts = self.counts();
+        counts.retain(|_, seen| seen.window_start >= window_start);
+        let seen = counts.entry(pk.to_owned()).or_insert(Seen { window_start, count, unanswered: 0 });
+        if seen.window_start == window_start {
+            seen.count = seen.count.max(count);
+        }
+    }
+}
+
+/// The counts a write took in [`Observed::reserve`], given back when it has its answers (or is dropped).
+struct Reservation<'a> {
+    seen: &'a Observed,
+    pks: Vec<String>,
+    window_start: u64,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        let mut counts = self.seen.counts();
+        for pk in &self.pks {
+            if let Some(seen) = counts.get_mut(pk).filter(|seen| seen.window_start == self.window_start) {
+                seen.unanswered = seen.unanswered.saturating_sub(1);
+            }
         }
     }
 }
@@ -167,6 +309,28 @@ mod tests {
             let get = |name: &str| (name == "OPENMEET_RATE_OVERRIDES").then(|| text.to_owned());
             assert!(RateLimits::from_lookup(&get).is_err(), "{text}");
         }
+    }
+
+    #[test]
+    fn only_writes_far_below_every_limit_skip_the_wait_and_unanswered_ones_count() {
+        let seen = Observed::default();
+        let counters = [("RL#a#U#x".to_owned(), 5), ("RL#a#users".to_owned(), 8)];
+        // Nothing known of this window yet: wait.
+        assert!(seen.reserve(&counters, 60).is_none());
+        seen.record("RL#a#U#x", 60, 1);
+        assert!(seen.reserve(&counters, 60).is_none(), "the tenant's count is still unknown");
+        seen.record("RL#a#users", 60, 3);
+        let first = seen.reserve(&counters, 60).expect("1 + 1 of 5 and 3 + 1 of 8: far below");
+        assert!(seen.reserve(&counters, 60).is_none(), "with the unanswered one, 4 + 1 of 8 is over half");
+        drop(first);
+        assert!(seen.reserve(&counters, 60).is_some(), "answered (given back): far below again");
+        // Answers out of order: the highest count wins; a new window starts unknown.
+        seen.record("RL#a#U#x", 60, 3);
+        seen.record("RL#a#U#x", 60, 2);
+        assert!(seen.reserve(&counters, 60).is_none(), "3 + 1 of 5 is over half");
+        assert!(seen.reserve(&counters, 120).is_none());
+        seen.record("RL#a#U#x", 120, 1);
+        assert!(!seen.counts().values().any(|s| s.window_start == 60), "older windows are forgotten");
     }
 
     #[test]

@@ -51,14 +51,15 @@ pub async fn redrive(app: &App) -> Result<usize, String> {
         for message in messages {
             let operation = message.body.as_deref().and_then(|b| serde_json::from_str::<QueuedOperation>(b).ok());
             if let Some(operation) = operation {
-                let reopened = operations::reopen(app, &operation.operation_id).await.map_err(|e| e.to_string())?;
+                let reopened =
+                    operations::reopen(app, operation.operation_id.as_str()).await.map_err(|e| e.to_string())?;
                 if reopened {
                     let group = message
                         .attributes
                         .as_ref()
                         .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId))
                         .cloned()
-                        .unwrap_or_else(|| operation.operation_id.clone());
+                        .unwrap_or_else(|| operation.operation_id.to_string());
                     let body = message.body.clone().unwrap_or_default();
                     let dedup = format!("{}-redrive-{}", operation.operation_id, shared::aws::store::now_secs());
                     app.queue.send_ordered(body, &group, &dedup).await.map_err(|e| e.to_string())?;

@@ -4,12 +4,12 @@
 //! and calls the domain in `shared::domain::messages`.
 
 use lambda_http::{Body, Request, Response};
-use serde_json::json;
 use shared::auth::Caller;
+use shared::domain::DomainError;
 use shared::domain::messages::history::{self, PageQuery};
 use shared::domain::messages::idempotency::IdempotencyKey;
 use shared::domain::messages::notifications::{self, NotificationSettings};
-use shared::domain::messages::send::{self, Delivery, PostOutcome};
+use shared::domain::messages::send;
 use shared::domain::messages::{Actor, EditMessageInput, PostMessageInput, deferred, media, parse_event_id, reactions};
 use shared::domain::rooms::{self, RoomRef};
 use shared::http::{ApiRequest, Reply};
@@ -28,37 +28,25 @@ async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
             let event_id = request.param("eventId", parse_event_id)?;
             let input: EditMessageInput = request.json()?;
             let (caller, room) = room_of(app, &request).await?;
-            Ok(match send::edit(app, &room, &Actor::of(caller), &event_id, &input).await? {
-                Delivery::Done(edited) => Reply::ok(edited),
-                Delivery::Queued(queued) => Reply::json(202, queued),
-            })
+            Ok(Reply::outcome(send::edit(app, &room, &Actor::of(caller), &event_id, &input).await?, Reply::ok))
         }
         RouteId::DeleteMessage => {
             let event_id = request.param("eventId", parse_event_id)?;
             let (caller, room) = room_of(app, &request).await?;
-            Ok(match deferred::delete_message(app, caller, &room, &event_id).await? {
-                Ok(()) => Reply::no_content(),
-                Err(queued) => Reply::json(202, queued),
-            })
+            Ok(Reply::outcome(deferred::delete_message(app, caller, &room, &event_id).await?, no_content))
         }
         RouteId::DeleteReaction => {
             let event_id = request.param("eventId", parse_event_id)?;
             let key = request.param("key", reactions::parse_key)?;
             // The membership check is part of what a queued removal replays.
             let (caller, room) = room_of(app, &request).await?;
-            Ok(match deferred::remove_reaction(app, caller, &room, &event_id, &key).await? {
-                Ok(()) => Reply::no_content(),
-                Err(queued) => Reply::json(202, queued),
-            })
+            Ok(Reply::outcome(deferred::remove_reaction(app, caller, &room, &event_id, &key).await?, no_content))
         }
         RouteId::PutReaction => {
             let event_id = request.param("eventId", parse_event_id)?;
             let key = request.param("key", reactions::parse_key)?;
             let (caller, room) = member_room_of(app, &request).await?;
-            Ok(match reactions::put(app, &room, &Actor::of(caller), &event_id, &key).await? {
-                Delivery::Queued(queued) => Reply::json(202, queued),
-                Delivery::Done(()) => Reply::no_content(),
-            })
+            Ok(Reply::outcome(reactions::put(app, &room, &Actor::of(caller), &event_id, &key).await?, no_content))
         }
         RouteId::PutNotifications => {
             let input: NotificationSettings = request.json()?;
@@ -87,7 +75,7 @@ async fn room_of<'r>(app: &App, request: &'r ApiRequest) -> Result<(&'r Caller, 
     let slug = request.params.get("slug").ok_or(ApiError::Internal)?;
     let room = rooms::resolve_path(app, &caller.tenant, kind, slug).await.map_err(|error| match error {
         // The contract names one code for every missing resource.
-        ApiError::NotFound { message, .. } => ApiError::not_found(message),
+        DomainError::NotFound { message, .. } => DomainError::not_found(message),
         other => other,
     })?;
     Ok((caller, room))
@@ -105,18 +93,12 @@ async fn post_message(app: &App, request: &ApiRequest) -> Result<Reply, ApiError
     let input: PostMessageInput = request.json()?;
     let (caller, room) = room_of(app, request).await?;
     // Members send as themselves and the homeserver enforces membership and power: no separate membership read.
-    match send::post(app, &room, &Actor::of(caller), &input, key.as_ref()).await? {
-        PostOutcome::Sent(sent) => Ok(Reply::json(201, sent)),
-        PostOutcome::Queued(queued) => Ok(Reply::json(202, queued)),
-        PostOutcome::InFlight => Ok(Reply::json(
-            409,
-            json!({"error": {
-                "code": "conflict",
-                "message": "a request with this Idempotency-Key is still in progress; retry shortly",
-                "retryable": true,
-            }}),
-        )),
-    }
+    let outcome = send::post(app, &room, &Actor::of(caller), &input, key.as_ref()).await?;
+    Ok(Reply::outcome(outcome, |sent| Reply::json(201, sent)))
+}
+
+fn no_content(_: ()) -> Reply {
+    Reply::no_content()
 }
 
 async fn list_messages(app: &App, request: &ApiRequest) -> Result<Reply, ApiError> {

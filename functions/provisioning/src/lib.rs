@@ -33,10 +33,8 @@ async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
             let (caller, user) = (request.caller()?, request.param("userId", UserSlug::parse)?);
             let outcome = users::delete(app, &caller.tenant, &user).await;
             let operation = || Operation::DeleteUser { tenant: caller.tenant.to_string(), user: user.to_string() };
-            Ok(match operations::defer_on_outage(app, caller, outcome, operation).await? {
-                Ok(()) => Reply::no_content(),
-                Err(queued) => Reply::json(202, queued),
-            })
+            let done = operations::defer_on_outage(app, caller, outcome, operation).await?;
+            Ok(Reply::outcome(done, |()| Reply::no_content()))
         }
         RouteId::CreateSession => {
             let caller = request.caller()?;

@@ -41,10 +41,7 @@ async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
             let outcome = lifecycle::cancel(app, &caller.tenant, &slug, input).await;
             let operation =
                 || Operation::CancelEvent { tenant: caller.tenant.to_string(), slug: slug.to_string(), reason };
-            let reply = match operations::defer_on_outage(app, caller, outcome, operation).await? {
-                Ok(view) => Reply::ok(view),
-                Err(queued) => Reply::json(202, queued),
-            };
+            let reply = Reply::outcome(operations::defer_on_outage(app, caller, outcome, operation).await?, Reply::ok);
             // Done or queued, the room is meant to be cancelled (retention counts from now; no more reminders).
             let at = version / 1000;
             intent::record_lifecycle(app, &caller.tenant, RoomKind::Event, &slug, "cancelled", version, at).await?;
@@ -67,10 +64,8 @@ async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
                 slug: slug.to_string(),
                 purge: mode == DeleteMode::Purge,
             };
-            let reply = match operations::defer_on_outage(app, caller, outcome, operation).await? {
-                Ok(()) => Reply::no_content(),
-                Err(queued) => Reply::json(202, queued),
-            };
+            let done = operations::defer_on_outage(app, caller, outcome, operation).await?;
+            let reply = Reply::outcome(done, |()| Reply::no_content());
             match mode {
                 DeleteMode::Archive => {
                     let at = version / 1000;

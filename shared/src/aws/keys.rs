@@ -13,6 +13,10 @@
 //! | alias → room id                | `ALIAS#{alias}`                 | `ROOM`                    |
 //! | room creation lock             | `LOCK#{alias}`                  | `CREATING`                |
 //! | web device index (sharded)     | `WEBDEV#{shard}`                | `{tenant}/{user}/{device}`|
+//! | cutover run / import: summary  | `CUTOVER#{run}`                 | `META`                    |
+//! | cutover run / import: entries  | `CUTOVER#{run}`                 | `{kind}{entity}`          |
+//! | a snapshot's unfinished run    | `CUTOVER#SNAPSHOT#{digest}`     | `RUN`                     |
+//! | index of cutover runs          | `CUTOVER#RUNS`                  | `{started:012}#{run}`     |
 //!
 //! Records of later features (rate-limit windows, desired state, reminders) keep their keys beside their
 //! repositories (`crate::ratelimit`, `crate::aws::desired_state`) and follow the same rules.
@@ -95,6 +99,48 @@ pub fn alias_creation_lock(alias: &str) -> Key {
 /// The shard partition of the web device index.
 pub fn web_device_shard(shard: u64) -> String {
     format!("WEBDEV#{shard}")
+}
+
+/// Sort-key prefix of one user's web devices (`/` separates the parts: none of them may contain it).
+pub fn web_device_user_prefix(tenant: &str, user: &str) -> String {
+    format!("{tenant}/{user}/")
+}
+
+/// Sort-key prefix of one tenant's web devices.
+pub fn web_device_tenant_prefix(tenant: &str) -> String {
+    format!("{tenant}/")
+}
+
+pub fn web_device(shard: u64, tenant: &str, user: &str, device_id: &str) -> Key {
+    Key::new(web_device_shard(shard), format!("{}{device_id}", web_device_user_prefix(tenant, user)))
+}
+
+/// The partition of a cutover run or Zulip import (`run`): its `META` item and its entries.
+pub fn cutover_run(run: &str) -> String {
+    format!("CUTOVER#{run}")
+}
+
+pub const CUTOVER_META_SK: &str = "META";
+
+pub fn cutover_meta(run: &str) -> Key {
+    Key::new(cutover_run(run), CUTOVER_META_SK)
+}
+
+/// One entry of a run: `kind` is its sort-key prefix (`BEFORE#`, `DONE#`, `FAIL#`, `CKPT#`, ...).
+pub fn cutover_entry(run: &str, kind: &str, entity: &str) -> Key {
+    Key::new(cutover_run(run), format!("{kind}{entity}"))
+}
+
+/// The unfinished run of a snapshot, which a re-run continues.
+pub fn cutover_snapshot(digest: &str) -> Key {
+    Key::new(format!("CUTOVER#SNAPSHOT#{digest}"), "RUN")
+}
+
+/// The index of runs, by start (epoch seconds, zero-padded to 12 digits so that keys sort by time).
+pub const CUTOVER_RUNS: &str = "CUTOVER#RUNS";
+
+pub fn cutover_index(started: u64, run: &str) -> Key {
+    Key::new(CUTOVER_RUNS.to_owned(), format!("{started:012}#{run}"))
 }
 
 #[cfg(test)]

@@ -1,11 +1,19 @@
 //! Adapters for the AWS services: DynamoDB (the store), KMS (the vault) and SQS (the queue).
 
+pub mod aliases;
+pub mod cutover_runs;
 pub mod desired_state;
+pub mod idempotency;
+pub mod intents;
 pub mod keys;
+pub mod operations;
 pub mod queue;
+pub mod records;
 pub mod secrets;
 pub mod store;
+pub mod users;
 pub mod vault;
+pub mod web_devices;
 
 use std::time::Duration;
 

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use super::unavailable;
 use crate::error::BackendError;
@@ -155,9 +155,15 @@ impl Store {
         Ok(())
     }
 
-    /// Counts one more in the item's `n` unless it already reached `limit`; `false` when it had (nothing changes).
-    /// Sets the item's expiry, creating it when missing.
-    pub async fn count_below(&self, pk: &str, sk: &str, limit: u64, expires_at: u64) -> Result<bool, BackendError> {
+    /// Counts one more in the item's `n` unless it already reached `limit`: the count after it, or `None` when it
+    /// had (nothing changes). Sets the item's expiry, creating it when missing.
+    pub async fn count_below(
+        &self,
+        pk: &str,
+        sk: &str,
+        limit: u64,
+        expires_at: u64,
+    ) -> Result<Option<u64>, BackendError> {
         let result = self
             .client
             .update_item()
@@ -171,9 +177,13 @@ impl Store {
             .expression_attribute_values(":expires", AttributeValue::N(expires_at.to_string()))
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .expression_attribute_values(":limit", AttributeValue::N(limit.to_string()))
+            .return_values(ReturnValue::UpdatedNew)
             .send()
             .await;
-        applied(result)
+        match result {
+            Ok(output) => Ok(Some(output.attributes.as_ref().and_then(|item| number(item, "n")).unwrap_or(limit))),
+            Err(error) => applied(Err(error)).map(|_| None),
+        }
     }
 
     /// Raises a numeric attribute to `value` unless it already holds a larger one (last writer by version wins).

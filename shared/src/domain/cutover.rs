@@ -11,11 +11,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::app::App;
+use crate::domain::DomainError;
 use crate::domain::membership::{self, ReconcileReport, Reconciled, Role};
 use crate::domain::room_lifecycle::{self, CancelInput, DeleteMode, Lifecycle, RoomSpec};
 use crate::domain::rooms;
 use crate::domain::{platform, tenancy, users};
-use crate::error::ApiError;
 use crate::homeserver::Acting;
 use crate::identity::{RoomKind, Slug, TenantId, UserSlug};
 
@@ -30,7 +30,7 @@ pub struct UserState {
 }
 
 /// Reads a user with the admin API (one call; a missing user is `exists: false`).
-pub async fn read_user(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<UserState, ApiError> {
+pub async fn read_user(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<UserState, DomainError> {
     let user_id = app.identities.matrix_user_id(tenant, user);
     let Some(info) = app.homeserver.admin_user(&user_id).await? else {
         return Ok(UserState::default());
@@ -53,9 +53,9 @@ pub async fn ensure_user(
     display_name: &str,
     avatar_url: Option<&str>,
     current: &UserState,
-) -> Result<bool, ApiError> {
+) -> Result<bool, DomainError> {
     if current.deactivated {
-        return Err(ApiError::conflict("user_deleted", "this user was deleted; its Matrix identity is retired"));
+        return Err(DomainError::conflict("user_deleted", "this user was deleted; its Matrix identity is retired"));
     }
     let user_id = app.identities.matrix_user_id(tenant, user);
     let created = !current.exists && users::register(app, tenant, user).await?;
@@ -74,13 +74,18 @@ pub async fn ensure_user(
     Ok(created)
 }
 
-async fn set_profile(app: &App, user_id: &UserId, field: &str, value: &str) -> Result<(), ApiError> {
+async fn set_profile(app: &App, user_id: &UserId, field: &str, value: &str) -> Result<(), DomainError> {
     let acting = Acting::Masquerade { user: user_id, device: None };
     Ok(app.homeserver.set_profile_field(user_id, field, value, acting).await?)
 }
 
 /// Puts a user back as `before` found them: a user who did not exist is deactivated.
-pub async fn restore_user(app: &App, tenant: &TenantId, user: &UserSlug, before: &UserState) -> Result<(), ApiError> {
+pub async fn restore_user(
+    app: &App,
+    tenant: &TenantId,
+    user: &UserSlug,
+    before: &UserState,
+) -> Result<(), DomainError> {
     if !before.exists {
         return users::delete(app, tenant, user).await;
     }
@@ -99,7 +104,7 @@ pub async fn restore_user(app: &App, tenant: &TenantId, user: &UserSlug, before:
 
 /// Creates the tenant's space (and waits until its creation has finished) before the rooms that admit its members
 /// are made, so that users' first sessions do not race to create it.
-pub async fn prepare_tenant(app: &App, tenant: &TenantId) -> Result<(), ApiError> {
+pub async fn prepare_tenant(app: &App, tenant: &TenantId) -> Result<(), DomainError> {
     let space = tenancy::tenant_space(app, tenant).await?;
     room_lifecycle::settled_state(app, space.as_str()).await.map(|_| ())
 }
@@ -143,7 +148,7 @@ impl RoomState {
 
 /// Reads the room behind `alias` (`None` when the alias is free): its state and joined members, through the
 /// admin API.
-pub async fn read_room(app: &App, alias: &OwnedRoomAliasId) -> Result<Option<RoomState>, ApiError> {
+pub async fn read_room(app: &App, alias: &OwnedRoomAliasId) -> Result<Option<RoomState>, DomainError> {
     let Some(room_id) = rooms::lookup_alias(app, alias).await? else {
         return Ok(None);
     };
@@ -195,14 +200,14 @@ pub async fn ensure_room(
     spec: RoomSpec,
     lifecycle: Lifecycle,
     current: Option<&RoomState>,
-) -> Result<bool, ApiError> {
+) -> Result<bool, DomainError> {
     let now = current.and_then(|room| room.lifecycle).unwrap_or(Lifecycle::Active);
     if now == lifecycle && now != Lifecycle::Active {
         // A cancelled or archived room is read-only: there is nothing more to converge.
         return Ok(false);
     }
     if now == Lifecycle::Archived || (now == Lifecycle::Cancelled && lifecycle == Lifecycle::Active) {
-        return Err(ApiError::conflict(
+        return Err(DomainError::conflict(
             "conflict",
             format!("this room is {} and cannot be reopened", serde_json::to_value(now).unwrap_or_default()),
         ));
@@ -227,7 +232,7 @@ pub async fn restore_room(
     kind: RoomKind,
     slug: &Slug,
     before: Option<&RoomState>,
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     let Some(before) = before else {
         return room_lifecycle::delete(app, tenant, kind, slug, DeleteMode::Purge).await;
     };
@@ -236,7 +241,7 @@ pub async fn restore_room(
     };
     if now.name != before.name {
         let name = RoomNameEventContent::new(before.name.clone().unwrap_or_default());
-        let content = serde_json::to_value(name).map_err(|_| ApiError::Internal)?;
+        let content = serde_json::to_value(name).map_err(|_| DomainError::Internal)?;
         platform::put_state(app, &now.room_id, "m.room.name", "", &content).await?;
     }
     if now.topic != before.topic {
@@ -257,11 +262,11 @@ pub async fn reconcile_members(
     slug: &Slug,
     wanted: &[(UserSlug, Role)],
     dry_run: bool,
-) -> Result<ReconcileReport, ApiError> {
+) -> Result<ReconcileReport, DomainError> {
     let room = rooms::resolve(app, tenant, kind, slug).await?;
     match membership::reconcile(app, tenant, &room, wanted, dry_run, true).await? {
         Reconciled::Applied(report) => Ok(report),
-        Reconciled::TooLarge(_) => Err(ApiError::conflict(
+        Reconciled::TooLarge(_) => Err(DomainError::conflict(
             "conflict",
             "the reconcile is larger than OPENMEET_RECONCILE_INLINE_CHANGES allows inline",
         )),

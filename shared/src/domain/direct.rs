@@ -4,11 +4,11 @@
 use serde_json::Value;
 
 use crate::app::App;
+use crate::domain::DomainError;
 use crate::domain::room_lifecycle::{Lifecycle, RoomView};
 use crate::domain::room_policy::{self, Admission, Creation};
 use crate::domain::rooms;
 use crate::domain::users;
-use crate::error::ApiError;
 use crate::homeserver::{Acting, MemberAction};
 use crate::identity::{TenantId, UserSlug};
 
@@ -19,11 +19,11 @@ pub async fn ensure(
     me: &UserSlug,
     my_name: Option<&str>,
     other: &UserSlug,
-) -> Result<(RoomView, bool), ApiError> {
+) -> Result<(RoomView, bool), DomainError> {
     if me == other {
-        return Err(ApiError::bad_request("invalid_parameter", "a direct room needs two different users"));
+        return Err(DomainError::invalid("invalid_parameter", "a direct room needs two different users"));
     }
-    let other_view = users::get(app, tenant, other).await?.ok_or_else(|| ApiError::NotFound {
+    let other_view = users::get(app, tenant, other).await?.ok_or_else(|| DomainError::NotFound {
         code: "not_found",
         message: format!("the user {other} was never provisioned"),
     })?;
@@ -77,7 +77,7 @@ fn creation_body(tenant: &TenantId, alias: &ruma::OwnedRoomAliasId) -> Value {
 }
 
 /// The platform invites (it alone has the power to); an invite that already stands is success.
-async fn invite(app: &App, room_id: &ruma::RoomId, user_id: &ruma::UserId) -> Result<(), ApiError> {
+async fn invite(app: &App, room_id: &ruma::RoomId, user_id: &ruma::UserId) -> Result<(), DomainError> {
     Ok(app.homeserver.member_action(room_id, MemberAction::Invite, user_id).await?)
 }
 
@@ -88,7 +88,7 @@ async fn mark_direct(
     user: &UserSlug,
     other_id: &str,
     room_id: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     let user_id = app.identities.matrix_user_id(tenant, user);
     app.credentials
         .as_user(tenant, user, |token| {

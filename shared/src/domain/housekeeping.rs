@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use crate::app::App;
 use crate::aws::desired_state::{DesiredStates, scan_expired};
+use crate::domain::DomainError;
 use crate::domain::drift::SelfHealSettings;
-use crate::error::ApiError;
 
 const JOB: &str = "sweep";
 /// Separates pk and sk in the stored cursor (neither contains it).
@@ -25,7 +25,7 @@ pub struct SweepReport {
 
 /// Deletes expired items: up to `settings.sweep_items` scanned from the stored cursor, or, with `whole`, the whole
 /// table from the beginning (the cursor untouched).
-pub async fn sweep(app: &App, settings: &SelfHealSettings, now: u64, whole: bool) -> Result<SweepReport, ApiError> {
+pub async fn sweep(app: &App, settings: &SelfHealSettings, now: u64, whole: bool) -> Result<SweepReport, DomainError> {
     let desired_states = DesiredStates(&app.store);
     let mut start = if whole {
         None

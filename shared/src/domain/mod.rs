@@ -4,12 +4,14 @@
 pub mod cutover;
 pub mod direct;
 pub mod drift;
+mod error;
 pub mod health;
 pub mod history_import;
 pub mod housekeeping;
 pub mod membership;
 pub mod messages;
 pub mod operations;
+mod outcome;
 pub mod platform;
 pub mod reminders;
 pub mod retention;
@@ -19,3 +21,6 @@ pub mod rooms;
 pub mod sessions;
 pub mod tenancy;
 pub mod users;
+
+pub use error::DomainError;
+pub use outcome::{OperationId, Outcome};

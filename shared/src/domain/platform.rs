@@ -4,7 +4,7 @@ use ruma::events::room::message::RoomMessageEventContent;
 use serde_json::Value;
 
 use crate::app::App;
-use crate::error::ApiError;
+use crate::domain::DomainError;
 use crate::homeserver::{self, Acting};
 
 /// The platform user's own device: its transaction ids are deduplicated per device, persistently (see ADR 0001),
@@ -12,12 +12,12 @@ use crate::homeserver::{self, Acting};
 pub const PLATFORM_DEVICE: &str = "OPENMEET_PLATFORM";
 
 /// Masquerading with `device_id` needs the device to exist; creating it is a no-op when it does.
-async fn ensure_device(app: &App) -> Result<(), ApiError> {
+async fn ensure_device(app: &App) -> Result<(), DomainError> {
     app.container
         .platform_device
         .get_or_try_init(|| async {
             let platform = app.identities.platform_user_id();
-            app.homeserver.create_device(&platform, PLATFORM_DEVICE).await.map_err(ApiError::from)
+            app.homeserver.create_device(&platform, PLATFORM_DEVICE).await.map_err(DomainError::from)
         })
         .await
         .map(|_| ())
@@ -30,7 +30,7 @@ pub async fn send_event(
     event_type: &str,
     txn_id: &str,
     content: &Value,
-) -> Result<String, ApiError> {
+) -> Result<String, DomainError> {
     ensure_device(app).await?;
     let platform = app.identities.platform_user_id();
     let device = ruma::OwnedDeviceId::from(PLATFORM_DEVICE);
@@ -40,9 +40,9 @@ pub async fn send_event(
 }
 
 /// Posts an `m.notice` as the platform.
-pub async fn send_notice(app: &App, room_id: &str, txn_id: &str, text: &str) -> Result<String, ApiError> {
+pub async fn send_notice(app: &App, room_id: &str, txn_id: &str, text: &str) -> Result<String, DomainError> {
     let notice = RoomMessageEventContent::notice_plain(text);
-    let content = serde_json::to_value(notice).map_err(|_| ApiError::Internal)?;
+    let content = serde_json::to_value(notice).map_err(|_| DomainError::Internal)?;
     send_event(app, room_id, "m.room.message", txn_id, &content).await
 }
 
@@ -53,7 +53,7 @@ pub async fn put_state(
     event_type: &str,
     state_key: &str,
     content: &Value,
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     let room_id = homeserver::room_id(room_id)?;
     app.homeserver.put_state(&room_id, event_type, state_key, content, Acting::Platform).await?;
     Ok(())
@@ -63,7 +63,7 @@ pub async fn put_state(
 pub async fn room_state(
     app: &App,
     room_id: &str,
-) -> Result<std::collections::HashMap<(String, String), Value>, ApiError> {
+) -> Result<std::collections::HashMap<(String, String), Value>, DomainError> {
     let room_id = homeserver::room_id(room_id)?;
     let events = app.homeserver.room_state(&room_id).await?;
     Ok(events.into_iter().map(|event| ((event.event_type, event.state_key), event.content)).collect())

@@ -8,10 +8,10 @@ use serde::Serialize;
 
 use crate::app::App;
 use crate::aws::desired_state::{DesiredStates, ManagedRoom};
+use crate::domain::DomainError;
 use crate::domain::drift::SelfHealSettings;
 use crate::domain::messages::idempotency::derived_txn_id;
 use crate::domain::platform;
-use crate::error::ApiError;
 use crate::identity::RoomKind;
 
 /// Markers outlive the start by this much (then the table's TTL removes them).
@@ -81,7 +81,7 @@ pub async fn run(
     settings: &SelfHealSettings,
     now: u64,
     tenant: Option<&str>,
-) -> Result<ReminderReport, ApiError> {
+) -> Result<ReminderReport, DomainError> {
     let mut report = ReminderReport::default();
     let desired_states = DesiredStates(&app.store);
     let prefix = tenant.map(|t| format!("{t}/"));
@@ -111,7 +111,7 @@ pub async fn run(
 }
 
 /// `Ok(false)` when the marker says it was posted.
-async fn post_once(app: &App, room: &ManagedRoom, reminder: Reminder) -> Result<bool, ApiError> {
+async fn post_once(app: &App, room: &ManagedRoom, reminder: Reminder) -> Result<bool, DomainError> {
     let Some(event) = &room.settings.event else { return Ok(false) };
     let desired_states = DesiredStates(&app.store);
     let (pk, sk) = (format!("REMINDER#{}", room.key.sort_key()), format!("{}@{}", reminder.as_str(), event.starts_at));

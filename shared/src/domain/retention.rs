@@ -6,10 +6,10 @@ use serde::Serialize;
 
 use crate::app::App;
 use crate::aws::desired_state::{DesiredStates, ManagedRoom};
+use crate::domain::DomainError;
 use crate::domain::drift::{SelfHealSettings, intent};
 use crate::domain::operations::now_version;
 use crate::domain::room_lifecycle::{self, DeleteMode};
-use crate::error::ApiError;
 use crate::identity::{RoomKind, Slug, TenantId};
 
 /// What a retention run did (or, with `dry_run`, would do).
@@ -62,7 +62,7 @@ pub async fn run(
     now: u64,
     tenant: Option<&str>,
     dry_run: bool,
-) -> Result<RetentionReport, ApiError> {
+) -> Result<RetentionReport, DomainError> {
     let mut report = RetentionReport { dry_run, ..RetentionReport::default() };
     let prefix = tenant.map(|t| format!("{t}/"));
     let mut after: Option<String> = None;
@@ -100,7 +100,7 @@ pub async fn run(
     Ok(report)
 }
 
-async fn apply(app: &App, room: &ManagedRoom, due: Due, now: u64) -> Result<(), ApiError> {
+async fn apply(app: &App, room: &ManagedRoom, due: Due, now: u64) -> Result<(), DomainError> {
     let tenant = TenantId::parse(&room.key.tenant)?;
     let slug = Slug::parse(&room.key.slug)?;
     match due {

@@ -2,15 +2,13 @@
 
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use ruma::{OwnedRoomAliasId, OwnedRoomId};
 use serde_json::Value;
 
 use crate::app::App;
 use crate::auth::Caller;
-use crate::aws::keys;
-use crate::aws::store::{self, PutOutcome};
-use crate::error::ApiError;
+use crate::aws::aliases::Aliases;
+use crate::domain::DomainError;
 use crate::identity::{RoomKind, Slug, TenantId};
 
 /// A room of a group or event, resolved.
@@ -23,7 +21,7 @@ pub struct RoomRef {
 }
 
 /// Looks an alias up in the homeserver's directory; `None` when it is not taken.
-pub async fn lookup_alias(app: &App, alias: &OwnedRoomAliasId) -> Result<Option<OwnedRoomId>, ApiError> {
+pub async fn lookup_alias(app: &App, alias: &OwnedRoomAliasId) -> Result<Option<OwnedRoomId>, DomainError> {
     if let Some(room_id) = app.container.rooms.get(alias.as_str()) {
         return Ok(Some(room_id));
     }
@@ -46,17 +44,13 @@ pub async fn lookup_alias(app: &App, alias: &OwnedRoomAliasId) -> Result<Option<
     }
 }
 
-fn mapping_key(alias: &OwnedRoomAliasId) -> String {
-    keys::alias_mapping(alias.as_str()).pk
-}
-
 /// The alias's room from this container's memory, or from the store (written by [`remember`]).
 async fn remembered(app: &App, alias: &OwnedRoomAliasId) -> Option<OwnedRoomId> {
     if let Some(room_id) = app.container.rooms.get_stale(alias.as_str()) {
         return Some(room_id);
     }
-    let item = app.store.get(&mapping_key(alias), keys::ALIAS_MAPPING_SK).await.ok()??;
-    let room_id = crate::aws::store::string(&item, "roomId").and_then(|id| OwnedRoomId::try_from(id).ok())?;
+    let room_id = Aliases(&app.store).room_id(alias.as_str()).await.ok()??;
+    let room_id = OwnedRoomId::try_from(room_id).ok()?;
     app.container.rooms.put(alias.as_str(), &room_id);
     Some(room_id)
 }
@@ -64,17 +58,15 @@ async fn remembered(app: &App, alias: &OwnedRoomAliasId) -> Option<OwnedRoomId> 
 /// Keeps the alias → room mapping in the store too, for containers that start while the homeserver is out. The
 /// homeserver stays the source of truth: a lost table is rebuilt from it by the next lookups.
 async fn remember(app: &App, alias: &OwnedRoomAliasId, room_id: &OwnedRoomId) {
-    let mut item = crate::aws::store::keyed(&mapping_key(alias), keys::ALIAS_MAPPING_SK);
-    item.insert("roomId".into(), aws_sdk_dynamodb::types::AttributeValue::S(room_id.to_string()));
-    if let Err(error) = app.store.put(item).await {
+    if let Err(error) = Aliases(&app.store).remember(alias.as_str(), room_id.as_str()).await {
         tracing::warn!(error = %error, "could not record the alias mapping");
     }
 }
 
 /// Forgets an alias everywhere (after a purge).
-pub async fn forget_alias(app: &App, alias: &OwnedRoomAliasId) -> Result<(), ApiError> {
+pub async fn forget_alias(app: &App, alias: &OwnedRoomAliasId) -> Result<(), DomainError> {
     app.container.rooms.forget(alias.as_str());
-    app.store.delete(&mapping_key(alias), keys::ALIAS_MAPPING_SK).await?;
+    Aliases(&app.store).forget(alias.as_str()).await?;
     Ok(())
 }
 
@@ -85,14 +77,12 @@ pub async fn find_or_create(
     app: &App,
     alias: &OwnedRoomAliasId,
     body: &Value,
-) -> Result<(OwnedRoomId, bool), ApiError> {
+) -> Result<(OwnedRoomId, bool), DomainError> {
     if let Some(room_id) = lookup_alias(app, alias).await? {
         return Ok((room_id, false));
     }
-    let lock_pk = keys::alias_creation_lock(alias.as_str()).pk;
-    let mut lock = store::keyed(&lock_pk, keys::ALIAS_LOCK_SK);
-    lock.insert(store::TTL_ATTRIBUTE.into(), AttributeValue::N((store::now_secs() + 30).to_string()));
-    if let PutOutcome::Exists(_) = app.store.put_if_absent(lock).await? {
+    let aliases = Aliases(&app.store);
+    if !aliases.lock(alias.as_str(), 30).await? {
         // Someone else is creating it: wait for the alias to appear.
         for _ in 0..50 {
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -100,11 +90,11 @@ pub async fn find_or_create(
                 return Ok((room_id, false));
             }
         }
-        return Err(ApiError::conflict("conflict", "this room is being created by another request; retry"));
+        return Err(DomainError::conflict("conflict", "this room is being created by another request; retry"));
     }
     let result = app.homeserver.create_room(body).await;
     crate::metrics::room_created(result.is_ok());
-    app.store.delete(&lock_pk, keys::ALIAS_LOCK_SK).await?;
+    aliases.unlock(alias.as_str()).await?;
     match result {
         Ok(room_id) => {
             app.container.rooms.put(alias.as_str(), &room_id);
@@ -115,17 +105,17 @@ pub async fn find_or_create(
         Err(error) if error.errcode() == Some("M_ROOM_IN_USE") => lookup_alias(app, alias)
             .await?
             .map(|id| (id, false))
-            .ok_or(ApiError::HomeserverRejected("alias taken but not resolvable".into())),
+            .ok_or(DomainError::HomeserverAnswer("alias taken but not resolvable")),
         Err(error) => Err(error.into()),
     }
 }
 
 /// The existing room of a group or event, or 404 `room_not_found`.
-pub async fn resolve(app: &App, tenant: &TenantId, kind: RoomKind, slug: &Slug) -> Result<RoomRef, ApiError> {
+pub async fn resolve(app: &App, tenant: &TenantId, kind: RoomKind, slug: &Slug) -> Result<RoomRef, DomainError> {
     let alias = app.identities.room_alias(tenant, kind, slug);
     match lookup_alias(app, &alias).await? {
         Some(room_id) => Ok(RoomRef { kind, slug: slug.clone(), alias, room_id }),
-        None => Err(ApiError::NotFound {
+        None => Err(DomainError::NotFound {
             code: "room_not_found",
             message: format!("the {} {slug} has no room", kind.as_str()),
         }),
@@ -133,34 +123,34 @@ pub async fn resolve(app: &App, tenant: &TenantId, kind: RoomKind, slug: &Slug) 
 }
 
 /// The `{kind}`/`{slug}` path parameters, resolved.
-pub async fn resolve_path(app: &App, tenant: &TenantId, kind: &str, slug: &str) -> Result<RoomRef, ApiError> {
+pub async fn resolve_path(app: &App, tenant: &TenantId, kind: &str, slug: &str) -> Result<RoomRef, DomainError> {
     let kind = RoomKind::from_path(kind)?;
     let slug = Slug::parse(slug)?;
     resolve(app, tenant, kind, &slug).await
 }
 
 /// A user's membership in a room as the homeserver sees it (`join`, `invite`, `leave`, `ban`), if any.
-pub async fn membership_of(app: &App, room_id: &ruma::RoomId, user_id: &str) -> Result<Option<String>, ApiError> {
+pub async fn membership_of(app: &App, room_id: &ruma::RoomId, user_id: &str) -> Result<Option<String>, DomainError> {
     let user_id = crate::homeserver::user_id(user_id)?;
     let membership = app.homeserver.membership(room_id, &user_id).await?;
     Ok(membership.map(|membership| membership.as_str().to_owned()))
 }
 
 /// Services may act on any room of their tenant; users only on rooms they have joined.
-pub async fn require_member(app: &App, room: &RoomRef, caller: &Caller) -> Result<(), ApiError> {
+pub async fn require_member(app: &App, room: &RoomRef, caller: &Caller) -> Result<(), DomainError> {
     let Some(user) = caller.user() else {
         return Ok(());
     };
     let user_id = app.identities.matrix_user_id(&caller.tenant, user);
     match membership_of(app, &room.room_id, user_id.as_str()).await?.as_deref() {
         Some("join") => Ok(()),
-        _ => Err(ApiError::forbidden("only members of this room may do that")),
+        _ => Err(DomainError::not_permitted("only members of this room may do that")),
     }
 }
 
 /// Joins a local user with the homeserver's admin join (it invites first where the join rules ask for it). Joining
 /// someone already joined is success. The tenant-walls module refuses a user of another tenant even here.
-pub async fn admin_join(app: &App, room_id: &ruma::RoomId, user_id: &ruma::UserId) -> Result<(), ApiError> {
+pub async fn admin_join(app: &App, room_id: &ruma::RoomId, user_id: &ruma::UserId) -> Result<(), DomainError> {
     match app.homeserver.admin_join(room_id.as_str(), user_id.as_str()).await {
         Ok(_) => Ok(()),
         Err(error) if error.is_membership_already_applied() => Ok(()),

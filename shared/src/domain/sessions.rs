@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde::{Deserialize, Serialize};
@@ -18,10 +17,11 @@ use serde_json::Value;
 use crate::app::App;
 use crate::aws::keys;
 use crate::aws::store;
+use crate::aws::web_devices::WebDevices;
 use crate::credentials::{SERVER_DEVICE, login_device};
+use crate::domain::DomainError;
 use crate::domain::tenancy;
 use crate::domain::users::{self, AvatarChange};
-use crate::error::ApiError;
 use crate::identity::{TenantId, UserSlug};
 
 /// The device index is spread over this many partitions (no hot key at sign-in peaks).
@@ -56,9 +56,9 @@ impl std::fmt::Debug for Session {
 }
 
 /// 1–64 characters of `[A-Za-z0-9_-]`; the server's own device is reserved.
-pub fn validate_device_id(device_id: &str) -> Result<(), ApiError> {
+pub fn validate_device_id(device_id: &str) -> Result<(), DomainError> {
     if device_id == SERVER_DEVICE {
-        return Err(ApiError::bad_request("reserved_device_id", format!("{SERVER_DEVICE} is reserved for the server")));
+        return Err(DomainError::invalid("reserved_device_id", format!("{SERVER_DEVICE} is reserved for the server")));
     }
     let valid = !device_id.is_empty()
         && device_id.len() <= 64
@@ -66,7 +66,7 @@ pub fn validate_device_id(device_id: &str) -> Result<(), ApiError> {
     if valid {
         Ok(())
     } else {
-        Err(ApiError::bad_request("invalid_body", "deviceId must be 1-64 characters of [A-Za-z0-9_-]"))
+        Err(DomainError::invalid("invalid_body", "deviceId must be 1-64 characters of [A-Za-z0-9_-]"))
     }
 }
 
@@ -83,7 +83,7 @@ pub async fn create(
     user: &UserSlug,
     display_name: Option<&str>,
     input: SessionInput,
-) -> Result<Session, ApiError> {
+) -> Result<Session, DomainError> {
     let device_id = match input.device_id {
         Some(device_id) => {
             validate_device_id(&device_id)?;
@@ -113,39 +113,31 @@ pub async fn create(
 }
 
 /// Logs one device out (deleting it and with it every token of it). Already gone is fine.
-pub async fn delete(app: &App, tenant: &TenantId, user: &UserSlug, device_id: &str) -> Result<(), ApiError> {
+pub async fn delete(app: &App, tenant: &TenantId, user: &UserSlug, device_id: &str) -> Result<(), DomainError> {
     validate_device_id(device_id)?;
     log_out(app, tenant, user, device_id).await
 }
 
-async fn log_out(app: &App, tenant: &TenantId, user: &UserSlug, device_id: &str) -> Result<(), ApiError> {
+async fn log_out(app: &App, tenant: &TenantId, user: &UserSlug, device_id: &str) -> Result<(), DomainError> {
     let user_id = app.identities.matrix_user_id(tenant, user);
     app.homeserver.delete_device(&user_id, device_id).await?;
-    let (pk, sk) = index_key(tenant.as_str(), user.as_str(), device_id);
-    app.store.delete(&pk, &sk).await?;
+    WebDevices(&app.store).forget(shard_of(tenant, user), tenant.as_str(), user.as_str(), device_id).await?;
     Ok(())
 }
 
-fn user_prefix(tenant: &str, user: &str) -> String {
-    format!("{tenant}/{user}/")
-}
-
-/// Where a web device is indexed: `/` separates the parts (none of them may contain it).
-fn index_key(tenant: &str, user: &str, device_id: &str) -> (String, String) {
-    let prefix = user_prefix(tenant, user);
-    let shard = crate::domain::messages::idempotency::digest(&[&prefix])[0] as u64 % INDEX_SHARDS;
-    (keys::web_device_shard(shard), format!("{prefix}{device_id}"))
+/// The index shard of a user's web devices.
+fn shard_of(tenant: &TenantId, user: &UserSlug) -> u64 {
+    let prefix = keys::web_device_user_prefix(tenant.as_str(), user.as_str());
+    crate::domain::messages::idempotency::digest(&[&prefix])[0] as u64 % INDEX_SHARDS
 }
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-async fn remember_device(app: &App, tenant: &TenantId, user: &UserSlug, device_id: &str) -> Result<(), ApiError> {
-    let (pk, sk) = index_key(tenant.as_str(), user.as_str(), device_id);
-    let mut item = store::keyed(&pk, &sk);
-    item.insert("issuedAtMs".into(), AttributeValue::N(now_ms().to_string()));
-    app.store.put(item).await?;
+async fn remember_device(app: &App, tenant: &TenantId, user: &UserSlug, device_id: &str) -> Result<(), DomainError> {
+    let shard = shard_of(tenant, user);
+    WebDevices(&app.store).issued(shard, tenant.as_str(), user.as_str(), device_id, now_ms()).await?;
     Ok(())
 }
 
@@ -158,21 +150,11 @@ struct WebDevice {
 
 /// The user's web devices: every device but the server's (users of the appservice namespace have no password, so
 /// each other device came from this route), with their last use.
-async fn web_devices(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<Vec<WebDevice>, ApiError> {
+async fn web_devices(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<Vec<WebDevice>, DomainError> {
     let user_id = app.identities.matrix_user_id(tenant, user);
     let listed = app.homeserver.user_devices(&user_id).await?;
-    let (pk, _) = index_key(tenant.as_str(), user.as_str(), "");
-    let prefix = user_prefix(tenant.as_str(), user.as_str());
-    let issued: BTreeMap<String, u64> = app
-        .store
-        .items(&pk, &prefix)
-        .await?
-        .iter()
-        .filter_map(|item| {
-            let device = store::string(item, "sk")?.strip_prefix(&prefix)?.to_owned();
-            Some((device, store::number(item, "issuedAtMs").unwrap_or(0)))
-        })
-        .collect();
+    let indexed = WebDevices(&app.store).of_user(shard_of(tenant, user), tenant.as_str(), user.as_str()).await?;
+    let issued: BTreeMap<String, u64> = indexed.into_iter().collect();
     Ok(merge_last_use(&listed, &issued))
 }
 
@@ -206,7 +188,7 @@ fn over_cap(mut devices: Vec<WebDevice>, max: usize, keep: &str) -> Vec<String> 
     devices.into_iter().take(excess).map(|device| device.device_id).collect()
 }
 
-async fn enforce_cap(app: &App, tenant: &TenantId, user: &UserSlug, keep: &str) -> Result<(), ApiError> {
+async fn enforce_cap(app: &App, tenant: &TenantId, user: &UserSlug, keep: &str) -> Result<(), DomainError> {
     let devices = web_devices(app, tenant, user).await?;
     for device_id in over_cap(devices, app.config.sessions.max_web_devices, keep) {
         tracing::info!(tenant = %tenant, user = %user, device = %device_id, "web device cap: logging out the least recently used");
@@ -230,7 +212,7 @@ pub async fn sweep_idle(
     app: &App,
     tenant: Option<&TenantId>,
     deadline: Option<std::time::Instant>,
-) -> Result<SweepReport, ApiError> {
+) -> Result<SweepReport, DomainError> {
     let idle_ms = app.config.sessions.idle_after.as_millis() as u64;
     let cutoff = now_ms().saturating_sub(idle_ms);
     let mut report = SweepReport::default();
@@ -240,16 +222,9 @@ pub async fn sweep_idle(
             tracing::warn!(?report, "session sweep stopped at its deadline");
             break;
         }
-        let prefix = tenant.map(|t| format!("{t}/")).unwrap_or_default();
-        let mut users: BTreeMap<(String, String), ()> = BTreeMap::new();
-        for item in app.store.items(&keys::web_device_shard(shard), &prefix).await? {
-            let Some(sk) = store::string(&item, "sk") else { continue };
-            let mut parts = sk.splitn(3, '/');
-            if let (Some(t), Some(u)) = (parts.next(), parts.next()) {
-                users.insert((t.to_owned(), u.to_owned()), ());
-            }
-        }
-        for (tenant, user) in users.into_keys() {
+        let indexed = WebDevices(&app.store).users(shard, tenant.map(TenantId::as_str)).await?;
+        let users: std::collections::BTreeSet<(String, String)> = indexed.into_iter().collect();
+        for (tenant, user) in users {
             let (Ok(tenant), Ok(user)) = (TenantId::parse(&tenant), UserSlug::parse(&user)) else { continue };
             let devices = web_devices(app, &tenant, &user).await?;
             report.checked += devices.len();
@@ -265,14 +240,17 @@ pub async fn sweep_idle(
 }
 
 /// Drops index entries of devices the homeserver no longer has (logged out by the user, or the user deleted).
-async fn forget_vanished(app: &App, tenant: &TenantId, user: &UserSlug, devices: &[WebDevice]) -> Result<(), ApiError> {
-    let (pk, _) = index_key(tenant.as_str(), user.as_str(), "");
-    let prefix = user_prefix(tenant.as_str(), user.as_str());
-    for item in app.store.items(&pk, &prefix).await? {
-        let Some(sk) = store::string(&item, "sk") else { continue };
-        let device = sk.strip_prefix(&prefix).unwrap_or_default();
+async fn forget_vanished(
+    app: &App,
+    tenant: &TenantId,
+    user: &UserSlug,
+    devices: &[WebDevice],
+) -> Result<(), DomainError> {
+    let index = WebDevices(&app.store);
+    let shard = shard_of(tenant, user);
+    for (device, _) in index.of_user(shard, tenant.as_str(), user.as_str()).await? {
         if !devices.iter().any(|known| known.device_id == device) {
-            app.store.delete(&pk, &sk).await?;
+            index.forget(shard, tenant.as_str(), user.as_str(), &device).await?;
         }
     }
     Ok(())

@@ -11,17 +11,17 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::app::App;
+use crate::domain::DomainError;
 use crate::domain::platform;
 use crate::domain::room_policy::{
     self, Admission, Creation, META_EVENT, converge_power_levels, initial_power_levels, join_rules,
 };
 use crate::domain::rooms;
-use crate::error::ApiError;
 use crate::homeserver::Visibility;
 use crate::identity::{Slug, TenantId};
 
 /// The tenant's space, created on first use. Nobody posts in it (events at owner level).
-pub async fn tenant_space(app: &App, tenant: &TenantId) -> Result<OwnedRoomId, ApiError> {
+pub async fn tenant_space(app: &App, tenant: &TenantId) -> Result<OwnedRoomId, DomainError> {
     let alias = app.identities.tenant_space_alias(tenant);
     let body = room_policy::creation_body(Creation {
         alias: &alias,
@@ -37,13 +37,13 @@ pub async fn tenant_space(app: &App, tenant: &TenantId) -> Result<OwnedRoomId, A
 }
 
 /// Puts a provisioned user into their tenant's space: from then on they may join the tenant's public rooms.
-pub async fn admit(app: &App, tenant: &TenantId, user_id: &UserId) -> Result<(), ApiError> {
+pub async fn admit(app: &App, tenant: &TenantId, user_id: &UserId) -> Result<(), DomainError> {
     let space = tenant_space(app, tenant).await?;
     // A space that another request is creating right now is published before its creator has joined it: until
     // then reads and joins of it are refused (403), as `room_lifecycle::settled_state` waits out for state reads.
     for _ in 0..30 {
         match join_space(app, &space, user_id).await {
-            Err(ApiError::HomeserverRejected(reason)) if reason.starts_with("403") => {
+            Err(error) if error.is_refusal(403) => {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
             other => return other,
@@ -54,7 +54,7 @@ pub async fn admit(app: &App, tenant: &TenantId, user_id: &UserId) -> Result<(),
 
 /// A read first: joins into one room are serialised by the homeserver, and a tenant's space is the one room every
 /// admission touches, so the already-joined case must not queue for it.
-async fn join_space(app: &App, space: &OwnedRoomId, user_id: &UserId) -> Result<(), ApiError> {
+async fn join_space(app: &App, space: &OwnedRoomId, user_id: &UserId) -> Result<(), DomainError> {
     if rooms::membership_of(app, space, user_id.as_str()).await?.as_deref() == Some("join") {
         return Ok(());
     }
@@ -62,7 +62,7 @@ async fn join_space(app: &App, space: &OwnedRoomId, user_id: &UserId) -> Result<
 }
 
 /// How a public room of the tenant admits people.
-pub async fn public_admission(app: &App, tenant: &TenantId) -> Result<Admission, ApiError> {
+pub async fn public_admission(app: &App, tenant: &TenantId) -> Result<Admission, DomainError> {
     Ok(Admission::MembersOf(tenant_space(app, tenant).await?))
 }
 
@@ -74,7 +74,7 @@ pub async fn converge_room(
     state: &HashMap<(String, String), Value>,
     admission: &Admission,
     meta: &Value,
-) -> Result<usize, ApiError> {
+) -> Result<usize, DomainError> {
     let mut writes = 0;
     let current = |event_type: &str| state.get(&(event_type.to_owned(), String::new()));
     if let Some(levels) = current("m.room.power_levels").and_then(converge_power_levels) {
@@ -104,7 +104,7 @@ pub async fn converge_room(
 }
 
 /// Takes the room out of the server-wide directory; `true` when it was listed.
-pub async fn unpublish(app: &App, room_id: &str) -> Result<bool, ApiError> {
+pub async fn unpublish(app: &App, room_id: &str) -> Result<bool, DomainError> {
     let room = crate::homeserver::room_id(room_id)?;
     if app.homeserver.directory_visibility(&room).await? == Visibility::Private {
         return Ok(false);
@@ -195,7 +195,7 @@ struct ListedRoom {
 }
 
 /// Every room the platform created under its namespace, read with the admin room list.
-async fn managed_rooms(app: &App) -> Result<Vec<(OwnedRoomId, ManagedRoom)>, ApiError> {
+async fn managed_rooms(app: &App) -> Result<Vec<(OwnedRoomId, ManagedRoom)>, DomainError> {
     let platform = app.identities.platform_user_id();
     let prefix = app.config.user_prefix.clone();
     let mut found = Vec::new();
@@ -241,7 +241,7 @@ fn joined_tenant_users(
 /// and metadata; every user found in a tenant's rooms joins the tenant's space; every member of a group room joins
 /// the group's space. A room that fails is reported and the others go on. Safe to run again: a second run writes
 /// nothing.
-pub async fn upgrade_all(app: &App, only: Option<&TenantId>) -> Result<UpgradeReport, ApiError> {
+pub async fn upgrade_all(app: &App, only: Option<&TenantId>) -> Result<UpgradeReport, DomainError> {
     let mut report = UpgradeReport::default();
     let rooms = managed_rooms(app).await?;
     let mut admitted: BTreeSet<ruma::OwnedUserId> = BTreeSet::new();
@@ -263,7 +263,7 @@ async fn upgrade_room(
     managed: &ManagedRoom,
     admitted: &mut BTreeSet<ruma::OwnedUserId>,
     report: &mut UpgradeReport,
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     let tenant = managed.tenant().clone();
     let state = platform::room_state(app, room_id.as_str()).await?;
     let open = state

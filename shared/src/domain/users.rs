@@ -1,15 +1,14 @@
 //! User provisioning: one Matrix user per OpenMeet user, its profile kept in sync, deactivation.
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use ruma::api::client::account::register;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::app::App;
-use crate::aws::keys::{self, user_partition};
 use crate::aws::store;
+use crate::aws::users::{ProfileRecord, Users};
+use crate::domain::DomainError;
 use crate::domain::tenancy;
-use crate::error::ApiError;
 use crate::homeserver::{Acting, HomeserverError};
 use crate::identity::{TenantId, UserSlug};
 
@@ -42,10 +41,10 @@ pub struct UserView {
 const MAX_DISPLAY_NAME: usize = 256;
 const MAX_AVATAR_BYTES: usize = 2 * 1024 * 1024;
 
-pub fn validate_display_name(name: &str) -> Result<String, ApiError> {
+pub fn validate_display_name(name: &str) -> Result<String, DomainError> {
     let trimmed = name.trim();
     if trimmed.is_empty() || trimmed.chars().count() > MAX_DISPLAY_NAME || trimmed.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
+        return Err(DomainError::invalid(
             "invalid_body",
             format!("displayName must be 1-{MAX_DISPLAY_NAME} characters without control characters"),
         ));
@@ -63,8 +62,8 @@ pub enum AvatarChange {
     Fetch(url::Url),
 }
 
-pub fn parse_avatar(avatar_url: Option<Option<String>>, allowed_hosts: &[String]) -> Result<AvatarChange, ApiError> {
-    let unsupported = |why: &str| ApiError::bad_request("unsupported_avatar_url", why.to_owned());
+pub fn parse_avatar(avatar_url: Option<Option<String>>, allowed_hosts: &[String]) -> Result<AvatarChange, DomainError> {
+    let unsupported = |why: &str| DomainError::invalid("unsupported_avatar_url", why.to_owned());
     match avatar_url {
         None => Ok(AvatarChange::Keep),
         Some(None) => Ok(AvatarChange::Clear),
@@ -108,7 +107,7 @@ pub async fn ensure(
     user: &UserSlug,
     display_name: &str,
     avatar: AvatarChange,
-) -> Result<(UserView, bool), ApiError> {
+) -> Result<(UserView, bool), DomainError> {
     let ensured = ensure_profile(app, tenant, user, display_name, avatar).await?;
     tenancy::admit(app, tenant, &app.identities.matrix_user_id(tenant, user)).await?;
     Ok(ensured)
@@ -123,7 +122,7 @@ pub async fn ensure_profile(
     user: &UserSlug,
     display_name: &str,
     avatar: AvatarChange,
-) -> Result<(UserView, bool), ApiError> {
+) -> Result<(UserView, bool), DomainError> {
     let user_id = app.identities.matrix_user_id(tenant, user);
     let created = register(app, tenant, user).await?;
     // The admin view, not the client profile API: profiles are only shown to users who share a room (tenant walls),
@@ -132,9 +131,8 @@ pub async fn ensure_profile(
     if current.displayname.as_deref() != Some(display_name) {
         set_profile_field(app, tenant, user, "displayname", display_name).await?;
     }
-    let keys::Key { pk, sk } = keys::user_profile(tenant, user);
-    let record = app.store.get(&pk, &sk).await?;
-    let avatar_source = record.as_ref().and_then(|r| store::string(r, "avatarSource"));
+    let record = Users(&app.store).profile(tenant, user).await?;
+    let avatar_source = record.and_then(|record| record.avatar_source);
     let current_avatar = current.avatar_url.unwrap_or_default();
     let (wanted_avatar, source) = match avatar {
         AvatarChange::Keep => (None, avatar_source),
@@ -148,14 +146,13 @@ pub async fn ensure_profile(
     if let Some(wanted) = wanted_avatar.filter(|wanted| *wanted != current_avatar) {
         set_profile_field(app, tenant, user, "avatar_url", &wanted).await?;
     }
-    let mut item = store::keyed(&pk, &sk);
-    item.insert("matrixUserId".into(), AttributeValue::S(user_id.to_string()));
-    item.insert("displayName".into(), AttributeValue::S(display_name.to_owned()));
-    if let Some(source) = source {
-        item.insert("avatarSource".into(), AttributeValue::S(source));
-    }
-    item.insert("updatedAt".into(), AttributeValue::N(store::now_secs().to_string()));
-    app.store.put(item).await?;
+    let profile = ProfileRecord {
+        matrix_user_id: Some(user_id.to_string()),
+        display_name: Some(display_name.to_owned()),
+        avatar_source: source,
+        updated_at: Some(store::now_secs()),
+    };
+    Users(&app.store).put_profile(tenant, user, &profile).await?;
     Ok((
         UserView {
             user_id: user.to_string(),
@@ -173,7 +170,7 @@ async fn set_profile_field(
     user: &UserSlug,
     field: &str,
     value: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     let user_id = app.identities.matrix_user_id(tenant, user);
     app.credentials
         .as_user(tenant, user, |device| {
@@ -185,7 +182,7 @@ async fn set_profile_field(
 
 /// Registers the user through the appservice. `true` when newly created; a deleted (deactivated) user stays
 /// retired: its Matrix id is never handed to anyone again.
-pub async fn register(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<bool, ApiError> {
+pub async fn register(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<bool, DomainError> {
     let mut request = register::v3::Request::new();
     request.username = Some(app.identities.localpart(tenant, user));
     request.inhibit_login = true;
@@ -195,7 +192,7 @@ pub async fn register(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<b
         Err(HomeserverError::Rejected { errcode, .. }) if errcode == "M_USER_IN_USE" => {
             let user_id = app.identities.matrix_user_id(tenant, user);
             if app.homeserver.admin_user(&user_id).await?.is_some_and(|info| info.deactivated) {
-                return Err(ApiError::conflict(
+                return Err(DomainError::conflict(
                     "user_deleted",
                     "this user was deleted; its Matrix identity is retired",
                 ));
@@ -225,8 +222,8 @@ async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<b
 }
 
 /// Copies an allow-listed avatar into the media repository, as the user; returns its `mxc://` URI.
-async fn copy_avatar(app: &App, tenant: &TenantId, user: &UserSlug, url: &url::Url) -> Result<String, ApiError> {
-    let unusable = |why: &str| ApiError::bad_request("unsupported_avatar_url", format!("avatarUrl {why}"));
+async fn copy_avatar(app: &App, tenant: &TenantId, user: &UserSlug, url: &url::Url) -> Result<String, DomainError> {
+    let unusable = |why: &str| DomainError::invalid("unsupported_avatar_url", format!("avatarUrl {why}"));
     let fetcher = app.avatar_fetcher().ok_or_else(|| unusable("could not be fetched"))?;
     let response = fetcher.get(url.clone()).send().await.map_err(|_| unusable("could not be fetched"))?;
     if !response.status().is_success() {
@@ -260,11 +257,11 @@ async fn copy_avatar(app: &App, tenant: &TenantId, user: &UserSlug, url: &url::U
         .get("content_uri")
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .ok_or(ApiError::HomeserverRejected("upload returned no content_uri".into()))
+        .ok_or(DomainError::HomeserverAnswer("upload returned no content_uri"))
 }
 
 /// The user as the homeserver knows it; `None` if never provisioned or deactivated.
-pub async fn get(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<Option<UserView>, ApiError> {
+pub async fn get(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<Option<UserView>, DomainError> {
     let user_id = app.identities.matrix_user_id(tenant, user);
     let Some(info) = app.homeserver.admin_user(&user_id).await?.filter(|info| !info.deactivated) else {
         return Ok(None);
@@ -277,17 +274,17 @@ pub async fn get(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<Option
 }
 
 /// Deactivates the Matrix user (which logs out every device) and forgets everything stored about them.
-pub async fn delete(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<(), ApiError> {
+pub async fn delete(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<(), DomainError> {
     let user_id = app.identities.matrix_user_id(tenant, user);
     app.homeserver.deactivate_user(&user_id).await?;
     crate::domain::operations::discard_for_deleted_user(app, tenant, user).await?;
-    app.store.delete_partition(&user_partition(tenant, user)).await?;
+    Users(&app.store).forget(tenant, user).await?;
     Ok(())
 }
 
 /// Whether this container has seen the user provisioned (a cheap check before the first session).
-pub async fn is_provisioned(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<bool, ApiError> {
-    Ok(app.store.get(&keys::user_profile(tenant, user).pk, keys::PROFILE_SK).await?.is_some())
+pub async fn is_provisioned(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<bool, DomainError> {
+    Ok(Users(&app.store).exists(tenant, user).await?)
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use shared::error::ApiError;
+use shared::domain::DomainError;
+use shared::homeserver::HomeserverError;
 use tokio::task::JoinSet;
 
 /// Attempts of one item before it is recorded as failed.
@@ -14,12 +15,12 @@ const MAX_ATTEMPTS: u32 = 8;
 
 /// Whether a failure may pass by itself: the homeserver's rate limit (`M_LIMIT_EXCEEDED`, whose `retry_after_ms`
 /// the wait honours), an outage, or a room another process is creating right now.
-fn retry_delay(error: &ApiError, attempt: u32) -> Option<Duration> {
+fn retry_delay(error: &DomainError, attempt: u32) -> Option<Duration> {
     match error {
-        ApiError::RateLimited { retry_after } => Some(*retry_after),
+        DomainError::Homeserver(HomeserverError::RateLimited { retry_after }) => Some(*retry_after),
         // An outage or an open circuit: back off up to 16 s (about a minute in all).
         _ if error.retryable() => Some(Duration::from_secs(1 << attempt.min(4))),
-        ApiError::Conflict { code: "conflict", message } if message.contains("being created") => {
+        DomainError::Conflict { code: "conflict", message } if message.contains("being created") => {
             Some(Duration::from_secs(5))
         }
         _ => None,
@@ -27,10 +28,10 @@ fn retry_delay(error: &ApiError, attempt: u32) -> Option<Duration> {
 }
 
 /// Runs `task` until it succeeds, fails for good, or runs out of attempts.
-pub async fn with_retries<T, F, Fut>(task: F) -> Result<T, ApiError>
+pub async fn with_retries<T, F, Fut>(task: F) -> Result<T, DomainError>
 where
     F: Fn() -> Fut,
-    Fut: Future<Output = Result<T, ApiError>>,
+    Fut: Future<Output = Result<T, DomainError>>,
 {
     let mut attempt = 0;
     loop {

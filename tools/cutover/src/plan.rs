@@ -41,7 +41,7 @@ enum Item {
 }
 
 /// An entity that does not exist (`None`) is created; one that differs is changed.
-fn classify(key: String, read: Result<Option<Vec<String>>, shared::error::ApiError>) -> Item {
+fn classify(key: String, read: Result<Option<Vec<String>>, shared::domain::DomainError>) -> Item {
     match read {
         Ok(None) => Item::Create(key),
         Ok(Some(differences)) if differences.is_empty() => Item::Unchanged,

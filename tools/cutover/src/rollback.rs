@@ -7,7 +7,6 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 use shared::App;
-use shared::aws::store;
 use shared::domain::cutover::{self, RoomState, UserState};
 use shared::domain::membership::Role;
 use shared::identity::{RoomKind, Slug, TenantId, UserSlug};
@@ -38,7 +37,7 @@ fn parse_key(key: &str) -> Option<(&str, TenantId, Option<RoomKind>, String)> {
 
 async fn restore(app: &'static App, key: &str, before: &Value) -> Result<(), String> {
     let (what, tenant, kind, slug) = parse_key(key).ok_or_else(|| format!("unreadable record key {key}"))?;
-    let error = |e: shared::error::ApiError| e.to_string();
+    let error = |e: shared::domain::DomainError| e.to_string();
     match (what, kind) {
         ("user", _) => {
             let user = UserSlug::parse(&slug).map_err(error)?;
@@ -113,7 +112,7 @@ pub async fn rollback(
     }
     progress.finish();
     let state = if report.failures.is_empty() { "rolledBack" } else { "rollbackFailed" };
-    let digest = store::string(&meta, "digest").unwrap_or_default();
+    let digest = meta.digest.unwrap_or_default();
     record::finish(&app.store, run, &digest, state).await.map_err(backend)?;
     Ok(report)
 }
@@ -154,22 +153,16 @@ pub async fn status(app: &'static App, run: Option<&str>) -> Result<Vec<RunStatu
             .map(|(key, error)| (key, error.as_str().map(str::to_owned).unwrap_or_else(|| error.to_string())))
             .collect();
         failures.sort();
-        let text = |name: &str| store::string(&meta, name).unwrap_or_default();
         statuses.push(RunStatus {
             run_id: run.clone(),
-            state: text("state"),
-            snapshot: text("snapshot"),
-            started_at: store::number(&meta, "startedAt").unwrap_or(0),
-            finished_at: store::number(&meta, "finishedAt"),
-            seconds: store::string(&meta, "seconds").and_then(|s| s.parse().ok()).or_else(|| {
-                match meta.get("seconds") {
-                    Some(aws_sdk_dynamodb::types::AttributeValue::N(n)) => n.parse().ok(),
-                    _ => None,
-                }
-            }),
-            total: store::number(&meta, "total"),
+            state: meta.state.unwrap_or_default(),
+            snapshot: meta.snapshot.unwrap_or_default(),
+            started_at: meta.started_at.unwrap_or(0),
+            finished_at: meta.finished_at,
+            seconds: meta.seconds,
+            total: meta.total,
             done: done.len(),
-            phases: serde_json::from_str(&text("phases")).unwrap_or(Value::Null),
+            phases: serde_json::from_str(&meta.phases.unwrap_or_default()).unwrap_or(Value::Null),
             failures,
         });
     }

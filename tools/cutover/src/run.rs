@@ -8,12 +8,12 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 use serde_json::{Value, json};
 use shared::App;
+use shared::aws::cutover_runs::{RunMeta, milliseconds};
+use shared::domain::DomainError;
 use shared::domain::cutover;
-use shared::error::ApiError;
 use shared::identity::RoomKind;
 
 use crate::exec::{Progress, for_each, with_retries};
@@ -85,9 +85,9 @@ impl Run {
     /// Records `before` (once per run) and applies; marks the entity done or failed.
     async fn step<S, A, AF>(&self, key: String, units: u64, read: S, apply: A) -> Outcome
     where
-        S: Future<Output = Result<Value, ApiError>>,
+        S: Future<Output = Result<Value, DomainError>>,
         A: Fn(Value) -> AF,
-        AF: Future<Output = Result<bool, ApiError>>,
+        AF: Future<Output = Result<bool, DomainError>>,
     {
         if self.done.contains(&key) {
             self.progress.add(units);
@@ -100,7 +100,10 @@ impl Run {
             if !self.recorded.contains(&key) {
                 self.recorder.before(&key, &before).await.map_err(|error| {
                     tracing::error!(%error, "could not record the state before a change");
-                    ApiError::DependencyUnavailable { retry_after: std::time::Duration::from_secs(1) }
+                    DomainError::Backend(shared::error::BackendError::Unavailable {
+                        service: "run record",
+                        detail: "see the log".into(),
+                    })
                 })?;
             }
             let first = Mutex::new(Some(before));
@@ -275,13 +278,14 @@ pub async fn run(
     report.seconds = started.elapsed().as_secs_f64();
     let state = if report.failures.is_empty() && flushed.is_ok() { "complete" } else { "failed" };
     let phases = serde_json::to_string(&report.phases).unwrap_or_default();
-    let values = [
-        ("phases", AttributeValue::S(phases)),
-        ("total", AttributeValue::N(total.to_string())),
-        ("failures", AttributeValue::N(report.failures.len().to_string())),
-        ("seconds", AttributeValue::N(format!("{:.3}", report.seconds))),
-    ];
-    record::set_meta(&app.store, &run_id, &values).await.map_err(backend)?;
+    let summary_update = RunMeta {
+        phases: Some(phases),
+        total: Some(total),
+        failures: Some(report.failures.len() as u64),
+        seconds: Some(milliseconds(report.seconds)),
+        ..RunMeta::default()
+    };
+    record::set_meta(&app.store, &run_id, &summary_update).await.map_err(backend)?;
     record::finish(&app.store, &run_id, &summary.digest, state).await.map_err(backend)?;
     if let Err(error) = flushed {
         report.failures.push(Failure { entity: "run record".into(), error });

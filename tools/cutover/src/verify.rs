@@ -8,10 +8,10 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::Value;
 use shared::App;
+use shared::domain::DomainError;
 use shared::domain::cutover::{self, RoomState, UserState};
 use shared::domain::membership::Role;
 use shared::domain::room_lifecycle::{Lifecycle, Visibility};
-use shared::error::ApiError;
 use shared::homeserver::{Acting, encode};
 use shared::identity::{RoomKind, TenantId};
 
@@ -125,7 +125,7 @@ pub fn member_discrepancies(
 }
 
 /// The tenant's active users on the homeserver (admin listing, paged).
-async fn tenant_users(app: &App, tenant: &TenantId) -> Result<HashSet<String>, ApiError> {
+async fn tenant_users(app: &App, tenant: &TenantId) -> Result<HashSet<String>, DomainError> {
     let prefix = format!("@{}", app.identities.localpart(tenant, &shared::identity::UserSlug::parse("x")?));
     let prefix = prefix.trim_end_matches('x').to_owned();
     let mut users = HashSet::new();

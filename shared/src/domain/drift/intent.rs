@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 
 use crate::app::App;
 use crate::aws::desired_state::{DesiredStates, EventTimes, RoomKey, RoomSettings};
+use crate::domain::DomainError;
 use crate::domain::membership::Role;
 use crate::domain::room_lifecycle::{RoomSpec, Visibility};
 use crate::domain::room_policy::{Admission, join_rules};
 use crate::domain::{rooms, tenancy};
-use crate::error::ApiError;
 use crate::identity::{RoomKind, Slug, TenantId, UserSlug};
 
 pub fn key(tenant: &TenantId, kind: &str, slug: &str) -> RoomKey {
@@ -28,7 +28,7 @@ pub async fn record_room(
     room_id: &str,
     spec: &RoomSpec,
     version: u64,
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     let admission = match spec.visibility {
         Visibility::Public => tenancy::public_admission(app, tenant).await?,
         Visibility::Private => Admission::InviteOnly,
@@ -62,14 +62,14 @@ pub async fn record_lifecycle(
     lifecycle: &str,
     version: u64,
     at_secs: u64,
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     let key = key(tenant, kind.path_segment(), slug.as_str());
     DesiredStates(&app.store).put_lifecycle(&key, lifecycle, version, at_secs).await?;
     Ok(())
 }
 
 /// A purged room is no longer managed.
-pub async fn forget_room(app: &App, tenant: &TenantId, kind: RoomKind, slug: &Slug) -> Result<(), ApiError> {
+pub async fn forget_room(app: &App, tenant: &TenantId, kind: RoomKind, slug: &Slug) -> Result<(), DomainError> {
     DesiredStates(&app.store).forget(&key(tenant, kind.path_segment(), slug.as_str())).await?;
     Ok(())
 }
@@ -83,7 +83,7 @@ pub async fn record_member(
     user: &UserSlug,
     role: Option<Role>,
     version: u64,
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     let key = key(tenant, kind, slug);
     DesiredStates(&app.store).put_member(&key, user.as_str(), role.map(Role::as_str), version).await?;
     Ok(())
@@ -97,7 +97,7 @@ pub async fn record_roster(
     slug: &str,
     wanted: &[(UserSlug, Role)],
     version: u64,
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     let mut roster: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (user, role) in wanted {
         roster.entry(role.as_str().to_owned()).or_default().push(user.to_string());

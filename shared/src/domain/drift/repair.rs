@@ -13,10 +13,10 @@ use super::compare::{self, Comparison, Context, Desired, Drift, Intent, Observed
 use super::{Pacer, SelfHealSettings};
 use crate::app::App;
 use crate::aws::desired_state::{DesiredStates, ManagedRoom, MemberIntents};
+use crate::domain::DomainError;
 use crate::domain::membership::{self, Role};
 use crate::domain::platform;
 use crate::domain::rooms::RoomRef;
-use crate::error::ApiError;
 use crate::homeserver::admin_rooms::StateEvent;
 use crate::homeserver::{Acting, encode};
 use crate::identity::{RoomKind, Slug, TenantId, UserSlug};
@@ -64,7 +64,7 @@ pub struct PassReport {
     pub rooms: Vec<RoomDrift>,
 }
 
-pub async fn run(app: &App, settings: &SelfHealSettings, options: &PassOptions) -> Result<PassReport, ApiError> {
+pub async fn run(app: &App, settings: &SelfHealSettings, options: &PassOptions) -> Result<PassReport, DomainError> {
     let desired_states = DesiredStates(&app.store);
     let scoped = options.all || options.tenant.is_some();
     let mut after = if scoped { None } else { desired_states.cursor(JOB).await? };
@@ -146,7 +146,7 @@ async fn check_room(
                 emit("DriftRepaired", Unit::Count, 1.0, &[("Kind", drift.kind())]);
             }
         }
-        Ok::<_, ApiError>(described)
+        Ok::<_, DomainError>(described)
     }
     .await;
     match outcome {
@@ -167,7 +167,7 @@ async fn observe_and_compare(
     room: &ManagedRoom,
     pacer: &mut Pacer,
     spaces: &mut HashMap<String, Vec<StateEvent>>,
-) -> Result<Comparison, ApiError> {
+) -> Result<Comparison, DomainError> {
     let room_id = room.settings.room_id.as_str();
     pacer.take(1).await;
     let state = app.homeserver.admin_room_state(room_id).await?;
@@ -255,7 +255,7 @@ pub fn desired_members(
     (members, roster_version.is_some())
 }
 
-async fn repair(app: &App, room: &ManagedRoom, drift: &Drift, pacer: &mut Pacer) -> Result<(), ApiError> {
+async fn repair(app: &App, room: &ManagedRoom, drift: &Drift, pacer: &mut Pacer) -> Result<(), DomainError> {
     let room_id = room.settings.room_id.as_str();
     match drift {
         Drift::PowerLevels { content } => put_state(app, pacer, room_id, "m.room.power_levels", "", content).await,
@@ -299,22 +299,22 @@ async fn put_state(
     event_type: &str,
     key: &str,
     content: &Value,
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     pacer.take(1).await;
     platform::put_state(app, room_id, event_type, key, content).await
 }
 
 /// The tenant, room and OpenMeet user a member repair acts on; `Err` for a user outside the room's tenant.
-fn member_target(app: &App, room: &ManagedRoom, user_id: &str) -> Result<(TenantId, RoomRef, UserSlug), ApiError> {
+fn member_target(app: &App, room: &ManagedRoom, user_id: &str) -> Result<(TenantId, RoomRef, UserSlug), DomainError> {
     let tenant = TenantId::parse(&room.key.tenant)?;
-    let parsed = ruma::UserId::parse(user_id).map_err(|_| ApiError::Internal)?;
-    let (user_tenant, user) = app.identities.openmeet_user(&parsed).ok_or(ApiError::Internal)?;
+    let parsed = ruma::UserId::parse(user_id).map_err(|_| DomainError::Internal)?;
+    let (user_tenant, user) = app.identities.openmeet_user(&parsed).ok_or(DomainError::Internal)?;
     if user_tenant != tenant {
-        return Err(ApiError::Internal);
+        return Err(DomainError::Internal);
     }
     let kind = RoomKind::from_path(&room.key.kind)?;
     let slug = Slug::parse(&room.key.slug)?;
-    let room_id = ruma::OwnedRoomId::try_from(room.settings.room_id.as_str()).map_err(|_| ApiError::Internal)?;
+    let room_id = ruma::OwnedRoomId::try_from(room.settings.room_id.as_str()).map_err(|_| DomainError::Internal)?;
     let alias = app.identities.room_alias(&tenant, kind, &slug);
     Ok((tenant, RoomRef { kind, slug, alias, room_id }, user))
 }

@@ -10,11 +10,11 @@
 use serde_json::{Value, json};
 
 use super::emoji;
+use crate::domain::DomainError;
 use crate::domain::messages::Attachment;
 use crate::domain::messages::content::{self, Placement};
 use crate::domain::messages::mentions::Mentionables;
 use crate::domain::messages::render::{self, Rendered};
-use crate::error::ApiError;
 
 const UPLOADS: &str = "/user_uploads/";
 /// The field every imported event carries: the Zulip message (and part) it came from.
@@ -183,7 +183,7 @@ pub fn text_message(
     placement: &Placement,
     origin: &Origin<'_>,
     edited: bool,
-) -> Result<Value, ApiError> {
+) -> Result<Value, DomainError> {
     let body = match placement {
         Placement::Timeline => format!("**{}**\n\n{text}", topic_title(origin.topic)),
         _ => text.to_owned(),
@@ -198,7 +198,7 @@ pub fn topic_title(topic: &str) -> &str {
 }
 
 /// An uploaded file as its own `m.room.message` (`m.image`, `m.file`, …), placed after the message linking it.
-pub fn file_message(attachment: &Attachment, placement: &Placement, origin: &Origin<'_>) -> Result<Value, ApiError> {
+pub fn file_message(attachment: &Attachment, placement: &Placement, origin: &Origin<'_>) -> Result<Value, DomainError> {
     let body = attachment.filename.clone().unwrap_or_else(|| "file".into());
     let content = content::message_content(&body, &Rendered::default(), Some(attachment), placement)?;
     Ok(with_origin(content, origin, false))

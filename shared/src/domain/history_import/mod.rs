@@ -20,8 +20,8 @@ use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::credentials::ensure_device;
+use crate::domain::DomainError;
 use crate::domain::rooms;
-use crate::error::ApiError;
 use crate::homeserver::{Acting, HomeserverError, encode};
 use crate::identity::TenantId;
 
@@ -32,9 +32,9 @@ pub const IMPORT_DEVICE: &str = "OPENMEET_IMPORT";
 pub const PLACEHOLDER_SUFFIX: &str = " (Zulip, imported)";
 
 /// The Matrix id of the placeholder of Zulip user `zulip_id` in `tenant`.
-pub fn placeholder_user_id(app: &App, tenant: &TenantId, zulip_id: i64) -> Result<OwnedUserId, ApiError> {
+pub fn placeholder_user_id(app: &App, tenant: &TenantId, zulip_id: i64) -> Result<OwnedUserId, DomainError> {
     let raw = format!("@{}{tenant}.zulip={zulip_id}:{}", app.config.user_prefix, app.identities.server_name());
-    UserId::parse(raw.as_str()).map_err(|_| ApiError::Internal)
+    UserId::parse(raw.as_str()).map_err(|_| DomainError::Internal)
 }
 
 /// Whether a Matrix id is an import placeholder (never an OpenMeet member).
@@ -49,7 +49,7 @@ pub async fn ensure_placeholder(
     tenant: &TenantId,
     zulip_id: i64,
     full_name: &str,
-) -> Result<OwnedUserId, ApiError> {
+) -> Result<OwnedUserId, DomainError> {
     let user_id = placeholder_user_id(app, tenant, zulip_id)?;
     let mut request = register::v3::Request::new();
     request.username = Some(user_id.localpart().to_owned());
@@ -70,12 +70,12 @@ pub async fn ensure_placeholder(
 }
 
 /// Creates a sender's import device (a no-op when it exists).
-pub async fn ensure_sender(app: &App, user_id: &UserId) -> Result<(), ApiError> {
+pub async fn ensure_sender(app: &App, user_id: &UserId) -> Result<(), DomainError> {
     Ok(ensure_device(&app.homeserver, user_id, IMPORT_DEVICE).await?)
 }
 
 /// Whether the user exists (and is not deactivated) on the homeserver.
-pub async fn user_exists(app: &App, user_id: &UserId) -> Result<bool, ApiError> {
+pub async fn user_exists(app: &App, user_id: &UserId) -> Result<bool, DomainError> {
     let path = format!("/_synapse/admin/v2/users/{}", encode(user_id.as_str()));
     match app.homeserver.call::<Value>(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await {
         Ok(info) => Ok(info.get("deactivated").and_then(Value::as_bool) != Some(true)),
@@ -85,7 +85,7 @@ pub async fn user_exists(app: &App, user_id: &UserId) -> Result<bool, ApiError> 
 }
 
 /// The room's joined members (admin API: no per-user token).
-pub async fn joined_members(app: &App, room_id: &OwnedRoomId) -> Result<HashSet<String>, ApiError> {
+pub async fn joined_members(app: &App, room_id: &OwnedRoomId) -> Result<HashSet<String>, DomainError> {
     let path = format!("/_synapse/admin/v1/rooms/{}/members", encode(room_id.as_str()));
     let body: Value = app.homeserver.call(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await?;
     Ok(body
@@ -99,12 +99,12 @@ pub async fn joined_members(app: &App, room_id: &OwnedRoomId) -> Result<HashSet<
 }
 
 /// Joins a sender who is not in the room (admin join; already joined is success).
-pub async fn join(app: &App, room_id: &OwnedRoomId, user_id: &UserId) -> Result<(), ApiError> {
+pub async fn join(app: &App, room_id: &OwnedRoomId, user_id: &UserId) -> Result<(), DomainError> {
     rooms::admin_join(app, room_id, user_id).await
 }
 
 /// The user leaves the room (after the import joined them only to send their history). Not in it is success.
-pub async fn leave(app: &App, room_id: &OwnedRoomId, user_id: &UserId) -> Result<(), ApiError> {
+pub async fn leave(app: &App, room_id: &OwnedRoomId, user_id: &UserId) -> Result<(), DomainError> {
     let path = format!("/_matrix/client/v3/rooms/{}/leave", encode(room_id.as_str()));
     let acting = Acting::Masquerade { user: user_id, device: None };
     match app.homeserver.call::<Value>(reqwest::Method::POST, &path, acting, Some(&json!({}))).await {
@@ -125,7 +125,7 @@ pub async fn send(
     ts_ms: u64,
     event_type: &str,
     content: &Value,
-) -> Result<Option<OwnedEventId>, ApiError> {
+) -> Result<Option<OwnedEventId>, DomainError> {
     let device = ruma::OwnedDeviceId::from(IMPORT_DEVICE);
     let acting = Acting::Masquerade { user: sender, device: Some(&device) };
     match app.homeserver.send_at(room_id, event_type, txn_id, content, ts_ms, acting).await {
@@ -142,7 +142,7 @@ pub async fn upload(
     filename: &str,
     content_type: &str,
     body: Bytes,
-) -> Result<String, ApiError> {
+) -> Result<String, DomainError> {
     let query = url::form_urlencoded::Serializer::new(String::new()).append_pair("filename", filename).finish();
     let path = format!("/_matrix/media/v3/upload?{query}");
     let acting = Acting::Masquerade { user: uploader, device: None };
@@ -151,7 +151,7 @@ pub async fn upload(
         .get("content_uri")
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .ok_or(ApiError::HomeserverRejected("upload returned no content_uri".into()))
+        .ok_or(DomainError::HomeserverAnswer("upload returned no content_uri"))
 }
 
 /// Puts the member's read marker and receipt at `event_id`, so imported history is not unread.
@@ -160,7 +160,7 @@ pub async fn mark_read(
     room_id: &OwnedRoomId,
     user_id: &UserId,
     event_id: &OwnedEventId,
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     let acting = Acting::Masquerade { user: user_id, device: None };
     Ok(app.homeserver.set_read_markers(room_id, event_id, acting).await?)
 }

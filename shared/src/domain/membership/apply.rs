@@ -11,16 +11,16 @@ use serde_json::Value;
 
 use super::*;
 use crate::app::App;
+use crate::domain::DomainError;
 use crate::domain::rooms::{self, RoomRef, membership_of};
 use crate::domain::users::{self, AvatarChange};
-use crate::error::ApiError;
 use crate::homeserver::{Acting, MemberAction};
 use crate::identity::{RoomKind, TenantId, UserSlug};
 
 /// The power levels as JSON: they are merged and written back, and keys we do not model must survive.
-pub(super) async fn read_power_levels(app: &App, room_id: &RoomId) -> Result<Value, ApiError> {
+pub(super) async fn read_power_levels(app: &App, room_id: &RoomId) -> Result<Value, DomainError> {
     let content = app.homeserver.state_content(room_id, "m.room.power_levels", "", Acting::Platform).await?;
-    content.ok_or_else(|| ApiError::HomeserverRejected("the room has no power levels".into()))
+    content.ok_or(DomainError::HomeserverAnswer("the room has no power levels"))
 }
 
 /// Makes the given users' effective levels hold. `known` (read earlier, maybe seconds ago) only decides whether
@@ -33,7 +33,7 @@ pub(super) async fn write_power_levels(
     room_id: &RoomId,
     known: &Value,
     wanted: &BTreeMap<String, i64>,
-) -> Result<usize, ApiError> {
+) -> Result<usize, DomainError> {
     let platform = app.identities.platform_user_id();
     if merge_power_levels(known, wanted, platform.as_str()).is_none() {
         return Ok(0);
@@ -48,7 +48,7 @@ pub(super) async fn write_power_levels(
         check_power_levels_size(&content, wanted, platform.as_str())?;
         if writes == MAX_POWER_LEVEL_WRITES {
             tracing::warn!(room = %room_id, writes, "power levels keep changing under us; giving up for now");
-            return Err(ApiError::HomeserverUnavailable { retry_after: Duration::from_secs(1) });
+            return Err(DomainError::Contended { retry_after: Duration::from_secs(1) });
         }
         app.homeserver.put_state(room_id, "m.room.power_levels", "", &merged, Acting::Platform).await?;
         writes += 1;
@@ -69,7 +69,7 @@ pub(super) async fn read_tenant_view(
     app: &App,
     tenant: &TenantId,
     room_id: &RoomId,
-) -> Result<(TenantView, Value), ApiError> {
+) -> Result<(TenantView, Value), DomainError> {
     let members = app.homeserver.current_members(room_id).await?;
     let content = read_power_levels(app, room_id).await?;
     let power = PowerLevels::from_content(&content);
@@ -101,7 +101,7 @@ pub(super) async fn room_action(
     room_id: &RoomId,
     action: MemberAction,
     user_id: &UserId,
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     Ok(app.homeserver.member_action(room_id, action, user_id).await?)
 }
 
@@ -113,7 +113,7 @@ pub(super) async fn join(
     room_id: &RoomId,
     user: &UserSlug,
     current: Option<Membership>,
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     if current == Some(Membership::Join) {
         return Ok(());
     }
@@ -137,10 +137,10 @@ pub(super) async fn run_bounded<T, F, Fut>(
     limit: usize,
     deadline: Option<Instant>,
     task: F,
-) -> Result<bool, ApiError>
+) -> Result<bool, DomainError>
 where
     F: Fn(T) -> Fut,
-    Fut: Future<Output = Result<(), ApiError>>,
+    Fut: Future<Output = Result<(), DomainError>>,
 {
     let mut pending = items.into_iter().peekable();
     let mut in_flight: Vec<Pin<Box<Fut>>> = Vec::new();
@@ -178,7 +178,7 @@ pub(super) async fn other_owner_exists(
     room_id: &OwnedRoomId,
     power: &PowerLevels,
     except: &UserSlug,
-) -> Result<bool, ApiError> {
+) -> Result<bool, DomainError> {
     for (user_id, level) in &power.users {
         if *level < Role::Owner.power_level() {
             continue;
@@ -204,7 +204,7 @@ pub(super) async fn guard_last_owner(
     user: &UserSlug,
     membership: Option<Membership>,
     force: bool,
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     let user_id = app.identities.matrix_user_id(tenant, user);
     let is_owner =
         membership.is_some_and(Membership::is_member) && power.level_of(user_id.as_str()) >= Role::Owner.power_level();
@@ -218,13 +218,17 @@ pub(super) async fn current_membership(
     app: &App,
     room_id: &RoomId,
     user_id: &UserId,
-) -> Result<Option<Membership>, ApiError> {
+) -> Result<Option<Membership>, DomainError> {
     Ok(membership_of(app, room_id, user_id.as_str()).await?.as_deref().and_then(Membership::parse))
 }
 
 /// A group's space, whose membership follows the group's (so Matrix clients show the hierarchy); `None` for other
 /// rooms. No roles there: nobody posts in a space.
-pub(super) async fn group_space(app: &App, tenant: &TenantId, room: &RoomRef) -> Result<Option<OwnedRoomId>, ApiError> {
+pub(super) async fn group_space(
+    app: &App,
+    tenant: &TenantId,
+    room: &RoomRef,
+) -> Result<Option<OwnedRoomId>, DomainError> {
     if room.kind != RoomKind::Group {
         return Ok(None);
     }
@@ -232,7 +236,7 @@ pub(super) async fn group_space(app: &App, tenant: &TenantId, room: &RoomRef) ->
 }
 
 /// Into a group's space (lifting a ban the group's removal put there).
-pub(super) async fn join_space(app: &App, space: &RoomId, user_id: &UserId) -> Result<(), ApiError> {
+pub(super) async fn join_space(app: &App, space: &RoomId, user_id: &UserId) -> Result<(), DomainError> {
     match current_membership(app, space, user_id).await? {
         Some(Membership::Join) => Ok(()),
         Some(Membership::Ban) => {
@@ -251,7 +255,7 @@ pub(super) async fn leave_room(
     user_id: &UserId,
     ban: bool,
     membership: Option<Membership>,
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     match membership {
         Some(Membership::Ban) => Ok(()),
         _ if ban => room_action(app, room_id, MemberAction::Ban, user_id).await,

@@ -11,14 +11,15 @@ use std::time::Instant;
 use serde_json::Value;
 
 use crate::app::App;
+use crate::domain::DomainError;
 use crate::domain::rooms::RoomRef;
-use crate::error::ApiError;
 use crate::homeserver::MemberAction;
 use crate::identity::{TenantId, UserSlug};
 
 mod apply;
 mod model;
 mod plan;
+mod requests;
 mod roles;
 #[cfg(test)]
 mod tests;
@@ -26,6 +27,7 @@ mod tests;
 use apply::*;
 pub use model::*;
 pub use plan::*;
+pub use requests::*;
 pub use roles::*;
 
 /// The contract's limit on a reconcile list (`ReconcileMembersRequest.members.maxItems`).
@@ -44,7 +46,7 @@ pub async fn put(
     user: &UserSlug,
     role: Role,
     force: bool,
-) -> Result<MemberView, ApiError> {
+) -> Result<MemberView, DomainError> {
     let _room_lock = app.container.room_locks.lock(&room.room_id).await;
     let user_id = app.identities.matrix_user_id(tenant, user);
     let content = read_power_levels(app, &room.room_id).await?;
@@ -77,7 +79,7 @@ pub async fn remove(
     user: &UserSlug,
     ban: bool,
     force: bool,
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     let _room_lock = app.container.room_locks.lock(&room.room_id).await;
     let user_id = app.identities.matrix_user_id(tenant, user);
     let content = read_power_levels(app, &room.room_id).await?;
@@ -114,7 +116,7 @@ pub async fn reconcile(
     wanted: &[(UserSlug, Role)],
     dry_run: bool,
     force: bool,
-) -> Result<Reconciled, ApiError> {
+) -> Result<Reconciled, DomainError> {
     let started = Instant::now();
     let _room_lock = if dry_run { None } else { Some(app.container.room_locks.lock(&room.room_id).await) };
     let (view, content) = read_tenant_view(app, tenant, &room.room_id).await?;
@@ -151,7 +153,7 @@ pub async fn reconcile_slice(
     spared: &BTreeSet<UserSlug>,
     force: bool,
     deadline: Instant,
-) -> Result<bool, ApiError> {
+) -> Result<bool, DomainError> {
     let started = Instant::now();
     let _room_lock = app.container.room_locks.lock(&room.room_id).await;
     let (view, content) = read_tenant_view(app, tenant, &room.room_id).await?;
@@ -172,7 +174,7 @@ async fn apply_plan(
     plan: ReconcilePlan,
     content: &Value,
     deadline: Option<Instant>,
-) -> Result<Option<usize>, ApiError> {
+) -> Result<Option<usize>, DomainError> {
     let space = match plan.joins.is_empty() && plan.kicks.is_empty() {
         true => None,
         false => group_space(app, tenant, room).await?,
@@ -239,7 +241,7 @@ fn log_reconcile(
 
 /// Everyone with any membership but `leave`, with their roles, read from the homeserver: the tenant's users, and
 /// strangers (users of other tenants, other local accounts) who should not be there, so that nobody is hidden.
-pub async fn list(app: &App, tenant: &TenantId, room: &RoomRef) -> Result<MemberList, ApiError> {
+pub async fn list(app: &App, tenant: &TenantId, room: &RoomRef) -> Result<MemberList, DomainError> {
     let (view, content) = read_tenant_view(app, tenant, &room.room_id).await?;
     let power = PowerLevels::from_content(&content);
     let members = view

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::*;
-use crate::error::ApiError;
+use crate::domain::DomainError;
 use crate::identity::UserSlug;
 
 /// Body of `PUT /v1/{kind}/{slug}/members/{userId}`.
@@ -32,9 +32,9 @@ pub struct ReconcileInput {
 
 impl ReconcileInput {
     /// Checks the list as a whole (ids, size, duplicates) before anything changes.
-    pub fn validate(self) -> Result<Vec<(UserSlug, Role)>, ApiError> {
+    pub fn validate(self) -> Result<Vec<(UserSlug, Role)>, DomainError> {
         if self.members.len() > MAX_RECONCILE_MEMBERS {
-            return Err(ApiError::bad_request(
+            return Err(DomainError::invalid(
                 "invalid_body",
                 format!("members may list at most {MAX_RECONCILE_MEMBERS} users"),
             ));
@@ -43,13 +43,13 @@ impl ReconcileInput {
         let mut wanted = Vec::with_capacity(self.members.len());
         for spec in self.members {
             let user = UserSlug::parse(&spec.user_id).map_err(|_| {
-                ApiError::bad_request(
+                DomainError::invalid(
                     "invalid_body",
                     format!("members: {:?} is not a user id (1-64 characters of [a-z0-9._-])", spec.user_id),
                 )
             })?;
             if !seen.insert(user.clone()) {
-                return Err(ApiError::bad_request("invalid_body", format!("members: {user} is listed twice")));
+                return Err(DomainError::invalid("invalid_body", format!("members: {user} is listed twice")));
             }
             wanted.push((user, spec.role));
         }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use ruma::OwnedUserId;
 
 use super::*;
-use crate::error::ApiError;
+use crate::domain::DomainError;
 use crate::identity::UserSlug;
 
 /// Refuses a change that takes the room from at least one owner to none, unless forced.
@@ -13,11 +13,11 @@ pub fn check_last_owner(
     owners_before: &BTreeSet<UserSlug>,
     owners_after: &BTreeSet<UserSlug>,
     force: bool,
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     if force || owners_before.is_empty() || !owners_after.is_empty() {
         return Ok(());
     }
-    Err(ApiError::conflict(
+    Err(DomainError::conflict(
         "last_owner",
         "this would leave the room without an owner; make someone else owner first, or pass force=true",
     ))

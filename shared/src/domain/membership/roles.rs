@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::error::ApiError;
+use crate::domain::DomainError;
 
 /// The largest `m.room.power_levels` content written. Matrix refuses any event over 65536 bytes (PDU, envelope
 /// included: signatures, hashes, auth and prev events, about 1-2 KiB); 4 KiB are left for the envelope.
@@ -121,7 +121,7 @@ pub fn check_power_levels_size(
     content: &Value,
     wanted: &BTreeMap<String, i64>,
     never_listed: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     let Some(merged) = merge_power_levels(content, wanted, never_listed) else {
         return Ok(());
     };
@@ -130,7 +130,7 @@ pub fn check_power_levels_size(
         return Ok(());
     }
     let listed = merged.get("users").and_then(Value::as_object).map_or(0, Map::len);
-    Err(ApiError::PayloadTooLarge(format!(
+    Err(DomainError::TooLarge(format!(
         "the room's power levels would be {size} bytes with {listed} users above member, over the {MAX_POWER_LEVELS_BYTES} \
          bytes one Matrix event can hold: give fewer users a role above member"
     )))

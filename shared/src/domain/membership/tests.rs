@@ -243,7 +243,7 @@ async fn bounded_runs_respect_the_limit_and_stop_after_a_failure() {
             peak.fetch_max(now, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(2)).await;
             running.fetch_sub(1, Ordering::SeqCst);
-            if i == 20 { Err(ApiError::Internal) } else { Ok(()) }
+            if i == 20 { Err(DomainError::Internal) } else { Ok(()) }
         }
     })
     .await;

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::render::Rendered;
 use super::{Attachment, MAX_CONTENT_BYTES};
-use crate::error::ApiError;
+use crate::domain::DomainError;
 
 pub const HTML_FORMAT: &str = "org.matrix.custom.html";
 /// Thumbnails the API hands out: the homeserver scales them on request, with the reader's own session.
@@ -53,12 +53,12 @@ enum Thumbnail {
     Uploaded(String),
 }
 
-fn parse_thumbnail(attachment: &Attachment, content: &Mxc<'_>) -> Result<Option<Thumbnail>, ApiError> {
+fn parse_thumbnail(attachment: &Attachment, content: &Mxc<'_>) -> Result<Option<Thumbnail>, DomainError> {
     let Some(uri) = attachment.thumbnail_uri.as_deref() else {
         return Ok(None);
     };
     let invalid = || {
-        ApiError::bad_request(
+        DomainError::invalid(
             "invalid_body",
             "attachment.thumbnailUri must be the thumbnailUri of an upload, a media download path or an mxc:// URI",
         )
@@ -83,8 +83,8 @@ fn parse_thumbnail(attachment: &Attachment, content: &Mxc<'_>) -> Result<Option<
 }
 
 /// Checks an attachment of `postMessage` before anything is sent.
-pub fn check_attachment(attachment: &Attachment) -> Result<(), ApiError> {
-    let invalid = |why: &str| ApiError::bad_request("invalid_body", format!("attachment.{why}"));
+pub fn check_attachment(attachment: &Attachment) -> Result<(), DomainError> {
+    let invalid = |why: &str| DomainError::invalid("invalid_body", format!("attachment.{why}"));
     let content = parse_mxc(&attachment.content_uri).ok_or_else(|| invalid("contentUri must be an mxc:// URI"))?;
     let mime_ok = attachment.mime_type.len() <= 255
         && attachment.mime_type.split_once('/').is_some_and(|(kind, sub)| {
@@ -156,7 +156,7 @@ pub fn message_content(
     rendered: &Rendered,
     attachment: Option<&Attachment>,
     placement: &Placement,
-) -> Result<Value, ApiError> {
+) -> Result<Value, DomainError> {
     let mut content = Map::new();
     content.insert("msgtype".into(), json!(msgtype_for(attachment)));
     content.insert("body".into(), json!(body));
@@ -190,9 +190,9 @@ pub fn message_content(
     Ok(content)
 }
 
-fn add_attachment(content: &mut Map<String, Value>, attachment: &Attachment) -> Result<(), ApiError> {
+fn add_attachment(content: &mut Map<String, Value>, attachment: &Attachment) -> Result<(), DomainError> {
     check_attachment(attachment)?;
-    let mxc = parse_mxc(&attachment.content_uri).ok_or(ApiError::Internal)?;
+    let mxc = parse_mxc(&attachment.content_uri).ok_or(DomainError::Internal)?;
     content.insert("url".into(), json!(attachment.content_uri));
     // Since Matrix 1.10 `filename` names the file and `body` is its caption.
     let filename = attachment.filename.clone().unwrap_or_else(|| mxc.media_id.to_owned());
@@ -216,7 +216,7 @@ fn add_attachment(content: &mut Map<String, Value>, attachment: &Attachment) -> 
 /// The content of an edit of `original_id`, whose current content is `current`. `m.new_content` is the whole new
 /// content (an attachment keeps its file; only the text changes); the top level is the fallback `* ...` for clients
 /// without edit support, and mentions only the people this edit newly mentions, so nobody is notified twice.
-pub fn edit_content(original_id: &str, current: &Value, body: &str, rendered: &Rendered) -> Result<Value, ApiError> {
+pub fn edit_content(original_id: &str, current: &Value, body: &str, rendered: &Rendered) -> Result<Value, DomainError> {
     let mut new_content = match current {
         Value::Object(current) => current.clone(),
         _ => Map::new(),
@@ -266,10 +266,10 @@ pub fn same_text(current: &Value, body: &str, rendered: &Rendered) -> bool {
 }
 
 /// `413` when the content would make an event the homeserver refuses.
-pub fn ensure_fits(content: &Value) -> Result<(), ApiError> {
+pub fn ensure_fits(content: &Value) -> Result<(), DomainError> {
     let size = serde_json::to_vec(content).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
     if size > MAX_CONTENT_BYTES {
-        return Err(ApiError::PayloadTooLarge(format!(
+        return Err(DomainError::TooLarge(format!(
             "the rendered message is {size} bytes; the homeserver's limit leaves room for {MAX_CONTENT_BYTES}"
         )));
     }

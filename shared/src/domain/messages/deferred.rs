@@ -6,9 +6,9 @@
 use crate::app::App;
 use crate::auth::Caller;
 use crate::domain::messages::{Actor, reactions, send};
-use crate::domain::operations::{self, DeferredRedaction, Operation, Queued};
+use crate::domain::operations::{self, DeferredRedaction, Operation};
 use crate::domain::rooms::{self, RoomRef};
-use crate::error::ApiError;
+use crate::domain::{DomainError, Outcome};
 use crate::identity::{TenantId, UserSlug};
 
 /// `DELETE …/messages/{eventId}`: done, or queued during an outage.
@@ -17,7 +17,7 @@ pub async fn delete_message(
     caller: &Caller,
     room: &RoomRef,
     event_id: &str,
-) -> Result<Result<(), Queued>, ApiError> {
+) -> Result<Outcome<()>, DomainError> {
     let outcome = send::delete(app, room, &Actor::of(caller), event_id).await;
     operations::defer_on_outage(app, caller, outcome, || redaction(caller, room, event_id, None)).await
 }
@@ -29,7 +29,7 @@ pub async fn remove_reaction(
     room: &RoomRef,
     event_id: &str,
     key: &str,
-) -> Result<Result<(), Queued>, ApiError> {
+) -> Result<Outcome<()>, DomainError> {
     let outcome = async {
         rooms::require_member(app, room, caller).await?;
         reactions::delete(app, room, &Actor::of(caller), event_id, key).await
@@ -56,7 +56,7 @@ fn redaction(caller: &Caller, room: &RoomRef, event_id: &str, key: Option<&str>)
 }
 
 /// The replay: the same checks and the same redaction as the request would have made.
-pub async fn redact(app: &App, redaction: &DeferredRedaction) -> Result<(), ApiError> {
+pub async fn redact(app: &App, redaction: &DeferredRedaction) -> Result<(), DomainError> {
     let tenant = TenantId::parse(&redaction.tenant)?;
     let actor = match &redaction.user {
         Some(user) => Actor::User { tenant: tenant.clone(), user: UserSlug::parse(user)? },

@@ -11,13 +11,13 @@
 //! `state` (`pending` | `done` | `queued`), the `eventId` once sent (or the `operationId` once deferred to the retry
 //! queue) and `expiresAt`.
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use sha2::{Digest, Sha256};
 
 use crate::app::App;
+use crate::aws::idempotency::{Idempotency, IdempotencyRecord, IdempotencyState};
 use crate::aws::keys;
-use crate::aws::store::{self, PutOutcome};
-use crate::error::ApiError;
+use crate::aws::store;
+use crate::domain::DomainError;
 use crate::identity::TenantId;
 
 /// How long a key holds its first answer.
@@ -32,9 +32,9 @@ const MAX_KEY_LENGTH: usize = 128;
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
-    pub fn parse(value: &str) -> Result<Self, ApiError> {
+    pub fn parse(value: &str) -> Result<Self, DomainError> {
         if value.is_empty() || value.len() > MAX_KEY_LENGTH || !value.bytes().all(|b| (b' '..=b'~').contains(&b)) {
-            return Err(ApiError::bad_request(
+            return Err(DomainError::invalid(
                 "invalid_parameter",
                 "Idempotency-Key must be 1-128 printable ASCII characters",
             ));
@@ -97,36 +97,41 @@ pub enum Claim {
 
 /// Claims `key` for a request with `fingerprint`, proposing a fresh `txn_id`. A different fingerprint under the same
 /// key is a `409 conflict`.
-pub async fn claim(app: &App, pk: &str, sk: &str, fingerprint: &str, txn_id: &str) -> Result<Claim, ApiError> {
+pub async fn claim(app: &App, pk: &str, sk: &str, fingerprint: &str, txn_id: &str) -> Result<Claim, DomainError> {
     let now = store::now_secs();
-    let mut item = store::keyed(pk, sk);
-    item.insert("state".into(), AttributeValue::S("pending".into()));
-    item.insert("fingerprint".into(), AttributeValue::S(fingerprint.to_owned()));
-    item.insert("txnId".into(), AttributeValue::S(txn_id.to_owned()));
-    item.insert("createdAt".into(), AttributeValue::N(now.to_string()));
-    item.insert(store::TTL_ATTRIBUTE.into(), AttributeValue::N((now + KEY_LIFETIME_SECS).to_string()));
-    let existing = match app.store.put_if_absent(item).await? {
-        PutOutcome::Written => return Ok(Claim::Proceed { txn_id: txn_id.to_owned() }),
-        PutOutcome::Exists(existing) => existing,
+    let record = IdempotencyRecord {
+        state: Some(IdempotencyState::Pending),
+        fingerprint: Some(fingerprint.to_owned()),
+        txn_id: Some(txn_id.to_owned()),
+        created_at: Some(now),
+        expires_at: Some(now + KEY_LIFETIME_SECS),
+        ..IdempotencyRecord::default()
     };
-    decide(&existing, fingerprint, now)
+    match Idempotency(&app.store).claim(&key_of(pk, sk), &record).await? {
+        None => Ok(Claim::Proceed { txn_id: txn_id.to_owned() }),
+        Some(existing) => decide(existing, fingerprint, now),
+    }
 }
 
-fn decide(existing: &store::Item, fingerprint: &str, now: u64) -> Result<Claim, ApiError> {
-    if store::string(existing, "fingerprint").as_deref() != Some(fingerprint) {
-        return Err(ApiError::conflict(
+fn key_of(pk: &str, sk: &str) -> keys::Key {
+    keys::Key { pk: pk.to_owned(), sk: sk.to_owned() }
+}
+
+fn decide(existing: IdempotencyRecord, fingerprint: &str, now: u64) -> Result<Claim, DomainError> {
+    if existing.fingerprint.as_deref() != Some(fingerprint) {
+        return Err(DomainError::conflict(
             "conflict",
             "this Idempotency-Key was used for a different request in the last 24 hours",
         ));
     }
-    if let Some(event_id) = store::string(existing, "eventId") {
+    if let Some(event_id) = existing.event_id {
         return Ok(Claim::Done { event_id });
     }
-    if let Some(operation_id) = store::string(existing, "operationId") {
+    if let Some(operation_id) = existing.operation_id {
         return Ok(Claim::Queued { operation_id });
     }
-    let created_at = store::number(existing, "createdAt").unwrap_or(0);
-    match store::string(existing, "txnId") {
+    let created_at = existing.created_at.unwrap_or(0);
+    match existing.txn_id {
         Some(txn_id) if now.saturating_sub(created_at) >= STALE_PENDING_SECS => Ok(Claim::Proceed { txn_id }),
         // A record without its transaction id cannot be taken over safely; it expires with its key.
         _ => Ok(Claim::InFlight),
@@ -148,30 +153,28 @@ pub async fn complete(
     fingerprint: &str,
     txn_id: &str,
     answer: Answer<'_>,
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     let now = store::now_secs();
-    let mut item = store::keyed(pk, sk);
-    item.insert("fingerprint".into(), AttributeValue::S(fingerprint.to_owned()));
-    item.insert("txnId".into(), AttributeValue::S(txn_id.to_owned()));
-    match answer {
-        Answer::Sent { event_id } => {
-            item.insert("state".into(), AttributeValue::S("done".into()));
-            item.insert("eventId".into(), AttributeValue::S(event_id.to_owned()));
-        }
-        Answer::Queued { operation_id } => {
-            item.insert("state".into(), AttributeValue::S("queued".into()));
-            item.insert("operationId".into(), AttributeValue::S(operation_id.to_owned()));
-        }
-    }
-    item.insert("createdAt".into(), AttributeValue::N(now.to_string()));
-    item.insert(store::TTL_ATTRIBUTE.into(), AttributeValue::N((now + KEY_LIFETIME_SECS).to_string()));
-    app.store.put(item).await?;
+    let (state, event_id, operation_id) = match answer {
+        Answer::Sent { event_id } => (IdempotencyState::Done, Some(event_id.to_owned()), None),
+        Answer::Queued { operation_id } => (IdempotencyState::Queued, None, Some(operation_id.to_owned())),
+    };
+    let record = IdempotencyRecord {
+        state: Some(state),
+        fingerprint: Some(fingerprint.to_owned()),
+        txn_id: Some(txn_id.to_owned()),
+        event_id,
+        operation_id,
+        created_at: Some(now),
+        expires_at: Some(now + KEY_LIFETIME_SECS),
+    };
+    Idempotency(&app.store).put(&key_of(pk, sk), &record).await?;
     Ok(())
 }
 
 /// Forgets a claim whose request failed for good, so the caller may retry with the same key.
-pub async fn release(app: &App, pk: &str, sk: &str) -> Result<(), ApiError> {
-    app.store.delete(pk, sk).await?;
+pub async fn release(app: &App, pk: &str, sk: &str) -> Result<(), DomainError> {
+    Idempotency(&app.store).release(&key_of(pk, sk)).await?;
     Ok(())
 }
 
@@ -214,17 +217,20 @@ mod tests {
 
     #[test]
     fn an_existing_record_decides_the_answer() {
-        let mut item = store::keyed("p", "s");
-        item.insert("fingerprint".into(), AttributeValue::S("f1".into()));
-        item.insert("createdAt".into(), AttributeValue::N("1000".into()));
-        item.insert("txnId".into(), AttributeValue::S("omfirst".into()));
-        assert_eq!(decide(&item, "f2", 1001).expect_err("other body").status(), 409);
-        assert_eq!(decide(&item, "f1", 1001).ok(), Some(Claim::InFlight));
+        let mut record = IdempotencyRecord {
+            fingerprint: Some("f1".into()),
+            created_at: Some(1000),
+            txn_id: Some("omfirst".into()),
+            ..IdempotencyRecord::default()
+        };
+        assert_eq!(decide(record.clone(), "f2", 1001).expect_err("other body").status(), 409);
+        assert_eq!(decide(record.clone(), "f1", 1001).ok(), Some(Claim::InFlight));
         let takeover = Some(Claim::Proceed { txn_id: "omfirst".into() });
-        assert_eq!(decide(&item, "f1", 1000 + STALE_PENDING_SECS).ok(), takeover, "the dead attempt's transaction id");
-        item.insert("operationId".into(), AttributeValue::S("op1".into()));
-        assert_eq!(decide(&item, "f1", 1001).ok(), Some(Claim::Queued { operation_id: "op1".into() }));
-        item.insert("eventId".into(), AttributeValue::S("$e".into()));
-        assert_eq!(decide(&item, "f1", 1001).ok(), Some(Claim::Done { event_id: "$e".into() }));
+        let stale = 1000 + STALE_PENDING_SECS;
+        assert_eq!(decide(record.clone(), "f1", stale).ok(), takeover, "the dead attempt's transaction id");
+        record.operation_id = Some("op1".into());
+        assert_eq!(decide(record.clone(), "f1", 1001).ok(), Some(Claim::Queued { operation_id: "op1".into() }));
+        record.event_id = Some("$e".into());
+        assert_eq!(decide(record, "f1", 1001).ok(), Some(Claim::Done { event_id: "$e".into() }));
     }
 }

@@ -12,7 +12,7 @@ use super::content::{self, parse_mxc};
 use super::room::{self, Identity};
 use super::{Actor, Attachment};
 use crate::app::App;
-use crate::error::ApiError;
+use crate::domain::DomainError;
 
 /// Largest upload through the API: 6 MiB.
 pub const MAX_UPLOAD_BYTES: usize = 6 * 1024 * 1024;
@@ -58,22 +58,22 @@ pub struct Upload {
 }
 
 /// Checks what arrived before anything is stored.
-pub fn check(content_type: Option<&str>, filename: Option<&str>, body: &[u8]) -> Result<Upload, ApiError> {
+pub fn check(content_type: Option<&str>, filename: Option<&str>, body: &[u8]) -> Result<Upload, DomainError> {
     if body.len() > MAX_UPLOAD_BYTES {
-        return Err(ApiError::PayloadTooLarge(format!(
+        return Err(DomainError::TooLarge(format!(
             "uploads through the API are limited to {MAX_UPLOAD_BYTES} bytes; send larger files to the homeserver directly"
         )));
     }
     if body.is_empty() {
-        return Err(ApiError::bad_request("invalid_body", "the upload is empty"));
+        return Err(DomainError::invalid("invalid_body", "the upload is empty"));
     }
     let content_type = content_type
         .map(str::trim)
         .filter(|value| !value.is_empty())
-        .ok_or_else(|| ApiError::bad_request("invalid_body", "Content-Type is required"))?;
+        .ok_or_else(|| DomainError::invalid("invalid_body", "Content-Type is required"))?;
     let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if !IMAGE_TYPES.contains(&essence.as_str()) && !OTHER_TYPES.contains(&essence.as_str()) {
-        return Err(ApiError::bad_request(
+        return Err(DomainError::invalid(
             "unsupported_media_type",
             format!("files of type {essence} cannot be attached; see uploadMedia for the accepted types"),
         ));
@@ -81,12 +81,12 @@ pub fn check(content_type: Option<&str>, filename: Option<&str>, body: &[u8]) ->
     let filename = filename.map(check_filename).transpose()?;
     let dimensions = if IMAGE_TYPES.contains(&essence.as_str()) {
         let dimensions = image_dimensions(&essence, body)
-            .ok_or_else(|| ApiError::bad_request("invalid_body", format!("the body is not a valid {essence} image")))?;
+            .ok_or_else(|| DomainError::invalid("invalid_body", format!("the body is not a valid {essence} image")))?;
         Some(dimensions)
     } else if matches_declared_type(&essence, content_type, body) {
         None
     } else {
-        return Err(ApiError::bad_request("invalid_body", format!("the body is not a valid {essence} file")));
+        return Err(DomainError::invalid("invalid_body", format!("the body is not a valid {essence} file")));
     };
     Ok(Upload { content_type: content_type.to_owned(), essence, filename, dimensions })
 }
@@ -164,12 +164,12 @@ pub fn displayable_filename(name: &str) -> Option<String> {
     (!shown.is_empty()).then(|| shown.to_owned())
 }
 
-fn check_filename(name: &str) -> Result<String, ApiError> {
+fn check_filename(name: &str) -> Result<String, DomainError> {
     let valid = is_safe_filename(name);
     if valid {
         Ok(name.to_owned())
     } else {
-        Err(ApiError::bad_request(
+        Err(DomainError::invalid(
             "invalid_parameter",
             "filename must be 1-255 characters without path separators or control characters",
         ))
@@ -177,7 +177,7 @@ fn check_filename(name: &str) -> Result<String, ApiError> {
 }
 
 /// Stores the bytes as the member; answers the attachment to pass to `postMessage`.
-pub async fn upload(app: &App, actor: &Actor, upload: &Upload, body: Bytes) -> Result<Attachment, ApiError> {
+pub async fn upload(app: &App, actor: &Actor, upload: &Upload, body: Bytes) -> Result<Attachment, DomainError> {
     let query = match &upload.filename {
         Some(filename) => room::query_string(&[("filename", filename)]),
         None => String::new(),
@@ -197,9 +197,8 @@ pub async fn upload(app: &App, actor: &Actor, upload: &Upload, body: Bytes) -> R
     let content_uri = stored
         .get("content_uri")
         .and_then(Value::as_str)
-        .ok_or(ApiError::HomeserverRejected("the upload answered no content_uri".into()))?;
-    let mxc =
-        parse_mxc(content_uri).ok_or(ApiError::HomeserverRejected("the upload answered a bad content_uri".into()))?;
+        .ok_or(DomainError::HomeserverAnswer("the upload answered no content_uri"))?;
+    let mxc = parse_mxc(content_uri).ok_or(DomainError::HomeserverAnswer("the upload answered a bad content_uri"))?;
     Ok(Attachment {
         content_uri: content_uri.to_owned(),
         mime_type: upload.essence.clone(),

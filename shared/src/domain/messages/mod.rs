@@ -19,7 +19,7 @@ pub mod send;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Caller, Role};
-use crate::error::ApiError;
+use crate::domain::DomainError;
 use crate::identity::{TenantId, UserSlug};
 
 /// A message body may hold this many bytes of UTF-8 text (32 KiB); more answers `413`.
@@ -123,15 +123,14 @@ impl Actor {
 }
 
 /// A Matrix event id from a path or query parameter.
-pub fn parse_event_id(value: &str) -> Result<String, ApiError> {
-    event_id(value)
-        .ok_or_else(|| ApiError::bad_request("invalid_parameter", "eventId must be a Matrix event id ($...)"))
+pub fn parse_event_id(value: &str) -> Result<String, DomainError> {
+    event_id(value).ok_or_else(|| DomainError::invalid("invalid_parameter", "eventId must be a Matrix event id ($...)"))
 }
 
 /// A Matrix event id inside a request body.
-pub fn body_event_id(field: &str, value: &str) -> Result<String, ApiError> {
+pub fn body_event_id(field: &str, value: &str) -> Result<String, DomainError> {
     event_id(value)
-        .ok_or_else(|| ApiError::bad_request("invalid_body", format!("{field} must be a Matrix event id ($...)")))
+        .ok_or_else(|| DomainError::invalid("invalid_body", format!("{field} must be a Matrix event id ($...)")))
 }
 
 fn event_id(value: &str) -> Option<String> {
@@ -141,12 +140,12 @@ fn event_id(value: &str) -> Option<String> {
 }
 
 /// Checks a message text: not blank, at most [`MAX_BODY_BYTES`].
-pub fn check_body(body: &str) -> Result<(), ApiError> {
+pub fn check_body(body: &str) -> Result<(), DomainError> {
     if body.len() > MAX_BODY_BYTES {
-        return Err(ApiError::PayloadTooLarge(format!("a message body is limited to {MAX_BODY_BYTES} bytes of text")));
+        return Err(DomainError::TooLarge(format!("a message body is limited to {MAX_BODY_BYTES} bytes of text")));
     }
     if body.trim().is_empty() {
-        return Err(ApiError::bad_request("invalid_body", "body must contain some text"));
+        return Err(DomainError::invalid("invalid_body", "body must contain some text"));
     }
     Ok(())
 }

@@ -13,8 +13,8 @@ use serde_json::Value;
 use super::Actor;
 use super::room::{self, Identity};
 use crate::app::App;
+use crate::domain::DomainError;
 use crate::domain::rooms::RoomRef;
-use crate::error::ApiError;
 use crate::homeserver::RoomRule;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,7 +32,7 @@ pub struct NotificationSettings {
 }
 
 /// Sets the level; setting the one in force changes nothing.
-pub async fn put(app: &App, room: &RoomRef, actor: &Actor, level: Level) -> Result<NotificationSettings, ApiError> {
+pub async fn put(app: &App, room: &RoomRef, actor: &Actor, level: Level) -> Result<NotificationSettings, DomainError> {
     // The new rule goes in before the old one goes: between the two calls the room is never louder than either.
     match level {
         Level::All => {
@@ -52,7 +52,7 @@ pub async fn put(app: &App, room: &RoomRef, actor: &Actor, level: Level) -> Resu
 }
 
 /// Reads the level back from the homeserver.
-pub async fn get(app: &App, room: &RoomRef, actor: &Actor) -> Result<NotificationSettings, ApiError> {
+pub async fn get(app: &App, room: &RoomRef, actor: &Actor) -> Result<NotificationSettings, DomainError> {
     let rules =
         room::act(app, actor, |identity: Identity| async move { app.homeserver.push_rules(identity.acting()).await })
             .await?
@@ -81,7 +81,7 @@ pub fn level_in(rules: &Value, room_id: &str) -> Level {
     }
 }
 
-async fn put_rule(app: &App, actor: &Actor, room: &RoomRef, rule: RoomRule) -> Result<(), ApiError> {
+async fn put_rule(app: &App, actor: &Actor, room: &RoomRef, rule: RoomRule) -> Result<(), DomainError> {
     room::act(app, actor, |identity: Identity| async move {
         app.homeserver.set_room_rule(&room.room_id, rule, identity.acting()).await
     })
@@ -91,7 +91,7 @@ async fn put_rule(app: &App, actor: &Actor, room: &RoomRef, rule: RoomRule) -> R
 }
 
 /// Absent already is success: the level is what was asked.
-async fn delete_rule(app: &App, actor: &Actor, room: &RoomRef, rule: RoomRule) -> Result<(), ApiError> {
+async fn delete_rule(app: &App, actor: &Actor, room: &RoomRef, rule: RoomRule) -> Result<(), DomainError> {
     room::act(app, actor, |identity: Identity| async move {
         app.homeserver.delete_room_rule(&room.room_id, rule, identity.acting()).await
     })

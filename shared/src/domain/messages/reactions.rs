@@ -4,10 +4,10 @@ use serde_json::Value;
 
 use super::Actor;
 use super::room::{self, Identity};
-use super::send::{self, Delivery};
+use super::send;
 use crate::app::App;
 use crate::domain::rooms::RoomRef;
-use crate::error::ApiError;
+use crate::domain::{DomainError, Outcome};
 use ruma::events::relation::RelationType;
 
 const MAX_KEY_CHARS: usize = 64;
@@ -15,9 +15,9 @@ const MAX_KEY_CHARS: usize = 64;
 const MAX_PAGES: usize = 10;
 
 /// A reaction key from the path: 1-64 characters, no control characters.
-pub fn parse_key(key: &str) -> Result<String, ApiError> {
+pub fn parse_key(key: &str) -> Result<String, DomainError> {
     if key.is_empty() || key.chars().count() > MAX_KEY_CHARS || key.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
+        return Err(DomainError::invalid(
             "invalid_parameter",
             "key must be 1-64 characters without control characters",
         ));
@@ -32,16 +32,16 @@ pub async fn put(
     actor: &Actor,
     event_id: &str,
     key: &str,
-) -> Result<Delivery<()>, ApiError> {
+) -> Result<Outcome<()>, DomainError> {
     let message = room::fetch_message(app, room, event_id).await?;
     if room::is_redacted(&message) {
-        return Err(ApiError::conflict("conflict", "the message was deleted"));
+        return Err(DomainError::conflict("conflict", "the message was deleted"));
     }
     send::send_reaction(app, room, actor, event_id, key).await
 }
 
 /// Removes the actor's reaction with `key`, if any.
-pub async fn delete(app: &App, room: &RoomRef, actor: &Actor, event_id: &str, key: &str) -> Result<(), ApiError> {
+pub async fn delete(app: &App, room: &RoomRef, actor: &Actor, event_id: &str, key: &str) -> Result<(), DomainError> {
     room::fetch_message(app, room, event_id).await?;
     let own_id = room::matrix_id(app, actor);
     for reaction_id in own_reactions(app, room, actor, event_id, key, &own_id).await? {
@@ -58,7 +58,7 @@ async fn own_reactions(
     event_id: &str,
     key: &str,
     own_id: &str,
-) -> Result<Vec<String>, ApiError> {
+) -> Result<Vec<String>, DomainError> {
     let mut found = Vec::new();
     let mut from: Option<String> = None;
     for _ in 0..MAX_PAGES {

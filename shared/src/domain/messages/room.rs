@@ -10,9 +10,9 @@ use serde_json::Value;
 use super::Actor;
 use super::mentions::{Candidates, MentionTarget, Mentionables};
 use crate::app::App;
+use crate::domain::DomainError;
 use crate::domain::room_lifecycle::{self, Lifecycle};
 use crate::domain::rooms::{self, RoomRef};
-use crate::error::ApiError;
 use crate::homeserver::{Acting, HomeserverError, UserDevice};
 
 /// Moderators and above may mention the whole room and delete others' messages.
@@ -37,7 +37,7 @@ impl Identity {
 /// Runs `call` as the actor (a user on their server device, or the platform). The outer error is
 /// everything the caller cannot be blamed for; the inner one is the homeserver's refusal, for the operation to
 /// interpret (a 403 of a send means something else than a 403 of a read).
-pub async fn act<T, F, Fut>(app: &App, actor: &Actor, call: F) -> Result<Result<T, HomeserverError>, ApiError>
+pub async fn act<T, F, Fut>(app: &App, actor: &Actor, call: F) -> Result<Result<T, HomeserverError>, DomainError>
 where
     F: Fn(Identity) -> Fut,
     Fut: Future<Output = Result<T, HomeserverError>>,
@@ -67,14 +67,14 @@ where
 }
 
 /// The usual meaning of a refusal: 403 for power or membership, 404 for something missing, 413 for size.
-pub fn refusal(error: HomeserverError) -> ApiError {
+pub fn refusal(error: HomeserverError) -> DomainError {
     match &error {
         HomeserverError::Rejected { status: 403, .. } => {
-            ApiError::forbidden("the homeserver does not allow this member to do that in this room")
+            DomainError::not_permitted("the homeserver does not allow this member to do that in this room")
         }
-        HomeserverError::Rejected { status: 404, .. } => ApiError::not_found("no such message in this room"),
+        HomeserverError::Rejected { status: 404, .. } => DomainError::not_found("no such message in this room"),
         HomeserverError::Rejected { status: 413, .. } => {
-            ApiError::PayloadTooLarge("the homeserver refused the message as too large".into())
+            DomainError::TooLarge("the homeserver refused the message as too large".into())
         }
         _ => error.into(),
     }
@@ -89,19 +89,18 @@ pub fn query_string(pairs: &[(&str, &str)]) -> String {
     serializer.finish()
 }
 
-/// The homeserver's "you already reacted with this key": for an idempotent add, success. (The errcode survives in
-/// the error's text: `From<HomeserverError>` keeps `"{status} {errcode}"`.)
-pub fn is_duplicate_annotation(error: &ApiError) -> bool {
-    matches!(error, ApiError::HomeserverRejected(detail) if detail.ends_with("M_DUPLICATE_ANNOTATION"))
+/// The homeserver's "you already reacted with this key": for an idempotent add, success.
+pub fn is_duplicate_annotation(error: &DomainError) -> bool {
+    error.has_errcode("M_DUPLICATE_ANNOTATION")
 }
 
 /// An event of the room, read as the platform's user; `None` when the room has no such event.
-pub async fn fetch_event(app: &App, room: &RoomRef, event_id: &str) -> Result<Option<Value>, ApiError> {
+pub async fn fetch_event(app: &App, room: &RoomRef, event_id: &str) -> Result<Option<Value>, DomainError> {
     Ok(app.homeserver.room_event(&room.room_id, event_id, Acting::Platform).await?)
 }
 
 /// A message (`m.room.message`) of the room, or `404`.
-pub async fn fetch_message(app: &App, room: &RoomRef, event_id: &str) -> Result<Value, ApiError> {
+pub async fn fetch_message(app: &App, room: &RoomRef, event_id: &str) -> Result<Value, DomainError> {
     match fetch_event(app, room, event_id).await? {
         Some(event)
             if event.get("type").and_then(Value::as_str) == Some("m.room.message")
@@ -109,7 +108,7 @@ pub async fn fetch_message(app: &App, room: &RoomRef, event_id: &str) -> Result<
         {
             Ok(event)
         }
-        _ => Err(ApiError::not_found("no such message in this room")),
+        _ => Err(DomainError::not_found("no such message in this room")),
     }
 }
 
@@ -136,7 +135,7 @@ pub fn matrix_id(app: &App, actor: &Actor) -> String {
 
 /// The actor's power level in the room. The platform's user created every room and, in room version 12, holds
 /// unlimited power; it is reported as `i64::MAX`.
-pub async fn power_of(app: &App, room: &RoomRef, actor: &Actor) -> Result<i64, ApiError> {
+pub async fn power_of(app: &App, room: &RoomRef, actor: &Actor) -> Result<i64, DomainError> {
     let Actor::User { .. } = actor else {
         return Ok(i64::MAX);
     };
@@ -157,7 +156,7 @@ pub async fn mentionables(
     room: &RoomRef,
     actor: &Actor,
     candidates: &Candidates,
-) -> Result<Mentionables, ApiError> {
+) -> Result<Mentionables, DomainError> {
     let mut mentionables = Mentionables::default();
     if candidates.room {
         mentionables.room_allowed = power_of(app, room, actor).await? >= MODERATOR_POWER;
@@ -182,16 +181,23 @@ pub async fn mentionables(
 
 /// When a user's write fails in a way that may just mean "not a member" (no credentials can be minted for a user
 /// who was never provisioned, say), tells that apart: `403` for non-members, the original error otherwise.
-pub async fn explain_failure(app: &App, room: &RoomRef, actor: &Actor, error: ApiError) -> ApiError {
+pub async fn explain_failure(app: &App, room: &RoomRef, actor: &Actor, error: DomainError) -> DomainError {
     let Actor::User { .. } = actor else {
         return error;
     };
-    if !matches!(error, ApiError::HomeserverRejected(_)) {
+    let refused = matches!(
+        error,
+        DomainError::HomeserverAnswer(_)
+            | DomainError::Homeserver(
+                HomeserverError::Rejected { .. } | HomeserverError::UnknownToken | HomeserverError::InvalidResponse(_)
+            )
+    );
+    if !refused {
         return error;
     }
     match rooms::membership_of(app, &room.room_id, &matrix_id(app, actor)).await {
         Ok(Some(membership)) if membership == "join" => error,
-        Ok(_) => ApiError::forbidden("only members of this room may do that"),
+        Ok(_) => DomainError::not_permitted("only members of this room may do that"),
         Err(_) => error,
     }
 }
@@ -205,7 +211,7 @@ pub fn forget_active(app: &App, room_id: &str) {
 /// What a write may do in the room's lifecycle state (the `org.openmeet.room` state event, read as the platform):
 /// nobody writes into an archived room (`409`); users do not post or react in a cancelled event room (`403`),
 /// whatever their power, while the service still may (announcements).
-pub async fn ensure_writable(app: &App, room: &RoomRef, actor: &Actor) -> Result<(), ApiError> {
+pub async fn ensure_writable(app: &App, room: &RoomRef, actor: &Actor) -> Result<(), DomainError> {
     if app.container.active_rooms.contains(room.room_id.as_str()) {
         return Ok(());
     }
@@ -216,9 +222,11 @@ pub async fn ensure_writable(app: &App, room: &RoomRef, actor: &Actor) -> Result
         .unwrap_or(Value::Null);
     let lifecycle = meta.get("state").cloned().and_then(|state| serde_json::from_value(state).ok());
     match (lifecycle, actor) {
-        (Some(Lifecycle::Archived), _) => Err(ApiError::conflict("conflict", "this room is archived: it is read-only")),
+        (Some(Lifecycle::Archived), _) => {
+            Err(DomainError::conflict("conflict", "this room is archived: it is read-only"))
+        }
         (Some(Lifecycle::Cancelled), Actor::User { .. }) => {
-            Err(ApiError::forbidden("this event was cancelled: its room is read-only for members"))
+            Err(DomainError::not_permitted("this event was cancelled: its room is read-only for members"))
         }
         (Some(Lifecycle::Cancelled), Actor::Platform { .. }) => Ok(()),
         (Some(Lifecycle::Active) | None, _) => {

@@ -18,10 +18,10 @@ use super::render::{self, Rendered};
 use super::room::{self, Identity};
 use super::{Actor, EditMessageInput, MessageFormat, PostMessageInput, body_event_id, check_body};
 use crate::app::App;
-use crate::domain::operations::{self, Operation, Queued};
+use crate::domain::operations::{self, Operation};
 use crate::domain::platform;
 use crate::domain::rooms::RoomRef;
-use crate::error::ApiError;
+use crate::domain::{DomainError, OperationId, Outcome};
 use crate::homeserver::{Acting, HomeserverError};
 use ruma::events::relation::RelationType;
 
@@ -38,33 +38,15 @@ pub struct MessageEdited {
     pub edit_event_id: String,
 }
 
-/// How a deferrable write ended.
-#[derive(Debug, Clone)]
-pub enum Delivery<T> {
-    Done(T),
-    /// The homeserver is unreachable: the retry worker delivers it later, exactly once.
-    Queued(Queued),
-}
-
-/// How a send ended.
-#[derive(Debug, Clone)]
-pub enum PostOutcome {
-    /// Sent now, or sent before under the same `Idempotency-Key` (the same answer either way).
-    Sent(MessageSent),
-    /// Deferred now, or before under the same `Idempotency-Key`.
-    Queued(Queued),
-    /// The first request with this `Idempotency-Key` is still running: try again shortly.
-    InFlight,
-}
-
-/// Sends a message as the actor. With a key, a repeat within 24 h returns the first answer and sends nothing.
+/// Sends a message as the actor: sent now, or deferred during an outage. With a key, a repeat within 24 h returns
+/// the first answer and sends nothing (`InProgress` while the first request with it is still running).
 pub async fn post(
     app: &App,
     room: &RoomRef,
     actor: &Actor,
     input: &PostMessageInput,
     key: Option<&IdempotencyKey>,
-) -> Result<PostOutcome, ApiError> {
+) -> Result<Outcome<MessageSent>, DomainError> {
     let accepted = std::time::Instant::now();
     check_body(&input.body)?;
     if let Some(attachment) = &input.attachment {
@@ -76,32 +58,32 @@ pub async fn post(
     let Some(key) = key else {
         let txn_id = idempotency::random_txn_id();
         return Ok(match send_new(app, room, actor, input, thread_root, reply_to, &txn_id).await? {
-            Delivery::Done(event_id) => {
+            Outcome::Done(event_id) => {
                 crate::metrics::message_delivered(false, accepted.elapsed().as_millis() as u64);
-                PostOutcome::Sent(MessageSent { event_id })
+                Outcome::Done(MessageSent { event_id })
             }
-            Delivery::Queued(queued) => PostOutcome::Queued(queued),
+            Outcome::Queued(queued) => Outcome::Queued(queued),
         });
     };
     let fingerprint = fingerprint(room, input)?;
     let (pk, sk) = idempotency::record_key(actor.tenant(), &actor.key(), key);
     // A fresh transaction id for each use of the key (see `idempotency`); a takeover keeps the first attempt's.
     let txn_id = match idempotency::claim(app, &pk, &sk, &fingerprint, &idempotency::random_txn_id()).await? {
-        Claim::Done { event_id } => return Ok(PostOutcome::Sent(MessageSent { event_id })),
-        Claim::Queued { operation_id } => return Ok(PostOutcome::Queued(queued_again(operation_id))),
-        Claim::InFlight => return Ok(PostOutcome::InFlight),
+        Claim::Done { event_id } => return Ok(Outcome::Done(MessageSent { event_id })),
+        Claim::Queued { operation_id } => return Ok(Outcome::Queued(OperationId::from(operation_id))),
+        Claim::InFlight => return Err(DomainError::InProgress),
         Claim::Proceed { txn_id } => txn_id,
     };
     match send_new(app, room, actor, input, thread_root, reply_to, &txn_id).await {
-        Ok(Delivery::Done(event_id)) => {
+        Ok(Outcome::Done(event_id)) => {
             crate::metrics::message_delivered(false, accepted.elapsed().as_millis() as u64);
             idempotency::complete(app, &pk, &sk, &fingerprint, &txn_id, Answer::Sent { event_id: &event_id }).await?;
-            Ok(PostOutcome::Sent(MessageSent { event_id }))
+            Ok(Outcome::Done(MessageSent { event_id }))
         }
-        Ok(Delivery::Queued(queued)) => {
-            let answer = Answer::Queued { operation_id: &queued.operation_id };
+        Ok(Outcome::Queued(queued)) => {
+            let answer = Answer::Queued { operation_id: queued.as_str() };
             idempotency::complete(app, &pk, &sk, &fingerprint, &txn_id, answer).await?;
-            Ok(PostOutcome::Queued(queued))
+            Ok(Outcome::Queued(queued))
         }
         Err(error) => {
             // A refusal sent nothing: free the key for a corrected retry. After a transient failure the event may
@@ -115,21 +97,17 @@ pub async fn post(
     }
 }
 
-fn queued_again(operation_id: String) -> Queued {
-    Queued { status: "queued", operation_id }
-}
-
 /// What makes two requests under one key "the same request": the room and the parsed body.
-fn fingerprint(room: &RoomRef, input: &PostMessageInput) -> Result<String, ApiError> {
-    let body = serde_json::to_string(input).map_err(|_| ApiError::Internal)?;
+fn fingerprint(room: &RoomRef, input: &PostMessageInput) -> Result<String, DomainError> {
+    let body = serde_json::to_string(input).map_err(|_| DomainError::Internal)?;
     Ok(hex::encode(idempotency::digest(&["post-message", room.kind.as_str(), room.slug.as_str(), &body])))
 }
 
 /// `Ok(None)` instead of an outage: what a preparation read cannot tell during one.
-fn unless_outage<T>(result: Result<T, ApiError>) -> Result<Option<T>, ApiError> {
+fn unless_outage<T>(result: Result<T, DomainError>) -> Result<Option<T>, DomainError> {
     match result {
         Ok(value) => Ok(Some(value)),
-        Err(error) if operations::is_outage(&error) => Ok(None),
+        Err(error) if error.is_outage() => Ok(None),
         Err(error) => Err(error),
     }
 }
@@ -142,7 +120,7 @@ async fn send_new(
     thread_root: Option<String>,
     reply_to: Option<String>,
     txn_id: &str,
-) -> Result<Delivery<String>, ApiError> {
+) -> Result<Outcome<String>, DomainError> {
     let backlog = preflight(app, room, actor).await?;
     let mut reply_sender = None;
     let placement = match (thread_root, reply_to) {
@@ -156,7 +134,7 @@ async fn send_new(
                         && !room::is_redacted(event)
                 });
                 if !valid_root {
-                    return Err(ApiError::bad_request(
+                    return Err(DomainError::invalid(
                         "invalid_body",
                         "threadRootId must be a message of this room that is not itself in a thread or an edit",
                     ));
@@ -206,7 +184,7 @@ async fn send_new(
 
 /// The checks before a write, side by side: the room's lifecycle (left to the homeserver's power levels during an
 /// outage) and whether the room has queued writes (`true`: this one must queue behind them).
-async fn preflight(app: &App, room: &RoomRef, actor: &Actor) -> Result<Backlog, ApiError> {
+async fn preflight(app: &App, room: &RoomRef, actor: &Actor) -> Result<Backlog, DomainError> {
     let (writable, backlog) =
         tokio::join!(room::ensure_writable(app, room, actor), operations::has_backlog(app, room.room_id.as_str()));
     unless_outage(writable)?;
@@ -216,15 +194,15 @@ async fn preflight(app: &App, room: &RoomRef, actor: &Actor) -> Result<Backlog, 
 /// Whether the room has queued writes, from [`preflight`].
 struct Backlog(bool);
 
-async fn reply_target(app: &App, room: &RoomRef, event_id: &str) -> Result<Value, ApiError> {
+async fn reply_target(app: &App, room: &RoomRef, event_id: &str) -> Result<Value, DomainError> {
     match room::fetch_event(app, room, event_id).await? {
         Some(event) if event.get("type").and_then(Value::as_str) == Some("m.room.message") => Ok(event),
-        _ => Err(ApiError::bad_request("invalid_body", "replyToId must be a message of this room")),
+        _ => Err(DomainError::invalid("invalid_body", "replyToId must be a message of this room")),
     }
 }
 
 /// The thread's newest event, for the reply fallback of thread-unaware clients.
-async fn latest_in_thread(app: &App, room: &RoomRef, root: &str) -> Result<Option<String>, ApiError> {
+async fn latest_in_thread(app: &App, room: &RoomRef, root: &str) -> Result<Option<String>, DomainError> {
     let latest = app.homeserver.latest_relation(&room.room_id, root, RelationType::Thread, Acting::Platform).await?;
     Ok(latest.map(|event_id| event_id.to_string()))
 }
@@ -236,7 +214,7 @@ async fn render_for(
     actor: &Actor,
     format: MessageFormat,
     body: &str,
-) -> Result<Rendered, ApiError> {
+) -> Result<Rendered, DomainError> {
     let candidates = mentions::candidates(body);
     let mentionables = if candidates == mentions::Candidates::default() {
         Mentionables::default()
@@ -259,11 +237,11 @@ async fn deliver(
     event_type: &str,
     content: Value,
     txn_id: &str,
-) -> Result<Delivery<String>, ApiError> {
+) -> Result<Outcome<String>, DomainError> {
     if !backlog.0 {
         match send_event(app, room, actor, event_type, &content, txn_id).await {
-            Ok(event_id) => return Ok(Delivery::Done(event_id)),
-            Err(error) if operations::is_outage(&error) => {}
+            Ok(event_id) => return Ok(Outcome::Done(event_id)),
+            Err(error) if error.is_outage() => {}
             Err(error) => return Err(error),
         }
     }
@@ -279,7 +257,8 @@ async fn deliver(
         txn_id: txn_id.to_owned(),
         content,
     };
-    Ok(Delivery::Queued(operations::defer(app, &actor.caller(), txn_id.to_owned(), operation).await?))
+    let operation_id = OperationId::from(txn_id.to_owned());
+    Ok(Outcome::Queued(operations::defer(app, &actor.caller(), operation_id, operation).await?))
 }
 
 /// Sends one room event as the actor under `txn_id`; returns its event id. The platform sends from its own device,
@@ -291,7 +270,7 @@ async fn send_event(
     event_type: &str,
     content: &Value,
     txn_id: &str,
-) -> Result<String, ApiError> {
+) -> Result<String, DomainError> {
     if let Actor::Platform { .. } = actor {
         return platform::send_event(app, room.room_id.as_str(), event_type, txn_id, content).await;
     }
@@ -321,17 +300,17 @@ pub async fn edit(
     actor: &Actor,
     event_id: &str,
     input: &EditMessageInput,
-) -> Result<Delivery<MessageEdited>, ApiError> {
+) -> Result<Outcome<MessageEdited>, DomainError> {
     check_body(&input.body)?;
     let original = room::fetch_message(app, room, event_id).await?;
     if room::sender(&original) != Some(room::matrix_id(app, actor).as_str()) {
-        return Err(ApiError::forbidden("only the sender may edit a message"));
+        return Err(DomainError::not_permitted("only the sender may edit a message"));
     }
     if room::rel_type(&original) == Some("m.replace") {
-        return Err(ApiError::bad_request("invalid_parameter", "that event is an edit; edit the original message"));
+        return Err(DomainError::invalid("invalid_parameter", "that event is an edit; edit the original message"));
     }
     if room::is_redacted(&original) {
-        return Err(ApiError::conflict("conflict", "the message was deleted"));
+        return Err(DomainError::conflict("conflict", "the message was deleted"));
     }
     let backlog = preflight(app, room, actor).await?;
     // The homeserver bundles the latest edit with the original (same sender only).
@@ -345,13 +324,13 @@ pub async fn edit(
     if let Some(edit_id) = latest_edit.and_then(|edit| edit.get("event_id")).and_then(Value::as_str)
         && content::same_text(&current, &input.body, &rendered)
     {
-        return Ok(Delivery::Done(MessageEdited { event_id: event_id.to_owned(), edit_event_id: edit_id.to_owned() }));
+        return Ok(Outcome::Done(MessageEdited { event_id: event_id.to_owned(), edit_event_id: edit_id.to_owned() }));
     }
     let content = content::edit_content(event_id, &current, &input.body, &rendered)?;
     // The same edit of the same state retried lands on one event; a later edit (even back to an earlier text)
     // starts from another latest edit and so gets another transaction id.
     let base = latest_edit.and_then(|edit| edit.get("event_id")).and_then(Value::as_str).unwrap_or(event_id);
-    let new_content = serde_json::to_string(&content["m.new_content"]).map_err(|_| ApiError::Internal)?;
+    let new_content = serde_json::to_string(&content["m.new_content"]).map_err(|_| DomainError::Internal)?;
     let txn_id = idempotency::derived_txn_id(&[
         "edit-message",
         actor.tenant().as_str(),
@@ -361,27 +340,27 @@ pub async fn edit(
         &new_content,
     ]);
     Ok(match deliver(app, room, actor, backlog, "m.room.message", content, &txn_id).await? {
-        Delivery::Done(edit_event_id) => Delivery::Done(MessageEdited { event_id: event_id.to_owned(), edit_event_id }),
-        Delivery::Queued(queued) => Delivery::Queued(queued),
+        Outcome::Done(edit_event_id) => Outcome::Done(MessageEdited { event_id: event_id.to_owned(), edit_event_id }),
+        Outcome::Queued(queued) => Outcome::Queued(queued),
     })
 }
 
 /// Deletes (redacts) a message: its sender, a moderator or above, or a service.
-pub async fn delete(app: &App, room: &RoomRef, actor: &Actor, event_id: &str) -> Result<(), ApiError> {
+pub async fn delete(app: &App, room: &RoomRef, actor: &Actor, event_id: &str) -> Result<(), DomainError> {
     let message = room::fetch_message(app, room, event_id).await?;
     if room::is_redacted(&message) {
         return Ok(());
     }
     let own = room::sender(&message) == Some(room::matrix_id(app, actor).as_str());
     if !own && room::power_of(app, room, actor).await? < room::MODERATOR_POWER {
-        return Err(ApiError::forbidden("only the sender or a moderator may delete a message"));
+        return Err(DomainError::not_permitted("only the sender or a moderator may delete a message"));
     }
     redact(app, room, actor, event_id).await
 }
 
 /// Redacts an event as the actor. The transaction id is derived from the event, so a retry makes no second
 /// redaction.
-pub async fn redact(app: &App, room: &RoomRef, actor: &Actor, event_id: &str) -> Result<(), ApiError> {
+pub async fn redact(app: &App, room: &RoomRef, actor: &Actor, event_id: &str) -> Result<(), DomainError> {
     let txn_id = idempotency::derived_txn_id(&["redact", actor.tenant().as_str(), &actor.key(), event_id]);
     let outcome = room::act(app, actor, |identity: Identity| {
         let txn_id = &txn_id;
@@ -403,14 +382,13 @@ pub async fn send_reaction(
     actor: &Actor,
     event_id: &str,
     key: &str,
-) -> Result<Delivery<()>, ApiError> {
+) -> Result<Outcome<()>, DomainError> {
     let annotation = Annotation::new(crate::homeserver::event_id(event_id)?, key.to_owned());
-    let content = serde_json::to_value(ReactionEventContent::new(annotation)).map_err(|_| ApiError::Internal)?;
+    let content = serde_json::to_value(ReactionEventContent::new(annotation)).map_err(|_| DomainError::Internal)?;
     let backlog = preflight(app, room, actor).await?;
     match deliver(app, room, actor, backlog, "m.reaction", content, &idempotency::random_txn_id()).await {
-        Ok(Delivery::Done(_)) => Ok(Delivery::Done(())),
-        Ok(Delivery::Queued(queued)) => Ok(Delivery::Queued(queued)),
-        Err(error) if room::is_duplicate_annotation(&error) => Ok(Delivery::Done(())),
+        Ok(outcome) => Ok(outcome.map(|_| ())),
+        Err(error) if room::is_duplicate_annotation(&error) => Ok(Outcome::Done(())),
         Err(error) => Err(error),
     }
 }

@@ -1,12 +1,12 @@
 //! Membership intents: the newest accepted change per member (and per reconcile), so a replay never undoes a later one.
 
 use crate::app::App;
-use crate::aws::keys;
-use crate::aws::store;
-use crate::error::{ApiError, BackendError};
+use crate::aws::intents::{IntentRoom, Intents};
+use crate::domain::DomainError;
+use crate::error::BackendError;
 
-pub(super) fn intent_key(tenant: &str, kind: &str, slug: &str) -> String {
-    keys::room_intents(tenant, kind, slug)
+pub(super) fn intent_room<'r>(tenant: &'r str, kind: &'r str, slug: &'r str) -> IntentRoom<'r> {
+    IntentRoom { tenant, kind, slug }
 }
 
 /// Records that the service's latest word on `user` in this room was given at `version`.
@@ -17,19 +17,19 @@ pub async fn record_member_intent(
     slug: &str,
     user: &str,
     version: u64,
-) -> Result<(), ApiError> {
-    app.store
-        .raise(&intent_key(tenant, kind, slug), &keys::member_intent(tenant, kind, slug, user).sk, "version", version)
-        .await
-        .map_err(ApiError::from)
+) -> Result<(), DomainError> {
+    Intents(&app.store).raise_member(intent_room(tenant, kind, slug), user, version).await.map_err(DomainError::from)
 }
 
 /// Records a reconcile of the whole room at `version`: it speaks for every member.
-pub async fn record_reconcile(app: &App, tenant: &str, kind: &str, slug: &str, version: u64) -> Result<(), ApiError> {
-    app.store
-        .raise(&intent_key(tenant, kind, slug), keys::RECONCILE_INTENT_SK, "version", version)
-        .await
-        .map_err(ApiError::from)
+pub async fn record_reconcile(
+    app: &App,
+    tenant: &str,
+    kind: &str,
+    slug: &str,
+    version: u64,
+) -> Result<(), DomainError> {
+    Intents(&app.store).raise_reconcile(intent_room(tenant, kind, slug), version).await.map_err(DomainError::from)
 }
 
 /// The newest intent about `user` in the room: their own latest change or the room's latest reconcile.
@@ -40,12 +40,8 @@ pub(super) async fn latest_member_intent(
     slug: &str,
     user: &str,
 ) -> Result<u64, BackendError> {
-    let pk = intent_key(tenant, kind, slug);
-    let own = app
-        .store
-        .get(&pk, &keys::member_intent(tenant, kind, slug, user).sk)
-        .await?
-        .and_then(|i| store::number(&i, "version"));
-    let room = app.store.get(&pk, keys::RECONCILE_INTENT_SK).await?.and_then(|i| store::number(&i, "version"));
+    let intents = Intents(&app.store);
+    let own = intents.member(intent_room(tenant, kind, slug), user).await?;
+    let room = intents.reconcile(intent_room(tenant, kind, slug)).await?;
     Ok(own.unwrap_or(0).max(room.unwrap_or(0)))
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::*;
+use crate::domain::OperationId;
 use crate::domain::membership::Role;
 use crate::homeserver::HomeserverError;
 use crate::identity::UserSlug;
@@ -159,17 +160,9 @@ pub struct OperationView {
     pub error: Option<String>,
 }
 
-/// The answer of a deferred write.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Queued {
-    pub status: &'static str,
-    pub operation_id: String,
-}
-
 /// The body of a retry-queue message: a reference only, never a secret or message text.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct QueuedOperation {
-    pub operation_id: String,
+    pub operation_id: OperationId,
 }

@@ -3,14 +3,13 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::AttributeValue;
-
 use super::*;
 use crate::app::App;
-use crate::aws::keys;
-use crate::aws::store;
+use crate::aws::intents::Intents;
+use crate::aws::operations::{self as records, Counter, Operations};
 use crate::config::RetryPolicy;
-use crate::error::{ApiError, BackendError};
+use crate::domain::DomainError;
+use crate::error::BackendError;
 use crate::homeserver::{Acting, HomeserverError};
 use crate::identity::{RoomKind, Slug, TenantId, UserSlug};
 
@@ -34,35 +33,35 @@ pub async fn replay(
     deadline: Option<Instant>,
 ) -> Result<(), ReplayError> {
     let transient = |error: BackendError| ReplayError::Transient { reason: error.to_string(), retry_after: None };
-    let pk = record_pk(&message.operation_id);
-    let Some(item) = app.store.get(&pk, keys::OPERATION_SK).await.map_err(transient)? else {
+    let id = message.operation_id.as_str();
+    let Some(record) = Operations(&app.store).get(id).await.map_err(transient)? else {
         tracing::warn!(operation_id = %message.operation_id, "queued operation has no record; dropped");
         return Ok(());
     };
-    if store::string(&item, "status").as_deref() != Some("queued") {
+    if !record.has_status(records::QUEUED) {
         return Ok(());
     }
     // SQS's receive count, or our own count when the queue does not report it (or after a redrive reset it).
-    let attempt = attempt.max(store::number(&item, "attempts").unwrap_or(0) as u32 + 1);
-    let operation: Operation = match store::string(&item, "operation").map(|raw| serde_json::from_str(&raw)) {
+    let attempt = attempt.max(record.attempts.unwrap_or(0) as u32 + 1);
+    let operation: Operation = match record.operation() {
         Some(Ok(operation)) => operation,
         _ => {
-            finish(app, &pk, None, None, Err("the operation record is unreadable".into())).await.map_err(transient)?;
+            finish(app, id, None, None, Err("the operation record is unreadable".into())).await.map_err(transient)?;
             return Ok(());
         }
     };
-    let accepted_at = store::number(&item, "acceptedAt");
+    let accepted_at = record.accepted_at;
     let executed = match &operation {
         Operation::Reconcile(reconcile) => reconcile_slice(app, reconcile, slice_deadline(app, deadline)).await,
         _ => execute(app, &operation).await.map(Executed::Done),
     };
     match executed {
         Ok(Executed::Continues) => {
-            continue_later(app, &pk, message, &operation).await.map_err(transient)?;
+            continue_later(app, message, &operation).await.map_err(transient)?;
             Ok(())
         }
         Ok(Executed::Done(event_id)) => {
-            finish(app, &pk, operation.room_id(), accepted_at, Ok(event_id)).await.map_err(transient)?;
+            finish(app, id, operation.room_id(), accepted_at, Ok(event_id)).await.map_err(transient)?;
             Ok(())
         }
         Err(error) if error.is_transient() || matches!(error, HomeserverError::UnknownToken) => {
@@ -71,10 +70,10 @@ pub async fn replay(
                 _ => None,
             };
             let reason = error.to_string();
-            app.store.add(&pk, keys::OPERATION_SK, "attempts", 1).await.map_err(transient)?;
+            Operations(&app.store).count(id, Counter::Attempts).await.map_err(transient)?;
             if attempt >= app.config.retry.max_attempts {
                 let why = format!("gave up after {attempt} attempts: {reason}");
-                finish(app, &pk, operation.room_id(), accepted_at, Err(why.clone())).await.map_err(transient)?;
+                finish(app, id, operation.room_id(), accepted_at, Err(why.clone())).await.map_err(transient)?;
                 return Err(ReplayError::Exhausted(why));
             }
             crate::metrics::retry_attempt();
@@ -82,7 +81,7 @@ pub async fn replay(
         }
         Err(error) => {
             // A refusal (403, 400, ...) will not change by retrying: fail at once.
-            finish(app, &pk, operation.room_id(), accepted_at, Err(format!("the homeserver refused it: {error}")))
+            finish(app, id, operation.room_id(), accepted_at, Err(format!("the homeserver refused it: {error}")))
                 .await
                 .map_err(transient)?;
             Ok(())
@@ -111,11 +110,10 @@ pub(super) fn slice_deadline(app: &App, invocation_deadline: Option<Instant>) ->
 /// `maxReceiveCount`); the operation stays `queued`.
 pub(super) async fn continue_later(
     app: &App,
-    pk: &str,
     message: &QueuedOperation,
     operation: &Operation,
 ) -> Result<(), BackendError> {
-    app.store.add(pk, keys::OPERATION_SK, "slices", 1).await?;
+    Operations(&app.store).count(message.operation_id.as_str(), Counter::Slices).await?;
     let body =
         serde_json::to_string(message).map_err(|e| BackendError::Corrupt { service: "sqs", detail: e.to_string() })?;
     let deduplication_id = format!("{}#{}", message.operation_id, now_millis());
@@ -130,26 +128,25 @@ pub(super) async fn reconcile_slice(
     deadline: Instant,
 ) -> Result<Executed, HomeserverError> {
     let DeferredReconcile { tenant, kind, slug, members, version, force } = reconcile;
-    let pk = intent_key(tenant, kind, slug);
-    let stamped = app.store.get(&pk, keys::RECONCILE_INTENT_SK).await.map_err(backend_to_homeserver)?;
-    if stamped.and_then(|item| store::number(&item, "version")).unwrap_or(0) > *version {
+    let intents = Intents(&app.store);
+    let stamped = intents.reconcile(intent_room(tenant, kind, slug)).await.map_err(backend_to_homeserver)?;
+    if stamped.unwrap_or(0) > *version {
         tracing::info!("reconcile superseded by a newer one; skipped");
         return Ok(Executed::Done(None));
     }
-    let spared: BTreeSet<UserSlug> = app
-        .store
-        .keys_above(&pk, keys::MEMBER_INTENT_PREFIX, "version", *version)
+    let spared: BTreeSet<UserSlug> = intents
+        .members_above(intent_room(tenant, kind, slug), *version)
         .await
         .map_err(backend_to_homeserver)?
         .iter()
         .filter_map(|user| UserSlug::parse(user).ok())
         .collect();
     let tenant = TenantId::parse(tenant).map_err(|_| invalid("tenant"))?;
-    let room = crate::domain::rooms::resolve_path(app, &tenant, kind, slug).await.map_err(api_to_homeserver)?;
+    let room = crate::domain::rooms::resolve_path(app, &tenant, kind, slug).await.map_err(domain_to_homeserver)?;
     let wanted = unroster(members)?;
     let complete = crate::domain::membership::reconcile_slice(app, &tenant, &room, &wanted, &spared, *force, deadline)
         .await
-        .map_err(api_to_homeserver)?;
+        .map_err(domain_to_homeserver)?;
     Ok(if complete { Executed::Done(None) } else { Executed::Continues })
 }
 
@@ -164,7 +161,7 @@ pub(super) async fn execute(app: &App, operation: &Operation) -> Result<Option<S
             }
             let tenant_id = tenant_of(tenant)?;
             let room =
-                crate::domain::rooms::resolve_path(app, &tenant_id, kind, slug).await.map_err(api_to_homeserver)?;
+                crate::domain::rooms::resolve_path(app, &tenant_id, kind, slug).await.map_err(domain_to_homeserver)?;
             let user_slug = UserSlug::parse(user).map_err(|_| invalid("user"))?;
             match change {
                 MemberChange::Put { role } => {
@@ -174,8 +171,8 @@ pub(super) async fn execute(app: &App, operation: &Operation) -> Result<Option<S
                     crate::domain::membership::remove(app, &tenant_id, &room, &user_slug, *ban, *force).await
                 }
             }
-            .map_err(api_to_homeserver)?;
-            record_member_intent(app, tenant, kind, slug, user, *version).await.map_err(api_to_homeserver)?;
+            .map_err(domain_to_homeserver)?;
+            record_member_intent(app, tenant, kind, slug, user, *version).await.map_err(domain_to_homeserver)?;
             Ok(None)
         }
         Operation::CancelEvent { tenant, slug, reason } => {
@@ -183,7 +180,7 @@ pub(super) async fn execute(app: &App, operation: &Operation) -> Result<Option<S
             let input = crate::domain::room_lifecycle::CancelInput { reason: reason.clone() };
             crate::domain::room_lifecycle::cancel(app, &tenant_of(tenant)?, &slug, input)
                 .await
-                .map_err(api_to_homeserver)?;
+                .map_err(domain_to_homeserver)?;
             Ok(None)
         }
         Operation::DeleteRoom { tenant, kind, slug, purge } => {
@@ -196,18 +193,18 @@ pub(super) async fn execute(app: &App, operation: &Operation) -> Result<Option<S
             };
             crate::domain::room_lifecycle::delete(app, &tenant_of(tenant)?, kind, &slug, mode)
                 .await
-                .map_err(api_to_homeserver)?;
+                .map_err(domain_to_homeserver)?;
             Ok(None)
         }
         // Run in slices by `replay`, never in one go.
         Operation::Reconcile(_) => Err(invalid("operation")),
         Operation::DeleteUser { tenant, user } => {
             let user = UserSlug::parse(user).map_err(|_| invalid("user"))?;
-            crate::domain::users::delete(app, &tenant_of(tenant)?, &user).await.map_err(api_to_homeserver)?;
+            crate::domain::users::delete(app, &tenant_of(tenant)?, &user).await.map_err(domain_to_homeserver)?;
             Ok(None)
         }
         Operation::Redact(redaction) => {
-            crate::domain::messages::deferred::redact(app, redaction).await.map_err(api_to_homeserver)?;
+            crate::domain::messages::deferred::redact(app, redaction).await.map_err(domain_to_homeserver)?;
             Ok(None)
         }
         Operation::SendEvent { tenant, user, room_id, event_type, txn_id, content } => {
@@ -215,7 +212,7 @@ pub(super) async fn execute(app: &App, operation: &Operation) -> Result<Option<S
                 None => {
                     let event_id = crate::domain::platform::send_event(app, room_id, event_type, txn_id, content)
                         .await
-                        .map_err(api_to_homeserver)?;
+                        .map_err(domain_to_homeserver)?;
                     return Ok(Some(event_id));
                 }
                 Some(user) => {
@@ -237,7 +234,7 @@ pub(super) async fn execute(app: &App, operation: &Operation) -> Result<Option<S
                         Err(error) if crate::domain::messages::room::is_duplicate_annotation(&error) => {
                             return Ok(None);
                         }
-                        other => other.map_err(api_to_homeserver)?,
+                        other => other.map_err(domain_to_homeserver)?,
                     }
                 }
             };
@@ -254,44 +251,35 @@ pub(super) fn backend_to_homeserver(error: BackendError) -> HomeserverError {
     HomeserverError::Transient { detail: error.to_string() }
 }
 
-/// Domain errors met during a replay, reduced to the homeserver's classification.
-pub(super) fn api_to_homeserver(error: ApiError) -> HomeserverError {
+/// A domain failure met during a replay, reduced to the homeserver's classification: what may pass is retried,
+/// anything else fails the operation with its reason.
+pub(super) fn domain_to_homeserver(error: DomainError) -> HomeserverError {
     match error {
-        ApiError::RateLimited { retry_after } => HomeserverError::RateLimited { retry_after },
-        ApiError::HomeserverUnavailable { .. } | ApiError::DependencyUnavailable { .. } | ApiError::Internal => {
+        DomainError::Homeserver(error) => error,
+        DomainError::Contended { .. } | DomainError::Backend(_) | DomainError::Internal => {
             HomeserverError::Transient { detail: error.to_string() }
         }
-        other => HomeserverError::Rejected {
-            status: other.status(),
-            errcode: other.code().to_owned(),
-            message: other.to_string(),
-        },
+        other => {
+            HomeserverError::Rejected { status: 400, errcode: other.kind().to_owned(), message: other.to_string() }
+        }
     }
 }
 
 pub(super) async fn finish(
     app: &App,
-    pk: &str,
+    operation_id: &str,
     room_id: Option<&str>,
     accepted_at_ms: Option<u64>,
     outcome: Result<Option<String>, String>,
 ) -> Result<(), BackendError> {
-    let updates = match &outcome {
+    let operations = Operations(&app.store);
+    match &outcome {
         Ok(event_id) => {
-            let mut updates = vec![("status", AttributeValue::S("delivered".into()))];
-            if let Some(event_id) = event_id {
-                updates.push(("eventId", AttributeValue::S(event_id.clone())));
-            }
-            updates
+            operations.delivered(operation_id, event_id.as_deref()).await?;
+            // Delivered: the content (a message's text) is no longer needed; the record keeps only the outcome.
+            operations.drop_content(operation_id).await?;
         }
-        Err(reason) => {
-            vec![("status", AttributeValue::S("failed".into())), ("error", AttributeValue::S(reason.clone()))]
-        }
-    };
-    app.store.set(pk, keys::OPERATION_SK, &updates).await?;
-    if outcome.is_ok() {
-        // Delivered: the content (a message's text) is no longer needed; the record keeps only the outcome.
-        app.store.remove_attribute(pk, keys::OPERATION_SK, "operation").await?;
+        Err(reason) => operations.failed(operation_id, reason).await?,
     }
     if let Some(room_id) = room_id {
         adjust_backlog(app, room_id, -1).await?;
@@ -301,8 +289,8 @@ pub(super) async fn finish(
         crate::metrics::message_delivered(true, (now_millis() as u64).saturating_sub(accepted));
     }
     match outcome {
-        Ok(_) => tracing::info!(operation = pk, "deferred operation delivered"),
-        Err(reason) => tracing::warn!(operation = pk, %reason, "deferred operation failed"),
+        Ok(_) => tracing::info!(operation_id, "deferred operation delivered"),
+        Err(reason) => tracing::warn!(operation_id, %reason, "deferred operation failed"),
     }
     Ok(())
 }

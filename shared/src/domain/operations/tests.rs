@@ -1,8 +1,10 @@
 //! Unit tests of the pure parts.
 
 use crate::config::RetryPolicy;
+use crate::domain::DomainError;
 use crate::domain::membership::Role;
-use crate::error::ApiError;
+use crate::error::BackendError;
+use crate::homeserver::HomeserverError;
 use crate::identity::UserSlug;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -76,7 +78,10 @@ fn a_queued_reconcile_keeps_its_list_compactly_and_shares_the_rooms_group() {
 
 #[test]
 fn only_outages_are_deferred() {
-    assert!(is_outage(&ApiError::HomeserverUnavailable { retry_after: Duration::from_secs(1) }));
-    assert!(!is_outage(&ApiError::forbidden("no")));
-    assert!(!is_outage(&ApiError::DependencyUnavailable { retry_after: Duration::from_secs(1) }));
+    let outage = DomainError::Homeserver(HomeserverError::Transient { detail: "connect".into() });
+    assert!(outage.is_outage());
+    assert!(DomainError::Contended { retry_after: Duration::from_secs(1) }.is_outage());
+    assert!(!DomainError::not_permitted("no").is_outage());
+    let store_down = BackendError::Unavailable { service: "dynamodb", detail: "timeout".into() };
+    assert!(!DomainError::Backend(store_down).is_outage());
 }

@@ -13,11 +13,11 @@ use ruma::OwnedRoomId;
 use serde_json::{Value, json};
 
 use crate::app::App;
+use crate::domain::DomainError;
 use crate::domain::platform;
 use crate::domain::room_policy::{Admission, converge_power_levels, initial_power_levels};
 use crate::domain::rooms::{self, RoomRef};
 use crate::domain::tenancy;
-use crate::error::ApiError;
 use crate::identity::{RoomKind, Slug, TenantId};
 
 mod spec;
@@ -37,7 +37,7 @@ pub async fn ensure(
     kind: RoomKind,
     slug: &Slug,
     spec: RoomSpec,
-) -> Result<(RoomView, bool), ApiError> {
+) -> Result<(RoomView, bool), DomainError> {
     let admission = match spec.visibility {
         Visibility::Public => tenancy::public_admission(app, tenant).await?,
         Visibility::Private => Admission::InviteOnly,
@@ -51,7 +51,7 @@ pub async fn ensure(
         (RoomKind::Event, Some(group)) => {
             let space_alias = app.identities.space_alias(tenant, group);
             Some(rooms::lookup_alias(app, &space_alias).await?.ok_or_else(|| {
-                ApiError::conflict("conflict", format!("the group {group} has no room yet; ensure it first"))
+                DomainError::conflict("conflict", format!("the group {group} has no room yet; ensure it first"))
             })?)
         }
         (RoomKind::Event, None) => None,
@@ -64,7 +64,7 @@ pub async fn ensure(
     let state = settled_state(app, room_id.as_str()).await?;
     let lifecycle = lifecycle_of(&state);
     if !created && lifecycle != Lifecycle::Active {
-        return Err(ApiError::conflict("conflict", format!("this room is {}", serde_json::json!(lifecycle))));
+        return Err(DomainError::conflict("conflict", format!("this room is {}", serde_json::json!(lifecycle))));
     }
     if let (false, Some(new)) = (created, &spec.event) {
         let old_name = text_of(&state, "m.room.name", "name");
@@ -102,7 +102,7 @@ async fn converge(
     room_id: &str,
     state: &HashMap<(String, String), Value>,
     desired: Vec<(String, String, Value)>,
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     if let Some(levels) = state.get(&("m.room.power_levels".to_owned(), String::new())).and_then(converge_power_levels)
     {
         platform::put_state(app, room_id, "m.room.power_levels", "", &levels).await?;
@@ -115,10 +115,10 @@ async fn converge(
 
 /// The room's state once its creation has finished: Synapse publishes the alias while `createRoom` is still
 /// running, and until the creator's join lands even the creator is refused (403).
-pub async fn settled_state(app: &App, room_id: &str) -> Result<HashMap<(String, String), Value>, ApiError> {
+pub async fn settled_state(app: &App, room_id: &str) -> Result<HashMap<(String, String), Value>, DomainError> {
     for _ in 0..50 {
         match platform::room_state(app, room_id).await {
-            Err(ApiError::HomeserverRejected(reason)) if reason.starts_with("403") => {
+            Err(error) if error.is_refusal(403) => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             other => return other,
@@ -128,7 +128,7 @@ pub async fn settled_state(app: &App, room_id: &str) -> Result<HashMap<(String, 
 }
 
 /// Raises `events_default` so members can no longer post (never lowers it).
-async fn restrict_posting(app: &App, room_id: &str, lifecycle: Lifecycle) -> Result<(), ApiError> {
+async fn restrict_posting(app: &App, room_id: &str, lifecycle: Lifecycle) -> Result<(), DomainError> {
     let state = platform::room_state(app, room_id).await?;
     let mut levels = state
         .get(&("m.room.power_levels".to_owned(), String::new()))
@@ -142,7 +142,7 @@ async fn restrict_posting(app: &App, room_id: &str, lifecycle: Lifecycle) -> Res
     platform::put_state(app, room_id, "m.room.power_levels", "", &levels).await
 }
 
-async fn set_lifecycle(app: &App, room_id: &str, lifecycle: Lifecycle) -> Result<(), ApiError> {
+async fn set_lifecycle(app: &App, room_id: &str, lifecycle: Lifecycle) -> Result<(), DomainError> {
     let state = platform::room_state(app, room_id).await?;
     let mut meta = state.get(&(META_EVENT.to_owned(), String::new())).cloned().unwrap_or_else(|| json!({}));
     if meta.get("state") == Some(&json!(lifecycle)) {
@@ -153,19 +153,19 @@ async fn set_lifecycle(app: &App, room_id: &str, lifecycle: Lifecycle) -> Result
 }
 
 /// Cancels an event: one notice, members can no longer post, state `cancelled`. Repeats change nothing.
-pub async fn cancel(app: &App, tenant: &TenantId, slug: &Slug, input: CancelInput) -> Result<RoomView, ApiError> {
+pub async fn cancel(app: &App, tenant: &TenantId, slug: &Slug, input: CancelInput) -> Result<RoomView, DomainError> {
     let reason = input.reason.as_deref().map(|r| check_text("reason", r, 1024)).transpose()?;
     let room = rooms::resolve(app, tenant, RoomKind::Event, slug).await?;
     let state = match platform::room_state(app, room.room_id.as_str()).await {
         // The platform created the room and never leaves it: it is refused only while a purge is under way (the
         // alias still resolves until the purge ends) or before its creation has finished. A conflict, not a 502.
-        Err(ApiError::HomeserverRejected(reason)) if reason.starts_with("403") => {
-            return Err(ApiError::conflict("conflict", "the event's room is being deleted or created; try again"));
+        Err(error) if error.is_refusal(403) => {
+            return Err(DomainError::conflict("conflict", "the event's room is being deleted or created; try again"));
         }
         other => other?,
     };
     match lifecycle_of(&state) {
-        Lifecycle::Archived => return Err(ApiError::conflict("conflict", "this room is archived")),
+        Lifecycle::Archived => return Err(DomainError::conflict("conflict", "this room is archived")),
         Lifecycle::Cancelled => return view(app, &room).await,
         Lifecycle::Active => {}
     }
@@ -187,7 +187,7 @@ pub async fn delete(
     kind: RoomKind,
     slug: &Slug,
     mode: DeleteMode,
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     let alias = app.identities.room_alias(tenant, kind, slug);
     let space = (kind == RoomKind::Group).then(|| app.identities.space_alias(tenant, slug));
     let Some(room_id) = rooms::lookup_alias(app, &alias).await? else {
@@ -217,7 +217,7 @@ pub async fn delete(
 
 /// Deletes the room through the admin API. Deletion runs in the background on the homeserver; its aliases go
 /// first, so the next ensure creates a new room.
-async fn purge(app: &App, room_id: &OwnedRoomId) -> Result<(), ApiError> {
+async fn purge(app: &App, room_id: &OwnedRoomId) -> Result<(), DomainError> {
     // Aliases are removed explicitly so the slug is free again at once, whatever the background deletion's pace.
     if let Ok(aliases) = app.homeserver.room_aliases(room_id).await {
         for alias in aliases {
@@ -228,7 +228,7 @@ async fn purge(app: &App, room_id: &OwnedRoomId) -> Result<(), ApiError> {
 }
 
 /// The room object, read from the homeserver.
-pub async fn view(app: &App, room: &RoomRef) -> Result<RoomView, ApiError> {
+pub async fn view(app: &App, room: &RoomRef) -> Result<RoomView, DomainError> {
     let state = platform::room_state(app, room.room_id.as_str()).await?;
     Ok(RoomView {
         kind: room.kind.path_segment(),

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::ApiError;
+use crate::domain::DomainError;
 use crate::identity::Slug;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -92,18 +92,18 @@ pub struct RoomView {
     pub member_count: u64,
 }
 
-pub(super) fn check_text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
+pub(super) fn check_text(field: &str, value: &str, max: usize) -> Result<String, DomainError> {
     let trimmed = value.trim();
     if trimmed.is_empty() || trimmed.chars().count() > max || trimmed.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(ApiError::bad_request("invalid_body", format!("{field} must be 1-{max} characters")));
+        return Err(DomainError::invalid("invalid_body", format!("{field} must be 1-{max} characters")));
     }
     Ok(trimmed.to_owned())
 }
 
-pub(super) fn normalise_time(field: &str, value: &str) -> Result<time::OffsetDateTime, ApiError> {
+pub(super) fn normalise_time(field: &str, value: &str) -> Result<time::OffsetDateTime, DomainError> {
     time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
         .map(|t| t.to_offset(time::UtcOffset::UTC))
-        .map_err(|_| ApiError::bad_request("invalid_body", format!("{field} must be an RFC 3339 time")))
+        .map_err(|_| DomainError::invalid("invalid_body", format!("{field} must be an RFC 3339 time")))
 }
 
 pub(super) fn format_time(t: time::OffsetDateTime) -> String {
@@ -111,7 +111,7 @@ pub(super) fn format_time(t: time::OffsetDateTime) -> String {
 }
 
 impl RoomSpec {
-    pub fn group(input: GroupRoomInput) -> Result<RoomSpec, ApiError> {
+    pub fn group(input: GroupRoomInput) -> Result<RoomSpec, DomainError> {
         Ok(RoomSpec {
             name: check_text("name", &input.name, 255)?,
             topic: input.topic.as_deref().map(|t| check_text("topic", t, 4096)).transpose()?,
@@ -121,11 +121,11 @@ impl RoomSpec {
         })
     }
 
-    pub fn event(input: EventRoomInput) -> Result<RoomSpec, ApiError> {
+    pub fn event(input: EventRoomInput) -> Result<RoomSpec, DomainError> {
         let starts = normalise_time("startsAt", &input.starts_at)?;
         let ends = input.ends_at.as_deref().map(|e| normalise_time("endsAt", e)).transpose()?;
         if ends.is_some_and(|ends| ends < starts) {
-            return Err(ApiError::bad_request("invalid_body", "endsAt is before startsAt"));
+            return Err(DomainError::invalid("invalid_body", "endsAt is before startsAt"));
         }
         Ok(RoomSpec {
             name: check_text("name", &input.name, 255)?,
@@ -148,11 +148,11 @@ pub enum DeleteMode {
 }
 
 impl DeleteMode {
-    pub fn parse(mode: Option<&str>) -> Result<DeleteMode, ApiError> {
+    pub fn parse(mode: Option<&str>) -> Result<DeleteMode, DomainError> {
         match mode {
             None | Some("archive") => Ok(DeleteMode::Archive),
             Some("purge") => Ok(DeleteMode::Purge),
-            Some(_) => Err(ApiError::bad_request("invalid_parameter", "mode must be archive or purge")),
+            Some(_) => Err(DomainError::invalid("invalid_parameter", "mode must be archive or purge")),
         }
     }
 }

@@ -55,7 +55,7 @@ async fn call(app: &App, method: reqwest::Method, path: &str, acting: Acting<'_>
         match app.homeserver.call::<Value>(method.clone(), path, acting, body.as_ref()).await {
             Ok(value) => Ok(value),
             Err(error) if error.is_not_found() || error.is_membership_already_applied() => Ok(Value::Null),
-            Err(error) => Err(shared::error::ApiError::from(error)),
+            Err(error) => Err(shared::domain::DomainError::from(error)),
         }
     };
     openmeet_cutover::exec::with_retries(attempt).await.unwrap_or_else(|error| panic!("baseline call {path}: {error}"))

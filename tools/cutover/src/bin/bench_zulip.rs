@@ -58,7 +58,7 @@ async fn retried(
     let device = ruma::OwnedDeviceId::from(IMPORT_DEVICE);
     let acting = Acting::Masquerade { user, device: Some(&device) };
     let send = || async {
-        app.homeserver.send_at(room, kind, txn, content, ts, acting).await.map_err(shared::error::ApiError::from)
+        app.homeserver.send_at(room, kind, txn, content, ts, acting).await.map_err(shared::domain::DomainError::from)
     };
     openmeet_cutover::exec::with_retries(send).await.map(|e| e.to_string()).unwrap_or_else(|e| panic!("send: {e}"))
 }

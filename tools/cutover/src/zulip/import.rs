@@ -13,10 +13,11 @@ use ruma::OwnedUserId;
 use serde::Serialize;
 use serde_json::Value;
 use shared::App;
+use shared::aws::cutover_runs::RunMeta;
+use shared::domain::DomainError;
 use shared::domain::history_import as history;
 use shared::domain::messages::mentions::{MentionTarget, Mentionables};
 use shared::domain::rooms;
-use shared::error::ApiError;
 use shared::identity::{TenantId, UserSlug};
 use tokio::sync::{Mutex, OnceCell, Semaphore, mpsc};
 
@@ -74,7 +75,7 @@ impl Shared {
     }
 
     /// The Matrix user a Zulip user's events are sent as: their OpenMeet user, else their placeholder (made once).
-    pub async fn sender(&self, zulip_id: i64) -> Result<OwnedUserId, ApiError> {
+    pub async fn sender(&self, zulip_id: i64) -> Result<OwnedUserId, DomainError> {
         let cell = self.senders.lock().await.entry(zulip_id).or_default().clone();
         let user = cell
             .get_or_try_init(|| async {
@@ -82,7 +83,7 @@ impl Shared {
                     Some(slug) => {
                         let user = self.app.identities.matrix_user_id(&self.tenant, slug);
                         crate::exec::with_retries(|| history::ensure_sender(self.app, &user)).await?;
-                        Ok::<_, ApiError>(user)
+                        Ok::<_, DomainError>(user)
                     }
                     None => {
                         let name = self.realm.users.get(&zulip_id).map_or("Zulip user", |u| u.full_name.as_str());
@@ -163,7 +164,7 @@ pub async fn import(
     for target in &mapping.streams {
         let room = match rooms::resolve(app, &tenant, target.kind, &target.slug).await {
             Ok(room) => room,
-            Err(ApiError::NotFound { .. }) => {
+            Err(DomainError::NotFound { .. }) => {
                 return Err(Malformed(format!(
                     "stream {:?}: {}/{} has no room in tenant {tenant} (run the cutover first)",
                     target.stream,
@@ -194,11 +195,12 @@ pub async fn import(
     let roots = record::values(&app.store, &import_id, "ROOT#").await.map_err(backend)?;
     let joined = record::values(&app.store, &import_id, "JOINED#").await.map_err(backend)?;
     let done = record::keys(&app.store, &import_id, "DONE#").await.map_err(backend)?;
-    let meta = [
-        ("state", aws_sdk_dynamodb::types::AttributeValue::S("running".into())),
-        ("export", aws_sdk_dynamodb::types::AttributeValue::S(export_dir.display().to_string())),
-        ("sha256", aws_sdk_dynamodb::types::AttributeValue::S(sha256.clone())),
-    ];
+    let meta = RunMeta {
+        state: Some("running".to_owned()),
+        export: Some(export_dir.display().to_string()),
+        sha256: Some(sha256.clone()),
+        ..RunMeta::default()
+    };
     record::set_meta(&app.store, &import_id, &meta).await.map_err(backend)?;
 
     let mut mentionables = Mentionables::default();
@@ -338,8 +340,8 @@ pub async fn import(
     report.placeholders_created = shared.placeholders.load(Ordering::Relaxed);
     report.seconds = started.elapsed().as_secs_f64();
     report.messages_per_second = report.imported_now as f64 / report.seconds.max(0.001);
-    let state = aws_sdk_dynamodb::types::AttributeValue::S(report.state.into());
-    let _ = record::set_meta(&app.store, &import_id, &[("state", state)]).await;
+    let state = RunMeta { state: Some(report.state.to_owned()), ..RunMeta::default() };
+    let _ = record::set_meta(&app.store, &import_id, &state).await;
     Ok(report)
 }
 

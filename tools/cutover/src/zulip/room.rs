@@ -9,11 +9,11 @@ use std::sync::Arc;
 use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use shared::domain::DomainError;
 use shared::domain::history_import::{self as history, content};
 use shared::domain::messages::content::Placement;
 use shared::domain::messages::idempotency::derived_txn_id;
 use shared::domain::messages::{Attachment, media};
-use shared::error::ApiError;
 
 use super::export::Message;
 use super::import::Shared;
@@ -77,7 +77,7 @@ impl Room {
         entity(self.stream_id, &self.room_id)
     }
 
-    pub async fn load_members(&mut self, shared: &Shared, recorded: HashSet<String>) -> Result<(), ApiError> {
+    pub async fn load_members(&mut self, shared: &Shared, recorded: HashSet<String>) -> Result<(), DomainError> {
         self.joined = history::joined_members(shared.app, &self.room_id).await?;
         self.joined_by_import = recorded;
         Ok(())
@@ -88,7 +88,7 @@ impl Room {
     }
 
     /// Joins a sender who is not in the room, recording first that the import did it.
-    async fn ensure_joined(&mut self, shared: &Shared, user: &UserId) -> Result<(), ApiError> {
+    async fn ensure_joined(&mut self, shared: &Shared, user: &UserId) -> Result<(), DomainError> {
         if self.joined.contains(user.as_str()) {
             return Ok(());
         }
@@ -101,7 +101,7 @@ impl Room {
     }
 
     /// Imports one message with its files and reactions; safe to repeat (same transaction ids).
-    async fn import_one(&mut self, shared: &Shared, message: &Message) -> Result<Counts, ApiError> {
+    async fn import_one(&mut self, shared: &Shared, message: &Message) -> Result<Counts, DomainError> {
         let mut delta = Counts::default();
         let sender = shared.sender(message.sender).await?;
         self.ensure_joined(shared, &sender).await?;
@@ -143,7 +143,7 @@ impl Room {
                 )?;
                 let txn = self.txn(shared, message.id, "message");
                 let event = self.send(shared, &sender, &txn, ts, "m.room.message", &content).await?;
-                let event = event.ok_or(ApiError::Internal)?;
+                let event = event.ok_or(DomainError::Internal)?;
                 let entity = format!("{}:{key}", self.entity());
                 let root = json!({"event": event, "messageId": message.id});
                 shared.recorder.put_acked("ROOT#", &entity, &root).await.map_err(recorder_down)?;
@@ -197,7 +197,7 @@ impl Room {
         ts: u64,
         event_type: &str,
         content: &Value,
-    ) -> Result<Option<String>, ApiError> {
+    ) -> Result<Option<String>, DomainError> {
         let event = history::send(shared.app, &self.room_id, sender, txn, ts, event_type, content).await?;
         Ok(event.map(|e: OwnedEventId| e.to_string()))
     }
@@ -209,7 +209,7 @@ impl Room {
         sender: &UserId,
         path: &str,
         delta: &mut Counts,
-    ) -> Result<Option<Attachment>, ApiError> {
+    ) -> Result<Option<Attachment>, DomainError> {
         let Some(upload) = shared.realm.uploads.get(path) else {
             *delta.skipped.entry("file not in the export".into()).or_default() += 1;
             return Ok(None);
@@ -226,7 +226,7 @@ impl Room {
         let size = bytes.len() as u64;
         let uri = match history::upload(shared.app, sender, &filename, &mime, bytes.into()).await {
             Ok(uri) => uri,
-            Err(ApiError::PayloadTooLarge(_)) => {
+            Err(DomainError::TooLarge(_)) => {
                 *delta.skipped.entry("file larger than the homeserver accepts".into()).or_default() += 1;
                 return Ok(None);
             }
@@ -244,7 +244,7 @@ impl Room {
     }
 
     /// Imports the message unless done before; `Err` stops the room (its order must hold).
-    pub async fn message(&mut self, shared: &Shared, message: &Message) -> Result<bool, ApiError> {
+    pub async fn message(&mut self, shared: &Shared, message: &Message) -> Result<bool, DomainError> {
         if message.id <= self.counts.last {
             return Ok(false);
         }
@@ -303,7 +303,7 @@ impl Room {
 
     /// After the last message: every member's read marker at the newest imported event; users joined only for the
     /// import leave.
-    pub async fn finish(&mut self, shared: &Shared) -> Result<(), ApiError> {
+    pub async fn finish(&mut self, shared: &Shared) -> Result<(), DomainError> {
         if let Some(event) = self.counts.event.clone().and_then(|e| OwnedEventId::try_from(e).ok()) {
             let members = history::joined_members(shared.app, &self.room_id).await?;
             for member in members {
@@ -323,9 +323,12 @@ impl Room {
     }
 }
 
-fn recorder_down(error: String) -> ApiError {
+fn recorder_down(error: String) -> DomainError {
     tracing::error!(%error, "could not record the import's progress");
-    ApiError::DependencyUnavailable { retry_after: std::time::Duration::from_secs(1) }
+    DomainError::Backend(shared::error::BackendError::Unavailable {
+        service: "run record",
+        detail: "see the log".into(),
+    })
 }
 
 /// A media type from a file name, for uploads whose record has none.

@@ -17,8 +17,8 @@ use super::render;
 use super::room::{self, Identity};
 use super::{Actor, Attachment};
 use crate::app::App;
+use crate::domain::DomainError;
 use crate::domain::rooms::RoomRef;
-use crate::error::ApiError;
 use crate::homeserver::HomeserverError;
 use ruma::events::relation::RelationType;
 
@@ -84,8 +84,8 @@ pub struct PageQuery {
 }
 
 impl PageQuery {
-    pub fn parse(limit: Option<&str>, from: Option<&str>, thread_root_id: Option<&str>) -> Result<Self, ApiError> {
-        let invalid = |why: &str| ApiError::bad_request("invalid_parameter", why.to_owned());
+    pub fn parse(limit: Option<&str>, from: Option<&str>, thread_root_id: Option<&str>) -> Result<Self, DomainError> {
+        let invalid = |why: &str| DomainError::invalid("invalid_parameter", why.to_owned());
         let limit = match limit {
             None => DEFAULT_LIMIT,
             Some(text) => text
@@ -121,7 +121,7 @@ fn is_page_token(token: &str) -> bool {
 
 /// Reads one page as the actor (a member reads with their own identity, so the homeserver's history visibility
 /// holds for them; the service reads as the platform's user).
-pub async fn page(app: &App, room: &RoomRef, actor: &Actor, query: &PageQuery) -> Result<MessagePage, ApiError> {
+pub async fn page(app: &App, room: &RoomRef, actor: &Actor, query: &PageQuery) -> Result<MessagePage, DomainError> {
     let (events, next) = match &query.thread_root_id {
         None => timeline(app, room, actor, query).await?,
         Some(root) => thread(app, room, actor, root, query).await?,
@@ -139,16 +139,18 @@ pub async fn page(app: &App, room: &RoomRef, actor: &Actor, query: &PageQuery) -
 }
 
 /// A page read as the actor: `read` is the homeserver read, run as them.
-async fn get_as<T, F, Fut>(app: &App, actor: &Actor, read: F) -> Result<T, ApiError>
+async fn get_as<T, F, Fut>(app: &App, actor: &Actor, read: F) -> Result<T, DomainError>
 where
     F: Fn(Identity) -> Fut,
     Fut: std::future::Future<Output = Result<T, HomeserverError>>,
 {
     let outcome = room::act(app, actor, read).await?;
     outcome.map_err(|refusal| match refusal {
-        HomeserverError::Rejected { status: 403, .. } => ApiError::forbidden("only members of this room may read it"),
+        HomeserverError::Rejected { status: 403, .. } => {
+            DomainError::not_permitted("only members of this room may read it")
+        }
         HomeserverError::Rejected { status: 400, .. } => {
-            ApiError::bad_request("invalid_parameter", "from is not a token of this listing")
+            DomainError::invalid("invalid_parameter", "from is not a token of this listing")
         }
         other => room::refusal(other),
     })
@@ -159,12 +161,12 @@ async fn timeline(
     room: &RoomRef,
     actor: &Actor,
     query: &PageQuery,
-) -> Result<(Vec<Value>, Option<String>), ApiError> {
+) -> Result<(Vec<Value>, Option<String>), DomainError> {
     let mut listed = Vec::new();
     let mut from = query.from.clone();
     for _ in 0..MAX_ROUNDS {
         // Ask for exactly what is missing, so that a page never holds more than `limit` and nothing is skipped.
-        let limit = u32::try_from(query.limit - listed.len()).map_err(|_| ApiError::Internal)?;
+        let limit = u32::try_from(query.limit - listed.len()).map_err(|_| DomainError::Internal)?;
         let (chunk, end) = get_as(app, actor, |identity: Identity| {
             let from = from.as_deref();
             async move {
@@ -195,12 +197,12 @@ async fn thread(
     actor: &Actor,
     root: &str,
     query: &PageQuery,
-) -> Result<(Vec<Value>, Option<String>), ApiError> {
+) -> Result<(Vec<Value>, Option<String>), DomainError> {
     let root_event = room::fetch_message(app, room, root).await?;
     if query.from.as_deref() == Some(ONLY_THE_ROOT_LEFT) {
         return Ok((vec![root_event], None));
     }
-    let limit = u32::try_from(query.limit).map_err(|_| ApiError::Internal)?;
+    let limit = u32::try_from(query.limit).map_err(|_| DomainError::Internal)?;
     let (chunk, mut next) = get_as(app, actor, |identity: Identity| async move {
         let (from, thread) = (query.from.as_deref(), RelationType::Thread);
         app.homeserver.relations(&room.room_id, root, thread, None, from, limit, identity.acting()).await
@@ -226,7 +228,7 @@ async fn count_reactions(
     room: &RoomRef,
     actor: &Actor,
     event_ids: Vec<String>,
-) -> Result<BTreeMap<String, BTreeMap<String, u64>>, ApiError> {
+) -> Result<BTreeMap<String, BTreeMap<String, u64>>, DomainError> {
     if event_ids.is_empty() {
         return Ok(BTreeMap::new());
     }
@@ -251,7 +253,7 @@ async fn count_reactions(
             return Ok(counted);
         }
         while let Some(joined) = tasks.join_next().await {
-            let (event_id, reactions) = joined.map_err(|_| ApiError::Internal)?;
+            let (event_id, reactions) = joined.map_err(|_| DomainError::Internal)?;
             counted.insert(event_id, reactions?);
         }
     }
@@ -262,7 +264,7 @@ async fn reactions_of(
     identity: &Identity,
     room_id: &str,
     event_id: &str,
-) -> Result<BTreeMap<String, u64>, ApiError> {
+) -> Result<BTreeMap<String, u64>, DomainError> {
     let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
     let mut from: Option<String> = None;
     let room_id = crate::homeserver::room_id(room_id)?;

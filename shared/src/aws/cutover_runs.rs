@@ -1,0 +1,222 @@
+//! The records of cutover runs and Zulip imports (the `cutover` tool decides what they mean): a run's summary
+//! (`META`), its entries (`BEFORE#`, `DONE#`, `FAIL#`, checkpoints... each with an optional JSON `value`), the
+//! pointer from a snapshot to its unfinished run and the index of runs. Keys in [`crate::aws::keys`].
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+use super::keys;
+use super::records::encode;
+use super::store::{self, Store};
+use crate::error::BackendError;
+
+/// A run's summary. Every attribute is optional: a write sets the ones it holds and leaves the others.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunMeta {
+    /// The snapshot's path (a cutover run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// `running`, `complete`, `failed`, `rolledBack`, `rollbackFailed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Epoch seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<u64>,
+    /// Per-phase counts and seconds, JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phases: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<u64>,
+    /// Stored as a number with millisecond precision; read as a number or as text.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "number_or_text")]
+    pub seconds: Option<f64>,
+    /// The export directory (a Zulip import).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+fn number_or_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<f64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Seconds {
+        Number(f64),
+        Text(String),
+    }
+    Ok(match Seconds::deserialize(deserializer)? {
+        Seconds::Number(seconds) => Some(seconds),
+        Seconds::Text(text) => text.parse().ok(),
+    })
+}
+
+/// Rounds to milliseconds, as summaries store seconds.
+pub fn milliseconds(seconds: f64) -> f64 {
+    (seconds * 1000.0).round() / 1000.0
+}
+
+/// One entry of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Its sort-key prefix (`BEFORE#`, ...).
+    pub kind: String,
+    pub entity: String,
+    /// JSON.
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct EntryRecord {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    value: Option<String>,
+    /// Epoch seconds of the write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    at: Option<u64>,
+}
+
+/// The snapshot pointer and the index entry: a run id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct RunRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    run: Option<String>,
+}
+
+/// The cutover runs repository over the table.
+#[derive(Clone, Copy)]
+pub struct CutoverRuns<'a>(pub &'a Store);
+
+impl CutoverRuns<'_> {
+    /// The run recorded as the snapshot's unfinished one.
+    pub async fn run_of_snapshot(&self, digest: &str) -> Result<Option<String>, BackendError> {
+        let pointer: Option<RunRef> = self.0.record(&keys::cutover_snapshot(digest)).await?;
+        Ok(pointer.and_then(|pointer| pointer.run))
+    }
+
+    /// Records a new run: its summary, the snapshot's pointer to it and its index entry.
+    pub async fn start(&self, run: &str, meta: &RunMeta, digest: &str, started: u64) -> Result<(), BackendError> {
+        self.0.put_record(&keys::cutover_meta(run), meta).await?;
+        let reference = RunRef { run: Some(run.to_owned()) };
+        self.0.put_record(&keys::cutover_snapshot(digest), &reference).await?;
+        self.0.put_record(&keys::cutover_index(started, run), &reference).await
+    }
+
+    /// The snapshot no longer has an unfinished run.
+    pub async fn forget_snapshot(&self, digest: &str) -> Result<(), BackendError> {
+        self.0.delete_key(&keys::cutover_snapshot(digest)).await
+    }
+
+    pub async fn meta(&self, run: &str) -> Result<Option<RunMeta>, BackendError> {
+        self.0.record(&keys::cutover_meta(run)).await
+    }
+
+    /// Sets the summary's attributes that `update` holds (creating the summary when missing).
+    pub async fn update_meta(&self, run: &str, update: &RunMeta) -> Result<(), BackendError> {
+        let key = keys::cutover_meta(run);
+        let mut item = encode(&key, update)?;
+        item.remove("pk");
+        item.remove("sk");
+        let mut values: Vec<_> = item.into_iter().collect();
+        values.sort_by(|(a, _), (b, _)| a.cmp(b));
+        if values.is_empty() {
+            return Ok(());
+        }
+        let values: Vec<_> = values.iter().map(|(name, value)| (name.as_str(), value.clone())).collect();
+        self.0.set(&key.pk, &key.sk, &values).await
+    }
+
+    /// Writes entries (replacing those of the same kind and entity), in batches.
+    pub async fn put_entries(&self, run: &str, entries: Vec<Entry>) -> Result<(), BackendError> {
+        let at = store::now_secs();
+        let mut items = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let record = EntryRecord { value: entry.value, at: Some(at) };
+            items.push(encode(&keys::cutover_entry(run, &entry.kind, &entry.entity), &record)?);
+        }
+        self.0.put_batch(items).await
+    }
+
+    /// The entities of a run's entries of one kind.
+    pub async fn entities(&self, run: &str, kind: &str) -> Result<HashSet<String>, BackendError> {
+        let entries = self.0.records::<EntryRecord>(&keys::cutover_run(run), kind).await?;
+        Ok(entries.into_iter().map(|(entity, _)| entity).collect())
+    }
+
+    /// A run's entries of one kind with their values (`null` when absent or unreadable).
+    pub async fn values(&self, run: &str, kind: &str) -> Result<Vec<(String, Value)>, BackendError> {
+        let entries = self.0.records::<EntryRecord>(&keys::cutover_run(run), kind).await?;
+        Ok(entries
+            .into_iter()
+            .map(|(entity, record)| {
+                let value = serde_json::from_str(&record.value.unwrap_or_default()).unwrap_or(Value::Null);
+                (entity, value)
+            })
+            .collect())
+    }
+
+    /// The runs, oldest first.
+    pub async fn runs(&self) -> Result<Vec<String>, BackendError> {
+        // Start times are zero-padded to 12 digits: every index key starts with "00".
+        let index = self.0.records::<RunRef>(keys::CUTOVER_RUNS, "00").await?;
+        Ok(index.into_iter().filter_map(|(_, reference)| reference.run).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::types::AttributeValue;
+
+    use super::*;
+    use crate::aws::records::tests::round_trips;
+
+    fn with(mut item: store::Item, values: &[(&str, AttributeValue)]) -> store::Item {
+        item.extend(values.iter().map(|(name, value)| ((*name).to_owned(), value.clone())));
+        item
+    }
+
+    #[test]
+    fn records_keep_the_first_versions_layout() {
+        let s = |v: &str| AttributeValue::S(v.into());
+        let n = |v: &str| AttributeValue::N(v.into());
+        let meta = with(
+            store::keyed("CUTOVER#20261126T051600-abcdef", "META"),
+            &[
+                ("snapshot", s("/tmp/s.json")),
+                ("digest", s("d1")),
+                ("state", s("complete")),
+                ("startedAt", n("1764000000")),
+                ("finishedAt", n("1764000100")),
+                ("phases", s("[]")),
+                ("total", n("12")),
+                ("failures", n("0")),
+                ("seconds", n("99.5")),
+            ],
+        );
+        let read: RunMeta = round_trips(meta);
+        assert_eq!((read.seconds, read.total), (Some(99.5), Some(12)));
+        let import =
+            with(store::keyed("CUTOVER#ZULIP#r#acme", "META"), &[("state", s("running")), ("sha256", s("ab"))]);
+        assert_eq!(round_trips::<RunMeta>(import).sha256.as_deref(), Some("ab"));
+        let entry =
+            with(store::keyed("CUTOVER#r1", "BEFORE#user:jane"), &[("value", s("{}")), ("at", n("1764000000"))]);
+        round_trips::<EntryRecord>(entry);
+        let done = with(store::keyed("CUTOVER#r1", "DONE#user:jane"), &[("at", n("1764000000"))]);
+        round_trips::<EntryRecord>(done);
+        round_trips::<RunRef>(with(store::keyed("CUTOVER#RUNS", "001764000000#r1"), &[("run", s("r1"))]));
+    }
+
+    #[test]
+    fn seconds_written_as_text_still_read() {
+        let item = with(store::keyed("CUTOVER#r1", "META"), &[("seconds", AttributeValue::S("1.250".into()))]);
+        assert_eq!(crate::aws::records::decode::<RunMeta>(item).expect("decodes").seconds, Some(1.25));
+        assert_eq!(milliseconds(12.345_678), 12.346);
+    }
+}
