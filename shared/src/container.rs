@@ -97,6 +97,8 @@ pub struct ContainerState {
     pub platform_device: tokio::sync::OnceCell<()>,
     /// This container's view of the rate-limit counters: far below a limit, a write need not wait for its count.
     pub rate_counts: crate::ratelimit::Observed,
+    /// The outsiders' health answer and when it was checked (`domain::health::public`).
+    pub public_health: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
 }
 
 /// For at most this long after a cancellation or archiving, a moderator (whom the new power levels still allow)
@@ -111,6 +113,7 @@ impl Default for ContainerState {
             active_rooms: RecentlySeen::new(ACTIVE_FOR),
             platform_device: tokio::sync::OnceCell::new(),
             rate_counts: crate::ratelimit::Observed::default(),
+            public_health: tokio::sync::Mutex::new(None),
         }
     }
 }

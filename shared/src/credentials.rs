@@ -12,7 +12,6 @@ use std::future::Future;
 use ruma::{OwnedDeviceId, UserId};
 use serde_json::{Value, json};
 
-use crate::domain::DomainError;
 use crate::homeserver::{AccessToken, Acting, Homeserver, HomeserverError, UserDevice, encode};
 use crate::identity::{Identities, TenantId, UserSlug};
 
@@ -36,7 +35,7 @@ impl Credentials {
 
     /// Runs `call` as the user on their server device; when the homeserver does not know the device (a new user,
     /// or someone deleted it), creates it and runs the call once more.
-    pub async fn as_user<T, F, Fut>(&self, tenant: &TenantId, user: &UserSlug, call: F) -> Result<T, DomainError>
+    pub async fn as_user<T, F, Fut>(&self, tenant: &TenantId, user: &UserSlug, call: F) -> Result<T, HomeserverError>
     where
         F: Fn(UserDevice) -> Fut,
         Fut: Future<Output = Result<T, HomeserverError>>,
@@ -46,9 +45,9 @@ impl Credentials {
             Err(error) if is_unknown_device(&error) => {
                 tracing::info!(tenant = %tenant, user = %user, "server device unknown to the homeserver; creating it");
                 ensure_device(&self.homeserver, &identity.user, SERVER_DEVICE).await?;
-                Ok(call(identity).await?)
+                call(identity).await
             }
-            other => Ok(other?),
+            other => other,
         }
     }
 }

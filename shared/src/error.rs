@@ -4,8 +4,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
+pub use crate::aws::BackendError;
 use crate::domain::DomainError;
 use crate::homeserver::HomeserverError;
+use crate::identity::IdentityError;
 
 /// Everything a request can fail with. Messages are written for the API's callers: they never carry a token,
 /// a secret or an internal detail (those go to the log, redacted, at the point of failure).
@@ -149,6 +151,12 @@ impl From<HomeserverError> for ApiError {
     }
 }
 
+impl From<IdentityError> for ApiError {
+    fn from(error: IdentityError) -> Self {
+        DomainError::from(error).into()
+    }
+}
+
 /// The one place a domain failure becomes an HTTP answer.
 impl From<DomainError> for ApiError {
     fn from(error: DomainError) -> Self {
@@ -192,15 +200,6 @@ impl DomainError {
     pub fn code(&self) -> &'static str {
         ApiError::answering(self).code()
     }
-}
-
-/// Failures of the AWS-backed ports (store, vault, queue): never the caller's fault, usually passing.
-#[derive(Debug, thiserror::Error)]
-pub enum BackendError {
-    #[error("{service} call failed: {detail}")]
-    Unavailable { service: &'static str, detail: String },
-    #[error("{service} answered something unexpected: {detail}")]
-    Corrupt { service: &'static str, detail: String },
 }
 
 impl From<BackendError> for ApiError {

@@ -174,7 +174,7 @@ proptest! {
         prop_assert_eq!(Slug::parse(&raw).is_ok(), slug_ok);
         prop_assert_eq!(TenantId::parse(&raw).is_ok(), tenant_ok);
         if let Err(error) = TenantId::parse(&raw) {
-            prop_assert_eq!(error.status(), 400);
+            prop_assert_eq!(crate::domain::DomainError::from(error).status(), 400);
         }
     }
 }

@@ -126,7 +126,9 @@ where
             let route = prepared.route;
             let tenant = prepared.caller.as_ref().map(|c| c.tenant.to_string()).unwrap_or_default();
             span.record("route", route.operation_id).record("tenant", tenant.as_str());
-            let outcome = limit_writes(app, prepared, handler);
+            // The handler's future on the heap: routes' futures are large (tens of KB in debug builds), and nested
+            // inline they would be copied through every frame of the poll chain.
+            let outcome = limit_writes(app, prepared, |request| Box::pin(handler(request)));
             let outcome = tracing::Instrument::instrument(outcome, span.clone()).await;
             (Some(route), tenant, outcome)
         }

@@ -9,7 +9,16 @@ use std::fmt;
 use ruma::{OwnedRoomAliasId, OwnedUserId, UserId};
 
 use crate::config::ConfigError;
-use crate::domain::DomainError;
+
+/// A path or body value that is not a valid identifier.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    #[error("{0}")]
+    Invalid(String),
+    /// A `{kind}` path segment that names no kind of room: the path leads nowhere.
+    #[error("{0}")]
+    UnknownKind(String),
+}
 
 macro_rules! identifier {
     ($name:ident, $what:literal, $max:literal, $chars:literal, $allowed:expr) => {
@@ -17,13 +26,13 @@ macro_rules! identifier {
         pub struct $name(String);
 
         impl $name {
-            pub fn parse(value: &str) -> Result<Self, DomainError> {
+            pub fn parse(value: &str) -> Result<Self, IdentityError> {
                 let allowed: fn(char) -> bool = $allowed;
                 if value.is_empty() || value.len() > $max || !value.chars().all(allowed) {
-                    return Err(DomainError::invalid(
-                        "invalid_parameter",
-                        format!("{} must be 1-{} characters of {}", $what, $max, $chars),
-                    ));
+                    return Err(IdentityError::Invalid(format!(
+                        "{} must be 1-{} characters of {}",
+                        $what, $max, $chars
+                    )));
                 }
                 Ok($name(value.to_owned()))
             }
@@ -68,11 +77,11 @@ pub enum RoomKind {
 
 impl RoomKind {
     /// From the `{kind}` path segment.
-    pub fn from_path(kind: &str) -> Result<Self, DomainError> {
+    pub fn from_path(kind: &str) -> Result<Self, IdentityError> {
         match kind {
             "groups" => Ok(RoomKind::Group),
             "events" => Ok(RoomKind::Event),
-            _ => Err(DomainError::not_found(format!("unknown kind {kind:?}: use groups or events"))),
+            _ => Err(IdentityError::UnknownKind(format!("unknown kind {kind:?}: use groups or events"))),
         }
     }
 

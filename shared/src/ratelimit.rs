@@ -12,9 +12,10 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::auth::{Caller, Role};
+use crate::aws::BackendError;
 use crate::aws::store::{self, Store};
 use crate::config::{ConfigError, number};
-use crate::error::{ApiError, BackendError};
+use crate::error::ApiError;
 
 /// Writes allowed per window; 0 means unlimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! Provisioning: health, users, browser sessions, operation status.
 
 use lambda_http::{Body, Request, Response};
-use shared::domain::operations::{self, Operation};
+use shared::domain::operations;
 use shared::domain::{health, sessions, users};
 use shared::http::{ApiRequest, Reply};
 use shared::identity::UserSlug;
@@ -31,10 +31,7 @@ async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
         }
         RouteId::DeleteUser => {
             let (caller, user) = (request.caller()?, request.param("userId", UserSlug::parse)?);
-            let outcome = users::delete(app, &caller.tenant, &user).await;
-            let operation = || Operation::DeleteUser { tenant: caller.tenant.to_string(), user: user.to_string() };
-            let done = operations::defer_on_outage(app, caller, outcome, operation).await?;
-            Ok(Reply::outcome(done, |()| Reply::no_content()))
+            Ok(Reply::outcome(users::delete_or_queue(app, caller, &user).await?, |()| Reply::no_content()))
         }
         RouteId::CreateSession => {
             let caller = request.caller()?;

@@ -1,8 +1,6 @@
 //! Rooms: group and event rooms, their lifecycle, and direct-message rooms.
 
 use lambda_http::{Body, Request, Response};
-use shared::domain::drift::intent;
-use shared::domain::operations::{self, Operation};
 use shared::domain::room_lifecycle::{self as lifecycle, DeleteMode, RoomSpec};
 use shared::domain::{direct, rooms};
 use shared::http::{ApiRequest, Reply};
@@ -17,35 +15,20 @@ pub async fn serve(app: &App, request: Request) -> Response<Body> {
 async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
     let caller = request.caller()?;
     match request.route.id {
-        RouteId::PutGroupRoom => {
+        RouteId::PutGroupRoom | RouteId::PutEventRoom => {
             let slug = request.param("slug", Slug::parse)?;
-            let spec = RoomSpec::group(request.json()?)?;
-            let version = operations::now_version();
-            let (view, created) = lifecycle::ensure(app, &caller.tenant, RoomKind::Group, &slug, spec.clone()).await?;
-            intent::record_room(app, &caller.tenant, RoomKind::Group, &slug, &view.room_id, &spec, version).await?;
-            Ok(Reply::json(if created { 201 } else { 200 }, view))
-        }
-        RouteId::PutEventRoom => {
-            let slug = request.param("slug", Slug::parse)?;
-            let spec = RoomSpec::event(request.json()?)?;
-            let version = operations::now_version();
-            let (view, created) = lifecycle::ensure(app, &caller.tenant, RoomKind::Event, &slug, spec.clone()).await?;
-            intent::record_room(app, &caller.tenant, RoomKind::Event, &slug, &view.room_id, &spec, version).await?;
+            let (kind, spec) = match request.route.id {
+                RouteId::PutGroupRoom => (RoomKind::Group, RoomSpec::group(request.json()?)?),
+                _ => (RoomKind::Event, RoomSpec::event(request.json()?)?),
+            };
+            // Boxed: a room's creation is a deep future, too deep to nest inline in `serve`'s.
+            let (view, created) = Box::pin(lifecycle::put_room(app, caller, kind, &slug, spec)).await?;
             Ok(Reply::json(if created { 201 } else { 200 }, view))
         }
         RouteId::CancelEventRoom => {
             let slug = request.param("slug", Slug::parse)?;
             let input: lifecycle::CancelInput = request.json()?;
-            let reason = input.reason.clone();
-            let version = operations::now_version();
-            let outcome = lifecycle::cancel(app, &caller.tenant, &slug, input).await;
-            let operation =
-                || Operation::CancelEvent { tenant: caller.tenant.to_string(), slug: slug.to_string(), reason };
-            let reply = Reply::outcome(operations::defer_on_outage(app, caller, outcome, operation).await?, Reply::ok);
-            // Done or queued, the room is meant to be cancelled (retention counts from now; no more reminders).
-            let at = version / 1000;
-            intent::record_lifecycle(app, &caller.tenant, RoomKind::Event, &slug, "cancelled", version, at).await?;
-            Ok(reply)
+            Ok(Reply::outcome(lifecycle::cancel_event(app, caller, &slug, input).await?, Reply::ok))
         }
         RouteId::GetRoom => {
             let (kind, slug) = (request.param("kind", RoomKind::from_path)?, request.param("slug", Slug::parse)?);
@@ -56,25 +39,8 @@ async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
         RouteId::DeleteRoom => {
             let (kind, slug) = (request.param("kind", RoomKind::from_path)?, request.param("slug", Slug::parse)?);
             let mode = DeleteMode::parse(request.query("mode"))?;
-            let version = operations::now_version();
-            let outcome = lifecycle::delete(app, &caller.tenant, kind, &slug, mode).await;
-            let operation = || Operation::DeleteRoom {
-                tenant: caller.tenant.to_string(),
-                kind: kind.path_segment().to_owned(),
-                slug: slug.to_string(),
-                purge: mode == DeleteMode::Purge,
-            };
-            let done = operations::defer_on_outage(app, caller, outcome, operation).await?;
-            let reply = Reply::outcome(done, |()| Reply::no_content());
-            match mode {
-                DeleteMode::Archive => {
-                    let at = version / 1000;
-                    intent::record_lifecycle(app, &caller.tenant, kind, &slug, "archived", version, at).await?
-                }
-                // A purged room is no longer managed: the drift pass must not look for it.
-                DeleteMode::Purge => intent::forget_room(app, &caller.tenant, kind, &slug).await?,
-            }
-            Ok(reply)
+            let outcome = lifecycle::delete_room(app, caller, kind, &slug, mode).await?;
+            Ok(Reply::outcome(outcome, |()| Reply::no_content()))
         }
         RouteId::EnsureDirectRoom => {
             let me = caller.user().ok_or(ApiError::Internal)?;

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::keys;
 use super::store::{self, Store};
-use crate::error::BackendError;
+use crate::aws::BackendError;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -59,18 +59,14 @@ impl Aliases<'_> {
 
 #[cfg(test)]
 mod tests {
-    use aws_sdk_dynamodb::types::AttributeValue;
-
     use super::*;
-    use crate::aws::records::tests::round_trips;
+    use crate::aws::records::tests::{item, round_trips};
 
     #[test]
     fn records_keep_the_first_versions_layout() {
-        let mut mapping = store::keyed("ALIAS##g-acme:localhost", "ROOM");
-        mapping.insert("roomId".into(), AttributeValue::S("!r:localhost".into()));
+        let mapping = item("ALIAS##g-acme:localhost", "ROOM", &[("roomId", "!r:localhost")]);
         assert_eq!(round_trips::<AliasRecord>(mapping).room_id.as_deref(), Some("!r:localhost"));
-        let mut lock = store::keyed("LOCK##g-acme:localhost", "CREATING");
-        lock.insert("expiresAt".into(), AttributeValue::N("1764000030".into()));
+        let lock = item("LOCK##g-acme:localhost", "CREATING", &[("expiresAt", "n:1764000030")]);
         assert_eq!(round_trips::<LockRecord>(lock).expires_at, 1_764_000_030);
     }
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::keys;
 use super::records::encode;
 use super::store::{self, Store};
-use crate::error::BackendError;
+use crate::aws::BackendError;
 
 /// A run's summary. Every attribute is optional: a write sets the ones it holds and leaves the others.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -172,51 +172,28 @@ impl CutoverRuns<'_> {
 
 #[cfg(test)]
 mod tests {
-    use aws_sdk_dynamodb::types::AttributeValue;
-
     use super::*;
-    use crate::aws::records::tests::round_trips;
-
-    fn with(mut item: store::Item, values: &[(&str, AttributeValue)]) -> store::Item {
-        item.extend(values.iter().map(|(name, value)| ((*name).to_owned(), value.clone())));
-        item
-    }
+    use crate::aws::records::tests::{item, round_trips};
 
     #[test]
     fn records_keep_the_first_versions_layout() {
-        let s = |v: &str| AttributeValue::S(v.into());
-        let n = |v: &str| AttributeValue::N(v.into());
-        let meta = with(
-            store::keyed("CUTOVER#20261126T051600-abcdef", "META"),
-            &[
-                ("snapshot", s("/tmp/s.json")),
-                ("digest", s("d1")),
-                ("state", s("complete")),
-                ("startedAt", n("1764000000")),
-                ("finishedAt", n("1764000100")),
-                ("phases", s("[]")),
-                ("total", n("12")),
-                ("failures", n("0")),
-                ("seconds", n("99.5")),
-            ],
-        );
+        let started = [("snapshot", "/tmp/s.json"), ("digest", "d1"), ("startedAt", "n:1764000000")];
+        let finished = [("state", "complete"), ("finishedAt", "n:1764000100"), ("phases", "[]"), ("total", "n:12")];
+        let counted = [("failures", "n:0"), ("seconds", "n:99.5")];
+        let meta = item("CUTOVER#20261126T051600-abcdef", "META", &[&started[..], &finished, &counted].concat());
         let read: RunMeta = round_trips(meta);
         assert_eq!((read.seconds, read.total), (Some(99.5), Some(12)));
-        let import =
-            with(store::keyed("CUTOVER#ZULIP#r#acme", "META"), &[("state", s("running")), ("sha256", s("ab"))]);
+        let import = item("CUTOVER#ZULIP#r#acme", "META", &[("state", "running"), ("sha256", "ab")]);
         assert_eq!(round_trips::<RunMeta>(import).sha256.as_deref(), Some("ab"));
-        let entry =
-            with(store::keyed("CUTOVER#r1", "BEFORE#user:jane"), &[("value", s("{}")), ("at", n("1764000000"))]);
-        round_trips::<EntryRecord>(entry);
-        let done = with(store::keyed("CUTOVER#r1", "DONE#user:jane"), &[("at", n("1764000000"))]);
-        round_trips::<EntryRecord>(done);
-        round_trips::<RunRef>(with(store::keyed("CUTOVER#RUNS", "001764000000#r1"), &[("run", s("r1"))]));
+        round_trips::<EntryRecord>(item("CUTOVER#r1", "BEFORE#user:jane", &[("value", "{}"), ("at", "n:1764000000")]));
+        round_trips::<EntryRecord>(item("CUTOVER#r1", "DONE#user:jane", &[("at", "n:1764000000")]));
+        round_trips::<RunRef>(item("CUTOVER#RUNS", "001764000000#r1", &[("run", "r1")]));
     }
 
     #[test]
     fn seconds_written_as_text_still_read() {
-        let item = with(store::keyed("CUTOVER#r1", "META"), &[("seconds", AttributeValue::S("1.250".into()))]);
-        assert_eq!(crate::aws::records::decode::<RunMeta>(item).expect("decodes").seconds, Some(1.25));
+        let meta = item("CUTOVER#r1", "META", &[("seconds", "1.250")]);
+        assert_eq!(crate::aws::records::decode::<RunMeta>(meta).expect("decodes").seconds, Some(1.25));
         assert_eq!(milliseconds(12.345_678), 12.346);
     }
 }

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::store::{self, Item, Store};
 use super::unavailable;
-use crate::error::BackendError;
+use crate::aws::BackendError;
 
 const MANAGED_PK: &str = "MANAGED";
 const CURSOR_PK: &str = "SELFHEAL";

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::keys::Key;
 use super::store::Store;
-use crate::error::BackendError;
+use crate::aws::BackendError;
 
 /// Where a key's request stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,26 +63,18 @@ impl Idempotency<'_> {
 
 #[cfg(test)]
 mod tests {
-    use aws_sdk_dynamodb::types::AttributeValue;
-
     use super::*;
-    use crate::aws::records::tests::round_trips;
-    use crate::aws::store;
+    use crate::aws::records::tests::{item, round_trips};
 
     #[test]
     fn records_keep_the_first_versions_layout() {
         // As the first version wrote a claim, then an answer.
-        let mut item = store::keyed("T#acme#IDEM#ab", "IDEM");
-        for (name, value) in [("state", "pending"), ("fingerprint", "f1"), ("txnId", "omx")] {
-            item.insert(name.into(), AttributeValue::S(value.into()));
-        }
-        item.insert("createdAt".into(), AttributeValue::N("1000".into()));
-        item.insert("expiresAt".into(), AttributeValue::N("87400".into()));
-        let claim: IdempotencyRecord = round_trips(item.clone());
+        let claimed = [("fingerprint", "f1"), ("txnId", "omx"), ("createdAt", "n:1000"), ("expiresAt", "n:87400")];
+        let pending = item("T#acme#IDEM#ab", "IDEM", &[&claimed[..], &[("state", "pending")]].concat());
+        let claim: IdempotencyRecord = round_trips(pending);
         assert_eq!(claim.state, Some(IdempotencyState::Pending));
         assert_eq!((claim.txn_id.as_deref(), claim.created_at), (Some("omx"), Some(1000)));
-        item.insert("state".into(), AttributeValue::S("done".into()));
-        item.insert("eventId".into(), AttributeValue::S("$e".into()));
-        assert_eq!(round_trips::<IdempotencyRecord>(item).event_id.as_deref(), Some("$e"));
+        let done = item("T#acme#IDEM#ab", "IDEM", &[&claimed[..], &[("state", "done"), ("eventId", "$e")]].concat());
+        assert_eq!(round_trips::<IdempotencyRecord>(done).event_id.as_deref(), Some("$e"));
     }
 }

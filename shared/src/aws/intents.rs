@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::keys::{self, Key};
 use super::store::Store;
-use crate::error::BackendError;
+use crate::aws::BackendError;
 
 /// One intent: its version.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,16 +62,12 @@ impl Intents<'_> {
 
 #[cfg(test)]
 mod tests {
-    use aws_sdk_dynamodb::types::AttributeValue;
-
     use super::*;
-    use crate::aws::records::tests::round_trips;
-    use crate::aws::store;
+    use crate::aws::records::tests::{item, round_trips};
 
     #[test]
     fn records_keep_the_first_versions_layout() {
-        let mut item = store::keyed("T#acme#R#group#g", "MEMBER#jane");
-        item.insert("version".into(), AttributeValue::N("17".into()));
-        assert_eq!(round_trips::<IntentRecord>(item).version, Some(17));
+        let intent = item("T#acme#R#group#g", "MEMBER#jane", &[("version", "n:17")]);
+        assert_eq!(round_trips::<IntentRecord>(intent).version, Some(17));
     }
 }

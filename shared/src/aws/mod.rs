@@ -21,8 +21,6 @@ use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 
-use crate::error::BackendError;
-
 /// Time limits of every AWS SDK call. The SDK's defaults have no operation or read timeout: against an AWS endpoint
 /// that accepts connections but never answers, a call hangs until the function's own deadline (API Gateway then
 /// answers a bare 503 after 29 s and Lambda bills all of it). These bound a call, retries included, well inside the
@@ -100,4 +98,13 @@ pub(crate) fn unavailable<E: std::error::Error>(service: &'static str, error: E)
         source = inner.source();
     }
     BackendError::Unavailable { service, detail }
+}
+
+/// Failures of the AWS-backed ports (store, vault, queue): never the caller's fault, usually passing.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("{service} call failed: {detail}")]
+    Unavailable { service: &'static str, detail: String },
+    #[error("{service} answered something unexpected: {detail}")]
+    Corrupt { service: &'static str, detail: String },
 }

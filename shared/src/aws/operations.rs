@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::keys;
 use super::records::Bare;
 use super::store::Store;
-use crate::error::BackendError;
+use crate::aws::BackendError;
 use crate::identity::{TenantId, UserSlug};
 
 pub const QUEUED: &str = "queued";
@@ -168,36 +168,28 @@ fn text(value: &str) -> AttributeValue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws::records::tests::round_trips;
-    use crate::aws::store;
+    use crate::aws::records::tests::{item, round_trips};
 
     #[test]
     fn records_keep_the_first_versions_layout() {
         // As the first version wrote a queued operation, then after two attempts and its delivery.
-        let mut item = store::keyed("OP#op1", "OP");
-        for (name, value) in [("tenant", "acme"), ("owner", "user:jane"), ("status", "queued"), ("operation", "{}")] {
-            item.insert(name.into(), AttributeValue::S(value.into()));
-        }
-        for (name, value) in [("attempts", "0"), ("acceptedAt", "1764000000123"), ("expiresAt", "1764600000")] {
-            item.insert(name.into(), AttributeValue::N(value.into()));
-        }
-        let record: OperationRecord = round_trips(item.clone());
+        let accepted = [("tenant", "acme"), ("owner", "user:jane"), ("acceptedAt", "n:1764000000123")];
+        let queued = [("status", "queued"), ("operation", "{}"), ("attempts", "n:0"), ("expiresAt", "n:1764600000")];
+        let record: OperationRecord = round_trips(item("OP#op1", "OP", &[&accepted[..], &queued[..]].concat()));
         assert!(record.has_status(QUEUED));
         assert_eq!(record.accepted_at, Some(1_764_000_000_123));
         assert!(matches!(record.operation::<serde_json::Value>(), Some(Ok(_))));
-        item.remove("operation");
-        item.insert("status".into(), AttributeValue::S("delivered".into()));
-        item.insert("eventId".into(), AttributeValue::S("$e".into()));
-        item.insert("attempts".into(), AttributeValue::N("2".into()));
-        let delivered: OperationRecord = round_trips(item);
+        let sent = [("status", "delivered"), ("eventId", "$e"), ("attempts", "n:2"), ("slices", "n:1")];
+        let delivered: OperationRecord = round_trips(item("OP#op1", "OP", &[&accepted[..], &sent[..]].concat()));
         assert_eq!((delivered.event_id.as_deref(), delivered.attempts), (Some("$e"), Some(2)));
         assert!(delivered.operation::<serde_json::Value>().is_none());
     }
 
     #[test]
     fn backlogs_count_below_zero_too() {
-        let mut item = store::keyed("BACKLOG#!r", "BACKLOG");
-        item.insert("pending".into(), AttributeValue::N("-1".into()));
-        assert_eq!(round_trips::<BacklogRecord>(item).pending, Some(-1));
+        assert_eq!(
+            round_trips::<BacklogRecord>(item("BACKLOG#!r", "BACKLOG", &[("pending", "n:-1")])).pending,
+            Some(-1)
+        );
     }
 }

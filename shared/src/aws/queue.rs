@@ -6,7 +6,7 @@ use aws_sdk_sqs::Client;
 use tokio::sync::OnceCell;
 
 use super::unavailable;
-use crate::error::BackendError;
+use crate::aws::BackendError;
 
 /// How the retry queue is named in the configuration: its URL (as the template passes it), or its name, resolved
 /// to a URL on first use rather than at start-up (a cold start should not wait for a call it may never need).

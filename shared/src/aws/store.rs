@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use super::unavailable;
-use crate::error::BackendError;
+use crate::aws::BackendError;
 
 pub type Item = HashMap<String, AttributeValue>;
 

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::keys;
 use super::store::Store;
-use crate::error::BackendError;
+use crate::aws::BackendError;
 use crate::identity::{TenantId, UserSlug};
 
 /// A provisioned user's profile as last synced.
@@ -55,20 +55,16 @@ impl Users<'_> {
 
 #[cfg(test)]
 mod tests {
-    use aws_sdk_dynamodb::types::AttributeValue;
-
     use super::*;
-    use crate::aws::records::tests::round_trips;
-    use crate::aws::store;
+    use crate::aws::records::tests::{item, round_trips};
 
     #[test]
     fn profiles_keep_the_first_versions_layout() {
-        let mut item = store::keyed("T#acme#U#jane", "PROFILE");
-        item.insert("matrixUserId".into(), AttributeValue::S("@acme_jane:localhost".into()));
-        item.insert("displayName".into(), AttributeValue::S("Jane".into()));
-        item.insert("updatedAt".into(), AttributeValue::N("1764000000".into()));
-        assert_eq!(round_trips::<ProfileRecord>(item.clone()).avatar_source, None);
-        item.insert("avatarSource".into(), AttributeValue::S("https://example.org/a.png".into()));
-        assert_eq!(round_trips::<ProfileRecord>(item).display_name.as_deref(), Some("Jane"));
+        let synced = [("matrixUserId", "@acme_jane:localhost"), ("displayName", "Jane"), ("updatedAt", "n:1764000000")];
+        let profile = round_trips::<ProfileRecord>(item("T#acme#U#jane", "PROFILE", &synced));
+        assert_eq!(profile.avatar_source, None);
+        let with_avatar = [&synced[..], &[("avatarSource", "https://example.org/a.png")]].concat();
+        let profile = round_trips::<ProfileRecord>(item("T#acme#U#jane", "PROFILE", &with_avatar));
+        assert_eq!(profile.display_name.as_deref(), Some("Jane"));
     }
 }

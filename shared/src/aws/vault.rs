@@ -5,7 +5,7 @@ use aws_sdk_kms::Client;
 use aws_sdk_kms::primitives::Blob;
 
 use super::unavailable;
-use crate::error::BackendError;
+use crate::aws::BackendError;
 use crate::homeserver::AccessToken;
 
 #[derive(Clone)]

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::keys;
 use super::store::Store;
-use crate::error::BackendError;
+use crate::aws::BackendError;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -61,17 +61,13 @@ impl WebDevices<'_> {
 
 #[cfg(test)]
 mod tests {
-    use aws_sdk_dynamodb::types::AttributeValue;
-
     use super::*;
-    use crate::aws::records::tests::round_trips;
-    use crate::aws::store;
+    use crate::aws::records::tests::{item, round_trips};
 
     #[test]
     fn records_keep_the_first_versions_layout() {
-        let mut item = store::keyed("WEBDEV#3", "acme/jane/WEBABC");
-        item.insert("issuedAtMs".into(), AttributeValue::N("1764000000123".into()));
-        assert_eq!(round_trips::<WebDeviceRecord>(item).issued_at_ms, Some(1_764_000_000_123));
+        let device = item("WEBDEV#3", "acme/jane/WEBABC", &[("issuedAtMs", "n:1764000000123")]);
+        assert_eq!(round_trips::<WebDeviceRecord>(device).issued_at_ms, Some(1_764_000_000_123));
         assert_eq!(keys::web_device(3, "acme", "jane", "WEBABC").sk, "acme/jane/WEBABC");
     }
 }

@@ -2,6 +2,8 @@
 //! plus reads of the homeserver's actual state through admin endpoints (no per-user token), so that a run can
 //! record what it is about to change and `verify` can compare. Nothing here decides how a room or a membership
 //! looks: that stays in [`room_lifecycle`], [`membership`] and [`users`].
+//!
+//! `json!` here builds state contents that are recorded before a change and written back on rollback as recorded.
 
 use std::collections::{BTreeMap, HashMap};
 

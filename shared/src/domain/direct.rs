@@ -110,5 +110,6 @@ async fn mark_direct(
                 app.homeserver.put_account_data(user_id, "m.direct", &direct, Acting::User(&token)).await
             }
         })
-        .await
+        .await?;
+    Ok(())
 }

@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use crate::error::BackendError;
+use crate::aws::BackendError;
 use crate::homeserver::HomeserverError;
+use crate::identity::IdentityError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DomainError {
@@ -43,6 +44,15 @@ pub enum DomainError {
     /// A bug or an impossible state; the detail went to the log where it happened.
     #[error("internal error")]
     Internal,
+}
+
+impl From<IdentityError> for DomainError {
+    fn from(error: IdentityError) -> Self {
+        match error {
+            IdentityError::Invalid(message) => DomainError::Invalid { code: "invalid_parameter", message },
+            IdentityError::UnknownKind(message) => DomainError::NotFound { code: "not_found", message },
+        }
+    }
 }
 
 impl DomainError {

@@ -3,7 +3,6 @@
 //! outsiders is cached per container for a few seconds, so a flood of unauthenticated probes costs no more than one
 //! check per container every [`PUBLIC_CACHE`].
 
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -72,8 +71,7 @@ pub const PUBLIC_CACHE: Duration = Duration::from_secs(5);
 
 /// The outsiders' answer, checked at most once per [`PUBLIC_CACHE`] per container.
 pub async fn public(app: &App) -> PublicHealth {
-    static CACHE: OnceLock<tokio::sync::Mutex<Option<(Instant, bool)>>> = OnceLock::new();
-    let ok = cached(CACHE.get_or_init(Default::default), PUBLIC_CACHE, async { check(app).await.is_ok() }).await;
+    let ok = cached(&app.container.public_health, PUBLIC_CACHE, async { check(app).await.is_ok() }).await;
     PublicHealth { status: if ok { "ok" } else { "degraded" } }
 }
 

@@ -5,10 +5,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::app::App;
+use crate::auth::Caller;
 use crate::aws::store;
 use crate::aws::users::{ProfileRecord, Users};
-use crate::domain::DomainError;
+use crate::domain::operations::Operation;
 use crate::domain::tenancy;
+use crate::domain::{DomainError, Outcome};
 use crate::homeserver::{Acting, HomeserverError};
 use crate::identity::{TenantId, UserSlug};
 
@@ -177,7 +179,8 @@ async fn set_profile_field(
             let user_id = &user_id;
             async move { app.homeserver.set_profile_field(user_id, field, value, Acting::User(&device)).await }
         })
-        .await
+        .await?;
+    Ok(())
 }
 
 /// Registers the user through the appservice. `true` when newly created; a deleted (deactivated) user stays
@@ -280,6 +283,13 @@ pub async fn delete(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<(),
     crate::domain::operations::discard_for_deleted_user(app, tenant, user).await?;
     Users(&app.store).forget(tenant, user).await?;
     Ok(())
+}
+
+/// `DELETE /v1/users/{id}`: deleted now, or (homeserver out) queued for the retry worker.
+pub async fn delete_or_queue(app: &App, caller: &Caller, user: &UserSlug) -> Result<Outcome<()>, DomainError> {
+    let done = delete(app, &caller.tenant, user).await;
+    let operation = || Operation::DeleteUser { tenant: caller.tenant.to_string(), user: user.to_string() };
+    crate::domain::operations::defer_on_outage(app, caller, done, operation).await
 }
 
 /// Whether this container has seen the user provisioned (a cheap check before the first session).

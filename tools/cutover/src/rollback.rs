@@ -40,12 +40,12 @@ async fn restore(app: &'static App, key: &str, before: &Value) -> Result<(), Str
     let error = |e: shared::domain::DomainError| e.to_string();
     match (what, kind) {
         ("user", _) => {
-            let user = UserSlug::parse(&slug).map_err(error)?;
+            let user = UserSlug::parse(&slug).map_err(|e| e.to_string())?;
             let state: UserState = serde_json::from_value(before.clone()).map_err(|e| e.to_string())?;
             with_retries(|| cutover::restore_user(app, &tenant, &user, &state)).await.map_err(error)
         }
         ("room", Some(kind)) => {
-            let slug = Slug::parse(&slug).map_err(error)?;
+            let slug = Slug::parse(&slug).map_err(|e| e.to_string())?;
             let state: Option<RoomState> = serde_json::from_value(before.get("state").cloned().unwrap_or(Value::Null))
                 .map_err(|e| e.to_string())?;
             with_retries(|| cutover::restore_room(app, &tenant, kind, &slug, state.as_ref())).await.map_err(error)
@@ -55,7 +55,7 @@ async fn restore(app: &'static App, key: &str, before: &Value) -> Result<(), Str
                 // The room is the run's own: purging it (the room record) undoes its members too.
                 return Ok(());
             }
-            let slug = Slug::parse(&slug).map_err(error)?;
+            let slug = Slug::parse(&slug).map_err(|e| e.to_string())?;
             let members: Vec<(UserSlug, Role)> = before
                 .get("members")
                 .and_then(Value::as_array)

@@ -1,6 +1,7 @@
 //! The pure part of drift repair: what a room should hold (its recorded intent) against what the homeserver says,
 //! giving the list of differences. Repairing exactly these and comparing again gives nothing (no flapping): every
-//! rule below is a function of the intent and of state the repair itself writes.
+//! rule below is a function of the intent and of state the repair itself writes. Contents are JSON (`json!`): they
+//! are compared with the admin API's raw state, whose unknown keys must not count as drift nor be lost by a repair.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,7 +1,8 @@
 //! The drift-repair pass: page through the managed rooms (from a cursor), read each from the admin API (its state,
 //! members included, and its directory entry; a parent space's state once per pass), compare with the recorded
 //! intent and repair the differences. Bounded (rooms per run, requests per second), resumable, and silent on a
-//! room that is as intended.
+//! room that is as intended. Repairs write state as JSON (`json!`): the contents are compared as JSON with what the
+//! admin API returned, and a rewritten event keeps the keys we do not manage.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;

@@ -1,6 +1,7 @@
 //! A Zulip message's markdown as OpenMeet markdown, and the Matrix contents the import sends: the same rendering
 //! and the same `m.room.message` shapes as live messages (`messages::render`, `messages::content`), plus an
-//! `org.openmeet.zulip` field naming where each event came from.
+//! `org.openmeet.zulip` field naming where each event came from. Built as JSON (`json!`) for that custom field, which
+//! ruma's typed contents do not carry.
 //!
 //! Zulip syntax handled: mentions `@**Name|id**` (silent `@_**…**`) become `@userId` when the person is mapped
 //! (the renderer then makes the pill and `m.mentions`), else their name; wildcard mentions (`@**all**`) stay text

@@ -1,4 +1,7 @@
 //! OpenMeet roles and the part of `m.room.power_levels` membership reads and writes.
+//!
+//! Power levels stay JSON (`json!`, not ruma's typed content) where they are merged: the room's content is written
+//! back, and keys we do not model (other tools' entries, newer spec fields) must survive the write.
 
 use std::collections::BTreeMap;
 

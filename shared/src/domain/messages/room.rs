@@ -62,6 +62,7 @@ where
                     }
                 })
                 .await
+                .map_err(DomainError::from)
         }
     }
 }

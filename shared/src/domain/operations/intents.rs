@@ -1,9 +1,9 @@
 //! Membership intents: the newest accepted change per member (and per reconcile), so a replay never undoes a later one.
 
 use crate::app::App;
+use crate::aws::BackendError;
 use crate::aws::intents::{IntentRoom, Intents};
 use crate::domain::DomainError;
-use crate::error::BackendError;
 
 pub(super) fn intent_room<'r>(tenant: &'r str, kind: &'r str, slug: &'r str) -> IntentRoom<'r> {
     IntentRoom { tenant, kind, slug }

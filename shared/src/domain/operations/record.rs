@@ -1,14 +1,12 @@
 //! Operation records and the room backlog: deferring a write, reading its status, reopening or discarding it.
 
-use serde_json::{Value, json};
-
 use super::*;
 use crate::app::App;
 use crate::auth::Caller;
+use crate::aws::BackendError;
 use crate::aws::operations::{self as records, OperationRecord, Operations};
 use crate::aws::store;
 use crate::domain::{DomainError, OperationId, Outcome};
-use crate::error::BackendError;
 use crate::identity::{TenantId, UserSlug};
 
 /// Whether the room has queued operations that a new write must not overtake.
@@ -165,9 +163,4 @@ pub async fn reopen(app: &App, operation_id: &str) -> Result<bool, BackendError>
         adjust_backlog(app, room_id, 1).await?;
     }
     Ok(true)
-}
-
-/// A view for tests and tools.
-pub fn queued_answer(operation_id: &str) -> Value {
-    json!({"status": "queued", "operationId": operation_id})
 }

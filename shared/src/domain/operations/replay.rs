@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::app::App;
+use crate::aws::BackendError;
 use crate::aws::intents::Intents;
 use crate::aws::operations::{self as records, Counter, Operations};
 use crate::config::RetryPolicy;
 use crate::domain::DomainError;
-use crate::error::BackendError;
 use crate::homeserver::{Acting, HomeserverError};
 use crate::identity::{RoomKind, Slug, TenantId, UserSlug};
 
@@ -231,10 +231,8 @@ pub(super) async fn execute(app: &App, operation: &Operation) -> Result<Option<S
                         .await;
                     match sent {
                         // The same reaction already stands: what the operation wanted holds.
-                        Err(error) if crate::domain::messages::room::is_duplicate_annotation(&error) => {
-                            return Ok(None);
-                        }
-                        other => other.map_err(domain_to_homeserver)?,
+                        Err(error) if error.errcode() == Some("M_DUPLICATE_ANNOTATION") => return Ok(None),
+                        other => other?,
                     }
                 }
             };

@@ -1,9 +1,9 @@
 //! Unit tests of the pure parts.
 
+use crate::aws::BackendError;
 use crate::config::RetryPolicy;
 use crate::domain::DomainError;
 use crate::domain::membership::Role;
-use crate::error::BackendError;
 use crate::homeserver::HomeserverError;
 use crate::identity::UserSlug;
 use serde_json::json;
