@@ -4,41 +4,29 @@
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use serde::{Deserialize, Serialize};
 
-use crate::config::JwtSecret;
-use crate::error::ApiError;
+pub use crate::identity::{Caller, Role};
 use crate::identity::{TenantId, UserSlug};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Role {
-    /// OpenMeet's backend, acting for a whole tenant.
-    Service,
-    /// A browser, acting only as its own user.
-    User(UserSlug),
-}
+/// An HS256 secret; never printed.
+#[derive(Clone)]
+pub struct JwtSecret(pub(crate) Vec<u8>);
 
-/// The verified caller of a request.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub tenant: TenantId,
-    pub role: Role,
-    /// The `sub` claim: the user's slug, or the service's name.
-    pub subject: String,
-    pub display_name: Option<String>,
-}
-
-impl Caller {
-    pub fn is_service(&self) -> bool {
-        self.role == Role::Service
-    }
-
-    /// The user a `user` token acts as.
-    pub fn user(&self) -> Option<&UserSlug> {
-        match &self.role {
-            Role::User(user) => Some(user),
-            Role::Service => None,
-        }
+impl std::fmt::Debug for JwtSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JwtSecret(<redacted>)")
     }
 }
+
+impl JwtSecret {
+    pub fn new(secret: impl Into<Vec<u8>>) -> Self {
+        JwtSecret(secret.into())
+    }
+}
+
+/// Why a request's bearer token was refused; every case is the same `401` to the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unauthenticated(pub &'static str);
 
 #[derive(Deserialize)]
 struct Claims {
@@ -107,11 +95,11 @@ impl JwtVerifier {
 
     /// Verifies the `Authorization` header value. Every defect answers the same 401: the caller learns nothing
     /// about which check failed (the log does, without the token).
-    pub fn verify(&self, authorization: Option<&str>) -> Result<Caller, ApiError> {
+    pub fn verify(&self, authorization: Option<&str>) -> Result<Caller, Unauthenticated> {
         let token = authorization
             .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
             .map(str::trim)
-            .ok_or(ApiError::Unauthorized("a bearer token is required"))
+            .ok_or(Unauthenticated("a bearer token is required"))
             .inspect_err(|_| crate::metrics::auth(crate::metrics::AuthKind::Jwt, false))?;
         let mut last_error = None;
         for key in &self.keys {
@@ -119,7 +107,7 @@ impl JwtVerifier {
                 Ok(data) if self.too_long_lived(&data.claims) => {
                     tracing::info!(reason = "lifetime above OPENMEET_JWT_MAX_LIFETIME_SECS", "JWT rejected");
                     crate::metrics::auth(crate::metrics::AuthKind::Jwt, false);
-                    return Err(ApiError::Unauthorized("the token is invalid or expired"));
+                    return Err(Unauthenticated("the token is invalid or expired"));
                 }
                 Ok(data) => {
                     let caller = caller_from(data.claims);
@@ -133,7 +121,7 @@ impl JwtVerifier {
             tracing::info!(reason = ?error.kind(), "JWT rejected");
         }
         crate::metrics::auth(crate::metrics::AuthKind::Jwt, false);
-        Err(ApiError::Unauthorized("the token is invalid or expired"))
+        Err(Unauthenticated("the token is invalid or expired"))
     }
 }
 
@@ -164,8 +152,8 @@ pub fn mint(secret: &JwtSecret, caller: &Caller, ttl_seconds: u64) -> Result<Str
     encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&secret.0))
 }
 
-fn caller_from(claims: Claims) -> Result<Caller, ApiError> {
-    let invalid = || ApiError::Unauthorized("the token's claims are invalid");
+fn caller_from(claims: Claims) -> Result<Caller, Unauthenticated> {
+    let invalid = || Unauthenticated("the token's claims are invalid");
     let tenant = TenantId::parse(&claims.tenant).map_err(|_| invalid())?;
     let role = match claims.role.as_str() {
         "service" => Role::Service,

@@ -2,15 +2,10 @@
 
 use std::time::Duration;
 
+pub use crate::auth::JwtSecret;
 use crate::homeserver::{AccessToken, HomeserverConfig};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("environment variable {0} is required")]
-    Missing(&'static str),
-    #[error("environment variable {name} is invalid: {reason}")]
-    Invalid { name: &'static str, reason: String },
-}
+pub use crate::settings::ConfigError;
+use crate::settings::number;
 
 /// Everything the functions need to know about their environment. Secrets are held in redacting types.
 #[derive(Clone)]
@@ -67,19 +62,6 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
 }
 
-pub(crate) fn number(
-    get: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-    default: u64,
-) -> Result<u64, ConfigError> {
-    match get(name) {
-        Some(value) => {
-            value.parse().map_err(|e: std::num::ParseIntError| ConfigError::Invalid { name, reason: e.to_string() })
-        }
-        None => Ok(default),
-    }
-}
-
 fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
@@ -92,22 +74,6 @@ fn aws_limits(get: &impl Fn(&str) -> Option<String>) -> Result<crate::aws::AwsLi
         operation: millis("OPENMEET_AWS_TIMEOUT_MS", default.operation)?,
         max_attempts: number(get, "OPENMEET_AWS_MAX_ATTEMPTS", default.max_attempts.into())?.clamp(1, 10) as u32,
     })
-}
-
-/// An HS256 secret; never printed.
-#[derive(Clone)]
-pub struct JwtSecret(pub(crate) Vec<u8>);
-
-impl std::fmt::Debug for JwtSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("JwtSecret(<redacted>)")
-    }
-}
-
-impl JwtSecret {
-    pub fn new(secret: impl Into<Vec<u8>>) -> Self {
-        JwtSecret(secret.into())
-    }
 }
 
 impl Config {

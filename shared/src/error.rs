@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::auth::Unauthenticated;
 pub use crate::aws::BackendError;
 use crate::domain::DomainError;
 use crate::homeserver::HomeserverError;
@@ -148,6 +149,19 @@ impl From<HomeserverError> for ApiError {
             HomeserverError::UnknownToken => ApiError::HomeserverRejected("M_UNKNOWN_TOKEN".into()),
             HomeserverError::InvalidResponse(_) => ApiError::HomeserverRejected("unexpected response".into()),
         }
+    }
+}
+
+impl From<Unauthenticated> for ApiError {
+    fn from(error: Unauthenticated) -> Self {
+        ApiError::Unauthorized(error.0)
+    }
+}
+
+#[cfg(test)]
+impl Unauthenticated {
+    pub fn status(&self) -> u16 {
+        ApiError::from(self.clone()).status()
     }
 }
 

@@ -8,7 +8,39 @@ use std::fmt;
 
 use ruma::{OwnedRoomAliasId, OwnedUserId, UserId};
 
-use crate::config::ConfigError;
+use crate::settings::ConfigError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// OpenMeet's backend, acting for a whole tenant.
+    Service,
+    /// A browser, acting only as its own user.
+    User(UserSlug),
+}
+
+/// The verified caller of a request (`crate::auth` verifies the token that names it).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub tenant: TenantId,
+    pub role: Role,
+    /// The `sub` claim: the user's slug, or the service's name.
+    pub subject: String,
+    pub display_name: Option<String>,
+}
+
+impl Caller {
+    pub fn is_service(&self) -> bool {
+        self.role == Role::Service
+    }
+
+    /// The user a `user` token acts as.
+    pub fn user(&self) -> Option<&UserSlug> {
+        match &self.role {
+            Role::User(user) => Some(user),
+            Role::Service => None,
+        }
+    }
+}
 
 /// A path or body value that is not a valid identifier.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

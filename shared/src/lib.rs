@@ -17,6 +17,7 @@ pub mod identity;
 pub mod metrics;
 pub mod ratelimit;
 pub mod routes;
+pub mod settings;
 
 pub use app::App;
 pub use error::ApiError;

@@ -8,14 +8,16 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use crate::auth::{Caller, Role};
 use crate::aws::BackendError;
 use crate::aws::store::{self, Store};
-use crate::config::{ConfigError, number};
 use crate::error::ApiError;
+use crate::settings::{ConfigError, number};
 
 /// Writes allowed per window; 0 means unlimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +102,8 @@ fn counters(caller: &Caller, budget: Budget) -> Vec<(String, u64)> {
 /// most half the limit) does not wait for its count: both run side by side, and the answer still comes before the
 /// reply (a Lambda container is frozen after it). Other containers' writes since that count can make such a write
 /// go over (README "What a warm send costs", ADR 0006): at most one per container that writes for the counter in
-/// the window while the limit is reached, and with it each container knows and waits again.
+/// the window while the limit is reached, and with it each container knows and waits again. The counts start when
+/// the write calls [`counts_may_start`], or when it ends.
 pub async fn limited<T>(
     store: &Store,
     limits: &RateLimits,
@@ -117,7 +120,18 @@ pub async fn limited<T>(
         check(store, &counters, &window, seen).await?;
         return write.await;
     };
-    let (outcome, counted) = tokio::join!(write, count(store, &counters, &window, seen));
+    let gate = Arc::new(Notify::new());
+    let opened = gate.clone();
+    let write = BESIDE.scope(gate.clone(), async move {
+        let outcome = write.await;
+        opened.notify_one();
+        outcome
+    });
+    let counted = async {
+        gate.notified().await;
+        count(store, &counters, &window, seen).await
+    };
+    let (outcome, counted) = tokio::join!(write, counted);
     drop(reservation);
     // The write is done: a count that failed or came back spent changes nothing for it now.
     for ((pk, _), counted) in counters.iter().zip(counted) {
@@ -128,6 +142,18 @@ pub async fn limited<T>(
         }
     }
     outcome
+}
+
+tokio::task_local! {
+    /// Set while a write runs beside its counts (see [`limited`]).
+    static BESIDE: Arc<Notify>;
+}
+
+/// Lets the counts of the write in progress start now (nothing outside [`limited`]'s side-by-side case). A write
+/// calls it right before its long step, the homeserver request, so that the counts overlap that rather than its own
+/// DynamoDB reads: in DynamoDB they would merely run side by side, in the emulator they queue for one process.
+pub fn counts_may_start() {
+    let _ = BESIDE.try_with(|gate| gate.notify_one());
 }
 
 /// The fixed window a write falls in.

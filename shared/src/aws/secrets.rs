@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use aws_config::SdkConfig;
 
 use super::AwsLimits;
-use crate::config::ConfigError;
+use crate::settings::ConfigError;
 
 /// Names the secret's JSON keys map to: the environment variables that carry the same values locally.
 pub const FIELDS: [(&str, &str); 3] = [

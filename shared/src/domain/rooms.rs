@@ -6,9 +6,9 @@ use ruma::{OwnedRoomAliasId, OwnedRoomId};
 use serde_json::Value;
 
 use crate::app::App;
-use crate::auth::Caller;
 use crate::aws::aliases::Aliases;
 use crate::domain::DomainError;
+use crate::identity::Caller;
 use crate::identity::{RoomKind, Slug, TenantId};
 
 /// A room of a group or event, resolved.

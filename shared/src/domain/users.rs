@@ -5,13 +5,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::app::App;
-use crate::auth::Caller;
 use crate::aws::store;
 use crate::aws::users::{ProfileRecord, Users};
 use crate::domain::operations::Operation;
 use crate::domain::tenancy;
 use crate::domain::{DomainError, Outcome};
 use crate::homeserver::{Acting, HomeserverError};
+use crate::identity::Caller;
 use crate::identity::{TenantId, UserSlug};
 
 /// Body of `PUT /v1/users/{userId}`.

@@ -49,7 +49,7 @@ impl SelfHealSettings {
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<SelfHealSettings, ConfigError> {
-        let number = |name, default| crate::config::number(&get, name, default);
+        let number = |name, default| crate::settings::number(&get, name, default);
         let retention = Retention {
             archive_after: Duration::from_secs(number("OPENMEET_RETENTION_ARCHIVE_DAYS", 30)? * DAY),
             cancelled_after: Duration::from_secs(number("OPENMEET_RETENTION_CANCELLED_DAYS", 7)? * DAY),

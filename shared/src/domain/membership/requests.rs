@@ -6,10 +6,10 @@ use serde::Serialize;
 
 use super::{MemberView, ReconcileReport, Reconciled, Role};
 use crate::app::App;
-use crate::auth::Caller;
 use crate::domain::drift::intent;
 use crate::domain::operations::{self, DeferredReconcile, MemberChange, Operation};
 use crate::domain::{DomainError, OperationId, Outcome, rooms};
+use crate::identity::Caller;
 use crate::identity::UserSlug;
 
 /// The `{kind}/{slug}` of a room as the caller named it (resolved inside, so a queued change can resolve it again).

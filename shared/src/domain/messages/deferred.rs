@@ -4,11 +4,11 @@
 //! is derived from the event and the actor (`send::redact`), so a replay whose answer was lost redacts once.
 
 use crate::app::App;
-use crate::auth::Caller;
 use crate::domain::messages::{Actor, reactions, send};
 use crate::domain::operations::{self, DeferredRedaction, Operation};
 use crate::domain::rooms::{self, RoomRef};
 use crate::domain::{DomainError, Outcome};
+use crate::identity::Caller;
 use crate::identity::{TenantId, UserSlug};
 
 /// `DELETE …/messages/{eventId}`: done, or queued during an outage.

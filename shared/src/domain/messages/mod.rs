@@ -18,8 +18,8 @@ pub mod send;
 
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{Caller, Role};
 use crate::domain::DomainError;
+use crate::identity::{Caller, Role};
 use crate::identity::{TenantId, UserSlug};
 
 /// A message body may hold this many bytes of UTF-8 text (32 KiB); more answers `413`.

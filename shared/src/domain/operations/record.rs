@@ -2,11 +2,11 @@
 
 use super::*;
 use crate::app::App;
-use crate::auth::Caller;
 use crate::aws::BackendError;
 use crate::aws::operations::{self as records, OperationRecord, Operations};
 use crate::aws::store;
 use crate::domain::{DomainError, OperationId, Outcome};
+use crate::identity::Caller;
 use crate::identity::{TenantId, UserSlug};
 
 /// Whether the room has queued operations that a new write must not overtake.

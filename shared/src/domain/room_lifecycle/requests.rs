@@ -3,10 +3,10 @@
 
 use super::{CancelInput, DeleteMode, RoomSpec, RoomView};
 use crate::app::App;
-use crate::auth::Caller;
 use crate::domain::drift::intent;
 use crate::domain::operations::{self, Operation};
 use crate::domain::{DomainError, Outcome};
+use crate::identity::Caller;
 use crate::identity::{RoomKind, Slug};
 
 /// Creates the room or brings its settings to `spec`; `true` when it was created. The settings become its desired
