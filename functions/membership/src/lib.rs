@@ -1,9 +1,10 @@
 //! Membership: members of group and event rooms, their roles as power levels, and reconciling a whole list.
 
 use lambda_http::{Body, Request, Response};
-use shared::domain::membership::{self, PutMemberInput, QueuedReconcile, ReconcileAnswer, ReconcileInput, RoomPath};
+use shared::domain::Outcome;
+use shared::domain::membership::{self, PutMemberInput, ReconcileInput, ReconcileReport, RoomPath};
 use shared::domain::rooms;
-use shared::http::{ApiRequest, Reply};
+use shared::http::{ApiRequest, QueuedAnswer, Reply};
 use shared::identity::UserSlug;
 use shared::routes::{Function, RouteId};
 use shared::{ApiError, App};
@@ -35,12 +36,13 @@ async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
         RouteId::ReconcileMembers => {
             let (dry_run, force) = (flag(&request, "dryRun")?, flag(&request, "force")?);
             let wanted = request.json::<ReconcileInput>()?.validate()?;
-            Ok(match membership::reconcile_members(app, caller, path, &wanted, dry_run, force).await? {
-                ReconcileAnswer::Done(report) => Reply::ok(report),
-                ReconcileAnswer::Queued(operation_id, report) => Reply::json(
-                    202,
-                    QueuedReconcile { status: "queued", operation_id: &operation_id, report: report.as_ref() },
-                ),
+            let reconciled = membership::reconcile_members(app, caller, path, &wanted, dry_run, force).await?;
+            Ok(match (reconciled.outcome, reconciled.planned) {
+                (Outcome::Done(report), _) => Reply::ok(report),
+                (Outcome::Queued(operation_id), planned) => {
+                    let queued = QueuedAnswer { status: "queued", operation_id: &operation_id };
+                    Reply::json(202, QueuedReconcile { queued, planned: planned.as_ref() })
+                }
             })
         }
         RouteId::ListMembers => {
@@ -50,6 +52,15 @@ async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
         }
         _ => Err(ApiError::Internal),
     }
+}
+
+/// `202` of a queued reconcile: the operation, and what it is going to change when that is known.
+#[derive(serde::Serialize)]
+struct QueuedReconcile<'a> {
+    #[serde(flatten)]
+    queued: QueuedAnswer<'a>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    planned: Option<&'a ReconcileReport>,
 }
 
 /// A boolean query parameter: absent is `false`; anything but `true`/`false` is refused.

@@ -2,7 +2,6 @@
 
 use ruma::api::client::account::register;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::app::App;
 use crate::aws::store;
@@ -249,18 +248,10 @@ async fn copy_avatar(app: &App, tenant: &TenantId, user: &UserSlug, url: &url::U
         .credentials
         .as_user(tenant, user, |token| {
             let (bytes, content_type) = (bytes.clone(), content_type.clone());
-            async move {
-                app.homeserver
-                    .upload("/_matrix/media/v3/upload?filename=avatar", Acting::User(&token), &content_type, bytes)
-                    .await
-            }
+            async move { app.homeserver.upload(Some("avatar"), &content_type, bytes, Acting::User(&token)).await }
         })
         .await?;
-    uploaded
-        .get("content_uri")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or(DomainError::HomeserverAnswer("upload returned no content_uri"))
+    Ok(uploaded)
 }
 
 /// The user as the homeserver knows it; `None` if never provisioned or deactivated.

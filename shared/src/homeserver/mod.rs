@@ -175,17 +175,27 @@ impl Homeserver {
     /// Uploads raw bytes (media) as a user.
     pub async fn upload(
         &self,
-        path_and_query: &str,
-        acting: Acting<'_>,
+        filename: Option<&str>,
         content_type: &str,
         body: bytes::Bytes,
-    ) -> Result<serde_json::Value, HomeserverError> {
-        let url = format!("{}{}", self.base_url, path_and_query);
+        acting: Acting<'_>,
+    ) -> Result<String, HomeserverError> {
+        #[derive(serde::Deserialize)]
+        struct Stored {
+            content_uri: String,
+        }
+        const PATH: &str = "/_matrix/media/v3/upload";
+        let mut url = format!("{}{PATH}", self.base_url);
+        if let Some(filename) = filename {
+            let query = url::form_urlencoded::Serializer::new(String::new()).append_pair("filename", filename).finish();
+            url = format!("{url}?{query}");
+        }
         let builder =
             self.authorise(self.http.post(&url), acting).header(http::header::CONTENT_TYPE, content_type).body(body);
-        let path_only = path_and_query.split('?').next().unwrap_or(path_and_query);
-        let (_, _, bytes) = self.execute("POST", path_only, builder).await?;
-        serde_json::from_slice(&bytes).map_err(|e| HomeserverError::InvalidResponse(e.to_string()))
+        let (_, _, bytes) = self.execute("POST", PATH, builder).await?;
+        let stored: Stored =
+            serde_json::from_slice(&bytes).map_err(|e| HomeserverError::InvalidResponse(e.to_string()))?;
+        Ok(stored.content_uri)
     }
 
     /// The appservice token, with the asserted identity in the query when acting for someone.

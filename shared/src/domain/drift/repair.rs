@@ -19,7 +19,6 @@ use crate::domain::membership::{self, Role};
 use crate::domain::platform;
 use crate::domain::rooms::RoomRef;
 use crate::homeserver::admin_rooms::StateEvent;
-use crate::homeserver::{Acting, encode};
 use crate::identity::{RoomKind, Slug, TenantId, UserSlug};
 use crate::metrics::{Unit, emit};
 
@@ -284,10 +283,10 @@ async fn repair(app: &App, room: &ManagedRoom, drift: &Drift, pacer: &mut Pacer)
             // Not a user of the room's tenant: a plain kick by the platform.
             Err(_) => {
                 pacer.take(1).await;
-                let path = format!("/_matrix/client/v3/rooms/{}/kick", encode(room_id));
-                let body = json!({"user_id": user_id, "reason": "not a member of this OpenMeet room"});
-                app.homeserver.call::<Value>(reqwest::Method::POST, &path, Acting::Platform, Some(&body)).await?;
-                Ok(())
+                let unreadable = || DomainError::HomeserverAnswer("a member or room id that does not parse");
+                let room = ruma::RoomId::parse(room_id).map_err(|_| unreadable())?;
+                let user = ruma::UserId::parse(user_id.as_str()).map_err(|_| unreadable())?;
+                Ok(app.homeserver.kick(&room, &user, "not a member of this OpenMeet room").await?)
             }
         },
     }

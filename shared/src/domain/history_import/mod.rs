@@ -18,13 +18,13 @@ use std::collections::HashSet;
 use bytes::Bytes;
 use ruma::api::client::account::register;
 use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, UserId};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::app::App;
 use crate::credentials::ensure_device;
 use crate::domain::DomainError;
 use crate::domain::rooms;
-use crate::homeserver::{Acting, HomeserverError, encode};
+use crate::homeserver::{Acting, HomeserverError};
 use crate::identity::TenantId;
 
 /// The device every imported event is sent on (per sender): masquerading with a device makes the homeserver keep
@@ -63,10 +63,9 @@ pub async fn ensure_placeholder(
         Err(error) => return Err(error.into()),
     }
     let name: String = full_name.chars().take(200).collect();
-    let path = format!("/_matrix/client/v3/profile/{}/displayname", encode(user_id.as_str()));
-    let body = json!({"displayname": format!("{name}{PLACEHOLDER_SUFFIX}")});
     let acting = Acting::Masquerade { user: &user_id, device: None };
-    app.homeserver.call::<Value>(reqwest::Method::PUT, &path, acting, Some(&body)).await?;
+    let display_name = format!("{name}{PLACEHOLDER_SUFFIX}");
+    app.homeserver.set_profile_field(&user_id, "displayname", &display_name, acting).await?;
     ensure_device(&app.homeserver, &user_id, IMPORT_DEVICE).await?;
     Ok(user_id)
 }
@@ -78,26 +77,12 @@ pub async fn ensure_sender(app: &App, user_id: &UserId) -> Result<(), DomainErro
 
 /// Whether the user exists (and is not deactivated) on the homeserver.
 pub async fn user_exists(app: &App, user_id: &UserId) -> Result<bool, DomainError> {
-    let path = format!("/_synapse/admin/v2/users/{}", encode(user_id.as_str()));
-    match app.homeserver.call::<Value>(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await {
-        Ok(info) => Ok(info.get("deactivated").and_then(Value::as_bool) != Some(true)),
-        Err(error) if error.is_not_found() => Ok(false),
-        Err(error) => Err(error.into()),
-    }
+    Ok(app.homeserver.admin_user(user_id).await?.is_some_and(|user| !user.deactivated))
 }
 
 /// The room's joined members (admin API: no per-user token).
 pub async fn joined_members(app: &App, room_id: &OwnedRoomId) -> Result<HashSet<String>, DomainError> {
-    let path = format!("/_synapse/admin/v1/rooms/{}/members", encode(room_id.as_str()));
-    let body: Value = app.homeserver.call(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await?;
-    Ok(body
-        .get("members")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(Into::into)
-        .collect())
+    Ok(app.homeserver.admin_room_members(room_id.as_str()).await?.into_iter().collect())
 }
 
 /// Joins a sender who is not in the room (admin join; already joined is success).
@@ -107,9 +92,8 @@ pub async fn join(app: &App, room_id: &OwnedRoomId, user_id: &UserId) -> Result<
 
 /// The user leaves the room (after the import joined them only to send their history). Not in it is success.
 pub async fn leave(app: &App, room_id: &OwnedRoomId, user_id: &UserId) -> Result<(), DomainError> {
-    let path = format!("/_matrix/client/v3/rooms/{}/leave", encode(room_id.as_str()));
     let acting = Acting::Masquerade { user: user_id, device: None };
-    match app.homeserver.call::<Value>(reqwest::Method::POST, &path, acting, Some(&json!({}))).await {
+    match app.homeserver.leave(room_id, acting).await {
         Ok(_) => Ok(()),
         Err(error) if error.is_not_found() || error.is_membership_already_applied() => Ok(()),
         Err(HomeserverError::Rejected { status: 403, .. }) => Ok(()),
@@ -145,15 +129,8 @@ pub async fn upload(
     content_type: &str,
     body: Bytes,
 ) -> Result<String, DomainError> {
-    let query = url::form_urlencoded::Serializer::new(String::new()).append_pair("filename", filename).finish();
-    let path = format!("/_matrix/media/v3/upload?{query}");
     let acting = Acting::Masquerade { user: uploader, device: None };
-    let stored = app.homeserver.upload(&path, acting, content_type, body).await?;
-    stored
-        .get("content_uri")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or(DomainError::HomeserverAnswer("upload returned no content_uri"))
+    Ok(app.homeserver.upload(Some(filename), content_type, body, acting).await?)
 }
 
 /// Puts the member's read marker and receipt at `event_id`, so imported history is not unread.

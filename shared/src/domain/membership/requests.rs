@@ -2,8 +2,6 @@
 //! the homeserver is out, and record the result as the room's desired state (drift repair restores it). Each change
 //! is stamped with a version so a replay never overrides a newer intent.
 
-use serde::Serialize;
-
 use super::{MemberView, ReconcileReport, Reconciled, Role};
 use crate::app::App;
 use crate::domain::drift::intent;
@@ -57,21 +55,11 @@ pub async fn remove_member(
 
 /// What a reconcile request came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReconcileAnswer {
-    /// Done now (or, with `dry_run`, what would be done): the report.
-    Done(ReconcileReport),
-    /// Queued: too large for one request (with what it is going to change) or met an outage (`None`).
-    Queued(OperationId, Option<ReconcileReport>),
-}
-
-/// The `202` body of a queued reconcile: the operation, and what it is going to change when that is known.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct QueuedReconcile<'a> {
-    pub status: &'static str,
-    pub operation_id: &'a OperationId,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub report: Option<&'a ReconcileReport>,
+pub struct Reconciliation {
+    /// Done now (or, with `dry_run`, what would be done), or queued.
+    pub outcome: Outcome<ReconcileReport>,
+    /// Of a reconcile queued for being too large for one request: what it is going to change.
+    pub planned: Option<ReconcileReport>,
 }
 
 /// Makes the room's membership equal `wanted`: inline when small enough, queued otherwise or when the homeserver is
@@ -83,7 +71,7 @@ pub async fn reconcile_members(
     wanted: &[(UserSlug, Role)],
     dry_run: bool,
     force: bool,
-) -> Result<ReconcileAnswer, DomainError> {
+) -> Result<Reconciliation, DomainError> {
     let version = operations::now_version();
     let queued_reconcile = || {
         Operation::Reconcile(DeferredReconcile {
@@ -102,15 +90,15 @@ pub async fn reconcile_members(
     .await;
     if dry_run {
         let (Reconciled::Applied(report) | Reconciled::TooLarge(report)) = done?;
-        return Ok(ReconcileAnswer::Done(report));
+        return Ok(Reconciliation { outcome: Outcome::Done(report), planned: None });
     }
     let answer = match operations::defer_on_outage(app, caller, done, queued_reconcile).await? {
-        Outcome::Done(Reconciled::Applied(report)) => ReconcileAnswer::Done(report),
+        Outcome::Done(Reconciled::Applied(report)) => Reconciliation { outcome: Outcome::Done(report), planned: None },
         Outcome::Done(Reconciled::TooLarge(report)) => {
             let queued = operations::defer(app, caller, OperationId::new(), queued_reconcile()).await?;
-            ReconcileAnswer::Queued(queued, Some(report))
+            Reconciliation { outcome: Outcome::Queued(queued), planned: Some(report) }
         }
-        Outcome::Queued(queued) => ReconcileAnswer::Queued(queued, None),
+        Outcome::Queued(queued) => Reconciliation { outcome: Outcome::Queued(queued), planned: None },
     };
     let tenant = caller.tenant.as_str();
     operations::record_reconcile(app, tenant, path.kind, path.slug, version).await?;

@@ -6,7 +6,6 @@
 //! OOXML, and OpenDocument text/spreadsheet/presentation). SVG and HTML are refused: they can carry scripts.
 
 use bytes::Bytes;
-use serde_json::Value;
 
 use super::content::{self, parse_mxc};
 use super::room::{self, Identity};
@@ -178,26 +177,14 @@ fn check_filename(name: &str) -> Result<String, DomainError> {
 
 /// Stores the bytes as the member; answers the attachment to pass to `postMessage`.
 pub async fn upload(app: &App, actor: &Actor, upload: &Upload, body: Bytes) -> Result<Attachment, DomainError> {
-    let query = match &upload.filename {
-        Some(filename) => room::query_string(&[("filename", filename)]),
-        None => String::new(),
-    };
-    let path = if query.is_empty() {
-        "/_matrix/media/v3/upload".to_owned()
-    } else {
-        format!("/_matrix/media/v3/upload?{query}")
-    };
     let size = body.len() as u64;
-    let stored = room::act(app, actor, |identity: Identity| {
-        let (path, body, content_type) = (&path, body.clone(), upload.content_type.as_str());
-        async move { app.homeserver.upload(path, identity.acting(), content_type, body).await }
+    let content_uri = room::act(app, actor, |identity: Identity| {
+        let (filename, body, content_type) = (upload.filename.as_deref(), body.clone(), upload.content_type.as_str());
+        async move { app.homeserver.upload(filename, content_type, body, identity.acting()).await }
     })
     .await?
     .map_err(room::refusal)?;
-    let content_uri = stored
-        .get("content_uri")
-        .and_then(Value::as_str)
-        .ok_or(DomainError::HomeserverAnswer("the upload answered no content_uri"))?;
+    let content_uri = content_uri.as_str();
     let mxc = parse_mxc(content_uri).ok_or(DomainError::HomeserverAnswer("the upload answered a bad content_uri"))?;
     Ok(Attachment {
         content_uri: content_uri.to_owned(),

@@ -46,6 +46,16 @@ impl Homeserver {
         }
     }
 
+    /// Kicks `user_id` as the platform, with the reason their client shows. Not in the room is success.
+    pub async fn kick(&self, room_id: &RoomId, user_id: &UserId, reason: &str) -> Result<(), HomeserverError> {
+        let mut request = kick_user::v3::Request::new(room_id.to_owned(), user_id.to_owned());
+        request.reason = Some(reason.to_owned());
+        match self.send(request, Acting::Platform).await {
+            Err(error) if error.is_membership_already_applied() => Ok(()),
+            outcome => outcome.map(drop),
+        }
+    }
+
     /// Every membership of the room but `leave` (joined, invited, banned, knocking), read as the platform: the
     /// member's id (the event's state key) and their membership. One request, whatever the room's size.
     pub async fn current_members(&self, room_id: &RoomId) -> Result<Vec<(String, MembershipState)>, HomeserverError> {

@@ -226,7 +226,7 @@ impl Room {
         let size = bytes.len() as u64;
         let uri = match history::upload(shared.app, sender, &filename, &mime, bytes.into()).await {
             Ok(uri) => uri,
-            Err(DomainError::TooLarge(_)) => {
+            Err(error) if error.is_refusal(413) => {
                 *delta.skipped.entry("file larger than the homeserver accepts".into()).or_default() += 1;
                 return Ok(None);
             }
