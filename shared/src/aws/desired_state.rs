@@ -15,12 +15,12 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::keys::{self, Key};
 use super::store::{self, Item, Store};
 use super::unavailable;
 use crate::aws::BackendError;
 
-const MANAGED_PK: &str = "MANAGED";
-const CURSOR_PK: &str = "SELFHEAL";
+const MANAGED_PK: &str = keys::MANAGED_ROOMS;
 
 /// A managed room's identity: `{tenant}/{kind}/{slug}` (`kind` as in paths: `groups`, `events`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -42,7 +42,7 @@ impl RoomKey {
     }
 
     fn members_pk(&self) -> String {
-        format!("DESIRED#{}", self.sort_key())
+        keys::desired_members(&self.sort_key())
     }
 }
 
@@ -132,7 +132,8 @@ impl DesiredStates<'_> {
         version: u64,
     ) -> Result<(), BackendError> {
         let role = AttributeValue::S(role.unwrap_or("absent").to_owned());
-        self.versioned(&key.members_pk(), &format!("M#{user}"), "version", version, &[("role", role)], false).await
+        let member = keys::desired_member(&key.sort_key(), user);
+        self.versioned(&member.pk, &member.sk, "version", version, &[("role", role)], false).await
     }
 
     /// Records a reconcile's whole list.
@@ -144,23 +145,30 @@ impl DesiredStates<'_> {
     ) -> Result<(), BackendError> {
         let json = serde_json::to_string(roster)
             .map_err(|e| BackendError::Unavailable { service: "dynamodb", detail: format!("encoding roster: {e}") })?;
-        self.versioned(&key.members_pk(), "ROSTER", "version", version, &[("roster", AttributeValue::S(json))], false)
-            .await
+        self.versioned(
+            &key.members_pk(),
+            keys::DESIRED_ROSTER_SK,
+            "version",
+            version,
+            &[("roster", AttributeValue::S(json))],
+            false,
+        )
+        .await
     }
 
     pub async fn members(&self, key: &RoomKey) -> Result<MemberIntents, BackendError> {
         let mut intents = MemberIntents::default();
         let pk = key.members_pk();
-        let mut items = self.0.items(&pk, "M#").await?;
-        items.extend(self.0.get(&pk, "ROSTER").await?);
+        let mut items = self.0.items(&pk, keys::DESIRED_MEMBER_PREFIX).await?;
+        items.extend(self.0.get(&pk, keys::DESIRED_ROSTER_SK).await?);
         for item in items {
             let (Some(sk), Some(version)) = (store::string(&item, "sk"), store::number(&item, "version")) else {
                 continue;
             };
-            if sk == "ROSTER" {
+            if sk == keys::DESIRED_ROSTER_SK {
                 let roster = store::string(&item, "roster").and_then(|raw| serde_json::from_str(&raw).ok());
                 intents.roster = roster.map(|roster| (roster, version));
-            } else if let Some(user) = sk.strip_prefix("M#") {
+            } else if let Some(user) = sk.strip_prefix(keys::DESIRED_MEMBER_PREFIX) {
                 let role = store::string(&item, "role").filter(|role| role != "absent");
                 intents.changes.insert(user.to_owned(), (role, version));
             }
@@ -211,25 +219,26 @@ impl DesiredStates<'_> {
 
     /// A job's resume point (`None`: from the start).
     pub async fn cursor(&self, job: &str) -> Result<Option<String>, BackendError> {
-        Ok(self.0.get(CURSOR_PK, &format!("CURSOR#{job}")).await?.and_then(|item| store::string(&item, "after")))
+        let key = keys::job_cursor(job);
+        Ok(self.0.get(&key.pk, &key.sk).await?.and_then(|item| store::string(&item, "after")))
     }
 
     pub async fn set_cursor(&self, job: &str, after: Option<&str>) -> Result<(), BackendError> {
-        let sk = format!("CURSOR#{job}");
+        let Key { pk, sk } = keys::job_cursor(job);
         match after {
-            Some(after) => self.0.set(CURSOR_PK, &sk, &[("after", AttributeValue::S(after.to_owned()))]).await,
-            None => self.0.delete(CURSOR_PK, &sk).await,
+            Some(after) => self.0.set(&pk, &sk, &[("after", AttributeValue::S(after.to_owned()))]).await,
+            None => self.0.delete(&pk, &sk).await,
         }
     }
 
     /// Whether a one-time marker (a reminder posted) is set.
-    pub async fn marker(&self, pk: &str, sk: &str) -> Result<bool, BackendError> {
-        Ok(self.0.get(pk, sk).await?.is_some())
+    pub async fn marker(&self, key: &Key) -> Result<bool, BackendError> {
+        Ok(self.0.get(&key.pk, &key.sk).await?.is_some())
     }
 
     /// Sets a one-time marker that expires at `expires_at` (epoch seconds).
-    pub async fn set_marker(&self, pk: &str, sk: &str, expires_at: u64) -> Result<(), BackendError> {
-        let mut item = store::keyed(pk, sk);
+    pub async fn set_marker(&self, key: &Key, expires_at: u64) -> Result<(), BackendError> {
+        let mut item = store::keyed(&key.pk, &key.sk);
         item.insert(store::TTL_ATTRIBUTE.into(), AttributeValue::N(expires_at.to_string()));
         self.0.put(item).await
     }

@@ -13,13 +13,16 @@
 //! | alias → room id                | `ALIAS#{alias}`                 | `ROOM`                    |
 //! | room creation lock             | `LOCK#{alias}`                  | `CREATING`                |
 //! | web device index (sharded)     | `WEBDEV#{shard}`                | `{tenant}/{user}/{device}`|
+//! | managed room: desired settings | `MANAGED`                       | `{tenant}/{kind}/{slug}`  |
+//! | managed room: desired members  | `DESIRED#{tenant}/{kind}/{slug}`| `ROSTER`, `M#{user}`      |
+//! | self-healing job cursor        | `SELFHEAL`                      | `CURSOR#{job}`            |
+//! | event reminder posted          | `REMINDER#{tenant}/{kind}/{slug}` | `{reminder}@{startsAt}` |
 //! | cutover run / import: summary  | `CUTOVER#{run}`                 | `META`                    |
 //! | cutover run / import: entries  | `CUTOVER#{run}`                 | `{kind}{entity}`          |
 //! | a snapshot's unfinished run    | `CUTOVER#SNAPSHOT#{digest}`     | `RUN`                     |
 //! | index of cutover runs          | `CUTOVER#RUNS`                  | `{started:012}#{run}`     |
 //!
-//! Records of later features (rate-limit windows, desired state, reminders) keep their keys beside their
-//! repositories (`crate::ratelimit`, `crate::aws::desired_state`) and follow the same rules.
+//! Rate-limit windows (`RL#…` / `W#{start}`) still keep their keys in `crate::ratelimit`.
 
 use crate::identity::{TenantId, UserSlug};
 
@@ -115,6 +118,37 @@ pub fn web_device(shard: u64, tenant: &str, user: &str, device_id: &str) -> Key 
     Key::new(web_device_shard(shard), format!("{}{device_id}", web_device_user_prefix(tenant, user)))
 }
 
+/// The partition of every managed room's desired settings and lifecycle (one partition: a pass pages through
+/// them in key order); `room` is `{tenant}/{kind}/{slug}`.
+pub const MANAGED_ROOMS: &str = "MANAGED";
+
+pub fn managed_room(room: &str) -> Key {
+    Key::new(MANAGED_ROOMS.to_owned(), room)
+}
+
+/// The partition of a managed room's desired members: the latest reconcile's list and each later change.
+pub fn desired_members(room: &str) -> String {
+    format!("DESIRED#{room}")
+}
+
+/// Sort-key prefix of one member's latest desired change.
+pub const DESIRED_MEMBER_PREFIX: &str = "M#";
+pub const DESIRED_ROSTER_SK: &str = "ROSTER";
+
+pub fn desired_member(room: &str, user: &str) -> Key {
+    Key::new(desired_members(room), format!("{DESIRED_MEMBER_PREFIX}{user}"))
+}
+
+/// Where a self-healing job resumes.
+pub fn job_cursor(job: &str) -> Key {
+    Key::new("SELFHEAL".to_owned(), format!("CURSOR#{job}"))
+}
+
+/// The marker of an event reminder posted (`reminder` of the event starting at `starts_at`).
+pub fn reminder_marker(room: &str, reminder: &str, starts_at: &str) -> Key {
+    Key::new(format!("REMINDER#{room}"), format!("{reminder}@{starts_at}"))
+}
+
 /// The partition of a cutover run or Zulip import (`run`): its `META` item and its entries.
 pub fn cutover_run(run: &str) -> String {
     format!("CUTOVER#{run}")
@@ -156,6 +190,16 @@ mod tests {
         assert_eq!(idempotency(&tenant, "ab").pk, "T#acme#IDEM#ab");
         assert_eq!(member_intent("acme", "group", "g", "jane").pk, "T#acme#R#group#g");
         assert_eq!(member_intent("acme", "group", "g", "jane").sk, "MEMBER#jane");
+    }
+
+    #[test]
+    fn self_healing_keys_are_as_first_written() {
+        assert_eq!(managed_room("acme/groups/g"), Key { pk: "MANAGED".into(), sk: "acme/groups/g".into() });
+        assert_eq!(desired_member("acme/groups/g", "jane").pk, "DESIRED#acme/groups/g");
+        assert_eq!(desired_member("acme/groups/g", "jane").sk, "M#jane");
+        assert_eq!(job_cursor("sweep"), Key { pk: "SELFHEAL".into(), sk: "CURSOR#sweep".into() });
+        let marker = reminder_marker("acme/events/e", "soon", "2026-12-01T18:00:00Z");
+        assert_eq!((marker.pk.as_str(), marker.sk.as_str()), ("REMINDER#acme/events/e", "soon@2026-12-01T18:00:00Z"));
     }
 
     #[test]

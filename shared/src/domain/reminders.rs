@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::app::App;
 use crate::aws::desired_state::{DesiredStates, ManagedRoom};
+use crate::aws::keys;
 use crate::domain::DomainError;
 use crate::domain::drift::SelfHealSettings;
 use crate::domain::messages::idempotency::derived_txn_id;
@@ -114,15 +115,15 @@ pub async fn run(
 async fn post_once(app: &App, room: &ManagedRoom, reminder: Reminder) -> Result<bool, DomainError> {
     let Some(event) = &room.settings.event else { return Ok(false) };
     let desired_states = DesiredStates(&app.store);
-    let (pk, sk) = (format!("REMINDER#{}", room.key.sort_key()), format!("{}@{}", reminder.as_str(), event.starts_at));
-    if desired_states.marker(&pk, &sk).await? {
+    let marker = keys::reminder_marker(&room.key.sort_key(), reminder.as_str(), &event.starts_at);
+    if desired_states.marker(&marker).await? {
         return Ok(false);
     }
     let txn = derived_txn_id(&["event-reminder", &room.settings.room_id, reminder.as_str(), &event.starts_at]);
     platform::send_notice(app, &room.settings.room_id, &txn, &text(&room.settings.name, &event.starts_at, reminder))
         .await?;
     let expires = epoch(&event.starts_at).unwrap_or(0).saturating_add(MARKER_LIFETIME_SECS);
-    desired_states.set_marker(&pk, &sk, expires).await?;
+    desired_states.set_marker(&marker, expires).await?;
     tracing::info!(room = %room.key.sort_key(), reminder = reminder.as_str(), "event reminder posted");
     Ok(true)
 }
