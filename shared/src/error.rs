@@ -9,6 +9,7 @@ pub use crate::aws::BackendError;
 use crate::domain::DomainError;
 use crate::homeserver::HomeserverError;
 use crate::identity::IdentityError;
+use crate::ratelimit::Refused;
 
 /// Everything a request can fail with. Messages are written for the API's callers: they never carry a token,
 /// a secret or an internal detail (those go to the log, redacted, at the point of failure).
@@ -165,6 +166,15 @@ impl Unauthenticated {
     }
 }
 
+impl From<Refused> for ApiError {
+    fn from(refused: Refused) -> Self {
+        match refused {
+            Refused::OverBudget { retry_after, scope } => ApiError::TooManyRequests { retry_after, scope },
+            Refused::Backend(error) => error.into(),
+        }
+    }
+}
+
 impl From<IdentityError> for ApiError {
     fn from(error: IdentityError) -> Self {
         DomainError::from(error).into()
@@ -189,9 +199,6 @@ impl ApiError {
             DomainError::NotPermitted(message) => ApiError::Forbidden(message.clone()),
             DomainError::Conflict { code, message } => ApiError::Conflict { code, message: message.clone() },
             DomainError::TooLarge(message) => ApiError::PayloadTooLarge(message.clone()),
-            DomainError::OverBudget { retry_after, scope } => {
-                ApiError::TooManyRequests { retry_after: *retry_after, scope }
-            }
             DomainError::InProgress => ApiError::InProgress,
             DomainError::Contended { retry_after } => ApiError::HomeserverUnavailable { retry_after: *retry_after },
             DomainError::Homeserver(error) => error.clone().into(),

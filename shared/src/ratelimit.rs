@@ -13,10 +13,9 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::auth::{Caller, Role};
 use crate::aws::BackendError;
 use crate::aws::store::{self, Store};
-use crate::error::ApiError;
+use crate::identity::{Caller, Role};
 use crate::settings::{ConfigError, number};
 
 /// Writes allowed per window; 0 means unlimited.
@@ -104,20 +103,20 @@ fn counters(caller: &Caller, budget: Budget) -> Vec<(String, u64)> {
 /// go over (README "What a warm send costs", ADR 0006): at most one per container that writes for the counter in
 /// the window while the limit is reached, and with it each container knows and waits again. The counts start when
 /// the write calls [`counts_may_start`], or when it ends.
-pub async fn limited<T>(
+pub async fn limited<T, E: From<Refused>>(
     store: &Store,
     limits: &RateLimits,
     seen: &Observed,
     caller: &Caller,
-    write: impl Future<Output = Result<T, ApiError>>,
-) -> Result<T, ApiError> {
+    write: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
     let counters = counters(caller, limits.budget(caller.tenant.as_str()));
     if counters.is_empty() {
         return write.await;
     }
     let window = Window::now(limits.window);
     let Some(reservation) = seen.reserve(&counters, window.start) else {
-        check(store, &counters, &window, seen).await?;
+        check(store, &counters, &window, seen).await.map_err(E::from)?;
         return write.await;
     };
     let gate = Arc::new(Notify::new());
@@ -219,8 +218,19 @@ async fn count_one(
     counted
 }
 
-/// Counts one write and waits for the answer; `429` when a counter is spent.
-async fn check(store: &Store, counters: &[(String, u64)], window: &Window, seen: &Observed) -> Result<(), ApiError> {
+/// Why a write was not run.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// A budget is spent for this window; `scope` says whose.
+    #[error("too many writes by {scope} in this window")]
+    OverBudget { retry_after: Duration, scope: &'static str },
+    /// The counters could not be read: the write is not run blind.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// Counts one write and waits for the answer; refused when a counter is spent.
+async fn check(store: &Store, counters: &[(String, u64)], window: &Window, seen: &Observed) -> Result<(), Refused> {
     let mut refused = None;
     let mut counted = Vec::new();
     for ((pk, _), outcome) in counters.iter().zip(count(store, counters, window, seen).await) {
@@ -241,7 +251,7 @@ async fn check(store: &Store, counters: &[(String, u64)], window: &Window, seen:
                 }
             }
             tracing::info!(scope, "write refused by the API's rate limit");
-            Err(ApiError::TooManyRequests { retry_after: window.retry_after, scope })
+            Err(Refused::OverBudget { retry_after: window.retry_after, scope })
         }
     }
 }

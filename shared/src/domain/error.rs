@@ -23,9 +23,6 @@ pub enum DomainError {
     /// The input (a body, a file, a power-levels event) is over a size limit.
     #[error("{0}")]
     TooLarge(String),
-    /// The API's own write budget (`crate::ratelimit`) is spent; `scope` says whose.
-    #[error("too many writes by {scope} in this window; try again after Retry-After seconds")]
-    OverBudget { retry_after: Duration, scope: &'static str },
     /// Others keep changing what this operation writes; trying again shortly will do.
     #[error("the room keeps changing; try again later")]
     Contended { retry_after: Duration },
@@ -80,7 +77,6 @@ impl DomainError {
             | DomainError::Conflict { code, .. } => code,
             DomainError::NotPermitted(_) => "not_permitted",
             DomainError::TooLarge(_) => "too_large",
-            DomainError::OverBudget { .. } => "over_budget",
             DomainError::Contended { .. } => "contended",
             DomainError::InProgress => "in_progress",
             DomainError::Homeserver(_) | DomainError::HomeserverAnswer(_) => "homeserver",
@@ -103,13 +99,10 @@ impl DomainError {
         )
     }
 
-    /// Whether the same call may succeed later (the caller's `retryable`): outages, spent budgets, broken backends.
+    /// Whether the same call may succeed later (the caller's `retryable`): outages, a key still in use, broken backends.
     pub fn retryable(&self) -> bool {
         match self {
-            DomainError::OverBudget { .. }
-            | DomainError::InProgress
-            | DomainError::Backend(_)
-            | DomainError::Internal => true,
+            DomainError::InProgress | DomainError::Backend(_) | DomainError::Internal => true,
             other => other.is_outage(),
         }
     }
