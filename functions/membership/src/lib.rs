@@ -2,7 +2,8 @@
 
 use lambda_http::{Body, Request, Response};
 use shared::domain::Outcome;
-use shared::domain::membership::{self, PutMemberInput, ReconcileInput, ReconcileReport, RoomPath};
+use shared::domain::membership::{self, PutMemberInput, ReconcileInput, ReconcileReport};
+use shared::domain::requests::{self, RoomPath};
 use shared::domain::rooms;
 use shared::http::{ApiRequest, QueuedAnswer, Reply};
 use shared::identity::UserSlug;
@@ -24,19 +25,19 @@ async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
             let user = request.param("userId", UserSlug::parse)?;
             let force = flag(&request, "force")?;
             let input: PutMemberInput = request.json()?;
-            let outcome = membership::put_member(app, caller, path, &user, input.role, force).await?;
+            let outcome = requests::put_member(app, caller, path, &user, input.role, force).await?;
             Ok(Reply::outcome(outcome, Reply::ok))
         }
         RouteId::DeleteMember => {
             let user = request.param("userId", UserSlug::parse)?;
             let (ban, force) = (flag(&request, "ban")?, flag(&request, "force")?);
-            let outcome = membership::remove_member(app, caller, path, &user, ban, force).await?;
+            let outcome = requests::remove_member(app, caller, path, &user, ban, force).await?;
             Ok(Reply::outcome(outcome, |()| Reply::no_content()))
         }
         RouteId::ReconcileMembers => {
             let (dry_run, force) = (flag(&request, "dryRun")?, flag(&request, "force")?);
             let wanted = request.json::<ReconcileInput>()?.validate()?;
-            let reconciled = membership::reconcile_members(app, caller, path, &wanted, dry_run, force).await?;
+            let reconciled = requests::reconcile_members(app, caller, path, &wanted, dry_run, force).await?;
             Ok(match (reconciled.outcome, reconciled.planned) {
                 (Outcome::Done(report), _) => Reply::ok(report),
                 (Outcome::Queued(operation_id), planned) => {

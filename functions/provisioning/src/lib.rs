@@ -2,7 +2,7 @@
 
 use lambda_http::{Body, Request, Response};
 use shared::domain::operations;
-use shared::domain::{health, sessions, users};
+use shared::domain::{health, requests, sessions, users};
 use shared::http::{ApiRequest, Reply};
 use shared::identity::UserSlug;
 use shared::routes::{Function, RouteId};
@@ -31,7 +31,7 @@ async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
         }
         RouteId::DeleteUser => {
             let (caller, user) = (request.caller()?, request.param("userId", UserSlug::parse)?);
-            Ok(Reply::outcome(users::delete_or_queue(app, caller, &user).await?, |()| Reply::no_content()))
+            Ok(Reply::outcome(requests::delete_user(app, caller, &user).await?, |()| Reply::no_content()))
         }
         RouteId::CreateSession => {
             let caller = request.caller()?;

@@ -6,7 +6,8 @@ use std::time::Instant;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use rand::Rng;
 use shared::App;
-use shared::domain::operations::{self, QueuedOperation, ReplayError};
+use shared::domain::operations::QueuedOperation;
+use shared::domain::replay::{self, ReplayError};
 
 /// An EventBridge schedule's event (the session sweep), as opposed to an SQS batch.
 pub fn is_scheduled(event: &serde_json::Value) -> bool {
@@ -71,7 +72,7 @@ async fn process_record(app: &App, record: &SqsMessage, deadline: Option<Instant
         return Ok(());
     };
     let attempt = record.attributes.get("ApproximateReceiveCount").and_then(|count| count.parse().ok()).unwrap_or(1);
-    match operations::replay(app, &operation, attempt, deadline).await {
+    match replay::replay(app, &operation, attempt, deadline).await {
         Ok(()) => Ok(()),
         Err(ReplayError::Exhausted(reason)) => {
             tracing::warn!(operation_id = %operation.operation_id, %reason, "operation exhausted its attempts; on to the DLQ");
@@ -79,7 +80,7 @@ async fn process_record(app: &App, record: &SqsMessage, deadline: Option<Instant
         }
         Err(ReplayError::Transient { reason, retry_after }) => {
             let jitter = rand::rng().random::<f64>();
-            let delay = operations::backoff(&app.config.retry, attempt, retry_after, jitter);
+            let delay = replay::backoff(&app.config.retry, attempt, retry_after, jitter);
             tracing::info!(operation_id = %operation.operation_id, %reason, attempt, delay_ms = delay.as_millis() as u64, "operation will be retried");
             if let Some(handle) = &record.receipt_handle
                 && let Err(error) = app.queue.retry_after(handle, delay).await

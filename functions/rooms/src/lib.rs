@@ -2,7 +2,7 @@
 
 use lambda_http::{Body, Request, Response};
 use shared::domain::room_lifecycle::{self as lifecycle, DeleteMode, RoomSpec};
-use shared::domain::{direct, rooms};
+use shared::domain::{direct, requests, rooms};
 use shared::http::{ApiRequest, Reply};
 use shared::identity::{RoomKind, Slug, UserSlug};
 use shared::routes::{Function, RouteId};
@@ -22,13 +22,13 @@ async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
                 _ => (RoomKind::Event, RoomSpec::event(request.json()?)?),
             };
             // Boxed: a room's creation is a deep future, too deep to nest inline in `serve`'s.
-            let (view, created) = Box::pin(lifecycle::put_room(app, caller, kind, &slug, spec)).await?;
+            let (view, created) = Box::pin(requests::put_room(app, caller, kind, &slug, spec)).await?;
             Ok(Reply::json(if created { 201 } else { 200 }, view))
         }
         RouteId::CancelEventRoom => {
             let slug = request.param("slug", Slug::parse)?;
             let input: lifecycle::CancelInput = request.json()?;
-            Ok(Reply::outcome(lifecycle::cancel_event(app, caller, &slug, input).await?, Reply::ok))
+            Ok(Reply::outcome(requests::cancel_event(app, caller, &slug, input).await?, Reply::ok))
         }
         RouteId::GetRoom => {
             let (kind, slug) = (request.param("kind", RoomKind::from_path)?, request.param("slug", Slug::parse)?);
@@ -39,7 +39,7 @@ async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
         RouteId::DeleteRoom => {
             let (kind, slug) = (request.param("kind", RoomKind::from_path)?, request.param("slug", Slug::parse)?);
             let mode = DeleteMode::parse(request.query("mode"))?;
-            let outcome = lifecycle::delete_room(app, caller, kind, &slug, mode).await?;
+            let outcome = requests::delete_room(app, caller, kind, &slug, mode).await?;
             Ok(Reply::outcome(outcome, |()| Reply::no_content()))
         }
         RouteId::EnsureDirectRoom => {

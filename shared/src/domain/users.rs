@@ -6,11 +6,9 @@ use serde::{Deserialize, Serialize};
 use crate::app::App;
 use crate::aws::store;
 use crate::aws::users::{ProfileRecord, Users};
-use crate::domain::operations::Operation;
+use crate::domain::DomainError;
 use crate::domain::tenancy;
-use crate::domain::{DomainError, Outcome};
 use crate::homeserver::{Acting, HomeserverError};
-use crate::identity::Caller;
 use crate::identity::{TenantId, UserSlug};
 
 /// Body of `PUT /v1/users/{userId}`.
@@ -241,7 +239,7 @@ async fn copy_avatar(app: &App, tenant: &TenantId, user: &UserSlug, url: &url::U
     let bytes = read_limited(response, MAX_AVATAR_BYTES).await.map_err(|too_large| {
         if too_large { unusable("is larger than 2 MB") } else { unusable("could not be fetched") }
     })?;
-    if crate::domain::messages::media::image_dimensions(&essence, &bytes).is_none() {
+    if crate::domain::images::image_dimensions(&essence, &bytes).is_none() {
         return Err(unusable("is not the image its Content-Type says"));
     }
     let uploaded = app
@@ -274,13 +272,6 @@ pub async fn delete(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<(),
     crate::domain::operations::discard_for_deleted_user(app, tenant, user).await?;
     Users(&app.store).forget(tenant, user).await?;
     Ok(())
-}
-
-/// `DELETE /v1/users/{id}`: deleted now, or (homeserver out) queued for the retry worker.
-pub async fn delete_or_queue(app: &App, caller: &Caller, user: &UserSlug) -> Result<Outcome<()>, DomainError> {
-    let done = delete(app, &caller.tenant, user).await;
-    let operation = || Operation::DeleteUser { tenant: caller.tenant.to_string(), user: user.to_string() };
-    crate::domain::operations::defer_on_outage(app, caller, done, operation).await
 }
 
 /// Whether this container has seen the user provisioned (a cheap check before the first session).

@@ -19,16 +19,13 @@ use crate::identity::{TenantId, UserSlug};
 mod apply;
 mod model;
 mod plan;
-mod requests;
-mod roles;
 #[cfg(test)]
 mod tests;
 
+pub use crate::domain::roles::*;
 use apply::*;
 pub use model::*;
 pub use plan::*;
-pub use requests::*;
-pub use roles::*;
 
 /// The contract's limit on a reconcile list (`ReconcileMembersRequest.members.maxItems`).
 pub const MAX_RECONCILE_MEMBERS: usize = 5000;

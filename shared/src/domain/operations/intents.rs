@@ -5,7 +5,7 @@ use crate::aws::BackendError;
 use crate::aws::intents::{IntentRoom, Intents};
 use crate::domain::DomainError;
 
-pub(super) fn intent_room<'r>(tenant: &'r str, kind: &'r str, slug: &'r str) -> IntentRoom<'r> {
+pub(crate) fn intent_room<'r>(tenant: &'r str, kind: &'r str, slug: &'r str) -> IntentRoom<'r> {
     IntentRoom { tenant, kind, slug }
 }
 
@@ -33,7 +33,7 @@ pub async fn record_reconcile(
 }
 
 /// The newest intent about `user` in the room: their own latest change or the room's latest reconcile.
-pub(super) async fn latest_member_intent(
+pub(crate) async fn latest_member_intent(
     app: &App,
     tenant: &str,
     kind: &str,

@@ -9,11 +9,9 @@
 mod intents;
 mod model;
 mod record;
-mod replay;
 #[cfg(test)]
 mod tests;
 
 pub use intents::*;
 pub use model::*;
 pub use record::*;
-pub use replay::*;

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::*;
 use crate::domain::OperationId;
-use crate::domain::membership::Role;
+use crate::domain::roles::Role;
 use crate::homeserver::HomeserverError;
 use crate::identity::UserSlug;
 
@@ -79,7 +79,7 @@ pub enum MemberChange {
 
 impl Operation {
     /// The FIFO group: everything of one room is delivered in order.
-    pub(super) fn group(&self) -> String {
+    pub(crate) fn group(&self) -> String {
         match self {
             // Behind the room's queued sends.
             Operation::SendEvent { room_id, .. } | Operation::Redact(DeferredRedaction { room_id, .. }) => {
@@ -96,7 +96,7 @@ impl Operation {
     }
 
     /// Only sends keep a backlog: they are what a new write of the same room must not overtake.
-    pub(super) fn room_id(&self) -> Option<&str> {
+    pub(crate) fn room_id(&self) -> Option<&str> {
         match self {
             Operation::SendEvent { room_id, .. } => Some(room_id),
             _ => None,
@@ -132,7 +132,12 @@ pub fn roster(wanted: &[(UserSlug, Role)]) -> BTreeMap<Role, Vec<String>> {
     roster
 }
 
-pub(super) fn unroster(roster: &BTreeMap<Role, Vec<String>>) -> Result<Vec<(UserSlug, Role)>, HomeserverError> {
+/// A stored operation that no longer parses: refused for good, never retried.
+pub(crate) fn invalid(what: &str) -> HomeserverError {
+    HomeserverError::Rejected { status: 400, errcode: "M_INVALID_PARAM".into(), message: format!("invalid {what}") }
+}
+
+pub(crate) fn unroster(roster: &BTreeMap<Role, Vec<String>>) -> Result<Vec<(UserSlug, Role)>, HomeserverError> {
     roster
         .iter()
         .flat_map(|(role, users)| users.iter().map(move |user| (user, *role)))

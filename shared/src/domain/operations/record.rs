@@ -14,7 +14,7 @@ pub async fn has_backlog(app: &App, room_id: &str) -> Result<bool, DomainError> 
     Ok(Operations(&app.store).backlog(room_id).await? > 0)
 }
 
-pub(super) async fn adjust_backlog(app: &App, room_id: &str, delta: i64) -> Result<(), BackendError> {
+pub(crate) async fn adjust_backlog(app: &App, room_id: &str, delta: i64) -> Result<(), BackendError> {
     Operations(&app.store).adjust_backlog(room_id, delta).await
 }
 
@@ -99,7 +99,7 @@ pub(super) fn owner_of(caller: &Caller) -> String {
     }
 }
 
-pub(super) fn now_millis() -> u128 {
+pub(crate) fn now_millis() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
 }
 

@@ -1,9 +1,8 @@
 //! Unit tests of the pure parts.
 
 use crate::aws::BackendError;
-use crate::config::RetryPolicy;
 use crate::domain::DomainError;
-use crate::domain::membership::Role;
+use crate::domain::roles::Role;
 use crate::homeserver::HomeserverError;
 use crate::identity::UserSlug;
 use serde_json::json;
@@ -11,19 +10,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::*;
-
-#[test]
-fn backoff_grows_exponentially_with_jitter_and_honours_retry_after() {
-    let policy =
-        RetryPolicy { max_attempts: 5, base_delay: Duration::from_secs(2), max_delay: Duration::from_secs(3600) };
-    assert_eq!(backoff(&policy, 1, None, 1.0), Duration::from_secs(2));
-    assert_eq!(backoff(&policy, 3, None, 1.0), Duration::from_secs(8));
-    assert_eq!(backoff(&policy, 3, None, 0.0), Duration::from_secs(4));
-    assert_eq!(backoff(&policy, 40, None, 1.0), Duration::from_secs(900));
-    assert_eq!(backoff(&policy, 1, Some(Duration::from_secs(30)), 0.5), Duration::from_secs(30));
-    let short = RetryPolicy { max_delay: Duration::from_secs(5), ..policy };
-    assert_eq!(backoff(&short, 10, None, 1.0), Duration::from_secs(5));
-}
 
 #[test]
 fn operations_round_trip_and_refuse_unknown_fields() {

@@ -20,13 +20,11 @@ use crate::domain::rooms::{self, RoomRef};
 use crate::domain::tenancy;
 use crate::identity::{RoomKind, Slug, TenantId};
 
-mod requests;
 mod spec;
 mod state;
 #[cfg(test)]
 mod tests;
 
-pub use requests::*;
 pub use spec::*;
 pub use state::*;
 

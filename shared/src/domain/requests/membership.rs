@@ -2,9 +2,9 @@
 //! the homeserver is out, and record the result as the room's desired state (drift repair restores it). Each change
 //! is stamped with a version so a replay never overrides a newer intent.
 
-use super::{MemberView, ReconcileReport, Reconciled, Role};
 use crate::app::App;
 use crate::domain::drift::intent;
+use crate::domain::membership::{self, MemberView, ReconcileReport, Reconciled, Role};
 use crate::domain::operations::{self, DeferredReconcile, MemberChange, Operation};
 use crate::domain::{DomainError, OperationId, Outcome, rooms};
 use crate::identity::Caller;
@@ -29,7 +29,7 @@ pub async fn put_member(
     let version = operations::now_version();
     let done = async {
         let room = rooms::resolve_path(app, &caller.tenant, path.kind, path.slug).await?;
-        super::put(app, &caller.tenant, &room, user, role, force).await
+        membership::put(app, &caller.tenant, &room, user, role, force).await
     }
     .await;
     change_or_queue(app, caller, done, path, user, MemberChange::Put { role }, version, force).await
@@ -47,7 +47,7 @@ pub async fn remove_member(
     let version = operations::now_version();
     let done = async {
         let room = rooms::resolve_path(app, &caller.tenant, path.kind, path.slug).await?;
-        super::remove(app, &caller.tenant, &room, user, ban, force).await
+        membership::remove(app, &caller.tenant, &room, user, ban, force).await
     }
     .await;
     change_or_queue(app, caller, done, path, user, MemberChange::Remove { ban }, version, force).await
@@ -85,7 +85,7 @@ pub async fn reconcile_members(
     };
     let done = async {
         let room = rooms::resolve_path(app, &caller.tenant, path.kind, path.slug).await?;
-        super::reconcile(app, &caller.tenant, &room, wanted, dry_run, force).await
+        membership::reconcile(app, &caller.tenant, &room, wanted, dry_run, force).await
     }
     .await;
     if dry_run {

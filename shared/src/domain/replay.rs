@@ -3,13 +3,13 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use super::*;
 use crate::app::App;
 use crate::aws::BackendError;
 use crate::aws::intents::Intents;
 use crate::aws::operations::{self as records, Counter, Operations};
 use crate::config::RetryPolicy;
 use crate::domain::DomainError;
+use crate::domain::operations::*;
 use crate::homeserver::{Acting, HomeserverError};
 use crate::identity::{RoomKind, Slug, TenantId, UserSlug};
 
@@ -90,7 +90,7 @@ pub async fn replay(
 }
 
 /// How far one replay got.
-pub(super) enum Executed {
+pub(crate) enum Executed {
     /// Finished, with the event id of a send.
     Done(Option<String>),
     /// Progress made, more to do: the operation is queued again (a long reconcile).
@@ -98,7 +98,7 @@ pub(super) enum Executed {
 }
 
 /// Leaves a margin before the invocation's end for writing the outcome and re-queueing.
-pub(super) fn slice_deadline(app: &App, invocation_deadline: Option<Instant>) -> Instant {
+pub(crate) fn slice_deadline(app: &App, invocation_deadline: Option<Instant>) -> Instant {
     let slice = Instant::now() + app.config.reconcile.slice;
     match invocation_deadline {
         Some(deadline) => slice.min(deadline.checked_sub(Duration::from_secs(10)).unwrap_or(deadline)),
@@ -108,7 +108,7 @@ pub(super) fn slice_deadline(app: &App, invocation_deadline: Option<Instant>) ->
 
 /// Queues the next slice of an operation as a new message (a redelivery would count against the queue's
 /// `maxReceiveCount`); the operation stays `queued`.
-pub(super) async fn continue_later(
+pub(crate) async fn continue_later(
     app: &App,
     message: &QueuedOperation,
     operation: &Operation,
@@ -122,7 +122,7 @@ pub(super) async fn continue_later(
     Ok(())
 }
 
-pub(super) async fn reconcile_slice(
+pub(crate) async fn reconcile_slice(
     app: &App,
     reconcile: &DeferredReconcile,
     deadline: Instant,
@@ -150,7 +150,7 @@ pub(super) async fn reconcile_slice(
     Ok(if complete { Executed::Done(None) } else { Executed::Continues })
 }
 
-pub(super) async fn execute(app: &App, operation: &Operation) -> Result<Option<String>, HomeserverError> {
+pub(crate) async fn execute(app: &App, operation: &Operation) -> Result<Option<String>, HomeserverError> {
     let tenant_of = |tenant: &str| TenantId::parse(tenant).map_err(|_| invalid("tenant"));
     match operation {
         Operation::Membership { tenant, kind, slug, user, change, version, force } => {
@@ -241,17 +241,13 @@ pub(super) async fn execute(app: &App, operation: &Operation) -> Result<Option<S
     }
 }
 
-pub(super) fn invalid(what: &str) -> HomeserverError {
-    HomeserverError::Rejected { status: 400, errcode: "M_INVALID_PARAM".into(), message: format!("invalid {what}") }
-}
-
-pub(super) fn backend_to_homeserver(error: BackendError) -> HomeserverError {
+pub(crate) fn backend_to_homeserver(error: BackendError) -> HomeserverError {
     HomeserverError::Transient { detail: error.to_string() }
 }
 
 /// A domain failure met during a replay, reduced to the homeserver's classification: what may pass is retried,
 /// anything else fails the operation with its reason.
-pub(super) fn domain_to_homeserver(error: DomainError) -> HomeserverError {
+pub(crate) fn domain_to_homeserver(error: DomainError) -> HomeserverError {
     match error {
         DomainError::Homeserver(error) => error,
         DomainError::Contended { .. } | DomainError::Backend(_) | DomainError::Internal => {
@@ -263,7 +259,7 @@ pub(super) fn domain_to_homeserver(error: DomainError) -> HomeserverError {
     }
 }
 
-pub(super) async fn finish(
+pub(crate) async fn finish(
     app: &App,
     operation_id: &str,
     room_id: Option<&str>,
@@ -300,4 +296,22 @@ pub fn backoff(policy: &RetryPolicy, attempt: u32, retry_after: Option<Duration>
     let capped = exponential.min(policy.max_delay).min(Duration::from_secs(15 * 60));
     let jittered = capped.mul_f64(0.5 + jitter.clamp(0.0, 1.0) / 2.0);
     retry_after.map_or(jittered, |after| jittered.max(after))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_exponentially_with_jitter_and_honours_retry_after() {
+        let policy =
+            RetryPolicy { max_attempts: 5, base_delay: Duration::from_secs(2), max_delay: Duration::from_secs(3600) };
+        assert_eq!(backoff(&policy, 1, None, 1.0), Duration::from_secs(2));
+        assert_eq!(backoff(&policy, 3, None, 1.0), Duration::from_secs(8));
+        assert_eq!(backoff(&policy, 3, None, 0.0), Duration::from_secs(4));
+        assert_eq!(backoff(&policy, 40, None, 1.0), Duration::from_secs(900));
+        assert_eq!(backoff(&policy, 1, Some(Duration::from_secs(30)), 0.5), Duration::from_secs(30));
+        let short = RetryPolicy { max_delay: Duration::from_secs(5), ..policy };
+        assert_eq!(backoff(&short, 10, None, 1.0), Duration::from_secs(5));
+    }
 }

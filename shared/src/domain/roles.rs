@@ -65,7 +65,7 @@ pub struct PowerLevels {
 }
 
 /// Power levels are integers, but old rooms may carry them as strings.
-pub(super) fn level_value(value: &Value) -> Option<i64> {
+pub(crate) fn level_value(value: &Value) -> Option<i64> {
     value.as_i64().or_else(|| value.as_str().and_then(|text| text.trim().parse().ok()))
 }
 

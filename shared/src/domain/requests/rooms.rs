@@ -1,10 +1,10 @@
 //! The room routes' lifecycle operations as the API asks for them: done now or queued when the homeserver is out,
 //! and recorded as the room's desired state (drift repair and retention read it). Versions order the intents.
 
-use super::{CancelInput, DeleteMode, RoomSpec, RoomView};
 use crate::app::App;
 use crate::domain::drift::intent;
 use crate::domain::operations::{self, Operation};
+use crate::domain::room_lifecycle::{self as lifecycle, CancelInput, DeleteMode, RoomSpec, RoomView};
 use crate::domain::{DomainError, Outcome};
 use crate::identity::Caller;
 use crate::identity::{RoomKind, Slug};
@@ -19,7 +19,7 @@ pub async fn put_room(
     spec: RoomSpec,
 ) -> Result<(RoomView, bool), DomainError> {
     let version = operations::now_version();
-    let (view, created) = super::ensure(app, &caller.tenant, kind, slug, spec.clone()).await?;
+    let (view, created) = lifecycle::ensure(app, &caller.tenant, kind, slug, spec.clone()).await?;
     intent::record_room(app, &caller.tenant, kind, slug, &view.room_id, &spec, version).await?;
     Ok((view, created))
 }
@@ -34,7 +34,7 @@ pub async fn cancel_event(
 ) -> Result<Outcome<RoomView>, DomainError> {
     let reason = input.reason.clone();
     let version = operations::now_version();
-    let done = super::cancel(app, &caller.tenant, slug, input).await;
+    let done = lifecycle::cancel(app, &caller.tenant, slug, input).await;
     let operation = || Operation::CancelEvent { tenant: caller.tenant.to_string(), slug: slug.to_string(), reason };
     let outcome = operations::defer_on_outage(app, caller, done, operation).await?;
     let at = version / 1000;
@@ -52,7 +52,7 @@ pub async fn delete_room(
     mode: DeleteMode,
 ) -> Result<Outcome<()>, DomainError> {
     let version = operations::now_version();
-    let done = super::delete(app, &caller.tenant, kind, slug, mode).await;
+    let done = lifecycle::delete(app, &caller.tenant, kind, slug, mode).await;
     let operation = || Operation::DeleteRoom {
         tenant: caller.tenant.to_string(),
         kind: kind.path_segment().to_owned(),
