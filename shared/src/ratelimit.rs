@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::aws::BackendError;
 use crate::aws::store::{self, Store};
+use crate::aws::{BackendError, keys};
 use crate::identity::{Caller, Role};
 use crate::settings::{ConfigError, number};
 
@@ -88,9 +88,9 @@ fn parse_overrides(text: &str) -> Result<Vec<(String, Budget)>, String> {
 fn counters(caller: &Caller, budget: Budget) -> Vec<(String, u64)> {
     let tenant = &caller.tenant;
     let wanted = match &caller.role {
-        Role::Service => vec![(format!("RL#{tenant}#service"), budget.service)],
+        Role::Service => vec![(keys::rate_service(tenant), budget.service)],
         Role::User(user) => {
-            vec![(format!("RL#{tenant}#U#{user}"), budget.user), (format!("RL#{tenant}#users"), budget.tenant)]
+            vec![(keys::rate_user(tenant, user), budget.user), (keys::rate_tenant_users(tenant), budget.tenant)]
         }
     };
     wanted.into_iter().filter(|(_, limit)| *limit > 0).collect()
@@ -171,7 +171,7 @@ impl Window {
         let start = now - now % length;
         Window {
             start,
-            sort_key: format!("W#{start}"),
+            sort_key: keys::rate_window(start),
             expires_at: start + length + 60,
             retry_after: Duration::from_secs((start + length).saturating_sub(now).max(1)),
         }

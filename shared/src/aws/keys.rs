@@ -21,8 +21,9 @@
 //! | cutover run / import: entries  | `CUTOVER#{run}`                 | `{kind}{entity}`          |
 //! | a snapshot's unfinished run    | `CUTOVER#SNAPSHOT#{digest}`     | `RUN`                     |
 //! | index of cutover runs          | `CUTOVER#RUNS`                  | `{started:012}#{run}`     |
-//!
-//! Rate-limit windows (`RL#…` / `W#{start}`) still keep their keys in `crate::ratelimit`.
+//! | write budget: a user's         | `RL#{tenant}#U#{user}`          | `W#{windowStart}`         |
+//! | write budget: a tenant's users | `RL#{tenant}#users`             | `W#{windowStart}`         |
+//! | write budget: the service's    | `RL#{tenant}#service`           | `W#{windowStart}`         |
 
 use crate::identity::{TenantId, UserSlug};
 
@@ -53,6 +54,26 @@ pub const OPERATION_REF_PREFIX: &str = "OPREF#";
 
 pub fn operation_ref(tenant: &TenantId, user: &UserSlug, operation_id: &str) -> Key {
     Key::new(user_partition(tenant, user), format!("{OPERATION_REF_PREFIX}{operation_id}"))
+}
+
+/// The partition of one user's write budget (`crate::ratelimit`).
+pub fn rate_user(tenant: &TenantId, user: &UserSlug) -> String {
+    format!("RL#{tenant}#U#{user}")
+}
+
+/// The partition of the budget all of a tenant's users share.
+pub fn rate_tenant_users(tenant: &TenantId) -> String {
+    format!("RL#{tenant}#users")
+}
+
+/// The partition of the budget of a tenant's service.
+pub fn rate_service(tenant: &TenantId) -> String {
+    format!("RL#{tenant}#service")
+}
+
+/// The sort key of one fixed window of a budget.
+pub fn rate_window(start: u64) -> String {
+    format!("W#{start}")
 }
 
 /// `digest_hex`: SHA-256 of the actor and the caller's key, so a key never appears in the table.
