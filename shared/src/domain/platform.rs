@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::app::App;
 use crate::domain::DomainError;
-use crate::homeserver::{self, Acting};
+use crate::homeserver::{self, Acting, RoomState};
 
 /// The platform user's own device: its transaction ids are deduplicated per device, persistently (see ADR 0001),
 /// so a notice retried after a crash is posted once.
@@ -59,12 +59,8 @@ pub async fn put_state(
     Ok(())
 }
 
-/// The room's whole current state, keyed by (type, state_key).
-pub async fn room_state(
-    app: &App,
-    room_id: &str,
-) -> Result<std::collections::HashMap<(String, String), Value>, DomainError> {
+/// The room's whole current state.
+pub async fn room_state(app: &App, room_id: &str) -> Result<RoomState, DomainError> {
     let room_id = homeserver::room_id(room_id)?;
-    let events = app.homeserver.room_state(&room_id).await?;
-    Ok(events.into_iter().map(|event| ((event.event_type, event.state_key), event.content)).collect())
+    Ok(app.homeserver.room_state(&room_id).await?)
 }

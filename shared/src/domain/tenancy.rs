@@ -4,7 +4,7 @@
 //!
 //! [`upgrade_all`] carries rooms made before the walls over: the one-shot `openmeet-local upgrade-rooms`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use ruma::{OwnedRoomId, UserId};
 use serde::Deserialize;
@@ -17,7 +17,7 @@ use crate::domain::room_policy::{
     self, Admission, Creation, META_EVENT, converge_power_levels, initial_power_levels, join_rules,
 };
 use crate::domain::rooms;
-use crate::homeserver::Visibility;
+use crate::homeserver::{RoomState, Visibility};
 use crate::identity::{Slug, TenantId};
 
 /// The tenant's space, created on first use. Nobody posts in it (events at owner level).
@@ -71,12 +71,12 @@ pub async fn public_admission(app: &App, tenant: &TenantId) -> Result<Admission,
 pub async fn converge_room(
     app: &App,
     room_id: &str,
-    state: &HashMap<(String, String), Value>,
+    state: &RoomState,
     admission: &Admission,
     meta: &Value,
 ) -> Result<usize, DomainError> {
     let mut writes = 0;
-    let current = |event_type: &str| state.get(&(event_type.to_owned(), String::new()));
+    let current = |event_type: &str| state.single(event_type);
     if let Some(levels) = current("m.room.power_levels").and_then(converge_power_levels) {
         platform::put_state(app, room_id, "m.room.power_levels", "", &levels).await?;
         writes += 1;
@@ -222,17 +222,10 @@ async fn managed_rooms(app: &App) -> Result<Vec<(OwnedRoomId, ManagedRoom)>, Dom
     }
 }
 
-fn joined_tenant_users(
-    app: &App,
-    tenant: &TenantId,
-    state: &HashMap<(String, String), Value>,
-) -> BTreeSet<ruma::OwnedUserId> {
+fn joined_tenant_users(app: &App, tenant: &TenantId, state: &RoomState) -> BTreeSet<ruma::OwnedUserId> {
     state
-        .iter()
-        .filter(|((event_type, _), content)| {
-            event_type == "m.room.member" && content.get("membership").and_then(Value::as_str) == Some("join")
-        })
-        .filter_map(|((_, user), _)| UserId::parse(user.as_str()).ok())
+        .joined()
+        .filter_map(|user| UserId::parse(user).ok())
         .filter(|user| app.identities.openmeet_user(user).is_some_and(|(owner, _)| owner == *tenant))
         .collect()
 }
@@ -267,7 +260,7 @@ async fn upgrade_room(
     let tenant = managed.tenant().clone();
     let state = platform::room_state(app, room_id.as_str()).await?;
     let open = state
-        .get(&("m.room.join_rules".to_owned(), String::new()))
+        .single("m.room.join_rules")
         .and_then(|rules| rules.get("join_rule"))
         .and_then(Value::as_str)
         .is_some_and(|rule| rule != "invite");

@@ -6,7 +6,6 @@
 //! on DynamoDB surviving. Ensuring a room that exists converges its state to the request, which also finishes a
 //! room half-created by a crash.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use ruma::OwnedRoomId;
@@ -18,6 +17,7 @@ use crate::domain::platform;
 use crate::domain::room_policy::{Admission, converge_power_levels, initial_power_levels};
 use crate::domain::rooms::{self, RoomRef};
 use crate::domain::tenancy;
+use crate::homeserver::RoomState;
 use crate::identity::{RoomKind, Slug, TenantId};
 
 mod spec;
@@ -80,14 +80,13 @@ pub async fn ensure(
     converge(app, room_id.as_str(), &state, desired).await?;
     tenancy::unpublish(app, room_id.as_str()).await?;
     if let Some(parent) = &parent {
-        let child = (String::from("m.space.child"), room_id.to_string());
         let parent_state = settled_state(app, parent.as_str()).await?;
         if kind == RoomKind::Group {
             // The group's space follows the group's name, topic and visibility as its chat room does.
             converge(app, parent.as_str(), &parent_state, space_state(&spec, &admission)).await?;
         }
         let content = json!({"via": [server], "suggested": true});
-        if parent_state.get(&child) != Some(&content) {
+        if parent_state.content("m.space.child", room_id.as_str()) != Some(&content) {
             platform::put_state(app, parent.as_str(), "m.space.child", room_id.as_str(), &content).await?;
         }
     }
@@ -100,11 +99,10 @@ pub async fn ensure(
 async fn converge(
     app: &App,
     room_id: &str,
-    state: &HashMap<(String, String), Value>,
+    state: &RoomState,
     desired: Vec<(String, String, Value)>,
 ) -> Result<(), DomainError> {
-    if let Some(levels) = state.get(&("m.room.power_levels".to_owned(), String::new())).and_then(converge_power_levels)
-    {
+    if let Some(levels) = state.single("m.room.power_levels").and_then(converge_power_levels) {
         platform::put_state(app, room_id, "m.room.power_levels", "", &levels).await?;
     }
     for (event_type, key, content) in state_changes(state, desired) {
@@ -115,7 +113,7 @@ async fn converge(
 
 /// The room's state once its creation has finished: Synapse publishes the alias while `createRoom` is still
 /// running, and until the creator's join lands even the creator is refused (403).
-pub async fn settled_state(app: &App, room_id: &str) -> Result<HashMap<(String, String), Value>, DomainError> {
+pub async fn settled_state(app: &App, room_id: &str) -> Result<RoomState, DomainError> {
     for _ in 0..50 {
         match platform::room_state(app, room_id).await {
             Err(error) if error.is_refusal(403) => {
@@ -130,10 +128,7 @@ pub async fn settled_state(app: &App, room_id: &str) -> Result<HashMap<(String, 
 /// Raises `events_default` so members can no longer post (never lowers it).
 async fn restrict_posting(app: &App, room_id: &str, lifecycle: Lifecycle) -> Result<(), DomainError> {
     let state = platform::room_state(app, room_id).await?;
-    let mut levels = state
-        .get(&("m.room.power_levels".to_owned(), String::new()))
-        .cloned()
-        .unwrap_or_else(|| initial_power_levels(0));
+    let mut levels = state.single("m.room.power_levels").cloned().unwrap_or_else(|| initial_power_levels(0));
     let current = levels.get("events_default").and_then(Value::as_i64).unwrap_or(0);
     if current >= lifecycle.events_default() {
         return Ok(());
@@ -144,7 +139,7 @@ async fn restrict_posting(app: &App, room_id: &str, lifecycle: Lifecycle) -> Res
 
 async fn set_lifecycle(app: &App, room_id: &str, lifecycle: Lifecycle) -> Result<(), DomainError> {
     let state = platform::room_state(app, room_id).await?;
-    let mut meta = state.get(&(META_EVENT.to_owned(), String::new())).cloned().unwrap_or_else(|| json!({}));
+    let mut meta = state.single(META_EVENT).cloned().unwrap_or_else(|| json!({}));
     if meta.get("state") == Some(&json!(lifecycle)) {
         return Ok(());
     }

@@ -4,8 +4,6 @@
 //! exactly the keys we write (ruma's typed contents would add some, e.g. the topic's `m.topic` block, and every
 //! ensure would then see a difference). See `room_policy`.
 
-use std::collections::HashMap;
-
 use ruma::{OwnedRoomAliasId, OwnedRoomId};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -13,6 +11,7 @@ use sha2::{Digest, Sha256};
 use super::*;
 use crate::app::App;
 use crate::domain::room_policy::{self, Admission, Creation, initial_power_levels, join_rules};
+use crate::homeserver::RoomState;
 use crate::identity::{RoomKind, Slug, TenantId};
 
 /// The state a room should hold, besides power levels.
@@ -56,13 +55,10 @@ pub(super) fn space_state(spec: &RoomSpec, admission: &Admission) -> Vec<(String
 
 /// The state events of `desired` that `current` does not already hold.
 pub(super) fn state_changes(
-    current: &HashMap<(String, String), Value>,
+    current: &RoomState,
     desired: Vec<(String, String, Value)>,
 ) -> Vec<(String, String, Value)> {
-    desired
-        .into_iter()
-        .filter(|(event_type, key, content)| current.get(&(event_type.clone(), key.clone())) != Some(content))
-        .collect()
+    desired.into_iter().filter(|(event_type, key, content)| current.content(event_type, key) != Some(content)).collect()
 }
 
 /// What changed for the people of an event, in one sentence; `None` when nothing they care about did.
@@ -103,27 +99,20 @@ pub(super) fn digest(parts: &[&str]) -> String {
     hex::encode(&hasher.finalize()[..12])
 }
 
-pub(super) fn lifecycle_of(state: &HashMap<(String, String), Value>) -> Lifecycle {
+pub(super) fn lifecycle_of(state: &RoomState) -> Lifecycle {
     state
-        .get(&(META_EVENT.to_owned(), String::new()))
+        .single(META_EVENT)
         .and_then(|meta| meta.get("state"))
         .and_then(|s| serde_json::from_value(s.clone()).ok())
         .unwrap_or(Lifecycle::Active)
 }
 
-pub(super) fn event_details_of(state: &HashMap<(String, String), Value>) -> Option<EventDetails> {
-    state
-        .get(&(META_EVENT.to_owned(), String::new()))
-        .and_then(|meta| meta.get("event"))
-        .and_then(|e| serde_json::from_value(e.clone()).ok())
+pub(super) fn event_details_of(state: &RoomState) -> Option<EventDetails> {
+    state.single(META_EVENT).and_then(|meta| meta.get("event")).and_then(|e| serde_json::from_value(e.clone()).ok())
 }
 
-pub(super) fn text_of(state: &HashMap<(String, String), Value>, event_type: &str, field: &str) -> Option<String> {
-    state
-        .get(&(event_type.to_owned(), String::new()))
-        .and_then(|c| c.get(field))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
+pub(super) fn text_of(state: &RoomState, event_type: &str, field: &str) -> Option<String> {
+    state.single(event_type).and_then(|c| c.get(field)).and_then(Value::as_str).map(str::to_owned)
 }
 
 /// The `createRoom` body of a group's or event's chat room: everything [`desired_state`] wants is in it, so a new
@@ -173,14 +162,7 @@ pub(super) fn space_creation_body(
 }
 
 /// Joined members, the platform's user excluded.
-pub fn member_count(app: &App, state: &HashMap<(String, String), Value>) -> u64 {
+pub fn member_count(app: &App, state: &RoomState) -> u64 {
     let platform = app.identities.platform_user_id();
-    state
-        .iter()
-        .filter(|((event_type, key), content)| {
-            event_type == "m.room.member"
-                && key != platform.as_str()
-                && content.get("membership").and_then(Value::as_str) == Some("join")
-        })
-        .count() as u64
+    state.joined().filter(|user| *user != platform.as_str()).count() as u64
 }

@@ -66,8 +66,7 @@ fn only_differing_state_is_written() {
         desired_state(spec, owner, &alias, Lifecycle::Active, &Admission::InviteOnly, None, "localhost")
     };
     let desired = desired_for(&spec);
-    let current: HashMap<(String, String), Value> =
-        desired.iter().map(|(t, k, c)| ((t.clone(), k.clone()), c.clone())).collect();
+    let current: RoomState = desired.iter().map(|(t, k, c)| ((t.clone(), k.clone()), c.clone())).collect();
     assert!(state_changes(&current, desired.clone()).is_empty());
     let desired = desired_for(&RoomSpec { name: "M".into(), ..spec });
     let changes = state_changes(&current, desired);

@@ -20,7 +20,7 @@ pub use membership::MemberAction;
 pub use messages::RoomMember;
 pub use push::RoomRule;
 pub use rooms::Visibility;
-pub use state::StateEntry;
+pub use state::{RoomState, StateEntry};
 
 use super::HomeserverError;
 

@@ -21,6 +21,49 @@ pub struct StateEntry {
     pub content: Value,
 }
 
+/// A room's current state by (type, state key). Contents stay JSON: they are compared with what we would write and
+/// written back with unknown keys intact.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RoomState(std::collections::HashMap<(String, String), Value>);
+
+impl RoomState {
+    /// The content of the event of `event_type` with `state_key`.
+    pub fn content(&self, event_type: &str, state_key: &str) -> Option<&Value> {
+        self.0.get(&(event_type.to_owned(), state_key.to_owned()))
+    }
+
+    /// The content of the room-wide event of `event_type` (empty state key): name, topic, power levels, …
+    pub fn single(&self, event_type: &str) -> Option<&Value> {
+        self.content(event_type, "")
+    }
+
+    /// Every event: (type, state key) and content.
+    pub fn events(&self) -> impl Iterator<Item = (&str, &str, &Value)> {
+        self.0.iter().map(|((event_type, key), content)| (event_type.as_str(), key.as_str(), content))
+    }
+
+    /// The users whose `m.room.member` membership is `join`.
+    pub fn joined(&self) -> impl Iterator<Item = &str> {
+        self.events()
+            .filter(|(event_type, _, content)| {
+                *event_type == "m.room.member" && content.get("membership").and_then(Value::as_str) == Some("join")
+            })
+            .map(|(_, user, _)| user)
+    }
+}
+
+impl FromIterator<((String, String), Value)> for RoomState {
+    fn from_iter<I: IntoIterator<Item = ((String, String), Value)>>(events: I) -> Self {
+        RoomState(events.into_iter().collect())
+    }
+}
+
+impl FromIterator<StateEntry> for RoomState {
+    fn from_iter<I: IntoIterator<Item = StateEntry>>(events: I) -> Self {
+        events.into_iter().map(|event| ((event.event_type, event.state_key), event.content)).collect()
+    }
+}
+
 #[derive(Deserialize)]
 struct MemberContent {
     membership: MembershipState,
@@ -91,8 +134,12 @@ impl Homeserver {
 
     /// The room's whole current state, read as the platform. Events the homeserver sent without a state key or
     /// type are skipped.
-    pub async fn room_state(&self, room_id: &RoomId) -> Result<Vec<StateEntry>, HomeserverError> {
+    pub async fn room_state(&self, room_id: &RoomId) -> Result<RoomState, HomeserverError> {
         let response = self.send(get_state_events::v3::Request::new(room_id.to_owned()), Acting::Platform).await?;
-        Ok(response.room_state.iter().filter_map(|event| serde_json::from_value(json(event).ok()?).ok()).collect())
+        Ok(response
+            .room_state
+            .iter()
+            .filter_map(|event| serde_json::from_value::<StateEntry>(json(event).ok()?).ok())
+            .collect())
     }
 }
