@@ -111,9 +111,4 @@ impl DomainError {
     pub fn is_refusal(&self, wanted: u16) -> bool {
         matches!(self, DomainError::Homeserver(HomeserverError::Rejected { status, .. }) if *status == wanted)
     }
-
-    /// The homeserver refused with this Matrix `errcode`.
-    pub fn has_errcode(&self, wanted: &str) -> bool {
-        matches!(self, DomainError::Homeserver(HomeserverError::Rejected { errcode, .. }) if errcode == wanted)
-    }
 }

@@ -231,7 +231,7 @@ pub(crate) async fn execute(app: &App, operation: &Operation) -> Result<Option<S
                         .await;
                     match sent {
                         // The same reaction already stands: what the operation wanted holds.
-                        Err(error) if error.errcode() == Some("M_DUPLICATE_ANNOTATION") => return Ok(None),
+                        Err(error) if error.is_duplicate_annotation() => return Ok(None),
                         other => other?,
                     }
                 }

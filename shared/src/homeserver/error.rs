@@ -83,6 +83,11 @@ impl HomeserverError {
 
     /// Synapse answers a membership change that already holds with 403 "already in the room" / "not in the room":
     /// for an idempotent operation that is success.
+    /// "This user already reacted with this key": for an idempotent add, success.
+    pub fn is_duplicate_annotation(&self) -> bool {
+        self.errcode() == Some("M_DUPLICATE_ANNOTATION")
+    }
+
     pub fn is_membership_already_applied(&self) -> bool {
         match self {
             HomeserverError::Rejected { status: 403, message, .. } => {

@@ -116,7 +116,7 @@ pub async fn send(
     let acting = Acting::Masquerade { user: sender, device: Some(&device) };
     match app.homeserver.send_at(room_id, event_type, txn_id, content, ts_ms, acting).await {
         Ok(event_id) => Ok(Some(event_id)),
-        Err(error) if error.errcode() == Some("M_DUPLICATE_ANNOTATION") => Ok(None),
+        Err(error) if error.is_duplicate_annotation() => Ok(None),
         Err(error) => Err(error.into()),
     }
 }

@@ -92,7 +92,7 @@ pub fn query_string(pairs: &[(&str, &str)]) -> String {
 
 /// The homeserver's "you already reacted with this key": for an idempotent add, success.
 pub fn is_duplicate_annotation(error: &DomainError) -> bool {
-    error.has_errcode("M_DUPLICATE_ANNOTATION")
+    matches!(error, DomainError::Homeserver(error) if error.is_duplicate_annotation())
 }
 
 /// An event of the room, read as the platform's user; `None` when the room has no such event.
