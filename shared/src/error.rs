@@ -11,6 +11,9 @@ use crate::homeserver::HomeserverError;
 use crate::identity::IdentityError;
 use crate::ratelimit::Refused;
 
+/// `Retry-After` of a `502 homeserver_error`.
+pub const HOMESERVER_REJECTED_RETRY_AFTER_SECS: u64 = 30;
+
 /// Everything a request can fail with. Messages are written for the API's callers: they never carry a token,
 /// a secret or an internal detail (those go to the log, redacted, at the point of failure).
 #[derive(Debug, thiserror::Error)]
@@ -37,8 +40,8 @@ pub enum ApiError {
     UnsupportedMediaType(&'static str),
     #[error("the homeserver is rate limiting these requests")]
     RateLimited { retry_after: Duration },
-    /// The API's own write limit (`crate::ratelimit`); `scope` says whose budget is spent.
-    #[error("too many writes by {scope} in this window; try again after Retry-After seconds")]
+    /// The API's own limits (`crate::ratelimit`); `scope` says whose budget, of reads or writes, is spent.
+    #[error("too many {scope} in this window; try again after Retry-After seconds")]
     TooManyRequests { retry_after: Duration, scope: &'static str },
     #[error("the homeserver is unavailable; try again later")]
     HomeserverUnavailable { retry_after: Duration },
@@ -128,6 +131,9 @@ impl ApiError {
             | ApiError::DependencyUnavailable { retry_after } => {
                 Some(retry_after.as_millis().div_ceil(1000).max(1) as u64)
             }
+            // The contract's 502 carries Retry-After too: the earliest a retry is worth it (a refusal that is
+            // not the caller's fault needs an operator first; the body still says `retryable: false`).
+            ApiError::HomeserverRejected(_) => Some(HOMESERVER_REJECTED_RETRY_AFTER_SECS),
             _ => None,
         }
     }
@@ -147,7 +153,9 @@ impl From<HomeserverError> for ApiError {
             HomeserverError::Rejected { status, errcode, .. } => {
                 ApiError::HomeserverRejected(format!("{status} {errcode}"))
             }
-            HomeserverError::UnknownToken => ApiError::HomeserverRejected("M_UNKNOWN_TOKEN".into()),
+            // The functions call only with the appservice token: the homeserver refusing it means the token is
+            // being rotated (ADR 0004), which passes; a retryable 503 keeps callers from dropping the write.
+            HomeserverError::UnknownToken => ApiError::HomeserverUnavailable { retry_after: Duration::from_secs(5) },
             HomeserverError::InvalidResponse(_) => ApiError::HomeserverRejected("unexpected response".into()),
         }
     }
@@ -251,6 +259,26 @@ mod tests {
         let error = ApiError::from(HomeserverError::RateLimited { retry_after: Duration::from_millis(1200) });
         assert_eq!(error.status(), 429);
         assert_eq!(error.retry_after_secs(), Some(2));
+    }
+
+    #[test]
+    fn appservice_token_refused_is_retryable_503() {
+        // A token rotation (ADR 0004) must not turn writes into drops.
+        let error = ApiError::from(HomeserverError::UnknownToken);
+        assert_eq!(error.status(), 503);
+        assert!(error.retryable());
+        assert!(error.retry_after_secs().is_some());
+    }
+
+    #[test]
+    fn homeserver_refusal_is_502_with_retry_after() {
+        let error = ApiError::from(HomeserverError::Rejected {
+            status: 500,
+            errcode: "M_UNKNOWN".into(),
+            message: "x".into(),
+        });
+        assert_eq!(error.status(), 502);
+        assert_eq!(error.retry_after_secs(), Some(HOMESERVER_REJECTED_RETRY_AFTER_SECS));
     }
 
     #[test]
