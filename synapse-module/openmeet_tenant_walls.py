@@ -9,10 +9,17 @@ managed state; see docs/adr/0003-tenant-walls.md). This module holds the rest:
 - rooms that users create themselves stay in their creator's tenant: no foreign invites, never public, knockable,
   world-readable or guest-joinable, no OpenMeet metadata, no aliases;
 - only the platform user publishes rooms to the server-wide directory;
-- user-directory searches never show another tenant's users.
+- user-directory searches never show another tenant's users;
+- nobody but the appservice registers an OpenMeet user or logs in as one (the user namespace is not exclusive, so
+  that push rules are evaluated for these users: docs/adr/0008-notifications.md);
+- users of other servers are nobody's tenant: no invite from or to a remote user, no remote join (federation is off
+  as well, scripts/synapse/homeserver.yaml.tmpl);
+- uploads whose content is markup a browser would render (SVG, HTML, XHTML, XML) or a script are refused (the public
+  entry, scripts/gate/, refuses them by declared type too: this callback does not see the declared type);
+- the platform user is not held to the per-user media quota (`media_upload_limits`), everybody else is.
 
 A user's tenant is the text between the namespace prefix and the first "." of their localpart (tenant ids contain
-no "."). A room's tenant is its creator's tenant when a tenant user created it; for rooms the platform created it is
+no "."), for users of this server only: `@om_acme.x:evil.example` is nobody's tenant user. A room's tenant is its creator's tenant when a tenant user created it; for rooms the platform created it is
 the `tenant` of the `org.openmeet.room` (or tenant space) state, else the tenant of its `#<prefix><tenant>.…`
 canonical alias. A room without a tenant admits no tenant user.
 
@@ -24,11 +31,17 @@ Install: put this file on Synapse's Python path (or `pip install ./synapse-modul
           namespace_prefix: "om_"          # OPENMEET_NAMESPACE_PREFIX
           platform_user: "@openmeet:example.org"
           allowed_users: []                # e.g. bots that may be in every tenant's rooms
+          appservice_registration: /path/to/openmeet-appservice.yaml
+
+`appservice_registration` is the platform's appservice registration (the file listed in `app_service_config_files`):
+the module refuses to start unless every user namespace regex in it begins with `@<namespace_prefix>`, so a prefix
+that differs from the deployment's fails at start-up instead of silently walling nobody.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, Iterable, Optional
 
 logger = logging.getLogger(__name__)
@@ -37,15 +50,24 @@ META_EVENT = "org.openmeet.room"
 # The state that carries a room's tenant and that only the platform may ever write.
 PLATFORM_ONLY_PREFIX = "org.openmeet."
 SAFE_JOIN_RULES = ("invite", "restricted")
+# How much of an upload is sniffed for markup.
+SNIFF_BYTES = 1024
+# Markup a browser runs or renders as a document when it opens the file (HTML, SVG, XML with stylesheets).
+MARKUP_SIGNS = (b"<svg", b"<html", b"<!doctype", b"<?xml", b"<script", b"<head", b"<body", b"<iframe", b"<object",
+                b"<embed", b"<xsl", b"<meta", b"<img", b"<style", b"<title", b"<!--", b"<a ", b"<p>", b"<div")
 
 __all__ = ["TenantWalls", "WallsConfig"]
 
 
 class WallsConfig:
-    def __init__(self, namespace_prefix: str, platform_user: str, allowed_users: Iterable[str]):
+    def __init__(
+        self, namespace_prefix: str, platform_user: str, allowed_users: Iterable[str], server_name: Optional[str] = None
+    ):
         self.namespace_prefix = namespace_prefix
         self.platform_user = platform_user
         self.allowed_users = frozenset(allowed_users)
+        # This homeserver's name (the module API's): only its users have a tenant.
+        self.server_name = server_name if server_name is not None else platform_user.split(":", 1)[-1]
 
     @staticmethod
     def parse(config: dict[str, Any]) -> "WallsConfig":
@@ -58,11 +80,15 @@ class WallsConfig:
             raise ValueError("openmeet_tenant_walls: platform_user must be a Matrix user id")
         if not isinstance(allowed, list) or not all(isinstance(u, str) for u in allowed):
             raise ValueError("openmeet_tenant_walls: allowed_users must be a list of Matrix user ids")
+        check_namespace(prefix, config.get("appservice_registration"))
         return WallsConfig(prefix, platform, allowed)
 
+    def is_local(self, user_id: str) -> bool:
+        return user_id.startswith("@") and user_id.split(":", 1)[-1] == self.server_name
+
     def tenant_of_user(self, user_id: str) -> Optional[str]:
-        """The tenant of a user of OpenMeet's namespace; None for anyone else."""
-        if not user_id.startswith("@") or ":" not in user_id:
+        """The tenant of a user of OpenMeet's namespace on this server; None for anyone else."""
+        if not user_id.startswith("@") or ":" not in user_id or not self.is_local(user_id):
             return None
         localpart = user_id[1:].split(":", 1)[0]
         if not localpart.startswith(self.namespace_prefix):
@@ -79,9 +105,43 @@ class WallsConfig:
         return tenant if tenant and dot and rest else None
 
 
+def check_namespace(prefix: str, registration: Any) -> None:
+    """Raises unless every user namespace of the appservice registration begins with `@<prefix>`."""
+    if not isinstance(registration, str) or not registration:
+        raise ValueError("openmeet_tenant_walls: appservice_registration (the platform's registration file) is required")
+    import yaml
+
+    try:
+        with open(registration, encoding="utf-8") as file:
+            document = yaml.safe_load(file)
+    except (OSError, yaml.YAMLError) as error:
+        raise ValueError(f"openmeet_tenant_walls: cannot read {registration}: {error}") from error
+    namespaces = (document or {}).get("namespaces") if isinstance(document, dict) else None
+    users = (namespaces or {}).get("users") or []
+    regexes = [str(n.get("regex")) for n in users if isinstance(n, dict)]
+    if not regexes:
+        raise ValueError(f"openmeet_tenant_walls: {registration} has no user namespace")
+    for regex in regexes:
+        # The literal text the regex starts with: "@om_" for "@om_.*:localhost".
+        literal = re.match(r"[^.*+?()\[\]{}|\\^$]*", regex.lstrip("^"))
+        if literal is None or literal.group(0) != "@" + prefix:
+            raise ValueError(
+                f"openmeet_tenant_walls: namespace_prefix {prefix!r} differs from the appservice namespace {regex!r}"
+            )
+
+
+def looks_like_markup(head: bytes) -> bool:
+    """Whether the first bytes of a file are markup a browser would render (HTML, SVG, XML) or a script."""
+    text = head.lstrip(b"\xef\xbb\xbf\xff\xfe\x00 \t\r\n\x0c").replace(b"\x00", b"").lower()
+    if text.startswith(b"<"):
+        return any(sign in text for sign in MARKUP_SIGNS)
+    return text.startswith((b"#!", b'"use strict', b"'use strict", b"function", b"var ", b"const ", b"let "))
+
+
 class TenantWalls:
     def __init__(self, config: dict[str, Any], api: Any):
-        self._config = WallsConfig.parse(config)
+        parsed = WallsConfig.parse(config)
+        self._config = WallsConfig(parsed.namespace_prefix, parsed.platform_user, parsed.allowed_users, api.server_name)
         self._api = api
         api.register_spam_checker_callbacks(
             user_may_join_room=self.user_may_join_room,
@@ -92,6 +152,12 @@ class TenantWalls:
             user_may_publish_room=self.user_may_publish_room,
             user_may_send_state_event=self.user_may_send_state_event,
             check_username_for_spam=self.check_username_for_spam,
+            check_media_file_for_spam=self.check_media_file_for_spam,
+            check_registration_for_spam=self.check_registration_for_spam,
+            check_login_for_spam=self.check_login_for_spam,
+        )
+        api.register_media_repository_callbacks(
+            get_media_upload_limits_for_user=self.get_media_upload_limits_for_user,
         )
 
     @staticmethod
@@ -125,6 +191,9 @@ class TenantWalls:
         return self._config.tenant_of_alias(alias) if isinstance(alias, str) else None
 
     def _may_be_in(self, user_id: str, room_tenant: Optional[str]) -> bool:
+        if not self._api.is_mine(user_id):
+            # Federation is off; should it ever be on, a remote user is nobody's tenant user nor an operator.
+            return False
         if user_id == self._config.platform_user or user_id in self._config.allowed_users:
             return True
         user_tenant = self._config.tenant_of_user(user_id)
@@ -149,6 +218,8 @@ class TenantWalls:
         return self._forbidden(f"join of {user_id} into {room_id} refused")
 
     async def user_may_invite(self, inviter: str, invitee: str, room_id: str) -> Any:
+        if not (self._api.is_mine(inviter) and self._api.is_mine(invitee)):
+            return self._forbidden(f"federated invite of {invitee} by {inviter} into {room_id} refused")
         room_tenant = await self.room_tenant(room_id)
         if self._may_be_in(inviter, room_tenant) and self._may_be_in(invitee, room_tenant):
             return "NOT_SPAM"
@@ -230,3 +301,78 @@ class TenantWalls:
         found = user_profile.get("user_id", "")
         # True hides the user from the requester's user-directory results.
         return not (found == self._config.platform_user or self._config.tenant_of_user(found) == requester_tenant)
+
+    # ---------------------------------------------------------------------------------------------------------
+    # The namespace is not exclusive (push rules must run for OpenMeet users), so Synapse no longer reserves it.
+    # The appservice's own registration (m.login.application_service) never calls these callbacks.
+
+    async def check_registration_for_spam(
+        self, email_threepid: Any, username: Optional[str], request_info: Any, auth_provider_id: Optional[str] = None
+    ) -> Any:
+        from synapse.spam_checker_api import RegistrationBehaviour
+
+        # Self-registration, shared-secret registration, the admin API's user creation and SSO/JWT auto-creation.
+        if isinstance(username, str) and username.lower().startswith(self._config.namespace_prefix):
+            logger.info("tenant wall: registration of %s refused: the namespace is the appservice's", username)
+            return RegistrationBehaviour.DENY
+        return RegistrationBehaviour.ALLOW
+
+    async def check_login_for_spam(
+        self,
+        user_id: str,
+        device_id: Optional[str],
+        initial_display_name: Optional[str],
+        request_info: Any,
+        auth_provider_id: Optional[str] = None,
+    ) -> Any:
+        if not user_id.lower().startswith("@" + self._config.namespace_prefix):
+            return "NOT_SPAM"
+        # OpenMeet users log in only through the appservice, and never have a password: a login through an identity
+        # provider, or of a user someone gave a password (an operator's admin call), is not the platform's.
+        if auth_provider_id is not None:
+            return self._forbidden(f"login of {user_id} through {auth_provider_id} refused")
+        if await self._has_password(user_id):
+            return self._forbidden(f"login of {user_id} refused: OpenMeet users have no password")
+        return "NOT_SPAM"
+
+    async def _has_password(self, user_id: str) -> bool:
+        # The module API exposes no password hash: read it from the store (the lookup Synapse's own login uses).
+        # Without that lookup, fail closed: a platform session then fails loudly in the integration tests.
+        store = getattr(self._api, "_store", None)
+        lookup = getattr(store, "get_users_by_id_case_insensitive", None)
+        if lookup is None:
+            return True
+        hashes = await lookup(user_id)
+        return any(bool(password_hash) for password_hash in hashes.values())
+
+    # ---------------------------------------------------------------------------------------------------------
+    # Media
+
+    async def check_media_file_for_spam(self, file_wrapper: Any, file_info: Any) -> Any:
+        if getattr(file_info, "thumbnail", None) is not None or getattr(file_info, "server_name", None):
+            return "NOT_SPAM"  # thumbnails Synapse made itself; remote media never arrives (federation is off)
+        if looks_like_markup(await read_head(file_wrapper)):
+            return self._forbidden(f"upload {getattr(file_info, 'file_id', '?')} refused: markup or script")
+        return "NOT_SPAM"
+
+    async def get_media_upload_limits_for_user(self, user_id: str) -> Any:
+        # The platform (avatars, uploads as itself) is not held to a user's quota; None = the configured limits.
+        if user_id == self._config.platform_user or user_id in self._config.allowed_users:
+            return []
+        return None
+
+
+async def read_head(file_wrapper: Any) -> bytes:
+    """The first SNIFF_BYTES of an upload (the wrapper's file, else its chunks)."""
+    path = getattr(file_wrapper, "path", None)
+    if isinstance(path, str):
+        with open(path, "rb") as file:
+            return file.read(SNIFF_BYTES)
+    chunks: list[bytes] = []
+
+    def keep(chunk: bytes) -> None:
+        if sum(map(len, chunks)) < SNIFF_BYTES:
+            chunks.append(chunk)
+
+    await file_wrapper.write_chunks_to(keep)
+    return b"".join(chunks)[:SNIFF_BYTES]

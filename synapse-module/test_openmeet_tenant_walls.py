@@ -1,6 +1,8 @@
 """Unit tests of the tenant-walls module against a fake ModuleApi (run by scripts/test.sh in the stack's venv:
 `python -m unittest discover -s synapse-module`). The integration tests prove the same walls on a real Synapse."""
 
+import os
+import tempfile
 import unittest
 from types import SimpleNamespace
 
@@ -14,6 +16,18 @@ BOB = "@om_acme.bob:localhost"  # tenant acme
 EVE = "@om_globex.eve:localhost"  # tenant globex
 ROOT = "@root:localhost"  # an operator's own account
 BOT = "@helper-bot:localhost"
+LOOKALIKE = "@om_acme.mallory:evil.example"  # tenant acme's shape, another server
+
+REGISTRATION = os.path.join(tempfile.mkdtemp(prefix="walls-test-"), "appservice.yaml")
+with open(REGISTRATION, "w", encoding="utf-8") as _file:
+    _file.write('id: openmeet\nnamespaces:\n  users:\n    - exclusive: false\n      regex: "@om_.*:localhost"\n')
+
+
+def registration(regex):
+    path = os.path.join(tempfile.mkdtemp(prefix="walls-test-"), "appservice.yaml")
+    with open(path, "w", encoding="utf-8") as file:
+        file.write(f'namespaces:\n  users:\n    - exclusive: true\n      regex: "{regex}"\n')
+    return path
 
 
 def event(sender, content=None):
@@ -21,12 +35,21 @@ def event(sender, content=None):
 
 
 class FakeApi:
+    server_name = "localhost"
+
     def __init__(self):
         self.rooms = {}
         self.callbacks = {}
+        self.media_callbacks = {}
 
     def register_spam_checker_callbacks(self, **callbacks):
         self.callbacks = callbacks
+
+    def register_media_repository_callbacks(self, **callbacks):
+        self.media_callbacks = callbacks
+
+    def is_mine(self, user_id):
+        return user_id.split(":", 1)[-1] == self.server_name
 
     def add_room(self, room_id, creator, meta=None, alias=None):
         state = {("m.room.create", ""): event(creator)}
@@ -50,7 +73,12 @@ def module(allowed_users=()):
     api.add_room("!globex-event", PLATFORM, meta={"tenant": "globex", "kind": "event", "slug": "launch"})
     api.add_room("!alice-own", ALICE)
     api.add_room("!operators", ROOT)
-    config = {"namespace_prefix": "om_", "platform_user": PLATFORM, "allowed_users": list(allowed_users)}
+    config = {
+        "namespace_prefix": "om_",
+        "platform_user": PLATFORM,
+        "allowed_users": list(allowed_users),
+        "appservice_registration": REGISTRATION,
+    }
     return walls.TenantWalls(config, api), api
 
 
@@ -72,7 +100,24 @@ class TenancyOfIdentifiers(unittest.TestCase):
             walls.TenantWalls.parse_config({"platform_user": "openmeet"})
         with self.assertRaises(ValueError):
             walls.TenantWalls.parse_config({"platform_user": PLATFORM, "allowed_users": "x"})
-        self.assertTrue(walls.TenantWalls.parse_config({"platform_user": PLATFORM}))
+        self.assertTrue(walls.TenantWalls.parse_config({"platform_user": PLATFORM, "appservice_registration": REGISTRATION}))
+
+    def test_a_prefix_other_than_the_deployments_refuses_to_start(self):
+        config = {"platform_user": PLATFORM, "namespace_prefix": "om_"}
+        for regex in ["@openmeet_.*:localhost", "@om.*:localhost", "@.*:localhost"]:
+            with self.subTest(regex=regex), self.assertRaises(ValueError):
+                walls.TenantWalls.parse_config({**config, "appservice_registration": registration(regex)})
+        with self.assertRaises(ValueError):
+            walls.TenantWalls.parse_config(config)  # no registration: fail closed, never silently open
+        with self.assertRaises(ValueError):
+            walls.TenantWalls.parse_config({**config, "appservice_registration": "/nonexistent/appservice.yaml"})
+        self.assertTrue(walls.TenantWalls.parse_config({**config, "appservice_registration": registration("^@om_.*")}))
+
+    def test_users_of_other_servers_have_no_tenant(self):
+        config = walls.WallsConfig("om_", PLATFORM, [], "localhost")
+        self.assertIsNone(config.tenant_of_user(LOOKALIKE))
+        self.assertIsNone(config.tenant_of_user("@om_acme.alice:localhost.evil.example"))
+        self.assertEqual(config.tenant_of_user(ALICE), "acme")
 
 
 class Joins(unittest.IsolatedAsyncioTestCase):
@@ -111,6 +156,16 @@ class Invites(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(await m.user_may_invite(ALICE, EVE, "!acme-group"), Codes.FORBIDDEN)
         self.assertEqual(await m.user_may_invite(EVE, BOB, "!acme-group"), Codes.FORBIDDEN)
         self.assertEqual(await m.user_may_invite(ALICE, ROOT, "!alice-own"), Codes.FORBIDDEN)
+
+    async def test_remote_users_are_neither_invited_nor_inviting(self):
+        m, _ = module(allowed_users=[LOOKALIKE])
+        # is_mine decides, whatever the localpart looks like or the allow-list says.
+        self.assertEqual(await m.user_may_invite(ALICE, LOOKALIKE, "!alice-own"), Codes.FORBIDDEN)
+        self.assertEqual(await m.user_may_invite(ALICE, LOOKALIKE, "!acme-group"), Codes.FORBIDDEN)
+        self.assertEqual(await m.user_may_invite(LOOKALIKE, BOB, "!alice-own"), Codes.FORBIDDEN)
+        self.assertEqual(await m.user_may_invite(PLATFORM, "@someone:matrix.org", "!operators"), Codes.FORBIDDEN)
+        self.assertEqual(await m.user_may_join_room(LOOKALIKE, "!acme-group", True), Codes.FORBIDDEN)
+        self.assertEqual(await m.user_may_create_room(ALICE, {"invite": [LOOKALIKE]}), Codes.FORBIDDEN)
 
     async def test_no_invites_by_email(self):
         m, _ = module()
@@ -189,6 +244,50 @@ class StateDirectoryAndAliases(unittest.IsolatedAsyncioTestCase):
         self.assertFalse(await m.check_username_for_spam({"user_id": EVE}, ROOT))
 
 
+class Media(unittest.IsolatedAsyncioTestCase):
+    async def check(self, content, **info):
+        path = os.path.join(tempfile.mkdtemp(prefix="walls-media-"), "upload")
+        with open(path, "wb") as file:
+            file.write(content)
+        m, _ = module()
+        file_info = SimpleNamespace(server_name=None, file_id="F", thumbnail=None, **info)
+        return await m.check_media_file_for_spam(SimpleNamespace(path=path), file_info)
+
+    async def test_markup_and_scripts_are_refused_by_content(self):
+        for content in [
+            b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
+            b"\xef\xbb\xbf  <?xml version='1.0'?><svg/>",
+            b"<!DOCTYPE html><html><body>x</body></html>",
+            b"\n\n<HTML><head></head>",
+            b"<script>fetch('/')</script>",
+            b"<?xml version='1.0'?><html xmlns='http://www.w3.org/1999/xhtml'/>",
+            b"'use strict'; fetch('/')",
+        ]:
+            with self.subTest(content=content):
+                self.assertEqual(await self.check(content), Codes.FORBIDDEN)
+
+    async def test_images_and_text_pass(self):
+        for content in [b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, b"\xff\xd8\xff\xe0JFIF", b"GIF89a", b"hello, world", b"%PDF-1.7"]:
+            with self.subTest(content=content):
+                self.assertEqual(await self.check(content), "NOT_SPAM")
+
+    async def test_chunked_wrappers_are_read_too(self):
+        m, _ = module()
+
+        class Chunks:
+            async def write_chunks_to(self, callback):
+                for chunk in [b"  <s", b"vg>", b"x" * 5000]:
+                    callback(chunk)
+
+        info = SimpleNamespace(server_name=None, file_id="F", thumbnail=None)
+        self.assertEqual(await m.check_media_file_for_spam(Chunks(), info), Codes.FORBIDDEN)
+
+    async def test_the_platform_has_no_user_quota(self):
+        m, _ = module()
+        self.assertEqual(await m.get_media_upload_limits_for_user(PLATFORM), [])
+        self.assertIsNone(await m.get_media_upload_limits_for_user(ALICE))
+
+
 class Registration(unittest.TestCase):
     def test_every_callback_is_registered(self):
         _, api = module()
@@ -203,8 +302,44 @@ class Registration(unittest.TestCase):
                 "user_may_publish_room",
                 "user_may_send_state_event",
                 "check_username_for_spam",
+                "check_registration_for_spam",
+                "check_login_for_spam",
+                "check_media_file_for_spam",
             },
         )
+        self.assertEqual(set(api.media_callbacks), {"get_media_upload_limits_for_user"})
+
+
+class FakeStore:
+    def __init__(self, hashes):
+        self.hashes = hashes
+
+    async def get_users_by_id_case_insensitive(self, user_id):
+        return {u: h for u, h in self.hashes.items() if u.lower() == user_id.lower()}
+
+
+class NamespaceIsTheAppservices(unittest.IsolatedAsyncioTestCase):
+    async def test_nobody_registers_an_openmeet_user(self):
+        from synapse.spam_checker_api import RegistrationBehaviour
+
+        m, _ = module()
+        for name in ("om_acme.mallory", "OM_acme.x", "om_"):
+            self.assertEqual(await m.check_registration_for_spam(None, name, []), RegistrationBehaviour.DENY)
+        self.assertEqual(await m.check_registration_for_spam(None, "root2", []), RegistrationBehaviour.ALLOW)
+        self.assertEqual(await m.check_registration_for_spam(None, None, []), RegistrationBehaviour.ALLOW)
+
+    async def test_openmeet_users_log_in_only_without_password_or_identity_provider(self):
+        m, api = module()
+        api._store = FakeStore({ALICE: "", EVE: "$2b$12$hash", ROOT: "$2b$12$hash"})
+        self.assertEqual(await m.check_login_for_spam(ALICE, "D", None, []), "NOT_SPAM")
+        self.assertEqual(await m.check_login_for_spam(EVE, "D", None, []), Codes.FORBIDDEN)
+        self.assertEqual(await m.check_login_for_spam(ALICE, "D", None, [], "oidc"), Codes.FORBIDDEN)
+        self.assertEqual(await m.check_login_for_spam(ROOT, "D", None, []), "NOT_SPAM")
+        self.assertEqual(await m.check_login_for_spam(PLATFORM, None, None, []), "NOT_SPAM")
+
+    async def test_without_a_store_logins_fail_closed(self):
+        m, _ = module()
+        self.assertEqual(await m.check_login_for_spam(ALICE, "D", None, []), Codes.FORBIDDEN)
 
 
 if __name__ == "__main__":
