@@ -1,5 +1,6 @@
 //! Retention of event rooms: archived (read-only, history kept, members stay and can read) a configurable time
-//! after the event ends, a cancelled event's room sooner; purged from the homeserver after a longer period. Runs
+//! after the event ends, a cancelled event's room sooner; purged from the homeserver after a longer period only when
+//! an operator set one (`OPENMEET_RETENTION_PURGE_DAYS`, default 0: never). Runs
 //! over the managed-room records (`crate::aws::desired_state`); time is a parameter, so tests need no sleeps.
 
 use serde::Serialize;
@@ -48,7 +49,7 @@ pub fn due(room: &ManagedRoom, settings: &SelfHealSettings, now: u64) -> Due {
     let after = |from: u64, period: std::time::Duration| now >= from.saturating_add(period.as_secs());
     let finished = room.cancelled_at.map_or(end, |cancelled| cancelled.min(end));
     match room.lifecycle.as_str() {
-        "archived" if after(finished, retention.purge_after) => Due::Purge,
+        "archived" if retention.purge_after.is_some_and(|period| after(finished, period)) => Due::Purge,
         "archived" => Due::Nothing,
         "cancelled" if room.cancelled_at.is_some_and(|at| after(at, retention.cancelled_after)) => Due::Archive,
         _ if after(end, retention.archive_after) => Due::Archive,
@@ -157,8 +158,12 @@ mod tests {
         let cancelled = room("cancelled", None, Some(start - 10 * DAY));
         assert_eq!(due(&cancelled, &settings, start - 3 * DAY), Due::Archive, "7 days after the cancellation");
         let archived = room("archived", None, None);
-        assert_eq!(due(&archived, &settings, start + 364 * DAY), Due::Nothing);
-        assert_eq!(due(&archived, &settings, start + 365 * DAY), Due::Purge);
+        assert_eq!(due(&archived, &settings, u64::MAX / 2), Due::Nothing, "never purged by default");
+        let purging =
+            SelfHealSettings::from_lookup(|name| (name == "OPENMEET_RETENTION_PURGE_DAYS").then(|| "365".to_owned()))
+                .expect("valid");
+        assert_eq!(due(&archived, &purging, start + 364 * DAY), Due::Nothing);
+        assert_eq!(due(&archived, &purging, start + 365 * DAY), Due::Purge);
         let overridden = SelfHealSettings::from_lookup(|name| {
             (name == "OPENMEET_RETENTION_OVERRIDES").then(|| "acme=1/1/2".to_owned())
         })

@@ -19,8 +19,9 @@ pub struct Retention {
     pub archive_after: Duration,
     /// A cancelled event's room is archived this long after the cancellation.
     pub cancelled_after: Duration,
-    /// An archived room is purged this long after the event ends (or after the cancellation).
-    pub purge_after: Duration,
+    /// An archived room is purged this long after the event ends (or after the cancellation); `None`, the
+    /// default, never purges: deleting history is an operator's explicit choice.
+    pub purge_after: Option<Duration>,
 }
 
 /// Settings of the self-healing jobs, from the environment (see the README's configuration table).
@@ -43,6 +44,11 @@ pub struct SelfHealSettings {
 
 const DAY: u64 = 24 * 60 * 60;
 
+/// `0` days: never purge (the default).
+fn purge_days(days: u64) -> Option<Duration> {
+    (days > 0).then(|| Duration::from_secs(days * DAY))
+}
+
 impl SelfHealSettings {
     pub fn from_env() -> Result<SelfHealSettings, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
@@ -53,7 +59,7 @@ impl SelfHealSettings {
         let retention = Retention {
             archive_after: Duration::from_secs(number("OPENMEET_RETENTION_ARCHIVE_DAYS", 30)? * DAY),
             cancelled_after: Duration::from_secs(number("OPENMEET_RETENTION_CANCELLED_DAYS", 7)? * DAY),
-            purge_after: Duration::from_secs(number("OPENMEET_RETENTION_PURGE_DAYS", 365)? * DAY),
+            purge_after: purge_days(number("OPENMEET_RETENTION_PURGE_DAYS", 0)?),
         };
         let mut retention_overrides = BTreeMap::new();
         for entry in get("OPENMEET_RETENTION_OVERRIDES").unwrap_or_default().split(',').filter(|e| !e.trim().is_empty())
@@ -71,7 +77,7 @@ impl SelfHealSettings {
                 Retention {
                     archive_after: Duration::from_secs(archive * DAY),
                     cancelled_after: Duration::from_secs(cancelled * DAY),
-                    purge_after: Duration::from_secs(purge * DAY),
+                    purge_after: purge_days(*purge),
                 },
             );
         }
@@ -133,6 +139,9 @@ mod tests {
         assert_eq!(settings.retention_of("acme").cancelled_after, Duration::from_secs(DAY));
         assert_eq!(settings.retention_of("other"), settings.retention);
         assert_eq!(settings.reminder_lead, Duration::from_secs(3600));
+        assert_eq!(settings.retention.purge_after, None, "purging is opt-in");
+        assert_eq!(settings.retention_of("globex").purge_after, Some(Duration::from_secs(DAY)));
+        assert_eq!(settings.retention_of("acme").purge_after, Some(Duration::from_secs(90 * DAY)));
         assert_eq!(settings.keep_users.len(), 2);
         let bad = SelfHealSettings::from_lookup(|name| {
             (name == "OPENMEET_RETENTION_OVERRIDES").then(|| "acme=10/1".to_owned())
