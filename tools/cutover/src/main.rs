@@ -1,122 +1,16 @@
-//! `openmeet-cutover`: see `docs/cutover.md` and `../shared/design/cutover.md`. Exit 0: done / clean; 1: some
-//! items failed, or discrepancies; 2: bad input (nothing changed).
+//! `openmeet-cutover`: see `docs/cutover.md` (runbook) and `docs/cutover-formats.md` (formats, reports, exit codes).
+//! Exit 0: done / clean; 1: some items failed, discrepancies, or a plan with unread entities; 2: bad input or
+//! configuration, nothing changed; 3: stopped part-way (changes may have been made: re-run to continue).
+
+mod cli;
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use cli::{Cli, Command};
 use openmeet_cutover::{generate, plan, rollback, run, snapshot, verify, zulip};
 use serde::Serialize;
-
-#[derive(Parser)]
-#[command(name = "openmeet-cutover", about = "Bring an OpenMeet community onto Matrix in one maintenance window")]
-struct Cli {
-    /// One machine-readable JSON report on stdout (progress stays on stderr).
-    #[arg(long, global = true)]
-    json: bool,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// What `run` would create, change and remove; changes nothing.
-    Plan {
-        #[arg(long)]
-        snapshot: PathBuf,
-        #[arg(long, default_value_t = 8)]
-        concurrency: usize,
-    },
-    /// Makes the homeserver match the snapshot; a re-run continues an unfinished run.
-    Run {
-        #[arg(long)]
-        snapshot: PathBuf,
-        /// Homeserver operations in flight at once.
-        #[arg(long, default_value_t = 8)]
-        concurrency: usize,
-        /// Fan the work out through the SQS queue to the Lambda functions (not available yet: runs in-process).
-        #[arg(long)]
-        via_queue: bool,
-    },
-    /// Compares the snapshot with the homeserver; exit 1 on any discrepancy.
-    Verify {
-        #[arg(long)]
-        snapshot: PathBuf,
-        #[arg(long, default_value_t = 8)]
-        concurrency: usize,
-    },
-    /// Undoes a run: restores exactly what it changed.
-    Rollback {
-        #[arg(long)]
-        run: String,
-        #[arg(long, default_value_t = 8)]
-        concurrency: usize,
-    },
-    /// Progress, failures and timing of a run (of every run without --run).
-    Status {
-        #[arg(long)]
-        run: Option<String>,
-    },
-    /// Imports Zulip's organization export into the mapped rooms; a re-run continues and imports nothing twice.
-    ImportZulip {
-        /// The unpacked export (`realm.json`, `messages-*.json`, `uploads/`).
-        #[arg(long)]
-        export: PathBuf,
-        /// The mapping: tenant, streams to rooms, addresses to users.
-        #[arg(long)]
-        mapping: PathBuf,
-        /// Messages in flight at once (rooms in parallel; one at a time within a room).
-        #[arg(long, default_value_t = 8)]
-        concurrency: usize,
-    },
-    /// Writes a synthetic Zulip export (deterministic for a seed), its mapping and a snapshot provisioning it.
-    GenerateZulip {
-        #[arg(long, default_value = "synthetic")]
-        tenant: String,
-        #[arg(long, default_value_t = 6)]
-        users: u64,
-        /// Users missing from the mapping (imported as placeholders).
-        #[arg(long, default_value_t = 1)]
-        ghosts: u64,
-        #[arg(long, default_value_t = 2)]
-        streams: u64,
-        #[arg(long, default_value_t = 3)]
-        topics: u64,
-        #[arg(long, default_value_t = 60)]
-        messages: u64,
-        /// Every n-th message links an upload (0: none).
-        #[arg(long, default_value_t = 9)]
-        upload_every: u64,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// The export directory to write.
-        #[arg(long)]
-        out: PathBuf,
-        #[arg(long)]
-        mapping_out: PathBuf,
-        #[arg(long)]
-        snapshot_out: PathBuf,
-    },
-    /// Writes a synthetic snapshot (deterministic for a seed).
-    Generate {
-        #[arg(long, default_value = "synthetic")]
-        tenant: String,
-        #[arg(long, default_value_t = 200)]
-        users: u64,
-        #[arg(long, default_value_t = 30)]
-        groups: u64,
-        #[arg(long, default_value_t = 60)]
-        events: u64,
-        #[arg(long, default_value_t = 1500)]
-        memberships: u64,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Output file (stdout when absent).
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
-}
 
 fn bad_input(message: impl std::fmt::Display, json: bool) -> ExitCode {
     if json {
@@ -124,6 +18,16 @@ fn bad_input(message: impl std::fmt::Display, json: bool) -> ExitCode {
     }
     eprintln!("openmeet-cutover: {message}");
     ExitCode::from(2)
+}
+
+/// Exit 3: a run or rollback stopped part-way (the run record or a backing service failed after it may have made
+/// changes). Exit 2 is kept for "nothing was changed".
+fn stopped(message: impl std::fmt::Display, json: bool) -> ExitCode {
+    if json {
+        println!("{}", serde_json::json!({"error": {"code": "stopped", "message": message.to_string()}}));
+    }
+    eprintln!("openmeet-cutover: stopped part-way, changes may have been made (run it again to continue): {message}");
+    ExitCode::from(3)
 }
 
 fn emit<T: Serialize>(json: bool, report: &T, text: impl FnOnce() -> String) {
@@ -242,7 +146,8 @@ async fn main() -> ExitCode {
             match plan::plan(app, &snapshot, summary, concurrency, quiet).await {
                 Ok(report) => {
                     emit(json, &report, || plan::render(&report));
-                    ExitCode::SUCCESS
+                    // A plan with unread entities is incomplete: a script must not take it for "nothing to do".
+                    if report.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) }
                 }
                 Err(invalid) => bad_input(invalid.0, json),
             }
@@ -253,7 +158,7 @@ async fn main() -> ExitCode {
                     emit(json, &report, || run_text(&report));
                     if report.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) }
                 }
-                Err(invalid) => bad_input(invalid.0, json),
+                Err(invalid) => stopped(invalid.0, json),
             }
         }
         (Command::Verify { snapshot, concurrency }, Some(summary)) => {
@@ -287,7 +192,9 @@ async fn main() -> ExitCode {
                 });
                 if report.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) }
             }
-            Err(invalid) => bad_input(invalid.0, json),
+            // "no run X" is refused before anything is restored; anything else may come after restoring some.
+            Err(invalid) if invalid.0.starts_with("no run ") => bad_input(invalid.0, json),
+            Err(invalid) => stopped(invalid.0, json),
         },
         (Command::Status { run }, _) => match rollback::status(app, run.as_deref()).await {
             Ok(statuses) => {

@@ -1,0 +1,169 @@
+//! The command line of `openmeet-cutover`: every flag has help text (tests/tests/docs_check.rs checks it), and
+//! `--help` states the exit codes, the environment and the runbook.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  done: everything applied, no discrepancy, a complete plan
+  1  some items failed (listed), verify found discrepancies, or plan could not read some entities
+  2  bad input or configuration (a snapshot line, an argument, a missing variable): nothing was changed
+  3  stopped part-way (the run record or a backing service failed): changes may have been made;
+     run the same command again to continue, or roll the run back
+
+Environment (the functions' own; locally `set -a; . .local/stack.env; set +a`):
+  MATRIX_HOMESERVER_URL, MATRIX_SERVER_NAME, MATRIX_AS_TOKEN (or OPENMEET_SECRETS_ARN in AWS),
+  MATRIX_USER_PREFIX, OPENMEET_TABLE, OPENMEET_KMS_KEY_ID, OPENMEET_QUEUE_URL or OPENMEET_QUEUE_NAME,
+  AWS credentials and region (AWS_ENDPOINT_URL locally); RUST_LOG: JSON log lines on stderr.
+
+Example:
+  openmeet-cutover plan --snapshot community.jsonl
+  openmeet-cutover run --snapshot community.jsonl --concurrency 8
+  openmeet-cutover verify --snapshot community.jsonl && echo clean
+
+Runbook: docs/cutover.md; formats and --json reports: docs/cutover-formats.md";
+
+#[derive(Parser)]
+#[command(
+    name = "openmeet-cutover",
+    about = "Bring an OpenMeet community onto Matrix in one maintenance window",
+    after_help = AFTER_HELP
+)]
+pub struct Cli {
+    /// One machine-readable JSON report on stdout (progress stays on stderr).
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// What `run` would create, change and remove; changes nothing (exit 1 when some reads failed).
+    #[command(after_help = AFTER_HELP)]
+    Plan {
+        /// The community's snapshot (JSON Lines, docs/cutover-formats.md).
+        #[arg(long)]
+        snapshot: PathBuf,
+        /// Homeserver reads in flight at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+    },
+    /// Makes the homeserver match the snapshot; a re-run continues an unfinished run.
+    #[command(after_help = AFTER_HELP)]
+    Run {
+        /// The community's snapshot (JSON Lines, docs/cutover-formats.md).
+        #[arg(long)]
+        snapshot: PathBuf,
+        /// Homeserver operations in flight at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Fan the work out through the SQS queue to the Lambda functions (not available yet: exits 2).
+        #[arg(long)]
+        via_queue: bool,
+    },
+    /// Compares the snapshot with the homeserver; exit 1 on any discrepancy.
+    #[command(after_help = AFTER_HELP)]
+    Verify {
+        /// The community's snapshot (JSON Lines, docs/cutover-formats.md).
+        #[arg(long)]
+        snapshot: PathBuf,
+        /// Homeserver reads in flight at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+    },
+    /// Undoes a run: restores exactly what it changed.
+    #[command(after_help = AFTER_HELP)]
+    Rollback {
+        /// The run id that `run` printed (or `status` lists).
+        #[arg(long)]
+        run: String,
+        /// Homeserver operations in flight at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+    },
+    /// Progress, failures and timing of a run (of every run without --run).
+    #[command(after_help = AFTER_HELP)]
+    Status {
+        /// The run id; all runs when absent.
+        #[arg(long)]
+        run: Option<String>,
+    },
+    /// Imports Zulip's organization export into the mapped rooms; a re-run continues and imports nothing twice.
+    #[command(after_help = AFTER_HELP)]
+    ImportZulip {
+        /// The unpacked export (`realm.json`, `messages-*.json`, `uploads/`).
+        #[arg(long)]
+        export: PathBuf,
+        /// The mapping: tenant, streams to rooms, addresses to users.
+        #[arg(long)]
+        mapping: PathBuf,
+        /// Messages in flight at once (rooms in parallel; one at a time within a room).
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+    },
+    /// Writes a synthetic Zulip export (deterministic for a seed), its mapping and a snapshot provisioning it.
+    #[command(after_help = AFTER_HELP)]
+    GenerateZulip {
+        /// The tenant of the generated users and rooms.
+        #[arg(long, default_value = "synthetic")]
+        tenant: String,
+        /// Mapped users.
+        #[arg(long, default_value_t = 6)]
+        users: u64,
+        /// Users missing from the mapping (imported as placeholders).
+        #[arg(long, default_value_t = 1)]
+        ghosts: u64,
+        /// Streams (each becomes a group room).
+        #[arg(long, default_value_t = 2)]
+        streams: u64,
+        /// Topics per stream (each becomes a thread).
+        #[arg(long, default_value_t = 3)]
+        topics: u64,
+        /// Messages in all.
+        #[arg(long, default_value_t = 60)]
+        messages: u64,
+        /// Every n-th message links an upload (0: none).
+        #[arg(long, default_value_t = 9)]
+        upload_every: u64,
+        /// Seed of the generator: the same seed writes the same files.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The export directory to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// The mapping file to write.
+        #[arg(long)]
+        mapping_out: PathBuf,
+        /// The snapshot to write (run it before import-zulip).
+        #[arg(long)]
+        snapshot_out: PathBuf,
+    },
+    /// Writes a synthetic snapshot (deterministic for a seed).
+    #[command(after_help = AFTER_HELP)]
+    Generate {
+        /// The tenant of every generated entity.
+        #[arg(long, default_value = "synthetic")]
+        tenant: String,
+        /// Users.
+        #[arg(long, default_value_t = 200)]
+        users: u64,
+        /// Groups.
+        #[arg(long, default_value_t = 30)]
+        groups: u64,
+        /// Events (some in a group).
+        #[arg(long, default_value_t = 60)]
+        events: u64,
+        /// Memberships in all (at most users x rooms).
+        #[arg(long, default_value_t = 1500)]
+        memberships: u64,
+        /// Seed of the generator: the same seed writes the same snapshot.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output file (stdout when absent).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
