@@ -9,6 +9,12 @@ pub const REDRIVE_USAGE: &str = "usage: openmeet-local redrive [--stack STACK_NA
   without --stack: the configuration in the environment (locally: set -a; . .local/stack.env; set +a)
   --stack NAME: the deployed stack's retry worker's configuration, read with the AWS CLI";
 
+pub const UPGRADE_ROOMS_USAGE: &str = "usage: openmeet-local upgrade-rooms [--stack STACK_NAME] [TENANT]
+  carries rooms made before the tenant walls over (ADR 0003); safe to repeat, writes nothing the second time
+  TENANT: only this tenant's rooms (all tenants when absent)
+  without --stack: the configuration in the environment (locally: set -a; . .local/stack.env; set +a)
+  --stack NAME: the deployed stack's retry worker's configuration, read with the AWS CLI (docs/deploy.md)";
+
 /// Where the configuration comes from.
 pub enum Target {
     Environment,
@@ -17,14 +23,25 @@ pub enum Target {
 }
 
 pub fn parse(args: &[String]) -> Result<Target, String> {
+    parse_with_rest(args, 0).map(|(target, _)| target)
+}
+
+/// `[--stack NAME] [ARG]…` with at most `rest` positional arguments after the flag.
+pub fn parse_with_rest(args: &[String], rest: usize) -> Result<(Target, Vec<String>), String> {
     match args {
-        [] => Ok(Target::Environment),
-        [help] if help == "--help" || help == "-h" => Ok(Target::Help),
-        [flag, name] if flag == "--stack" && !name.is_empty() && !name.starts_with('-') => {
-            Ok(Target::Stack(name.clone()))
+        [help, ..] if help == "--help" || help == "-h" => Ok((Target::Help, Vec::new())),
+        [flag, name, more @ ..] if flag == "--stack" && !name.is_empty() && !name.starts_with('-') => {
+            positional(more, rest).map(|more| (Target::Stack(name.clone()), more))
         }
-        _ => Err(format!("unexpected arguments {args:?}")),
+        more => positional(more, rest).map(|more| (Target::Environment, more)),
     }
+}
+
+fn positional(args: &[String], most: usize) -> Result<Vec<String>, String> {
+    if args.len() > most || args.iter().any(|a| a.starts_with('-')) {
+        return Err(format!("unexpected arguments {args:?}"));
+    }
+    Ok(args.to_vec())
 }
 
 async fn aws(args: &[&str]) -> Result<String, String> {
@@ -40,8 +57,8 @@ async fn aws(args: &[&str]) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
-/// Runs this binary's `command` again with the environment of `stack`'s retry worker.
-pub async fn rerun(stack: &str, command: &str) -> Result<(), String> {
+/// Runs this binary's `command` (with `args`) again with the environment of `stack`'s retry worker.
+pub async fn rerun(stack: &str, command: &str, args: &[String]) -> Result<(), String> {
     let resource =
         ["--logical-resource-id", "RetryWorkerFunction", "--query", "StackResourceDetail.PhysicalResourceId"];
     let describe =
@@ -53,8 +70,13 @@ pub async fn rerun(stack: &str, command: &str) -> Result<(), String> {
     let variables: BTreeMap<String, String> =
         serde_json::from_str(&json).map_err(|e| format!("the retry worker's environment is not a JSON map: {e}"))?;
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
-    let status =
-        tokio::process::Command::new(me).arg(command).envs(variables).status().await.map_err(|e| e.to_string())?;
+    let status = tokio::process::Command::new(me)
+        .arg(command)
+        .args(args)
+        .envs(variables)
+        .status()
+        .await
+        .map_err(|e| e.to_string())?;
     status.success().then_some(()).ok_or_else(|| format!("{command} failed ({status})"))
 }
 
@@ -74,5 +96,11 @@ mod tests {
         assert!(parse(&args(&["prod"])).is_err());
         assert!(parse(&args(&["--stack"])).is_err());
         assert!(parse(&args(&["--stack", "--help"])).is_err());
+        let (target, rest) = parse_with_rest(&args(&["--stack", "prod", "acme"]), 1).expect("valid");
+        assert!(matches!(target, Target::Stack(name) if name == "prod"));
+        assert_eq!(rest, args(&["acme"]));
+        assert!(matches!(parse_with_rest(&args(&["acme"]), 1), Ok((Target::Environment, rest)) if rest.len() == 1));
+        assert!(parse_with_rest(&args(&["acme", "globex"]), 1).is_err());
+        assert!(parse_with_rest(&args(&["--bogus"]), 1).is_err());
     }
 }

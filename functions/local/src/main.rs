@@ -23,6 +23,31 @@ mod worker;
 
 use std::sync::Arc;
 
+const USAGE: &str = "openmeet-local: the local stack's supervisor and gateway, and one-shot operator commands
+
+Usage: openmeet-local COMMAND [ARGS]   (each COMMAND takes --help, except serve, bootstrap and metrics)
+  stack start|stop|restart|status|dev|token|env|deny|fuzz|lambda-build   the local stack (scripts/stack.sh)
+  serve                                  the local gateway + retry worker poller (the stack starts it)
+  bootstrap                              creates the emulated AWS resources and exits
+  redrive [--stack NAME]                 moves the retry DLQ back to the retry queue (each replayed once)
+  upgrade-rooms [--stack NAME] [TENANT]  carries rooms made before the tenant walls over (ADR 0003)
+  repair-drift | retention | reminders | sweep-expired [...]   a self-healing job, once
+  sweep-sessions [TENANT]                logs out idle browser sessions, once
+  metrics [LOG_FILE]                     summarises metric lines (default .local/logs/gateway.log)
+
+Exit codes: 0 done; 1 failed (or a job reported failures); 2 bad arguments, nothing done.
+
+Environment: the functions' own (README \"Configuration\"): MATRIX_HOMESERVER_URL, MATRIX_SERVER_NAME,
+  MATRIX_AS_TOKEN (or OPENMEET_SECRETS_ARN), OPENMEET_TABLE, OPENMEET_KMS_KEY_ID, OPENMEET_QUEUE_URL or
+  OPENMEET_QUEUE_NAME, AWS credentials and region; locally: set -a; . .local/stack.env; set +a.
+  --stack NAME reads a deployed stack's retry-worker environment with the AWS CLI instead.
+
+Example:
+  openmeet-local redrive --stack openmeet-matrix
+  openmeet-local upgrade-rooms --stack openmeet-matrix
+
+Runbooks: docs/deploy.md (operators), docs/cutover.md (the cutover).";
+
 #[tokio::main]
 async fn main() {
     let command = std::env::args().nth(1).unwrap_or_default();
@@ -41,7 +66,7 @@ async fn main() {
         "bootstrap" => bootstrap_only().await.map(|_| ()),
         "redrive" => match deployed::parse(&std::env::args().skip(2).collect::<Vec<_>>()) {
             Ok(deployed::Target::Environment) => redrive().await,
-            Ok(deployed::Target::Stack(stack)) => deployed::rerun(&stack, "redrive").await,
+            Ok(deployed::Target::Stack(stack)) => deployed::rerun(&stack, "redrive", &[]).await,
             Ok(deployed::Target::Help) => {
                 println!("{}", deployed::REDRIVE_USAGE);
                 Ok(())
@@ -52,9 +77,27 @@ async fn main() {
             }
         },
         "metrics" => metrics(),
-        "upgrade-rooms" => upgrade_rooms().await,
+        "upgrade-rooms" => match deployed::parse_with_rest(&std::env::args().skip(2).collect::<Vec<_>>(), 1) {
+            Ok((deployed::Target::Environment, tenant)) => upgrade_rooms(tenant.first().cloned()).await,
+            Ok((deployed::Target::Stack(stack), tenant)) => deployed::rerun(&stack, "upgrade-rooms", &tenant).await,
+            Ok((deployed::Target::Help, _)) => {
+                println!("{}", deployed::UPGRADE_ROOMS_USAGE);
+                Ok(())
+            }
+            Err(error) => {
+                eprintln!("openmeet-local: {error}\n{}", deployed::UPGRADE_ROOMS_USAGE);
+                std::process::exit(2);
+            }
+        },
         "sweep-sessions" => sweep::sweep_sessions().await,
-        _ => Err("usage: openmeet-local serve|stack COMMAND|bootstrap|redrive [--stack NAME]|metrics [LOG_FILE]|sweep-sessions [TENANT]|upgrade-rooms [TENANT]".to_owned()),
+        "--help" | "-h" | "help" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            std::process::exit(2);
+        }
     };
     if let Err(error) = result {
         eprintln!("openmeet-local: {error}");
@@ -79,10 +122,9 @@ async fn redrive() -> Result<(), String> {
 }
 
 /// The one-shot tenant-walls migration of rooms made before them (docs/adr/0003-tenant-walls.md). Safe to repeat.
-async fn upgrade_rooms() -> Result<(), String> {
+async fn upgrade_rooms(tenant: Option<String>) -> Result<(), String> {
     let app = shared::App::from_env().await.map_err(|e| e.to_string())?;
-    let tenant = std::env::args()
-        .nth(2)
+    let tenant = tenant
         .map(|t| shared::identity::TenantId::parse(&t).map_err(|_| format!("{t} is not a tenant id")))
         .transpose()?;
     let report = shared::domain::tenancy::upgrade_all(&app, tenant.as_ref()).await.map_err(|e| e.to_string())?;
@@ -114,10 +156,10 @@ async fn serve() -> Result<(), String> {
     tracing::info!(%listen, "local gateway listening");
     let worker = tokio::spawn(worker::poll(app.clone()));
     let self_heal_timer = self_heal::spawn_timer(app.clone());
-    let served = axum::serve(listener, gateway::router(app))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| e.to_string());
+    // The peer's address reaches the handlers: the demo sign-in answers loopback peers only.
+    let router = gateway::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let served =
+        axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await.map_err(|e| e.to_string());
     worker.abort();
     if let Some(timer) = self_heal_timer {
         timer.abort();
