@@ -28,7 +28,7 @@ Install: put this file on Synapse's Python path (or `pip install ./synapse-modul
     modules:
       - module: openmeet_tenant_walls.TenantWalls
         config:
-          namespace_prefix: "om_"          # OPENMEET_NAMESPACE_PREFIX
+          namespace_prefix: "om_"          # = MATRIX_USER_PREFIX of the functions
           platform_user: "@openmeet:example.org"
           allowed_users: []                # e.g. bots that may be in every tenant's rooms
           appservice_registration: /path/to/openmeet-appservice.yaml
