@@ -32,6 +32,18 @@ pub struct Config {
     pub sessions: SessionLimits,
     /// Write limits of the API, per user, per tenant and for the service (see `crate::ratelimit`).
     pub rate_limits: crate::ratelimit::RateLimits,
+    /// Chat notifications (`crate::domain::push`, docs/adr/0008-notifications.md).
+    pub push: PushConfig,
+}
+
+/// Where users' pushers point and where notifications go.
+#[derive(Debug, Clone, Default)]
+pub struct PushConfig {
+    /// `OPENMEET_PUSH_GATEWAY_URL`: the push gateway's private `/_matrix/push/v1/notify` URL every user's pusher
+    /// points at (the only pusher URL the entry gate lets browsers set). Unset: no pushers are set.
+    pub gateway_url: Option<String>,
+    /// `OPENMEET_EVENT_BUS`: the EventBridge bus the gateway puts notification events on.
+    pub event_bus: Option<String>,
 }
 
 /// Browser sessions: how many web devices a user keeps, and when an unused one is logged out.
@@ -151,6 +163,7 @@ impl Config {
                 idle_after: Duration::from_secs(number(&get, "OPENMEET_SESSION_IDLE_SECS", 30 * 24 * 60 * 60)?),
             },
             rate_limits: crate::ratelimit::RateLimits::from_lookup(&get)?,
+            push: PushConfig { gateway_url: get("OPENMEET_PUSH_GATEWAY_URL"), event_bus: get("OPENMEET_EVENT_BUS") },
             public_homeserver_url: get("MATRIX_PUBLIC_URL").unwrap_or(homeserver_url),
             user_prefix,
             platform_localpart: get("MATRIX_PLATFORM_LOCALPART").unwrap_or_else(|| "openmeet".to_owned()),

@@ -24,6 +24,8 @@
 //! | write budget: a user's         | `RL#{tenant}#U#{user}`          | `W#{windowStart}`         |
 //! | write budget: a tenant's users | `RL#{tenant}#users`             | `W#{windowStart}`         |
 //! | write budget: the service's    | `RL#{tenant}#service`           | `W#{windowStart}`         |
+//! | chat push: preference, pusher  | `T#{tenant}#U#{user}`           | `PUSH`                    |
+//! | chat push: event delivered     | `T#{tenant}#U#{user}`           | `PUSHED#{event id}` (TTL) |
 
 use crate::identity::{TenantId, UserSlug};
 
@@ -54,6 +56,18 @@ pub const OPERATION_REF_PREFIX: &str = "OPREF#";
 
 pub fn operation_ref(tenant: &TenantId, user: &UserSlug, operation_id: &str) -> Key {
     Key::new(user_partition(tenant, user), format!("{OPERATION_REF_PREFIX}{operation_id}"))
+}
+
+/// A user's chat notification preference and the state of their pusher (`crate::aws::push`).
+pub fn push_settings(tenant: &TenantId, user: &UserSlug) -> Key {
+    Key::new(user_partition(tenant, user), PUSH_SETTINGS_SK)
+}
+
+pub const PUSH_SETTINGS_SK: &str = "PUSH";
+
+/// The marker of one event turned into a notification for the user: a retried notify finds it (expires).
+pub fn push_delivered(tenant: &TenantId, user: &UserSlug, event_id: &str) -> Key {
+    Key::new(user_partition(tenant, user), format!("PUSHED#{event_id}"))
 }
 
 /// The partition of one user's write budget (`crate::ratelimit`).

@@ -3,10 +3,12 @@
 pub mod aliases;
 pub mod cutover_runs;
 pub mod desired_state;
+pub mod events;
 pub mod idempotency;
 pub mod intents;
 pub mod keys;
 pub mod operations;
+pub mod push;
 pub mod queue;
 pub mod records;
 pub mod secrets;
@@ -86,6 +88,15 @@ pub fn sqs(sdk: &SdkConfig, limits: &AwsLimits) -> aws_sdk_sqs::Client {
         .retry_config(limits.retries())
         .build();
     aws_sdk_sqs::Client::from_conf(config)
+}
+
+/// The EventBridge client with `limits`.
+pub fn eventbridge(sdk: &SdkConfig, limits: &AwsLimits) -> aws_sdk_eventbridge::Client {
+    let config = aws_sdk_eventbridge::config::Builder::from(sdk)
+        .timeout_config(limits.timeouts())
+        .retry_config(limits.retries())
+        .build();
+    aws_sdk_eventbridge::Client::from_conf(config)
 }
 
 /// Reduces an SDK error to a loggable line: the SDK's `Display` names the service error, never request payloads.

@@ -14,6 +14,7 @@ pub mod messages;
 pub mod operations;
 mod outcome;
 pub mod platform;
+pub mod push;
 pub mod reminders;
 pub mod replay;
 pub mod requests;

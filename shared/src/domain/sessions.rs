@@ -102,6 +102,8 @@ pub async fn create(
     let login = login_device(&app.homeserver, &user_id, &device_id, "OpenMeet web").await?;
     remember_device(app, tenant, user, &device_id).await?;
     enforce_cap(app, tenant, user, &device_id).await?;
+    // The user's pusher (set on the first session, repaired on later ones); its failure is not the session's.
+    crate::domain::push::pushers::ensure_for_session(app, tenant, user).await;
     Ok(Session {
         homeserver_url: app.config.public_homeserver_url.clone(),
         matrix_user_id: user_id.to_string(),

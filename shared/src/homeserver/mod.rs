@@ -27,7 +27,7 @@ use serde::de::DeserializeOwned;
 
 pub use circuit::{CircuitBreaker, CircuitState};
 pub use error::HomeserverError;
-pub use ops::{AdminUser, MemberAction, RoomMember, RoomRule, RoomState, StateEntry, Visibility};
+pub use ops::{AdminUser, HttpPusher, MemberAction, PusherEntry, RoomMember, RoomRule, RoomState, StateEntry, Visibility};
 pub(crate) use ops::{event_id, room_id, user_id};
 pub use token::AccessToken;
 

@@ -9,6 +9,7 @@ mod admin;
 mod membership;
 mod messages;
 mod push;
+mod pushers;
 mod rooms;
 mod state;
 
@@ -19,6 +20,7 @@ pub use admin::AdminUser;
 pub use membership::MemberAction;
 pub use messages::RoomMember;
 pub use push::RoomRule;
+pub use pushers::{HttpPusher, PusherEntry};
 pub use rooms::Visibility;
 pub use state::{RoomState, StateEntry};
 
