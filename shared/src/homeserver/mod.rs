@@ -27,7 +27,9 @@ use serde::de::DeserializeOwned;
 
 pub use circuit::{CircuitBreaker, CircuitState};
 pub use error::HomeserverError;
-pub use ops::{AdminUser, HttpPusher, MemberAction, PusherEntry, RoomMember, RoomRule, RoomState, StateEntry, Visibility};
+pub use ops::{
+    AdminUser, HttpPusher, MemberAction, PusherEntry, RoomMember, RoomRule, RoomState, StateEntry, Visibility,
+};
 pub(crate) use ops::{event_id, room_id, user_id};
 pub use token::AccessToken;
 
@@ -196,6 +198,47 @@ impl Homeserver {
         let stored: Stored =
             serde_json::from_slice(&bytes).map_err(|e| HomeserverError::InvalidResponse(e.to_string()))?;
         Ok(stored.content_uri)
+    }
+
+    /// Uploads a file as a user, streamed from the file in 64 KiB reads: memory stays bounded whatever its size.
+    /// `length` bytes are sent (the size checked by the caller; a file that grew is cut there).
+    pub async fn upload_file(
+        &self,
+        filename: Option<&str>,
+        content_type: &str,
+        file: std::fs::File,
+        length: u64,
+        acting: Acting<'_>,
+    ) -> Result<String, HomeserverError> {
+        use tokio::io::AsyncReadExt;
+        #[derive(serde::Deserialize)]
+        struct Stored {
+            content_uri: String,
+        }
+        const PATH: &str = "/_matrix/media/v3/upload";
+        let mut url = format!("{}{PATH}", self.base_url);
+        if let Some(filename) = filename {
+            let query = url::form_urlencoded::Serializer::new(String::new()).append_pair("filename", filename).finish();
+            url = format!("{url}?{query}");
+        }
+        let reader = tokio::fs::File::from_std(file).take(length);
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(reader, 1 << 16));
+        let builder = self
+            .authorise(self.http.post(&url), acting)
+            .header(http::header::CONTENT_TYPE, content_type)
+            .header(http::header::CONTENT_LENGTH, length)
+            .body(body);
+        let (_, _, bytes) = self.execute("POST", PATH, builder).await?;
+        let stored: Stored =
+            serde_json::from_slice(&bytes).map_err(|e| HomeserverError::InvalidResponse(e.to_string()))?;
+        Ok(stored.content_uri)
+    }
+
+    /// The largest upload the media repository accepts (`m.upload.size`), if it states one.
+    pub async fn upload_limit(&self) -> Result<Option<u64>, HomeserverError> {
+        let config: serde_json::Value =
+            self.call(reqwest::Method::GET, "/_matrix/client/v1/media/config", Acting::Platform, None::<&()>).await?;
+        Ok(config.get("m.upload.size").and_then(serde_json::Value::as_u64))
     }
 
     /// The appservice token, with the asserted identity in the query when acting for someone.

@@ -15,7 +15,6 @@ pub mod emoji;
 
 use std::collections::HashSet;
 
-use bytes::Bytes;
 use ruma::api::client::account::register;
 use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, UserId};
 use serde_json::Value;
@@ -121,16 +120,23 @@ pub async fn send(
     }
 }
 
-/// Stores a file in the media repository as its uploader; answers its `mxc://` URI.
+/// Stores a file in the media repository as its uploader, streamed from the opened file (`length` bytes: the
+/// size the caller checked against [`upload_limit`]); answers its `mxc://` URI.
 pub async fn upload(
     app: &App,
     uploader: &UserId,
     filename: &str,
     content_type: &str,
-    body: Bytes,
+    file: std::fs::File,
+    length: u64,
 ) -> Result<String, DomainError> {
     let acting = Acting::Masquerade { user: uploader, device: None };
-    Ok(app.homeserver.upload(Some(filename), content_type, body, acting).await?)
+    Ok(app.homeserver.upload_file(Some(filename), content_type, file, length, acting).await?)
+}
+
+/// The largest file the homeserver's media repository accepts, if it states a limit.
+pub async fn upload_limit(app: &App) -> Result<Option<u64>, DomainError> {
+    Ok(app.homeserver.upload_limit().await?)
 }
 
 /// Puts the member's read marker and receipt at `event_id`, so imported history is not unread.

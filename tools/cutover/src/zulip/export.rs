@@ -11,6 +11,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use super::files::{self, Identity};
+
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -136,11 +138,22 @@ pub struct Upload {
     pub path: String,
     #[serde(default)]
     pub content_type: Option<String>,
+    /// The file as checked when the export was loaded (opened only if it is still that file).
+    #[serde(skip)]
+    pub checked: Identity,
+}
+
+impl Upload {
+    /// The file's path under the export's root.
+    pub fn relative(&self) -> PathBuf {
+        Path::new("uploads").join(&self.path)
+    }
 }
 
 /// The realm's tables an import needs.
 #[derive(Debug)]
 pub struct Realm {
+    /// The export's directory, resolved once (every file is checked under it).
     pub dir: PathBuf,
     /// The Zulip organisation (id, subdomain, creation): the same in every export of it, so a later export
     /// continues where an import of an earlier one stopped (message ids are stable).
@@ -168,27 +181,41 @@ impl Realm {
     }
 }
 
-fn open_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, Malformed> {
-    let file = std::fs::File::open(path).map_err(|e| Malformed(format!("{}: {e}", path.display())))?;
-    serde_json::from_reader(std::io::BufReader::new(file)).map_err(|e| Malformed(format!("{}: {e}", path.display())))
-}
-
-/// Reads `realm.json` and `uploads/records.json`, and lists the message files in order.
+/// Reads `realm.json` and `uploads/records.json`, and lists the message files in order. Every upload is checked
+/// (plain relative path, no link on the way, a regular file; see [`files`]) before anything is opened.
 pub fn load(dir: &Path) -> Result<Realm, Malformed> {
-    if !dir.is_dir() {
-        return Err(Malformed(format!("{}: not a directory (an unpacked Zulip export)", dir.display())));
-    }
-    let realm: RealmFile = open_json(&dir.join("realm.json"))?;
+    let dir = &files::root(dir).map_err(Malformed)?;
+    let realm: RealmFile = files::read_json(dir, "realm.json", files::MAX_REALM_JSON).map_err(Malformed)?;
     let row = realm.zerver_realm.first().ok_or_else(|| Malformed("realm.json: zerver_realm is empty".into()))?;
     let identity = format!("{}\n{}\n{}", row.id, row.string_id, row.date_created.unwrap_or(0.0));
     let key = hex::encode(<Sha256 as Digest>::digest(identity.as_bytes()))[..20].to_owned();
-    let mut users = HashMap::new();
+    let mut users: HashMap<i64, User> = HashMap::new();
+    // An address names one user: two users sharing one would silently remap the mapping.
+    let mut addresses: HashMap<String, i64> = HashMap::new();
     for user in realm
         .zerver_userprofile
         .into_iter()
         .chain(realm.zerver_userprofile_mirrordummy)
         .chain(realm.zerver_userprofile_crossrealm)
     {
+        for address in [Realm::email_of(&user), user.email.as_str()] {
+            let address = address.trim().to_ascii_lowercase();
+            if address.is_empty() {
+                continue;
+            }
+            match addresses.insert(address.clone(), user.id) {
+                Some(other) if other != user.id => {
+                    return Err(Malformed(format!(
+                        "realm.json: users {other} and {} share the address {address:?}",
+                        user.id
+                    )));
+                }
+                _ => {}
+            }
+        }
+        if users.contains_key(&user.id) {
+            return Err(Malformed(format!("realm.json: user {} is listed twice", user.id)));
+        }
         users.insert(user.id, user);
     }
     let streams: HashMap<i64, Stream> = realm.zerver_stream.into_iter().map(|s| (s.id, s)).collect();
@@ -210,15 +237,14 @@ pub fn load(dir: &Path) -> Result<Realm, Malformed> {
         }
         reactions.entry(reaction.message).or_default().push(reaction);
     }
-    let records = dir.join("uploads/records.json");
     let mut uploads = HashMap::new();
-    if records.exists() {
-        let list: Vec<Upload> = open_json(&records)?;
-        for upload in list {
-            let file = dir.join("uploads").join(&upload.path);
-            if upload.path.contains("..") || !file.is_file() {
-                return Err(Malformed(format!("uploads/records.json: {} is not in the export", upload.path)));
-            }
+    if std::fs::symlink_metadata(dir.join("uploads/records.json")).is_ok() {
+        let list: Vec<Upload> =
+            files::read_json(dir, "uploads/records.json", files::MAX_RECORDS_JSON).map_err(Malformed)?;
+        for mut upload in list {
+            let refused = |why: String| Malformed(format!("uploads/records.json: upload {:?}: {why}", upload.path));
+            let relative = files::relative(&upload.path).map_err(refused)?;
+            upload.checked = files::check(dir, &Path::new("uploads").join(relative)).map_err(refused)?;
             uploads.insert(upload.s3_path.clone(), upload);
         }
     }
@@ -245,14 +271,19 @@ pub fn load(dir: &Path) -> Result<Realm, Malformed> {
 
 /// Reads one message file (a batch of at most a few thousand messages), oldest first.
 pub fn read_messages(path: &Path) -> Result<Vec<Message>, Malformed> {
-    let file: MessageFile = open_json(path)?;
+    let (Some(root), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return Err(Malformed(format!("{}: not a message file of the export", path.display())));
+    };
+    let file: MessageFile = files::read_json(root, name, files::MAX_MESSAGES_JSON).map_err(Malformed)?;
     let mut messages = file.zerver_message;
     messages.sort_by_key(|m| m.id);
     Ok(messages)
 }
 
-/// Per stream: how many messages it has, checked against the realm's tables. Streams every file once.
-pub fn validate(realm: &Realm) -> Result<(HashMap<i64, u64>, u64), Malformed> {
+/// Per stream: how many messages it has, checked against the realm's tables. Streams every file once. A message
+/// sent after `now` (seconds since the epoch: the import's start) is refused: it would sort above everything
+/// posted later.
+pub fn validate(realm: &Realm, now: f64) -> Result<(HashMap<i64, u64>, u64), Malformed> {
     let mut per_stream: HashMap<i64, u64> = HashMap::new();
     let mut other = 0;
     let mut last = i64::MIN;
@@ -273,6 +304,9 @@ pub fn validate(realm: &Realm) -> Result<(HashMap<i64, u64>, u64), Malformed> {
             if !message.date_sent.is_some_and(|t| t.is_finite() && t > 0.0) {
                 return Err(Malformed(format!("{}: no date_sent", at())));
             }
+            if message.date_sent.is_some_and(|t| t > now) {
+                return Err(Malformed(format!("{}: date_sent is in the future (after the import's start)", at())));
+            }
             match realm.stream_of_recipient.get(&message.recipient) {
                 Some(stream) => *per_stream.entry(*stream).or_default() += 1,
                 None => other += 1,
@@ -283,31 +317,40 @@ pub fn validate(realm: &Realm) -> Result<(HashMap<i64, u64>, u64), Malformed> {
 }
 
 /// SHA-256 of the export for the compliance archive: every file under the directory, in byte order of their
-/// relative paths, each as its path, a NUL, its length (8 bytes, big-endian) and its bytes.
+/// relative paths, each as its path, a NUL, its length (8 bytes, big-endian) and its bytes (streamed). A file over
+/// [`files::MAX_FILE`] is covered by its path and length only: it is never read (nor imported). Anything in the
+/// export that is neither a directory nor a regular file (a link, a FIFO, a device, a socket) is refused.
 pub fn sha256(dir: &Path) -> Result<String, Malformed> {
-    let mut files = Vec::new();
-    let mut pending = vec![dir.to_owned()];
+    let root = files::root(dir).map_err(Malformed)?;
+    let mut found: Vec<(String, PathBuf, Identity)> = Vec::new();
+    let mut pending = vec![PathBuf::new()];
     while let Some(next) = pending.pop() {
-        for entry in std::fs::read_dir(&next).map_err(|e| Malformed(format!("{}: {e}", next.display())))? {
-            let path = entry.map_err(|e| Malformed(e.to_string()))?.path();
-            if path.is_dir() {
-                pending.push(path);
+        let at = root.join(&next);
+        for entry in std::fs::read_dir(&at).map_err(|e| Malformed(format!("{}: {e}", next.display())))? {
+            let entry = entry.map_err(|e| Malformed(format!("{}: {e}", next.display())))?;
+            let relative = next.join(entry.file_name());
+            // `DirEntry::file_type` does not follow links.
+            let file_type = entry.file_type().map_err(|e| Malformed(format!("{}: {e}", relative.display())))?;
+            if file_type.is_dir() {
+                pending.push(relative);
             } else {
-                files.push(path);
+                let identity = files::check(&root, &relative).map_err(Malformed)?;
+                found.push((relative.to_string_lossy().into_owned(), relative, identity));
             }
         }
     }
-    let mut relative: Vec<(String, PathBuf)> =
-        files.into_iter().map(|p| (p.strip_prefix(dir).unwrap_or(&p).to_string_lossy().into_owned(), p)).collect();
-    relative.sort();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 16];
-    for (name, path) in relative {
-        let mut file = std::fs::File::open(&path).map_err(|e| Malformed(format!("{name}: {e}")))?;
-        let length = file.metadata().map(|m| m.len()).unwrap_or(0);
+    for (name, relative, identity) in found {
         hasher.update(name.as_bytes());
         hasher.update([0u8]);
-        hasher.update(length.to_be_bytes());
+        hasher.update(identity.size.to_be_bytes());
+        if identity.size > files::MAX_FILE {
+            continue;
+        }
+        let file = files::open(&root, &relative, identity).map_err(|e| Malformed(format!("{name}: {e}")))?;
+        let mut file = file.take(identity.size);
         loop {
             let read = file.read(&mut buffer).map_err(|e| Malformed(format!("{name}: {e}")))?;
             if read == 0 {

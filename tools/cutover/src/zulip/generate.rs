@@ -218,7 +218,7 @@ mod tests {
         let (export_dir, mapping_file, snapshot) = (dir.join("export"), dir.join("m.json"), dir.join("s.jsonl"));
         generate(&shape(), &export_dir, &mapping_file, &snapshot).expect("generates");
         let realm = export::load(&export_dir).expect("loads");
-        let (per_stream, direct) = export::validate(&realm).expect("valid");
+        let (per_stream, direct) = export::validate(&realm, f64::MAX).expect("valid");
         assert_eq!(per_stream.values().sum::<u64>() + direct, 30);
         assert!(direct > 0 && realm.uploads.len() >= 2 && !realm.reactions.is_empty());
         let mapped = mapping::load(&mapping_file, &realm).expect("mapping");
@@ -229,10 +229,11 @@ mod tests {
         let messages = export_dir.join("messages-000001.json");
         let text = std::fs::read_to_string(&messages).expect("messages");
         std::fs::write(&messages, text.replacen("\"sender\":", "\"sender\":999999,\"x\":", 1)).expect("write");
-        let refused = export::validate(&export::load(&export_dir).expect("loads")).expect_err("unknown sender");
+        let refused =
+            export::validate(&export::load(&export_dir).expect("loads"), f64::MAX).expect_err("unknown sender");
         assert!(refused.0.contains("unknown sender 999999"), "{refused}");
         std::fs::write(&messages, &text[..text.len() / 2]).expect("write");
-        assert!(export::validate(&export::load(&export_dir).expect("loads")).is_err());
+        assert!(export::validate(&export::load(&export_dir).expect("loads"), f64::MAX).is_err());
         std::fs::remove_dir_all(export_dir.join("uploads").join(REALM_ID.to_string())).expect("removed");
         assert!(export::load(&export_dir).is_err(), "an upload record without its file");
         let _ = std::fs::remove_dir_all(dir);

@@ -22,6 +22,7 @@ use shared::identity::{TenantId, UserSlug};
 use tokio::sync::{Mutex, OnceCell, Semaphore, mpsc};
 
 use super::export::{self, Malformed, Message, Realm};
+use super::files;
 use super::mapping::{self, Mapping};
 use super::room::{self, Counts, Room};
 use crate::exec::Progress;
@@ -42,7 +43,8 @@ pub struct Prepared {
 pub fn prepare(export_dir: &Path, mapping_file: &Path) -> Result<Prepared, Malformed> {
     let realm = export::load(export_dir)?;
     let mapping = mapping::load(mapping_file, &realm)?;
-    let (per_stream, direct) = export::validate(&realm)?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    let (per_stream, direct) = export::validate(&realm, now)?;
     let sha256 = export::sha256(export_dir)?;
     Ok(Prepared { realm, mapping, per_stream, direct, sha256 })
 }
@@ -59,6 +61,8 @@ pub struct Shared {
     by_name: HashMap<String, i64>,
     senders: Mutex<HashMap<i64, Arc<OnceCell<OwnedUserId>>>>,
     placeholders: AtomicU64,
+    /// Files larger than this are skipped unread: the homeserver's `m.upload.size`, at most [`files::MAX_FILE`].
+    pub upload_limit: u64,
     pub stop: Arc<AtomicBool>,
     permits: Semaphore,
 }
@@ -187,6 +191,10 @@ pub async fn import(
         }
     }
 
+    let stated =
+        history::upload_limit(app).await.map_err(|e| unavailable("the homeserver's media configuration", e))?;
+    let upload_limit = stated.unwrap_or(files::MAX_FILE).min(files::MAX_FILE);
+
     // The import's record: checkpoints, thread roots, who was joined for it, finished rooms.
     let import_id = format!("ZULIP#{}#{tenant}", realm.key);
     let backend = |e| unavailable("the run record (DynamoDB)", e);
@@ -235,6 +243,7 @@ pub async fn import(
         by_name,
         senders: Mutex::new(HashMap::new()),
         placeholders: AtomicU64::new(0),
+        upload_limit,
         stop: stop.clone(),
         permits: Semaphore::new(concurrency.max(1)),
     });

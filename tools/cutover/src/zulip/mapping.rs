@@ -25,8 +25,28 @@ struct RoomFile {
 struct MappingFile {
     tenant: String,
     streams: BTreeMap<String, RoomFile>,
-    #[serde(default)]
-    users: BTreeMap<String, String>,
+    /// In file order, duplicates kept: a repeated address is refused, not silently overwritten.
+    #[serde(default, deserialize_with = "pairs")]
+    users: Vec<(String, String)>,
+}
+
+/// A JSON object as its key/value pairs, repeated keys included.
+fn pairs<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<(String, String)>, D::Error> {
+    struct Pairs;
+    impl<'de> serde::de::Visitor<'de> for Pairs {
+        type Value = Vec<(String, String)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object of addresses to user ids")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut pairs = Vec::new();
+            while let Some(pair) = map.next_entry::<String, String>()? {
+                pairs.push(pair);
+            }
+            Ok(pairs)
+        }
+    }
+    deserializer.deserialize_map(Pairs)
 }
 
 #[derive(Debug, Clone)]
@@ -50,7 +70,7 @@ pub struct Mapping {
 
 /// Reads and checks the mapping against the export: every stream and address it names must exist there.
 pub fn load(path: &Path, realm: &Realm) -> Result<Mapping, Malformed> {
-    let bytes = std::fs::read(path).map_err(|e| Malformed(format!("{}: {e}", path.display())))?;
+    let bytes = super::files::read_capped(path, super::files::MAX_MAPPING).map_err(Malformed)?;
     let file: MappingFile =
         serde_json::from_slice(&bytes).map_err(|e| Malformed(format!("{}: {e}", path.display())))?;
     let bad = |what: String| Malformed(format!("{}: {what}", path.display()));
@@ -75,7 +95,10 @@ pub fn load(path: &Path, realm: &Realm) -> Result<Mapping, Malformed> {
             .get(&email.to_ascii_lowercase())
             .ok_or_else(|| bad(format!("user {email:?} is not in the export")))?;
         let slug = UserSlug::parse(&user).map_err(|_| bad(format!("user {email:?}: {user:?} is not a user id")))?;
-        users.insert(*id, slug);
+        // The same Zulip user twice (a repeated address, another case, or both of their addresses).
+        if users.insert(*id, slug).is_some() {
+            return Err(bad(format!("user {email:?}: Zulip user {id} is mapped twice")));
+        }
     }
     let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
     Ok(Mapping { tenant, streams, users, digest })

@@ -2,7 +2,10 @@
 //! "Importing the Zulip history").
 
 pub mod export;
+pub mod files;
 pub mod generate;
+#[cfg(test)]
+mod hostile_tests;
 pub mod import;
 pub mod mapping;
 pub mod room;

@@ -16,8 +16,12 @@ use shared::domain::messages::idempotency::derived_txn_id;
 use shared::domain::messages::{Attachment, media};
 
 use super::export::Message;
+use super::files;
 use super::import::Shared;
 use crate::exec::with_retries;
+
+/// How much of a file is read to find an image's dimensions.
+const HEAD: u64 = 64 << 10;
 
 /// What a room has done so far (cumulative over runs): its checkpoint.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -214,17 +218,24 @@ impl Room {
             *delta.skipped.entry("file not in the export".into()).or_default() += 1;
             return Ok(None);
         };
-        let file = shared.realm.dir.join("uploads").join(&upload.path);
-        let Ok(bytes) = tokio::fs::read(&file).await else {
-            *delta.skipped.entry("file unreadable".into()).or_default() += 1;
+        // Over the homeserver's limit (or the import's cap): skipped from the checked size, never opened.
+        if upload.checked.size > shared.upload_limit {
+            *delta.skipped.entry("file larger than the homeserver accepts".into()).or_default() += 1;
+            return Ok(None);
+        }
+        let Ok(file) = files::open(&shared.realm.dir, &upload.relative(), upload.checked) else {
+            *delta.skipped.entry("file unreadable or changed after the check".into()).or_default() += 1;
             return Ok(None);
         };
         let filename = path.rsplit('/').next().unwrap_or("file").to_owned();
         let mime = upload.content_type.clone().unwrap_or_else(|| guess_type(&filename).to_owned());
         let essence = mime.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        let dimensions = media::image_dimensions(&essence, &bytes);
-        let size = bytes.len() as u64;
-        let uri = match history::upload(shared.app, sender, &filename, &mime, bytes.into()).await {
+        // An image's dimensions are in its first bytes: read those only (the body is streamed).
+        let mut head = vec![0u8; HEAD.min(upload.checked.size) as usize];
+        let read = std::os::unix::fs::FileExt::read_at(&file, &mut head, 0).unwrap_or(0);
+        let dimensions = media::image_dimensions(&essence, &head[..read]);
+        let size = upload.checked.size;
+        let uri = match history::upload(shared.app, sender, &filename, &mime, file, size).await {
             Ok(uri) => uri,
             Err(error) if error.is_refusal(413) => {
                 *delta.skipped.entry("file larger than the homeserver accepts".into()).or_default() += 1;
