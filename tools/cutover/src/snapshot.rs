@@ -123,6 +123,11 @@ pub struct Summary {
 #[derive(Debug)]
 pub struct Invalid(pub String);
 
+/// The largest snapshot read (streamed: the cap bounds time, not memory).
+pub const MAX_SNAPSHOT: u64 = 16 << 30;
+/// The longest line (one record): what a line costs in memory.
+pub const MAX_LINE: u64 = 64 << 10;
+
 fn at(line: usize, message: impl std::fmt::Display) -> Invalid {
     Invalid(format!("line {line}: {message}"))
 }
@@ -192,7 +197,18 @@ fn key(parts: &[&str]) -> u64 {
 /// Reads the whole file once: every line must parse and validate, no entity may appear twice, and every member,
 /// and every event's group, must name a user or room of the snapshot. Only hashes are kept, not records.
 pub fn validate(path: &Path) -> Result<Summary, Invalid> {
-    let file = File::open(path).map_err(|e| Invalid(format!("{}: {e}", path.display())))?;
+    // Non-blocking: a FIFO must be refused, not waited on.
+    let file = std::os::unix::fs::OpenOptionsExt::custom_flags(File::options().read(true), libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| Invalid(format!("{}: {e}", path.display())))?;
+    // Checked before a byte is read: a regular file (read again by every phase) within the cap.
+    let meta = file.metadata().map_err(|e| Invalid(format!("{}: {e}", path.display())))?;
+    if !meta.is_file() {
+        return Err(Invalid("not a regular file".into()));
+    }
+    if meta.len() > MAX_SNAPSHOT {
+        return Err(Invalid(format!("{} bytes, over the cap of {MAX_SNAPSHOT} bytes for a snapshot", meta.len())));
+    }
     let mut reader = BufReader::new(HashingReader { inner: file, hasher: Sha256::new() });
     let (mut users, mut rooms, mut members) = (HashSet::new(), HashSet::new(), HashSet::new());
     let mut references: Vec<(usize, u64, &'static str)> = Vec::new();
@@ -202,11 +218,17 @@ pub fn validate(path: &Path) -> Result<Summary, Invalid> {
     let mut number = 0;
     loop {
         line.clear();
-        let read = reader.read_line(&mut line).map_err(|e| at(number + 1, format!("not UTF-8 text ({e})")))?;
+        let read = (&mut reader)
+            .take(MAX_LINE + 1)
+            .read_line(&mut line)
+            .map_err(|e| at(number + 1, format!("not UTF-8 text ({e})")))?;
         if read == 0 {
             break;
         }
         number += 1;
+        if read as u64 > MAX_LINE {
+            return Err(at(number, format!("longer than {MAX_LINE} bytes")));
+        }
         if line.trim().is_empty() {
             continue;
         }
@@ -396,6 +418,20 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/cutover-sample.jsonl");
         let summary = validate(&path).expect("valid");
         assert_eq!((summary.users, summary.groups, summary.events, summary.memberships), (4, 2, 3, 12));
+    }
+
+    #[test]
+    fn hostile_snapshots_are_refused_before_they_are_read() {
+        let path = write(&[USER.to_owned(), format!("{{\"pad\":\"{}\"}}", "x".repeat(MAX_LINE as usize))]);
+        let error = validate(&path).expect_err("a line over the cap");
+        assert!(error.0.starts_with("line 2") && error.0.contains("longer than"), "{}", error.0);
+        std::fs::File::options().append(true).open(&path).expect("open").set_len(MAX_SNAPSHOT + 1).expect("sparse");
+        assert!(validate(&path).expect_err("over the cap").0.contains("over the cap"));
+        let _ = std::fs::remove_file(&path);
+        let made = std::process::Command::new("mkfifo").arg(&path).status().expect("mkfifo");
+        assert!(made.success());
+        assert!(validate(&path).expect_err("a FIFO").0.contains("not a regular file"));
+        let _ = std::fs::remove_file(path);
     }
 
     #[test]
