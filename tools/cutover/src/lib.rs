@@ -1,4 +1,4 @@
-//! The hard cutover (`../shared/design/cutover.md`): `openmeet-cutover plan | run | verify | rollback | status`
+//! The hard cutover (`docs/cutover-formats.md`): `openmeet-cutover plan | run | verify | rollback | status`
 //! over the functions' own domain code, plus a synthetic snapshot generator. See `docs/cutover.md`.
 
 pub mod exec;

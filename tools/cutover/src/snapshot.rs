@@ -1,4 +1,4 @@
-//! The snapshot (JSON Lines, `../shared/design/cutover.md`): records, the validation of the whole file before
+//! The snapshot (JSON Lines, `docs/cutover-formats.md`): records, the validation of the whole file before
 //! anything changes, and streaming reads for the phases of a run. Memberships are spilled into bucket files by
 //! room, so that a room's list is complete without holding every membership in memory.
 

@@ -1,4 +1,4 @@
-//! The mapping file of `import-zulip` (`../shared/design/cutover.md`): the tenant, which Zulip stream goes into which
+//! The mapping file of `import-zulip` (`docs/cutover-formats.md`): the tenant, which Zulip stream goes into which
 //! OpenMeet room, and which Zulip address is which OpenMeet user.
 //!
 //! ```json
