@@ -7,7 +7,21 @@ const ALIAS = /^#([^:]+):.+$/;
 export function roomIdentity(room) {
   const meta = room.currentState.getStateEvents("org.openmeet.room", "")?.getContent();
   if (meta?.kind && meta?.slug) return { tenant: meta.tenant, kind: meta.kind, slug: meta.slug };
-  return parseAlias(room.getCanonicalAlias());
+  const identity = parseAlias(room.getCanonicalAlias());
+  if (identity?.kind !== "direct" && meta?.kind !== "direct") return identity;
+  // A direct room (`#om_{tenant}.direct.{a}={b}`): its slug is the other person's user id; it takes Matrix writes.
+  const mine = localSlug(room.myUserId);
+  const pair = identity?.slug.split("=") ?? [];
+  const other = pair.find((slug) => slug !== mine) ?? room.getMembers().map((m) => localSlug(m.userId)).find((slug) => slug && slug !== mine);
+  return { tenant: meta?.tenant ?? identity?.tenant, kind: "direct", slug: other ?? null, roomId: room.roomId };
+}
+
+/** The OpenMeet user id of a Matrix user id `@om_{tenant}.{user}:server`. */
+export function localSlug(matrixUserId) {
+  const localpart = /^@([^:]+):/.exec(matrixUserId ?? "")?.[1];
+  if (!localpart?.startsWith(PREFIX)) return null;
+  const dot = localpart.indexOf(".");
+  return dot > 0 ? localpart.slice(dot + 1) : null;
 }
 
 export function parseAlias(alias) {
@@ -15,7 +29,7 @@ export function parseAlias(alias) {
   if (!localpart?.startsWith(PREFIX)) return null;
   const [tenant, kind, ...rest] = localpart.slice(PREFIX.length).split(".");
   const slug = rest.join(".");
-  if (!tenant || !slug || !["group", "event", "space"].includes(kind)) return null;
+  if (!tenant || !slug || !["group", "event", "space", "direct"].includes(kind)) return null;
   return { tenant, kind, slug };
 }
 
@@ -65,4 +79,21 @@ export function groupBySpace(client) {
 function byKindThenName(a, b) {
   if (a.identity.kind !== b.identity.kind) return a.identity.kind === "group" ? -1 : 1;
   return a.room.name.localeCompare(b.room.name);
+}
+
+/** Direct rooms (one per pair of people, made through the API's direct route), by the other person's name. */
+export function directRooms(client) {
+  return client
+    .getRooms()
+    .filter((room) => room.getMyMembership() === "join" && !room.isSpaceRoom())
+    .map((room) => ({ room, identity: roomIdentity(room) }))
+    .filter(({ identity }) => identity?.kind === "direct")
+    .sort((a, b) => a.room.name.localeCompare(b.room.name));
+}
+
+/** What a room is called: a direct room by the other person's name (it has no name of its own). */
+export function roomTitle(room, identity = roomIdentity(room)) {
+  if (identity?.kind !== "direct") return room.name;
+  const other = room.getMembers().find((member) => localSlug(member.userId) === identity.slug);
+  return other?.name ?? identity.slug ?? room.name;
 }

@@ -3,15 +3,19 @@
 
 import { ClientEvent, createClient, RoomEvent, RoomMemberEvent, RoomStateEvent, SyncState } from "matrix-js-sdk";
 import { Api } from "./api.js";
-import { groupBySpace } from "./identity.js";
+import { directRooms, groupBySpace, localSlug, roomTitle } from "./identity.js";
+import { Notifier, roomBadges, roomCounts } from "./notify.js";
 import { Outbox } from "./outbox.js";
 import { avatar, el, excerpt, rovingFocus } from "./render.js";
 import { RoomView } from "./room.js";
 import { MatrixSession } from "./session.js";
+import { syncFilter } from "./sync-filter.js";
+import { Writes } from "./writes.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(window.location.search);
-const state = { tenant: null, user: null, jwt: null, client: null, session: null, outbox: null, view: null };
+const state = { tenant: null, user: null, jwt: null, client: null, session: null, outbox: null, view: null, writes: null, api: null };
+const notifier = new Notifier($("enable-notifications"));
 
 async function showSignIn() {
   $("sign-in").hidden = false;
@@ -65,7 +69,9 @@ async function signIn(user) {
     const deviceId = localStorage.getItem(deviceKey) ?? `WEB${crypto.randomUUID().replaceAll("-", "").slice(0, 10).toUpperCase()}`;
     localStorage.setItem(deviceKey, deviceId);
     state.session = await new MatrixSession(api, deviceId, onSessionChange).start();
-    state.outbox = new Outbox(api, `openmeet-outbox:${state.tenant}:${user}`, () => {
+    state.api = api;
+    state.writes = new Writes(api, state.session, null);
+    state.outbox = new Outbox(state.writes, `openmeet-outbox:${state.tenant}:${user}`, () => {
       state.view?.render();
       updateConnection();
     });
@@ -94,7 +100,9 @@ function startClient(api) {
     useAuthorizationHeader: true,
   });
   state.client = client;
-  state.view = new RoomView({ client, api, session, outbox: state.outbox, announce });
+  state.writes.client = client;
+  const draftKey = `openmeet-draft:${state.tenant}:${state.user}:`;
+  state.view = new RoomView({ client, api, writes: state.writes, session, outbox: state.outbox, announce, draftKey, startDirect });
 
   $("sign-in").hidden = true;
   $("chat").hidden = false;
@@ -115,19 +123,25 @@ function startClient(api) {
   client.on(RoomEvent.Timeline, (event, room, toStart, removed, data) => {
     if (!room) return;
     state.view.onTimeline(event, room, Boolean(toStart), data?.liveEvent);
-    if (room.roomId !== state.view.roomId && data?.liveEvent && event.getType() === "m.room.message" && event.getSender() !== client.getUserId()) {
-      markUnread(room.roomId);
-    }
+    if (data?.liveEvent && !toStart) notifier.onMessage(event, room, client.getUserId(), openRoom);
   });
+  // The client does not re-emit rooms' count changes: each sync compares them and redraws the list if they moved.
+  let counts = "";
+  client.on(ClientEvent.Sync, () => {
+    const now = client.getRooms().map((room) => `${room.roomId}:${roomCounts(room)}`).join();
+    if (now !== counts) renderRoomsSoon();
+    counts = now;
+  });
+  client.on(ClientEvent.AccountData, (event) => event.getType() === "m.direct" && renderRoomsSoon());
   client.on(RoomEvent.Redaction, (_event, room) => room && state.view.changed(room.roomId));
   client.on(RoomEvent.Receipt, (_event, room) => state.view.changed(room.roomId));
   client.on(RoomEvent.TimelineReset, (room) => room && state.view.onReset(room));
   client.on(RoomMemberEvent.Typing, (_event, member) => state.view.changedTyping(member.roomId));
-  client.on(RoomEvent.MyMembership, () => renderRooms());
+  client.on(RoomEvent.MyMembership, () => renderRoomsSoon());
   client.on(RoomStateEvent.Events, (event) => {
     if (["m.room.name", "m.room.canonical_alias", "m.space.child", "m.space.parent", "org.openmeet.room"].includes(event.getType())) renderRooms();
   });
-  client.startClient({ initialSyncLimit: 30, lazyLoadMembers: true });
+  client.startClient({ initialSyncLimit: 30, lazyLoadMembers: true, filter: syncFilter(session.userId) });
 }
 
 function renderRooms() {
@@ -136,9 +150,11 @@ function renderRooms() {
   const container = $("room-list");
   const groups = groupBySpace(client);
   const nodes = [];
+  const direct = directRooms(client);
+  if (direct.length) groups.push({ space: null, direct: true, rooms: direct });
   groups.forEach((group, index) => {
     const headingId = `space-${index}`;
-    nodes.push(el("h3", "space-label", group.space ? `Space: ${group.space.name}` : "Other rooms"));
+    nodes.push(el("h3", "space-label", group.direct ? "Direct messages" : group.space ? `Space: ${group.space.name}` : "Other rooms"));
     nodes.at(-1).id = headingId;
     const list = el("ul", "room-group");
     list.setAttribute("aria-labelledby", headingId);
@@ -147,10 +163,15 @@ function renderRooms() {
       button.type = "button";
       button.dataset.roomId = room.roomId;
       button.dataset.slug = identity.slug;
-      button.append(el("span", "name", room.name), el("span", "kind", identity.kind === "event" ? "event" : "group"));
+      button.dataset.kind = identity.kind;
+      const title = roomTitle(room, identity);
+      if (identity.kind === "direct") {
+        const other = room.getMembers().find((member) => localSlug(member.userId) === identity.slug);
+        button.append(avatar(title, other?.getMxcAvatarUrl?.() ?? null, state.session));
+      }
+      button.append(el("span", "name", title), el("span", "kind", identity.kind), ...roomBadges(room));
       button.setAttribute("aria-current", String(room.roomId === state.view?.roomId));
       button.tabIndex = room.roomId === state.view?.roomId ? 0 : -1;
-      if (unread.has(room.roomId)) button.append(unreadBadge());
       button.addEventListener("click", () => openRoom(room.roomId));
       const item = el("li");
       item.append(button);
@@ -166,22 +187,33 @@ function renderRooms() {
   if (focusedRoom) buttons.find((button) => button.dataset.roomId === focusedRoom)?.focus();
 }
 
-const unread = new Set();
-function unreadBadge() {
-  const badge = el("span", "unread", "new");
-  badge.setAttribute("aria-label", "new messages");
-  return badge;
-}
-function markUnread(roomId) {
-  unread.add(roomId);
-  renderRooms();
+let roomsFrame = 0;
+function renderRoomsSoon() {
+  roomsFrame ||= requestAnimationFrame(() => {
+    roomsFrame = 0;
+    renderRooms();
+    if (waitingFor && state.client?.getRoom(waitingFor)?.getMyMembership() === "join") openRoom(waitingFor);
+  });
 }
 
 function openRoom(roomId) {
-  unread.delete(roomId);
+  if (waitingFor === roomId) waitingFor = null;
   sessionStorage.setItem("openmeet-room", roomId);
   state.view.open(roomId);
   renderRooms();
+}
+
+/** A direct room with `otherUserId` (made by the API on first use), opened once this session's sync has it. */
+let waitingFor = null;
+async function startDirect(otherUserId, name) {
+  announce(`Opening a direct chat with ${name}…`);
+  try {
+    const room = await state.writes.startDirect(otherUserId);
+    waitingFor = room.roomId;
+    renderRoomsSoon();
+  } catch (error) {
+    announce(`Could not start a direct chat with ${name}: ${error.message}`);
+  }
 }
 
 // Rooms: arrow keys move between rooms (one tab stop), Enter/Space opens (native button).

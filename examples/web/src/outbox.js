@@ -86,6 +86,8 @@ export class Outbox {
     } finally {
       this.flushing = false;
     }
+    // Written while this flush was sending: their turn now (nothing else would start a flush for them).
+    if (this.items.some((item) => item.state === "pending")) return this.flush();
   }
 
   save() {

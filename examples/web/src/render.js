@@ -2,6 +2,7 @@
 // kept on the same control across a rebuild (so live updates never steal a keyboard user's place).
 
 import DOMPurify from "dompurify";
+import { localSlug } from "./identity.js";
 import { blobUrl, downloadPath, humanSize, thumbnailPath } from "./media.js";
 
 export const QUICK_REACTIONS = [
@@ -59,7 +60,18 @@ function fill(li, view, ctx) {
 
   li.append(avatar(view.senderName, view.avatarMxc, ctx.session));
   const meta = el("div", "meta");
-  meta.append(el("span", "sender", view.senderName));
+  // Someone else's name starts (or opens) a direct chat with them.
+  const slug = !view.mine && ctx.actions && !ctx.direct ? localSlug(view.sender) : null;
+  if (slug) {
+    const sender = el("button", "link sender", view.senderName);
+    sender.type = "button";
+    sender.dataset.action = "direct";
+    sender.title = `Direct message with ${view.senderName}`;
+    li.dataset.senderSlug = slug;
+    meta.append(sender);
+  } else {
+    meta.append(el("span", "sender", view.senderName));
+  }
   const time = el("time", null, TIME.format(view.ts));
   time.dateTime = new Date(view.ts).toISOString();
   time.title = FULL_TIME.format(view.ts);
@@ -152,6 +164,11 @@ function body(view, ctx) {
 
 function attachment(file, session) {
   const wrap = el("div", "attachment");
+  if (file.kind !== "m.image") {
+    const card = el("p", "file-card");
+    card.append(el("span", "file-name", file.name), el("span", "file-size", file.size ? humanSize(file.size) : ""));
+    wrap.append(card);
+  }
   if (file.kind === "m.image") {
     const img = document.createElement("img");
     img.alt = file.name;
@@ -168,7 +185,14 @@ function attachment(file, session) {
         .then((url) => (img.src = url))
         .catch(() => (img.alt = `${file.name} (not available)`));
     }
-    wrap.append(img);
+    // The image opens large in a dialog (Esc closes it), from the full file rather than the thumbnail.
+    const open = el("button", "image-open");
+    open.type = "button";
+    open.dataset.action = "image";
+    open.setAttribute("aria-label", `Open ${file.name} large`);
+    open.append(img);
+    open.addEventListener("click", () => openImage(file, session));
+    wrap.append(open);
   }
   const download = el("button", "link", `Download ${file.name}${file.size ? ` (${humanSize(file.size)})` : ""}`);
   download.type = "button";
@@ -183,6 +207,17 @@ function attachment(file, session) {
   });
   wrap.append(download);
   return wrap;
+}
+
+async function openImage(file, session) {
+  const dialog = document.getElementById("image-viewer");
+  const img = dialog.querySelector("img");
+  img.alt = file.name;
+  img.removeAttribute("src");
+  dialog.querySelector(".caption").textContent = `${file.name}${file.size ? ` (${humanSize(file.size)})` : ""}`;
+  dialog.showModal();
+  const path = downloadPath(file.url, file.name);
+  if (path) img.src = await blobUrl(session, path).catch(() => "");
 }
 
 export function avatar(name, mxc, session) {

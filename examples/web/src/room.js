@@ -1,7 +1,7 @@
 // The open room: its messages (live), typing, receipts, the composer (through the API and the outbox), message
 // actions (reply, react, thread, edit, delete), the thread pane and the room's notification setting.
 
-import { roomIdentity } from "./identity.js";
+import { roomIdentity, roomTitle } from "./identity.js";
 import { excerpt, plainText, renderList, rovingFocus } from "./render.js";
 import { buildModel } from "./timeline.js";
 
@@ -10,8 +10,8 @@ const TYPING_EVERY_MS = 3_000;
 const TYPING_TIMEOUT_MS = 6_000;
 
 export class RoomView {
-  constructor({ client, api, session, outbox, announce }) {
-    Object.assign(this, { client, api, session, outbox, announce });
+  constructor({ client, api, writes, session, outbox, announce, draftKey, startDirect }) {
+    Object.assign(this, { client, api, writes, session, outbox, announce, draftKey, startDirect });
     this.me = client.getUserId();
     this.roomId = null;
     this.threadRootId = null;
@@ -34,14 +34,19 @@ export class RoomView {
   }
 
   open(roomId) {
-    if (this.roomId !== roomId) this.stopTyping();
+    if (this.roomId !== roomId) {
+      this.stopTyping();
+      // Each room keeps its own draft (localStorage: across reloads); an unsent text is never lost by switching.
+      $("composer-input").value = localStorage.getItem(this.draftKey + roomId) ?? "";
+    }
     this.roomId = roomId;
     this.closeThread();
     this.clearComposerModes();
     const room = this.room;
-    $("room-name").textContent = room?.name ?? "Room";
+    const title = room ? roomTitle(room, this.identity) : "Room";
+    $("room-name").textContent = title;
     $("room-topic").textContent = room?.currentState.getStateEvents("m.room.topic", "")?.getContent()?.topic ?? "";
-    $("composer-label").textContent = `Message ${room?.name ?? ""}`;
+    $("composer-label").textContent = `Message ${title}`;
     for (const id of ["composer-input", "send", "attach"]) $(id).disabled = !room;
     $("messages").replaceChildren();
     this.loadNotifications();
@@ -68,7 +73,7 @@ export class RoomView {
     const decorate = (view) => ({ ...view, picking: view.eventId === this.picking, confirming: view.eventId === this.confirming });
     const pending = this.outbox.forRoom(room.roomId).filter((item) => !model.ids.has(item.eventId));
     const views = [...model.main.map(decorate), ...pending.filter((item) => !item.message.threadRootId).map((item) => this.pendingView(item))];
-    renderList(list, views, { session: this.session, actions: true });
+    renderList(list, views, { session: this.session, actions: true, direct: this.identity?.kind === "direct" });
     if (atBottom) list.scrollTop = list.scrollHeight;
     $("load-older").hidden = !room.getLiveTimeline().getPaginationToken("b");
     if (this.threadRootId) {
@@ -159,7 +164,9 @@ export class RoomView {
     const select = $("notifications");
     select.disabled = true;
     const identity = this.identity;
-    if (!identity) return;
+    // Direct rooms have no notification route in the API: every message in them is for the person.
+    select.closest("label").hidden = identity?.kind === "direct";
+    if (!identity || identity.kind === "direct") return;
     try {
       const { level } = await this.api.notifications(identity);
       select.value = level;
@@ -180,28 +187,50 @@ export class RoomView {
     this.stopTyping();
     try {
       if (this.editing) {
-        await this.api.edit(identity, this.editing, text);
+        await this.writes.edit(identity, this.editing, text);
       } else {
         const message = { body: text || this.file?.name, format: "markdown" };
         if (this.replyTo) message.replyToId = this.replyTo;
-        if (this.file) {
-          this.announce(`Uploading ${this.file.name}…`);
-          message.attachment = await this.api.upload(identity, this.file);
-          delete message.attachment.status;
-        }
+        if (this.file) message.attachment = await this.uploadFile(identity, this.file);
         this.outbox.add(identity, room.roomId, message);
       }
       input.value = "";
+      localStorage.removeItem(this.draftKey + room.roomId);
       this.clearComposerModes();
     } catch (error) {
       this.announce(`Not sent: ${error.message}`);
+      if (error.name === "UploadError" || error.errcode !== undefined) $("upload-error").textContent = error.message;
     }
     this.render();
+  }
+
+  /** Uploads with a progress bar (a large file goes to the homeserver directly and can take a while). */
+  async uploadFile(identity, file) {
+    const progress = $("upload-progress");
+    $("upload-error").textContent = "";
+    progress.hidden = false;
+    progress.value = 0;
+    progress.max = file.size || 1;
+    this.announce(`Uploading ${file.name}…`);
+    try {
+      progress.dataset.events = "0";
+      const attachment = await this.writes.upload(identity, file, (sent, total) => {
+        progress.max = total || 1;
+        progress.value = sent;
+        progress.dataset.events = String(Number(progress.dataset.events) + 1);
+      });
+      progress.value = progress.max;
+      return attachment;
+    } finally {
+      progress.hidden = true;
+    }
   }
 
   typing() {
     const text = $("composer-input").value;
     if (!this.roomId) return;
+    if (text) localStorage.setItem(this.draftKey + this.roomId, text);
+    else localStorage.removeItem(this.draftKey + this.roomId);
     if (!text) return this.stopTyping();
     if (Date.now() - this.lastTyping < TYPING_EVERY_MS) return;
     this.lastTyping = Date.now();
@@ -255,7 +284,7 @@ export class RoomView {
         const key = action.slice(action.indexOf(":") + 1);
         const mine = li.querySelector(`[data-action="reaction:${key}"]`)?.getAttribute("aria-pressed") === "true";
         this.picking = null;
-        await this.api.react(identity, eventId, key, !mine);
+        await this.writes.react(identity, eventId, key, !mine);
       } else if (action === "delete") {
         this.confirming = eventId;
         this.render();
@@ -264,8 +293,10 @@ export class RoomView {
         this.render();
       } else if (action === "delete-confirm") {
         this.confirming = null;
-        await this.api.remove(identity, eventId);
+        await this.writes.remove(identity, eventId);
         this.announce("Message deleted");
+      } else if (action === "direct") {
+        await this.startDirect(li.dataset.senderSlug, name);
       } else if (action === "retry") {
         this.outbox.retry(li.dataset.key.replace(/^pending:/, ""));
       } else if (action === "discard") {
@@ -314,6 +345,7 @@ export class RoomView {
     });
     $("attach").addEventListener("change", () => {
       this.file = $("attach").files?.[0] ?? null;
+      $("upload-error").textContent = "";
       $("attachment-text").textContent = this.file ? `Attached: ${this.file.name}` : "";
       $("attachment-bar").hidden = !this.file;
     });
@@ -351,7 +383,7 @@ export class RoomView {
       list.addEventListener("click", (event) => {
         const button = event.target.closest("button[data-action]");
         const li = event.target.closest("li.message");
-        if (button && li && button.dataset.action !== "download") this.act(button.dataset.action, li);
+        if (button && li && !["download", "image"].includes(button.dataset.action)) this.act(button.dataset.action, li);
       });
       list.addEventListener("keydown", (event) => rovingFocus([...list.querySelectorAll(":scope > li.message")], event));
     }

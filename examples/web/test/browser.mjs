@@ -20,9 +20,14 @@ export async function launch() {
 }
 
 /** A browser context with one signed-in demo user, the group room open. */
-export async function signedIn(browser, tenant, displayName, errors) {
+export async function signedIn(browser, tenant, displayName, errors, { notifications = false, contextOptions = {} } = {}) {
   // bypassCSP only so that the test can inject axe-core; the page itself runs under its CSP.
-  const context = await browser.newContext({ bypassCSP: true, viewport: { width: 1280, height: 800 } });
+  const context = await browser.newContext({ bypassCSP: true, viewport: { width: 1280, height: 800 }, ...contextOptions });
+  if (notifications) {
+    // As if the person had pressed "Turn on notifications" and said yes; each notification shown is recorded.
+    await context.grantPermissions(["notifications"], { origin: BASE });
+    await context.addInitScript(recordNotifications);
+  }
   const page = await context.newPage();
   page.on("pageerror", (error) => errors.push(`${displayName}: ${error.message}`));
   // The session the API handed the page (its lifetime and whether it has a refresh token).
@@ -33,6 +38,20 @@ export async function signedIn(browser, tenant, displayName, errors) {
   await page.getByRole("button", { name: `Sign in as ${displayName}` }).click();
   await openRoom(page, "riverside-hikers");
   return { context, page, session: await session };
+}
+
+function recordNotifications() {
+  const Original = window.Notification;
+  window.notifications = [];
+  class Recorded extends Original {
+    constructor(title, options = {}) {
+      window.notifications.push({ title, body: options.body ?? "", tag: options.tag ?? "" });
+      super(title, options);
+    }
+  }
+  Object.defineProperty(Recorded, "permission", { get: () => Original.permission });
+  Recorded.requestPermission = (...args) => Original.requestPermission(...args);
+  window.Notification = Recorded;
 }
 
 export async function openRoom(page, slug) {

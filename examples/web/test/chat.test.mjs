@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { OUTPUT, axeViolations, launch, message, openRoom, send, signedIn, uniqueTenant, waitFor } from "./browser.mjs";
+import { features } from "./features.mjs";
 
 const tenant = uniqueTenant("web");
 const run = Date.now().toString(36);
@@ -199,6 +200,8 @@ test("axe-core finds no serious or critical violation", async () => {
   assert.deepEqual(violations, []);
 });
 
-test("no script error in either page", () => {
+features(errors);
+
+test("no script error in any page", () => {
   assert.deepEqual(errors, []);
 });

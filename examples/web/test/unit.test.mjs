@@ -4,14 +4,17 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ApiError, NetworkError } from "../src/api.js";
-import { parseAlias } from "../src/identity.js";
+import { localSlug, parseAlias } from "../src/identity.js";
 import { Outbox } from "../src/outbox.js";
 
 test("aliases name tenant, kind and slug; others are not OpenMeet rooms", () => {
   assert.deepEqual(parseAlias("#om_acme.group.riverside-hikers:localhost"), { tenant: "acme", kind: "group", slug: "riverside-hikers" });
   assert.deepEqual(parseAlias("#om_a-b.event.walk.2030:example.org"), { tenant: "a-b", kind: "event", slug: "walk.2030" });
   assert.deepEqual(parseAlias("#om_acme.space.riverside-hikers:localhost"), { tenant: "acme", kind: "space", slug: "riverside-hikers" });
-  for (const other of [null, "", "#random:localhost", "#om_acme.direct.a=b:localhost", "#om_acme.group.:localhost", "#om_acme:localhost"]) {
+  assert.deepEqual(parseAlias("#om_acme.direct.alice=bob:localhost"), { tenant: "acme", kind: "direct", slug: "alice=bob" });
+  assert.equal(localSlug("@om_acme.bob.b:localhost"), "bob.b");
+  assert.equal(localSlug("@someone:localhost"), null);
+  for (const other of [null, "", "#random:localhost", "#om_acme.group.:localhost", "#om_acme:localhost"]) {
     assert.equal(parseAlias(other), null, String(other));
   }
 });
@@ -79,4 +82,18 @@ test("order is kept, a rate limit is waited out, a refused message stops nothing
   assert.deepEqual(api.attempts.map((attempt) => attempt.body), ["one", "one", "two", "three"]);
   assert.equal(api.attempts[0].key, api.attempts[1].key);
   assert.deepEqual(box.items.map((item) => [item.message.body, item.state]), [["two", "failed"]]);
+});
+
+test("a message written while another is being sent goes right after it", async () => {
+  memoryStorage();
+  let release;
+  const api = scriptedApi([]);
+  const slow = { attempts: api.attempts, send: (...args) => (api.attempts.length ? api.send(...args) : new Promise((resolve) => (release = () => resolve(api.send(...args))))) };
+  const box = new Outbox(slow, "box", () => {});
+  box.add(room, "!r", { body: "first", format: "plain" });
+  box.add(room, "!r", { body: "second", format: "plain" });
+  release();
+  await settle();
+  assert.deepEqual(api.attempts.map((attempt) => attempt.body), ["first", "second"]);
+  assert.deepEqual(box.items, []);
 });
