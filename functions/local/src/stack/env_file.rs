@@ -19,8 +19,9 @@ pub fn render(env: &StackEnv<'_>) -> String {
     let synapse = super::SYNAPSE_URL;
     format!(
         "OPENMEET_JWT_SECRET={jwt}
+# The functions call Synapse directly (private); browsers get the public entry's URL (nginx, scripts/gate/).
 MATRIX_HOMESERVER_URL={synapse}
-MATRIX_PUBLIC_URL={synapse}
+MATRIX_PUBLIC_URL={gate}
 MATRIX_SERVER_NAME=localhost
 MATRIX_AS_TOKEN={as_token}
 MATRIX_USER_PREFIX=om_
@@ -45,7 +46,15 @@ OPENMEET_RATE_USER=1000
 OPENMEET_RATE_TENANT=100000
 OPENMEET_RATE_SERVICE=1000000
 OPENMEET_RATE_OVERRIDES=rlt-*=5/8/20,bench-free*=0/0/0
+# API read limits (GETs) per 300 s window: the contract's defaults (600/15000/150000); tenants rbt-* (the read-budget
+# test) get small ones, bench-free* none.
+OPENMEET_READ_OVERRIDES=rbt-*=12/30/100,bench-free*=0/0/0
 OPENMEET_MAX_WEB_DEVICES=10
+# The only URL a browser's pusher may name (the public entry refuses any other, scripts/gate/gate.js).
+OPENMEET_PUSH_GATEWAY_URL={push_gateway}
+# The push gateway's ChatNotification events (moto): a rule copies them to the queue the push tests read.
+OPENMEET_EVENT_BUS=openmeet-local-notifications
+OPENMEET_NOTIFICATION_QUEUE=openmeet-local-notifications
 # Browser session tokens expire after this (Synapse's refreshable_access_token_lifetime, rendered from the same value).
 MATRIX_SESSION_LIFETIME={lifetime}
 AWS_ENDPOINT_URL={moto}
@@ -61,6 +70,8 @@ RUST_LOG={rust_log}
         as_token = env.as_token,
         lifetime = env.session_lifetime,
         moto = super::MOTO_URL,
+        gate = super::gate::GATE_URL,
+        push_gateway = super::gate::PUSH_GATEWAY_URL,
         host = super::HOST,
         gateway_port = super::GATEWAY_PORT,
         pid_file = env.synapse_pid_file.display(),
@@ -120,11 +131,14 @@ mod tests {
         let get = |key: &str| vars.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
         assert_eq!(get("OPENMEET_JWT_SECRET"), Some("s3"));
         assert_eq!(get("MATRIX_HOMESERVER_URL"), Some("http://127.0.0.1:8008"));
+        assert_eq!(get("MATRIX_PUBLIC_URL"), Some("http://127.0.0.1:8088"));
+        assert_eq!(get("OPENMEET_PUSH_GATEWAY_URL"), Some("http://127.0.0.1:3000/_matrix/push/v1/notify"));
         assert_eq!(get("AWS_ENDPOINT_URL"), Some("http://127.0.0.1:5100"));
         assert_eq!(get("OPENMEET_LISTEN"), Some("127.0.0.1:3000"));
         assert_eq!(get("SYNAPSE_PID_FILE"), Some("/r/.local/run/synapse.pid"));
         assert_eq!(get("STACK_LOG_DIR"), Some("/r/.local/logs"));
         assert_eq!(get("OPENMEET_RATE_OVERRIDES"), Some("rlt-*=5/8/20,bench-free*=0/0/0"));
+        assert_eq!(get("OPENMEET_READ_OVERRIDES"), Some("rbt-*=12/30/100,bench-free*=0/0/0"));
         assert!(text.lines().all(|line| line.starts_with('#') || line.contains('=')));
     }
 

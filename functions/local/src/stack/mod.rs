@@ -1,7 +1,8 @@
-//! The local stack's supervisor, `openmeet-local stack start|stop|restart|status|dev|token|env`: moto, Synapse and
-//! the gateway (this binary's `serve`) as background processes, pid files in `.local/run/`, logs in `.local/logs/`,
-//! configuration for the gateway and the integration tests in `.local/stack.env`. `scripts/stack.sh` and
-//! `scripts/dev.sh` call it once the Python venv (Synapse, moto, cfn-lint) is installed.
+//! The local stack's supervisor, `openmeet-local stack start|stop|restart|status|dev|token|env`: moto, Synapse, the
+//! homeserver's public entry (nginx, gate.rs) and the gateway (this binary's `serve`) as background processes, pid
+//! files in `.local/run/`, logs in `.local/logs/`, configuration for the gateway and the integration tests in
+//! `.local/stack.env`. `scripts/stack.sh` and `scripts/dev.sh` call it once the Python venv (Synapse, moto, cfn-lint)
+//! is installed.
 
 mod bench_postgres;
 mod cmd;
@@ -9,6 +10,7 @@ mod deny;
 mod dev;
 mod env_file;
 mod fuzz;
+mod gate;
 mod lambda_build;
 mod process;
 mod services;
@@ -53,6 +55,8 @@ pub struct Layout {
     pub run: PathBuf,
     pub logs: PathBuf,
     pub synapse: PathBuf,
+    /// The public entry's rendered configuration and nginx's own files.
+    pub gate: PathBuf,
     pub env_file: PathBuf,
     pub templates: PathBuf,
 }
@@ -65,6 +69,7 @@ impl Layout {
             run: local.join("run"),
             logs: local.join("logs"),
             synapse: local.join("synapse"),
+            gate: local.join("gate"),
             env_file: local.join("stack.env"),
             templates: root.join("scripts/synapse"),
             root,

@@ -1,4 +1,4 @@
-//! The three services and the start/stop/status sequences over them.
+//! The four services and the start/stop/status sequences over them.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use super::process::{self, Launch, StackLock};
-use super::{GATEWAY_URL, Layout, MOTO_URL, SYNAPSE_URL, env_file, env_or, say, show_log_tail, synapse};
+use super::{GATEWAY_URL, Layout, MOTO_URL, SYNAPSE_URL, env_file, env_or, gate, say, show_log_tail, synapse};
 
 /// Why a command failed: a signal (its exit status) or an error in a step.
 pub enum Failure {
@@ -23,17 +23,20 @@ fn fail(step: &'static str) -> impl Fn(String) -> Failure {
 pub enum Service {
     Moto,
     Synapse,
+    /// The homeserver's public entry (nginx), in front of Synapse.
+    Gate,
     Gateway,
 }
 
 impl Service {
     /// Start order; stop goes in reverse.
-    pub const ALL: [Service; 3] = [Service::Moto, Service::Synapse, Service::Gateway];
+    pub const ALL: [Service; 4] = [Service::Moto, Service::Synapse, Service::Gate, Service::Gateway];
 
     pub fn name(self) -> &'static str {
         match self {
             Service::Moto => "moto",
             Service::Synapse => "synapse",
+            Service::Gate => "gate",
             Service::Gateway => "gateway",
         }
     }
@@ -45,6 +48,8 @@ impl Service {
             Service::Synapse => {
                 format!("synapse.app.homeserver -c {}", layout.synapse.join("homeserver.yaml").display())
             }
+            // nginx's master keeps its arguments in its title: "nginx: master process /usr/sbin/nginx -c …".
+            Service::Gate => format!("-c {}", gate::config_file(layout).display()),
             Service::Gateway => "openmeet-local serve".to_owned(),
         }
     }
@@ -53,6 +58,7 @@ impl Service {
         match self {
             Service::Moto => MOTO_URL,
             Service::Synapse => SYNAPSE_URL,
+            Service::Gate => gate::GATE_URL,
             Service::Gateway => GATEWAY_URL,
         }
     }
@@ -67,6 +73,7 @@ impl Service {
         let (key, default) = match self {
             Service::Moto => ("MOTO_START_TIMEOUT", 60),
             Service::Synapse => ("SYNAPSE_START_TIMEOUT", 180),
+            Service::Gate => ("GATE_START_TIMEOUT", 30),
             Service::Gateway => ("GATEWAY_START_TIMEOUT", 120),
         };
         Duration::from_secs(std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default))
@@ -119,15 +126,16 @@ impl Stack {
         process::running_pid(&self.layout.run, service.name(), &service.pattern(&self.layout))
     }
 
-    /// Whether the service answers: Synapse with 200 on its versions, the others with anything.
+    /// Whether the service answers: Synapse and the gate (through to Synapse) with 200 on the versions, the others
+    /// with anything.
     async fn answers(&self, service: Service) -> bool {
         let path = match service {
             Service::Moto => "/moto-api/",
-            Service::Synapse => "/_matrix/client/versions",
+            Service::Synapse | Service::Gate => "/_matrix/client/versions",
             Service::Gateway => "/v1/health",
         };
         match self.http.get(format!("{}{path}", service.url())).send().await {
-            Ok(response) => service != Service::Synapse || response.status() == 200,
+            Ok(response) => !matches!(service, Service::Synapse | Service::Gate) || response.status() == 200,
             Err(_) => false,
         }
     }
@@ -219,6 +227,8 @@ impl Stack {
         self.wait_until_healthy(Service::Moto, "5/8 moto").await?;
         self.wait_until_healthy(Service::Synapse, "5/8 synapse").await?;
         synapse::ensure_platform_admin(layout).await.map_err(fail("6/8 platform-admin"))?;
+        self.launch_gate().await.map_err(fail("6/8 gate"))?;
+        self.wait_until_healthy(Service::Gate, "6/8 gate").await?;
         self.write_stack_env().map_err(fail("7/8 stack-env"))?;
         self.launch_gateway().await
     }
@@ -260,6 +270,30 @@ impl Stack {
         // The tenant-walls module (synapse-module/) is loaded from the repository itself.
         let envs = vec![("PYTHONPATH".to_owned(), self.layout.root.join("synapse-module").display().to_string())];
         self.spawn(Service::Synapse, self.layout.venv.join("bin/python"), args, envs)?;
+        std::fs::write(stamp, format!("{want}\n")).map_err(|e| e.to_string())
+    }
+
+    async fn launch_gate(&self) -> Result<(), String> {
+        let step = "6/8 gate";
+        gate::ensure_installed().await?;
+        let changed = gate::render(&self.layout)?;
+        let state = if changed { "changed" } else { "unchanged" };
+        say(step, &format!("config {state}: {}", gate::config_file(&self.layout).display()));
+        let want = gate::config_hash(&self.layout);
+        let stamp = process::stamp_file(&self.layout.run, "gate");
+        if self.answers(Service::Gate).await {
+            if self.pid(Service::Gate).is_none() {
+                say(step, &format!("something already answers on {}: reusing it", gate::GATE_URL));
+                return Ok(());
+            }
+            if std::fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == want) {
+                say(step, &format!("already running (ours), {}", gate::GATE_URL));
+                return Ok(());
+            }
+            say(step, "config or gate.js changed since it started: restarting");
+        }
+        self.stop_service(Service::Gate).await;
+        self.spawn(Service::Gate, gate::NGINX.into(), gate::args(&self.layout), Vec::new())?;
         std::fs::write(stamp, format!("{want}\n")).map_err(|e| e.to_string())
     }
 
@@ -397,14 +431,16 @@ impl Stack {
             "[ready] The local stack is up:
   API (gateway)     {GATEWAY_URL}            (GET /v1/health; every route of the route table)
   Homeserver        {SYNAPSE_URL}            server_name localhost, platform user @openmeet:localhost (server admin)
+  Public entry      {}            nginx in front of the homeserver: the URL browsers get (MATRIX_PUBLIC_URL)
   AWS (moto)        {MOTO_URL}            DynamoDB openmeet-local, KMS alias/openmeet-local, SQS openmeet-local-retry
   Config            {}   (export it: set -a; . .local/stack.env; set +a)
   Synapse config    {}
-  Logs              {}/{{gateway,synapse,synapse-stdout,moto}}.log
+  Logs              {}/{{gateway,synapse,synapse-stdout,moto,gate,gate-error,gate-access}}.log
   PIDs              {}/*.pid
   JWT secret        {secret} (OPENMEET_JWT_SECRET in stack.env)
   Mint a token      scripts/stack.sh token <sub> <tenant> [service|user] [display name]
                     e.g. curl -H \"Authorization: Bearer $(scripts/stack.sh token openmeet-api acme)\" {GATEWAY_URL}/v1/users/alice",
+            gate::GATE_URL,
             l.env_file.display(),
             l.synapse.join("homeserver.yaml").display(),
             l.logs.display(),

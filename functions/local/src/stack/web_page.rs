@@ -24,7 +24,7 @@ async fn run(program: &str, args: &[&str], dir: &PathBuf, envs: &[(&str, String)
     status.success().then_some(()).ok_or_else(|| format!("{program} {} failed ({status})", args.join(" ")))
 }
 
-async fn apt_install(packages: &[&str]) -> Result<(), String> {
+pub(super) async fn apt_install(packages: &[&str]) -> Result<(), String> {
     let list = packages.join(" ");
     if !is_root() {
         return Err(format!("{list} missing: install the Debian package(s) with: sudo apt-get install -y {list}"));
