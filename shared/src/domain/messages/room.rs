@@ -150,6 +150,16 @@ pub fn power_in(levels: &RoomPowerLevelsEventContent, user_id: &str) -> i64 {
     listed.unwrap_or(levels.users_default).into()
 }
 
+/// `@room` needs the room's `notifications.room` level: the level Synapse checks before it highlights anyone, so
+/// the API never marks a mention the homeserver would not honour.
+async fn may_mention_room(app: &App, room: &RoomRef, actor: &Actor) -> Result<bool, DomainError> {
+    let Actor::User { .. } = actor else {
+        return Ok(true);
+    };
+    let levels = app.homeserver.power_levels(&room.room_id).await?;
+    Ok(power_in(&levels, &matrix_id(app, actor)) >= i64::from(levels.notifications.room))
+}
+
 /// Who the `@` words of a message may mention: joined members of the caller's tenant, and `@room` for moderators.
 /// Reads nothing when the text has no `@` word.
 pub async fn mentionables(
@@ -160,7 +170,7 @@ pub async fn mentionables(
 ) -> Result<Mentionables, DomainError> {
     let mut mentionables = Mentionables::default();
     if candidates.room {
-        mentionables.room_allowed = power_of(app, room, actor).await? >= MODERATOR_POWER;
+        mentionables.room_allowed = may_mention_room(app, room, actor).await?;
     }
     if candidates.user_ids.is_empty() {
         return Ok(mentionables);
