@@ -132,6 +132,9 @@ async fn upgrade_rooms(tenant: Option<String>) -> Result<(), String> {
         "managed rooms: {} seen, {} changed ({} writes); users admitted to their tenant's space: {}; group-space joins: {}",
         report.rooms_seen, report.rooms_changed, report.writes, report.users_admitted, report.space_members_added
     );
+    for (room_id, user) in &report.foreign_members_removed {
+        println!("removed {user} from {room_id}: a member of another tenant");
+    }
     for (room_id, reason) in &report.failed {
         println!("failed: {room_id}: {reason}");
     }

@@ -176,6 +176,8 @@ pub struct UpgradeReport {
     pub writes: usize,
     pub users_admitted: usize,
     pub space_members_added: usize,
+    /// Members of other tenants (joined, invited or knocking before the walls) removed: (room, user).
+    pub foreign_members_removed: Vec<(String, String)>,
     /// Rooms that could not be upgraded, with the reason (a room being created or deleted right now, say).
     pub failed: Vec<(String, String)>,
 }
@@ -222,6 +224,29 @@ async fn managed_rooms(app: &App) -> Result<Vec<(OwnedRoomId, ManagedRoom)>, Dom
     }
 }
 
+/// Members (joined, invited, knocking) of a managed room who do not belong to its tenant: users of this deployment's
+/// namespace of another tenant (placeholders included: the tenant is read from the localpart, as the walls module
+/// does) and namespace look-alikes of other servers. The platform user and non-namespace users are left alone.
+fn foreign_members(app: &App, tenant: &TenantId, state: &RoomState) -> Vec<ruma::OwnedUserId> {
+    let (prefix, server) = (app.config.user_prefix.as_str(), app.identities.server_name());
+    state
+        .events()
+        .filter(|(event_type, _, content)| {
+            *event_type == "m.room.member"
+                && matches!(content.get("membership").and_then(Value::as_str), Some("join" | "invite" | "knock"))
+        })
+        .filter_map(|(_, user, _)| UserId::parse(user).ok())
+        .filter(|user| is_foreign(prefix, server, tenant, user) && *user != app.identities.platform_user_id())
+        .collect()
+}
+
+/// Whether a namespaced user belongs to another tenant (or to another server) than `tenant`.
+fn is_foreign(prefix: &str, server_name: &str, tenant: &TenantId, user: &UserId) -> bool {
+    let Some(rest) = user.localpart().strip_prefix(prefix) else { return false };
+    let owner = rest.split_once('.').map(|(owner, _)| owner);
+    user.server_name().as_str() != server_name || owner != Some(tenant.as_str())
+}
+
 fn joined_tenant_users(app: &App, tenant: &TenantId, state: &RoomState) -> BTreeSet<ruma::OwnedUserId> {
     state
         .joined()
@@ -259,6 +284,11 @@ async fn upgrade_room(
 ) -> Result<(), DomainError> {
     let tenant = managed.tenant().clone();
     let state = platform::room_state(app, room_id.as_str()).await?;
+    // Walls first: members of other tenants let in before them leave before the room is converged.
+    for user in foreign_members(app, &tenant, &state) {
+        app.homeserver.kick(room_id, &user, "not a member of this room's community").await?;
+        report.foreign_members_removed.push((room_id.to_string(), user.to_string()));
+    }
     let open = state
         .single("m.room.join_rules")
         .and_then(|rules| rules.get("join_rule"))
@@ -310,6 +340,19 @@ mod tests {
         assert_eq!(parse("#om_acme.group.chess:elsewhere"), None);
         assert_eq!(parse("#general:localhost"), None);
         assert_eq!(parse("#om_acme.team.x:localhost"), None);
+    }
+
+    #[test]
+    fn members_of_other_tenants_are_foreign_and_the_tenants_own_are_not() {
+        let acme = TenantId::parse("acme").expect("tenant");
+        let foreign = |user: &str| is_foreign("om_", "localhost", &acme, &UserId::parse(user).expect("user id"));
+        assert!(!foreign("@om_acme.alice:localhost"));
+        assert!(!foreign("@om_acme.zulip=7:localhost"), "the tenant's own placeholder");
+        assert!(!foreign("@openmeet:localhost"), "outside the namespace");
+        assert!(foreign("@om_globex.alice:localhost"));
+        assert!(foreign("@om_globex.zulip=7:localhost"));
+        assert!(foreign("@om_acme.alice:evil.example"), "a look-alike of another server");
+        assert!(foreign("@om_acmeco.alice:localhost"));
     }
 
     #[test]
