@@ -2,7 +2,8 @@
 # The example chat page (examples/web), run by `openmeet-local stack web` (functions/local/src/stack/web_page.rs):
 #
 #   scripts/web.sh build   npm ci + esbuild → examples/web/dist (the local gateway serves it on /web/)
-#   scripts/web.sh test    build, then the end-to-end test (node --test) against the running stack
+#   scripts/web.sh test    build, then the end-to-end test (node --test) against the running stack, then
+#                          npm audit --omit=dev --audit-level=high (a high or critical advisory fails it)
 #   scripts/web.sh bench   build, then send → appear latency in a browser: through the API vs direct (p50, p95)
 #
 # Needs Node.js ≥ 20 with npm, and for test/bench Debian's `chromium` (installed with apt-get when missing and

@@ -1,5 +1,6 @@
 //! JWT verification: HS256 only, current or previous secret (rotation: docs/adr/0004-secrets.md), `exp` required
-//! and in the future; optionally `aud` and `iss` must match and `exp` may lie at most a configured time ahead.
+//! and in the future, `nbf` (when present) not in the future, both without leeway; `aud` and `iss` must match when
+//! configured, and `exp` may lie at most a configured time ahead (24 h unless configured otherwise).
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use serde::{Deserialize, Serialize};
@@ -66,7 +67,9 @@ impl JwtVerifier {
 
     pub fn with_policy(secrets: &[JwtSecret], policy: &JwtPolicy) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
+        // The same (zero) leeway for `exp` and `nbf`: a token not yet valid is refused like an expired one.
         validation.leeway = 0;
+        validation.validate_nbf = true;
         let mut required = vec!["exp"];
         // `validate_aud` is separate from the audience list: left on with no audience, any `aud` is refused.
         validation.validate_aud = policy.audience.is_some();
@@ -246,6 +249,12 @@ mod tests {
             token("current", Algorithm::HS256, json!({"sub":"jane","tenant":"acme","role":"admin","exp":now()+60})),
             token("current", Algorithm::HS256, json!({"sub":"Jane!","tenant":"acme","role":"user","exp":now()+60})),
             token("current", Algorithm::HS256, json!({"sub":"jane","tenant":"a.b","role":"user","exp":now()+60})),
+            // Not valid before a minute from now.
+            token(
+                "current",
+                Algorithm::HS256,
+                json!({"sub":"jane","tenant":"acme","role":"user","nbf":now()+60,"exp":now()+120}),
+            ),
             "not.a.jwt".to_owned(),
         ];
         for defect in defects {
@@ -254,6 +263,12 @@ mod tests {
         }
         assert_eq!(verifier().verify(None).expect_err("missing").status(), 401);
         assert_eq!(verifier().verify(Some("Basic abc")).expect_err("scheme").status(), 401);
+    }
+
+    #[test]
+    fn a_token_already_valid_passes_its_nbf() {
+        let claims = json!({"sub":"jane","tenant":"acme","role":"user","nbf":now()-1,"exp":now()+60});
+        assert!(verifier().verify(Some(&bearer(&token("current", Algorithm::HS256, claims)))).is_ok());
     }
 
     #[test]

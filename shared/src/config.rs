@@ -118,7 +118,8 @@ impl Config {
         let jwt_policy = crate::auth::JwtPolicy {
             audience: get("OPENMEET_JWT_AUDIENCE"),
             issuer: get("OPENMEET_JWT_ISSUER"),
-            max_lifetime: match number(&get, "OPENMEET_JWT_MAX_LIFETIME_SECS", 0)? {
+            // A day unless configured (0 turns the cap off): a stolen token is worth a day at most.
+            max_lifetime: match number(&get, "OPENMEET_JWT_MAX_LIFETIME_SECS", 86_400)? {
                 0 => None,
                 secs => Some(Duration::from_secs(secs)),
             },
@@ -129,6 +130,13 @@ impl Config {
         let homeserver_url = required("MATRIX_HOMESERVER_URL")?;
         let base_url = url::Url::parse(&homeserver_url)
             .map_err(|e| ConfigError::Invalid { name: "MATRIX_HOMESERVER_URL", reason: e.to_string() })?;
+        // Every call carries the appservice token: in clear text only on loopback or inside the VPC.
+        if base_url.scheme() == "http" && !is_loopback(&base_url) && get("OPENMEET_IN_VPC").as_deref() != Some("true") {
+            return Err(ConfigError::Invalid {
+                name: "MATRIX_HOMESERVER_URL",
+                reason: "http:// only on loopback or when the functions run in a VPC (SubnetIds); use https://".into(),
+            });
+        }
         let timeout_ms = number(&get, "MATRIX_REQUEST_TIMEOUT_MS", 10_000)?;
         let user_prefix = get("MATRIX_USER_PREFIX").unwrap_or_else(|| "om_".to_owned());
         if !user_prefix.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-=/".contains(c)) {
@@ -178,6 +186,16 @@ impl Config {
     }
 }
 
+/// `localhost` or a loopback address.
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,7 +221,27 @@ mod tests {
         assert_eq!(config.user_prefix, "om_");
         assert_eq!(config.public_homeserver_url, "http://127.0.0.1:8008");
         assert_eq!(config.jwt_secrets.len(), 1);
+        assert_eq!(config.jwt_policy.max_lifetime, Some(Duration::from_secs(86_400)), "a day unless configured");
         assert!(config.avatar_hosts.is_empty());
+    }
+
+    #[test]
+    fn plain_http_to_the_homeserver_only_on_loopback_or_in_a_vpc() {
+        let with = |url: &'static str, in_vpc: Option<&'static str>| {
+            let mut pairs: Vec<(&str, &str)> =
+                MINIMAL.iter().filter(|(k, _)| *k != "MATRIX_HOMESERVER_URL").copied().collect();
+            pairs.push(("MATRIX_HOMESERVER_URL", url));
+            pairs.extend(in_vpc.map(|v| ("OPENMEET_IN_VPC", v)));
+            Config::from_lookup(lookup(&pairs)).map(|_| ()).map_err(|e| e.to_string())
+        };
+        assert!(with("http://synapse.internal:8008", None).is_err_and(|e| e.contains("MATRIX_HOMESERVER_URL")));
+        assert!(with("http://synapse.internal:8008", Some("false")).is_err());
+        assert!(with("http://synapse.internal:8008", Some("true")).is_ok());
+        for fine in
+            ["https://matrix.example.org", "http://127.0.0.1:8008", "http://localhost:8008", "http://[::1]:8008"]
+        {
+            assert!(with(fine, None).is_ok(), "{fine}");
+        }
     }
 
     #[test]

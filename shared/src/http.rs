@@ -128,7 +128,7 @@ where
             span.record("route", route.operation_id).record("tenant", tenant.as_str());
             // The handler's future on the heap: routes' futures are large (tens of KB in debug builds), and nested
             // inline they would be copied through every frame of the poll chain.
-            let outcome = limit_writes(app, prepared, |request| Box::pin(handler(request)));
+            let outcome = budgeted(app, prepared, |request| Box::pin(handler(request)));
             let outcome = tracing::Instrument::instrument(outcome, span.clone()).await;
             (Some(route), tenant, outcome)
         }
@@ -162,18 +162,21 @@ where
     response
 }
 
-/// Every write (any method but GET) counts against the caller's budgets, here, around the handler.
-async fn limit_writes<F, Fut>(app: &App, request: ApiRequest, handler: F) -> Result<Reply, ApiError>
+/// Every request but health counts against the caller's budgets, here, around the handler: a GET against the read
+/// budgets, any other method against the write budgets.
+async fn budgeted<F, Fut>(app: &App, request: ApiRequest, handler: F) -> Result<Reply, ApiError>
 where
     F: FnOnce(ApiRequest) -> Fut,
     Fut: Future<Output = Result<Reply, ApiError>>,
 {
-    let caller = match (&request.route.method, &request.caller) {
-        (&http::Method::GET, _) | (_, None) => return handler(request).await,
+    use crate::ratelimit::Kind;
+    let caller = match (request.route.id, &request.caller) {
+        (RouteId::Health, _) | (_, None) => return handler(request).await,
         (_, Some(caller)) => caller.clone(),
     };
+    let kind = if request.route.method == http::Method::GET { Kind::Reads } else { Kind::Writes };
     let (limits, seen) = (&app.config.rate_limits, &app.container.rate_counts);
-    crate::ratelimit::limited(&app.store, limits, seen, &caller, handler(request)).await
+    crate::ratelimit::limited(&app.store, limits, seen, &caller, kind, handler(request)).await
 }
 
 fn route_of(function: Function, method: &http::Method, path: &str) -> Option<&'static Route> {

@@ -1,8 +1,10 @@
-//! The API's own write limits: per user, per tenant, and a separate, higher budget for the service.
+//! The API's own limits: per user, per tenant, and a separate, higher budget for the service; one set of budgets
+//! for writes (every method but GET), another, with a longer window and larger figures, for reads (GET: a page of
+//! history costs the homeserver dozens of calls through the appservice, which Synapse does not rate-limit).
 //!
 //! Fixed windows counted in DynamoDB, so every container (every Lambda instance, every function) shares one count:
 //! one conditional `UpdateItem` per budget (`ADD n 1` only while `n < limit`), the budgets of a request checked
-//! concurrently, each window's record dropped by TTL. A refused write is answered `429` with `Retry-After` (the
+//! concurrently, each window's record dropped by TTL. A refused request is answered `429` with `Retry-After` (the
 //! seconds left in the window). A fixed window lets through at most twice the limit around a window's boundary;
 //! that is the price of one round trip per budget instead of a read-modify-write.
 
@@ -18,7 +20,7 @@ use crate::aws::{BackendError, keys};
 use crate::identity::{Caller, Role};
 use crate::settings::{ConfigError, number};
 
-/// Writes allowed per window; 0 means unlimited.
+/// Requests allowed per window; 0 means unlimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {
     /// Each user of the tenant.
@@ -29,30 +31,86 @@ pub struct Budget {
     pub service: u64,
 }
 
+/// What a request draws on: writes and reads have budgets (and counters) of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Writes,
+    Reads,
+}
+
+/// The budgets of one kind.
 #[derive(Debug, Clone)]
-pub struct RateLimits {
+pub struct Limits {
     pub window: Duration,
     pub default: Budget,
     /// Per-tenant budgets: an exact tenant id, or a prefix ending in `*`.
     pub overrides: Vec<(String, Budget)>,
 }
 
+#[derive(Debug, Clone)]
+pub struct RateLimits {
+    pub writes: Limits,
+    pub reads: Limits,
+}
+
+/// The variables and defaults of one kind's budgets.
+struct Names {
+    window: (&'static str, u64),
+    user: (&'static str, u64),
+    tenant: (&'static str, u64),
+    service: (&'static str, u64),
+    overrides: &'static str,
+}
+
+const WRITES: Names = Names {
+    window: ("OPENMEET_RATE_WINDOW_SECS", 60),
+    user: ("OPENMEET_RATE_USER", 120),
+    tenant: ("OPENMEET_RATE_TENANT", 3_000),
+    service: ("OPENMEET_RATE_SERVICE", 30_000),
+    overrides: "OPENMEET_RATE_OVERRIDES",
+};
+
+/// Reads: a 5-minute window; a user may read 2 pages a second on average, a tenant's users 50.
+const READS: Names = Names {
+    window: ("OPENMEET_READ_WINDOW_SECS", 300),
+    user: ("OPENMEET_READ_USER", 600),
+    tenant: ("OPENMEET_READ_TENANT", 15_000),
+    service: ("OPENMEET_READ_SERVICE", 150_000),
+    overrides: "OPENMEET_READ_OVERRIDES",
+};
+
 impl RateLimits {
-    /// `OPENMEET_RATE_WINDOW_SECS` (60), `OPENMEET_RATE_USER` (120), `OPENMEET_RATE_TENANT` (3000),
+    /// Writes: `OPENMEET_RATE_WINDOW_SECS` (60), `OPENMEET_RATE_USER` (120), `OPENMEET_RATE_TENANT` (3000),
     /// `OPENMEET_RATE_SERVICE` (30000) and `OPENMEET_RATE_OVERRIDES` (`tenant=user/tenant/service,prefix*=…`).
+    /// Reads: `OPENMEET_READ_WINDOW_SECS` (300), `OPENMEET_READ_USER` (600), `OPENMEET_READ_TENANT` (15000),
+    /// `OPENMEET_READ_SERVICE` (150000) and `OPENMEET_READ_OVERRIDES` (same shape).
     pub fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<RateLimits, ConfigError> {
-        let window = number(get, "OPENMEET_RATE_WINDOW_SECS", 60)?.max(1);
+        Ok(RateLimits { writes: Limits::from_lookup(get, &WRITES)?, reads: Limits::from_lookup(get, &READS)? })
+    }
+
+    pub fn of(&self, kind: Kind) -> &Limits {
+        match kind {
+            Kind::Writes => &self.writes,
+            Kind::Reads => &self.reads,
+        }
+    }
+}
+
+impl Limits {
+    fn from_lookup(get: &impl Fn(&str) -> Option<String>, names: &Names) -> Result<Limits, ConfigError> {
+        let window = number(get, names.window.0, names.window.1)?.max(1);
         let default = Budget {
-            user: number(get, "OPENMEET_RATE_USER", 120)?,
-            tenant: number(get, "OPENMEET_RATE_TENANT", 3_000)?,
-            service: number(get, "OPENMEET_RATE_SERVICE", 30_000)?,
+            user: number(get, names.user.0, names.user.1)?,
+            tenant: number(get, names.tenant.0, names.tenant.1)?,
+            service: number(get, names.service.0, names.service.1)?,
         };
-        let overrides = match get("OPENMEET_RATE_OVERRIDES") {
+        let overrides = match get(names.overrides) {
             None => Vec::new(),
-            Some(text) => parse_overrides(&text)
-                .map_err(|reason| ConfigError::Invalid { name: "OPENMEET_RATE_OVERRIDES", reason })?,
+            Some(text) => {
+                parse_overrides(&text).map_err(|reason| ConfigError::Invalid { name: names.overrides, reason })?
+            }
         };
-        Ok(RateLimits { window: Duration::from_secs(window), default, overrides })
+        Ok(Limits { window: Duration::from_secs(window), default, overrides })
     }
 
     /// The tenant's budget: its exact override, else the longest matching prefix, else the default.
@@ -84,20 +142,24 @@ fn parse_overrides(text: &str) -> Result<Vec<(String, Budget)>, String> {
     Ok(overrides)
 }
 
-/// The counters a write by this caller draws on: `(partition key, limit)`, unlimited ones left out.
-fn counters(caller: &Caller, budget: Budget) -> Vec<(String, u64)> {
+/// The counters a request of this kind by this caller draws on: `(partition key, limit)`, unlimited ones left out.
+fn counters(caller: &Caller, kind: Kind, budget: Budget) -> Vec<(String, u64)> {
     let tenant = &caller.tenant;
-    let wanted = match &caller.role {
-        Role::Service => vec![(keys::rate_service(tenant), budget.service)],
-        Role::User(user) => {
+    let wanted = match (&caller.role, kind) {
+        (Role::Service, Kind::Writes) => vec![(keys::rate_service(tenant), budget.service)],
+        (Role::Service, Kind::Reads) => vec![(keys::read_service(tenant), budget.service)],
+        (Role::User(user), Kind::Writes) => {
             vec![(keys::rate_user(tenant, user), budget.user), (keys::rate_tenant_users(tenant), budget.tenant)]
+        }
+        (Role::User(user), Kind::Reads) => {
+            vec![(keys::read_user(tenant, user), budget.user), (keys::read_tenant_users(tenant), budget.tenant)]
         }
     };
     wanted.into_iter().filter(|(_, limit)| *limit > 0).collect()
 }
 
-/// Runs a write counted against the caller's budgets; `429`, and the write not run, when one is spent for this
-/// window. A write far below every limit (this container's last count of the window plus its own unanswered ones at
+/// Runs a request counted against the caller's budgets of its kind; `429`, and the request not run, when one is
+/// spent for this window. (Below, "write" stands for either kind: reads are counted the same way.) A write far below every limit (this container's last count of the window plus its own unanswered ones at
 /// most half the limit) does not wait for its count: both run side by side, and the answer still comes before the
 /// reply (a Lambda container is frozen after it). Other containers' writes since that count can make such a write
 /// go over (README "What a warm send costs", ADR 0006): at most one per container that writes for the counter in
@@ -106,11 +168,13 @@ fn counters(caller: &Caller, budget: Budget) -> Vec<(String, u64)> {
 pub async fn limited<T, E: From<Refused>>(
     store: &Store,
     limits: &RateLimits,
-    seen: &Observed,
+    observed: &Observed,
     caller: &Caller,
+    kind: Kind,
     write: impl Future<Output = Result<T, E>>,
 ) -> Result<T, E> {
-    let counters = counters(caller, limits.budget(caller.tenant.as_str()));
+    let (limits, seen) = (limits.of(kind), observed.of(kind));
+    let counters = counters(caller, kind, limits.budget(caller.tenant.as_str()));
     if counters.is_empty() {
         return write.await;
     }
@@ -183,7 +247,7 @@ async fn count(
     store: &Store,
     counters: &[(String, u64)],
     window: &Window,
-    seen: &Observed,
+    seen: &Counts,
 ) -> Vec<Result<Option<u64>, BackendError>> {
     match counters {
         [(pk, limit)] => vec![count_one(store, pk, *limit, window, seen).await],
@@ -209,7 +273,7 @@ async fn count_one(
     pk: &str,
     limit: u64,
     window: &Window,
-    seen: &Observed,
+    seen: &Counts,
 ) -> Result<Option<u64>, BackendError> {
     let counted = store.count_below(pk, &window.sort_key, limit, window.expires_at).await;
     if let Ok(count) = &counted {
@@ -221,8 +285,8 @@ async fn count_one(
 /// Why a write was not run.
 #[derive(Debug, thiserror::Error)]
 pub enum Refused {
-    /// A budget is spent for this window; `scope` says whose.
-    #[error("too many writes by {scope} in this window")]
+    /// A budget is spent for this window; `scope` says whose, and of which kind.
+    #[error("too many {scope} in this window")]
     OverBudget { retry_after: Duration, scope: &'static str },
     /// The counters could not be read: the write is not run blind.
     #[error(transparent)]
@@ -230,14 +294,19 @@ pub enum Refused {
 }
 
 /// Counts one write and waits for the answer; refused when a counter is spent.
-async fn check(store: &Store, counters: &[(String, u64)], window: &Window, seen: &Observed) -> Result<(), Refused> {
+async fn check(store: &Store, counters: &[(String, u64)], window: &Window, seen: &Counts) -> Result<(), Refused> {
     let mut refused = None;
     let mut counted = Vec::new();
     for ((pk, _), outcome) in counters.iter().zip(count(store, counters, window, seen).await) {
         if outcome?.is_some() {
             counted.push(pk);
         } else {
-            refused = Some(if pk.ends_with("#users") { "this tenant's users" } else { "this caller" });
+            refused = Some(match (pk.starts_with("RR#"), pk.ends_with("#users")) {
+                (false, true) => "writes by this tenant's users",
+                (false, false) => "writes by this caller",
+                (true, true) => "reads by this tenant's users",
+                (true, false) => "reads by this caller",
+            });
         }
     }
     match refused {
@@ -256,9 +325,25 @@ async fn check(store: &Store, counters: &[(String, u64)], window: &Window, seen:
     }
 }
 
-/// What this container last learned of each counter in the current window, and its own counts still unanswered.
+/// What this container last learned of each counter in the current window, and its own counts still unanswered:
+/// writes and reads apart (their windows differ).
 #[derive(Default)]
-pub struct Observed(Mutex<HashMap<String, Seen>>);
+pub struct Observed {
+    writes: Counts,
+    reads: Counts,
+}
+
+impl Observed {
+    fn of(&self, kind: Kind) -> &Counts {
+        match kind {
+            Kind::Writes => &self.writes,
+            Kind::Reads => &self.reads,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Counts(Mutex<HashMap<String, Seen>>);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Seen {
@@ -267,7 +352,7 @@ struct Seen {
     unanswered: u64,
 }
 
-impl Observed {
+impl Counts {
     fn counts(&self) -> MutexGuard<'_, HashMap<String, Seen>> {
         // Single-field updates: a panic elsewhere cannot leave the map inconsistent.
         self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -302,9 +387,9 @@ impl Observed {
     }
 }
 
-/// The counts a write took in [`Observed::reserve`], given back when it has its answers (or is dropped).
+/// The counts a write took in [`Counts::reserve`], given back when it has its answers (or is dropped).
 struct Reservation<'a> {
-    seen: &'a Observed,
+    seen: &'a Counts,
     pks: Vec<String>,
     window_start: u64,
 }
@@ -325,10 +410,26 @@ mod tests {
     use super::*;
     use crate::identity::{TenantId, UserSlug};
 
-    fn limits(overrides: &str) -> RateLimits {
+    fn limits(overrides: &str) -> Limits {
         let pairs = [("OPENMEET_RATE_OVERRIDES", overrides.to_owned()), ("OPENMEET_RATE_USER", "7".to_owned())];
         RateLimits::from_lookup(&|name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()))
             .expect("valid limits")
+            .writes
+    }
+
+    #[test]
+    fn reads_have_their_own_larger_budgets_and_overrides() {
+        let pairs = [("OPENMEET_READ_OVERRIDES", "rbt-*=4/6/8"), ("OPENMEET_RATE_OVERRIDES", "rbt-*=1/1/1")];
+        let get = |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned());
+        let limits = RateLimits::from_lookup(&get).expect("valid limits");
+        let (reads, writes) = (limits.of(Kind::Reads), limits.of(Kind::Writes));
+        assert!(reads.window > writes.window);
+        let (read, write) = (reads.budget("acme"), writes.budget("acme"));
+        assert!(read.user > write.user && read.tenant > write.tenant && read.service > write.service);
+        assert_eq!(reads.budget("rbt-a"), Budget { user: 4, tenant: 6, service: 8 });
+        assert_eq!(writes.budget("rbt-a"), Budget { user: 1, tenant: 1, service: 1 });
+        let bad = |name: &str| (name == "OPENMEET_READ_OVERRIDES").then(|| "x=1".to_owned());
+        assert!(RateLimits::from_lookup(&bad).is_err());
     }
 
     #[test]
@@ -350,7 +451,7 @@ mod tests {
 
     #[test]
     fn only_writes_far_below_every_limit_skip_the_wait_and_unanswered_ones_count() {
-        let seen = Observed::default();
+        let seen = Counts::default();
         let counters = [("RL#a#U#x".to_owned(), 5), ("RL#a#users".to_owned(), 8)];
         // Nothing known of this window yet: wait.
         assert!(seen.reserve(&counters, 60).is_none());
@@ -380,8 +481,10 @@ mod tests {
             display_name: None,
         };
         let budget = Budget { user: 5, tenant: 0, service: 9 };
-        assert_eq!(counters(&user, budget), vec![("RL#acme#U#jane".to_owned(), 5)]);
+        assert_eq!(counters(&user, Kind::Writes, budget), vec![("RL#acme#U#jane".to_owned(), 5)]);
+        assert_eq!(counters(&user, Kind::Reads, budget), vec![("RR#acme#U#jane".to_owned(), 5)]);
         let service = Caller { tenant, role: Role::Service, subject: "api".into(), display_name: None };
-        assert_eq!(counters(&service, budget), vec![("RL#acme#service".to_owned(), 9)]);
+        assert_eq!(counters(&service, Kind::Writes, budget), vec![("RL#acme#service".to_owned(), 9)]);
+        assert_eq!(counters(&service, Kind::Reads, budget), vec![("RR#acme#service".to_owned(), 9)]);
     }
 }

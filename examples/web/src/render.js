@@ -39,7 +39,7 @@ export function renderList(list, views, ctx) {
       const focused = li.contains(document.activeElement) ? document.activeElement.dataset.action : null;
       fill(li, view, ctx);
       li.dataset.signature = signature;
-      if (focused) li.querySelector(`[data-action="${focused}"]`)?.focus();
+      if (focused) li.querySelector(`[data-action="${CSS.escape(focused)}"]`)?.focus();
     }
     const expected = previous ? previous.nextSibling : list.firstChild;
     if (expected !== li) list.insertBefore(li, expected);

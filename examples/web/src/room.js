@@ -282,7 +282,7 @@ export class RoomView {
         this.render();
       } else if (action.startsWith("react:") || action.startsWith("reaction:")) {
         const key = action.slice(action.indexOf(":") + 1);
-        const mine = li.querySelector(`[data-action="reaction:${key}"]`)?.getAttribute("aria-pressed") === "true";
+        const mine = li.querySelector(`[data-action="${CSS.escape(`reaction:${key}`)}"]`)?.getAttribute("aria-pressed") === "true";
         this.picking = null;
         await this.writes.react(identity, eventId, key, !mine);
       } else if (action === "delete") {

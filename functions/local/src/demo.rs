@@ -3,6 +3,10 @@
 //!
 //! Minting a token first ensures the tenant's demo world through the ordinary API routes, as OpenMeet's backend
 //! would: three users, a group room (and its space), an event room of that group, and their memberships.
+//!
+//! It answers only a loopback peer that names a loopback host: a page on another site could otherwise make the
+//! person's browser mint tokens for it, through a DNS name it re-points at 127.0.0.1 (DNS rebinding), and anyone
+//! who reaches a gateway listening beyond loopback could sign in as anyone.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -42,11 +46,33 @@ impl Demo {
     }
 }
 
-pub fn router<S>(demo: Arc<Demo>) -> axum::Router<S> {
+pub fn router<S: Clone + Send + Sync + 'static>(demo: Arc<Demo>) -> axum::Router<S> {
     axum::Router::new()
         .route("/local/demo/users", axum::routing::get(users))
         .route("/local/demo/token", axum::routing::post(token))
         .with_state(demo)
+        .layer(axum::middleware::from_fn(loopback_only))
+}
+
+/// `403` unless the peer is a loopback address and the `Host` header names a loopback host (a missing peer
+/// address, as when the router is served without connect info, is refused too).
+async fn loopback_only(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let peer = request.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|info| info.0.ip());
+    let host = request.headers().get(http::header::HOST).and_then(|value| value.to_str().ok());
+    if peer.is_some_and(|ip| ip.is_loopback()) && host.is_some_and(is_loopback_host) {
+        return next.run(request).await;
+    }
+    tracing::warn!(?peer, "demo sign-in refused: not a loopback peer and host");
+    error(StatusCode::FORBIDDEN, "forbidden", "the demo sign-in answers only on this machine (localhost, 127.0.0.1)")
+}
+
+/// `localhost`, `127.x.y.z` or `[::1]`, with or without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map(|(inside, _)| inside).unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, port)| if port.is_empty() { "" } else { name }),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 async fn users() -> Response {
@@ -165,4 +191,38 @@ fn reply(status: StatusCode, body: &Value) -> Response {
     // A token must not be cached anywhere.
     response.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_hosts_pass() {
+        for good in [
+            "localhost",
+            "localhost:3000",
+            "LOCALHOST:3000",
+            "127.0.0.1",
+            "127.0.0.1:3000",
+            "127.9.9.9:1",
+            "[::1]:3000",
+        ] {
+            assert!(is_loopback_host(good), "{good}");
+        }
+        for bad in [
+            "evil.example",
+            "evil.example:3000",
+            "localhost.evil.example",
+            "10.0.0.1:3000",
+            "0.0.0.0:3000",
+            "",
+            "127.0.0.1.nip.io",
+            "[::2]:3000",
+            "localhost:",
+            "[::1",
+        ] {
+            assert!(!is_loopback_host(bad), "{bad}");
+        }
+    }
 }

@@ -75,15 +75,30 @@ fn answer(status: StatusCode, content_type: &'static str, bytes: Vec<u8>) -> Res
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     // The page talks to this origin (the API) and to the homeserver; it loads nothing from anywhere else.
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; \
-             media-src 'self' blob:; connect-src 'self' http: https:; object-src 'none'; base-uri 'none'; \
-             frame-ancestors 'none'",
-        ),
-    );
+    let homeserver = std::env::var("MATRIX_PUBLIC_URL").or_else(|_| std::env::var("MATRIX_HOMESERVER_URL"));
+    if let Ok(policy) = HeaderValue::from_str(&policy(homeserver.ok().as_deref().and_then(origin).as_deref())) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
     response
+}
+
+/// The page's CSP: it connects to this origin and to the homeserver origin the session route hands out (the
+/// stack's configured `MATRIX_PUBLIC_URL`), nowhere else.
+fn policy(homeserver_origin: Option<&str>) -> String {
+    let connect = homeserver_origin.map(|origin| format!(" {origin}")).unwrap_or_default();
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; \
+         connect-src 'self'{connect}; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    )
+}
+
+/// `scheme://host[:port]` of an http(s) URL; `None` for anything else (nothing odd reaches the policy).
+fn origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']');
+    let valid = matches!(scheme, "http" | "https") && !authority.is_empty() && authority.chars().all(plain);
+    valid.then(|| format!("{scheme}://{authority}"))
 }
 
 #[cfg(test)]
@@ -99,5 +114,18 @@ mod tests {
         assert_eq!(content_type("app.js"), Some("text/javascript; charset=utf-8"));
         assert_eq!(content_type("secret.toml"), None);
         assert_eq!(content_type("noextension"), None);
+    }
+
+    #[test]
+    fn the_page_connects_only_to_itself_and_the_homeserver() {
+        assert_eq!(origin("http://127.0.0.1:8088/").as_deref(), Some("http://127.0.0.1:8088"));
+        assert_eq!(origin("https://matrix.example.org/base?x#y").as_deref(), Some("https://matrix.example.org"));
+        for bad in ["javascript:alert(1)", "ftp://x", "https://a b", "https://x;script-src *", "https://"] {
+            assert_eq!(origin(bad), None, "{bad}");
+        }
+        let csp = policy(Some("https://matrix.example.org"));
+        assert!(csp.contains("connect-src 'self' https://matrix.example.org;"), "{csp}");
+        assert!(!csp.contains("http:") && !csp.contains("https:;") && !csp.contains('*'), "{csp}");
+        assert!(policy(None).contains("connect-src 'self';"));
     }
 }

@@ -26,6 +26,9 @@
 //! | write budget: the service's    | `RL#{tenant}#service`           | `W#{windowStart}`         |
 //! | chat push: preference, pusher  | `T#{tenant}#U#{user}`           | `PUSH`                    |
 //! | chat push: event delivered     | `T#{tenant}#U#{user}`           | `PUSHED#{event id}` (TTL) |
+//! | read budget: a user's          | `RR#{tenant}#U#{user}`          | `W#{windowStart}`         |
+//! | read budget: a tenant's users  | `RR#{tenant}#users`             | `W#{windowStart}`         |
+//! | read budget: the service's     | `RR#{tenant}#service`           | `W#{windowStart}`         |
 
 use crate::identity::{TenantId, UserSlug};
 
@@ -83,6 +86,21 @@ pub fn rate_tenant_users(tenant: &TenantId) -> String {
 /// The partition of the budget of a tenant's service.
 pub fn rate_service(tenant: &TenantId) -> String {
     format!("RL#{tenant}#service")
+}
+
+/// The partition of one user's read budget (`crate::ratelimit`, GETs).
+pub fn read_user(tenant: &TenantId, user: &UserSlug) -> String {
+    format!("RR#{tenant}#U#{user}")
+}
+
+/// The partition of the read budget all of a tenant's users share.
+pub fn read_tenant_users(tenant: &TenantId) -> String {
+    format!("RR#{tenant}#users")
+}
+
+/// The partition of the read budget of a tenant's service.
+pub fn read_service(tenant: &TenantId) -> String {
+    format!("RR#{tenant}#service")
 }
 
 /// The sort key of one fixed window of a budget.

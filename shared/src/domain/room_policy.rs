@@ -44,6 +44,12 @@ const MANAGED_STATE: &[&str] = &[
     META_EVENT,
 ];
 
+/// Message-like events that must not be listed with a level of their own: they take the room's `events_default`,
+/// so a room closed to posting (a cancelled or archived room, a space) is closed to them too. Rooms made before
+/// listed them at 0, which let any member react in a space (the tenant's space reaches every user of the tenant)
+/// or in a read-only room; `converge_power_levels` takes them out.
+const FOLLOW_EVENTS_DEFAULT: &[&str] = &["m.reaction", "m.room.redaction"];
+
 /// Who may join a room besides those the platform adds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
@@ -65,10 +71,7 @@ pub fn join_rules(admission: &Admission) -> Value {
 
 /// The power levels every managed room starts with. The platform, as room-version-12 creator, is not listed.
 pub fn initial_power_levels(events_default: i64) -> Value {
-    let mut events: Map<String, Value> =
-        MANAGED_STATE.iter().map(|t| ((*t).to_owned(), json!(PLATFORM_LEVEL))).collect();
-    events.insert("m.reaction".into(), json!(0));
-    events.insert("m.room.redaction".into(), json!(0));
+    let events: Map<String, Value> = MANAGED_STATE.iter().map(|t| ((*t).to_owned(), json!(PLATFORM_LEVEL))).collect();
     json!({
         "users": {},
         "users_default": 0,
@@ -98,6 +101,9 @@ pub fn converge_power_levels(current: &Value) -> Option<Value> {
     if let (Some(events), Some(wanted_events)) = (merged["events"].as_object_mut(), wanted["events"].as_object()) {
         for (event_type, level) in wanted_events {
             events.insert(event_type.clone(), level.clone());
+        }
+        for event_type in FOLLOW_EVENTS_DEFAULT {
+            events.remove(*event_type);
         }
     }
     (merged != *current).then_some(merged)
@@ -172,6 +178,9 @@ mod tests {
             assert!(levels["events"][*event_type].as_i64() > Some(owner), "{event_type}");
         }
         assert_eq!(levels["kick"], 50);
+        for event_type in FOLLOW_EVENTS_DEFAULT {
+            assert!(levels["events"].get(*event_type).is_none(), "{event_type} must take events_default");
+        }
         assert!(levels["users"].as_object().is_some_and(Map::is_empty), "the v12 creator must not be listed");
     }
 
@@ -189,6 +198,13 @@ mod tests {
         assert_eq!(converged["events"]["m.room.join_rules"], PLATFORM_LEVEL);
         assert_eq!(converged["invite"], PLATFORM_LEVEL);
         assert_eq!(converge_power_levels(&converged), None);
+        // Reactions and redactions listed at 0 (rooms made before) go: a closed room is closed to them too.
+        let mut open = initial_power_levels(100);
+        open["events"]["m.reaction"] = json!(0);
+        open["events"]["m.room.redaction"] = json!(0);
+        let closed = converge_power_levels(&open).expect("reopened reactions are closed");
+        assert!(closed["events"].get("m.reaction").is_none() && closed["events"].get("m.room.redaction").is_none());
+        assert_eq!(closed["events_default"], 100);
         assert_eq!(converge_power_levels(&initial_power_levels(100)), None);
     }
 

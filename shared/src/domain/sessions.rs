@@ -20,6 +20,8 @@ use crate::aws::store;
 use crate::aws::web_devices::WebDevices;
 use crate::credentials::{SERVER_DEVICE, login_device};
 use crate::domain::DomainError;
+use crate::domain::history_import::IMPORT_DEVICE;
+use crate::domain::platform::PLATFORM_DEVICE;
 use crate::domain::tenancy;
 use crate::domain::users::{self, AvatarChange};
 use crate::identity::{TenantId, UserSlug};
@@ -55,10 +57,24 @@ impl std::fmt::Debug for Session {
     }
 }
 
-/// 1–64 characters of `[A-Za-z0-9_-]`; the server's own device is reserved.
+/// The devices the platform itself uses (a user's server device, the history importer's, the platform user's),
+/// and the prefix kept for any later one: a browser may not claim, delete or crowd them out.
+const PLATFORM_DEVICES: [&str; 3] = [SERVER_DEVICE, IMPORT_DEVICE, PLATFORM_DEVICE];
+const PLATFORM_DEVICE_PREFIX: &str = "OPENMEET_";
+
+/// The one check for a platform device id (compared without case: nothing is lost by reserving more).
+pub fn is_platform_device(device_id: &str) -> bool {
+    let upper = device_id.to_ascii_uppercase();
+    PLATFORM_DEVICES.contains(&upper.as_str()) || upper.starts_with(PLATFORM_DEVICE_PREFIX)
+}
+
+/// 1–64 characters of `[A-Za-z0-9_-]`; the platform's own devices are reserved.
 pub fn validate_device_id(device_id: &str) -> Result<(), DomainError> {
-    if device_id == SERVER_DEVICE {
-        return Err(DomainError::invalid("reserved_device_id", format!("{SERVER_DEVICE} is reserved for the server")));
+    if is_platform_device(device_id) {
+        return Err(DomainError::invalid(
+            "reserved_device_id",
+            format!("device ids starting with {PLATFORM_DEVICE_PREFIX} are reserved for the platform"),
+        ));
     }
     let valid = !device_id.is_empty()
         && device_id.len() <= 64
@@ -168,7 +184,7 @@ fn merge_last_use(listed: &Value, issued: &BTreeMap<String, u64>) -> Vec<WebDevi
         .flatten()
         .filter_map(|device| {
             let device_id = device.get("device_id").and_then(Value::as_str)?;
-            if device_id == SERVER_DEVICE {
+            if is_platform_device(device_id) {
                 return None;
             }
             let seen = device.get("last_seen_ts").and_then(Value::as_u64).unwrap_or(0);
@@ -266,7 +282,9 @@ mod tests {
     #[test]
     fn device_ids_are_validated_and_the_server_device_is_reserved() {
         assert!(validate_device_id("BROWSER_1-a").is_ok());
-        assert_eq!(validate_device_id(SERVER_DEVICE).err().map(|e| e.code()), Some("reserved_device_id"));
+        for reserved in [SERVER_DEVICE, IMPORT_DEVICE, PLATFORM_DEVICE, "openmeet_import", "OPENMEET_LATER"] {
+            assert_eq!(validate_device_id(reserved).err().map(|e| e.code()), Some("reserved_device_id"), "{reserved}");
+        }
         for bad in ["", "a b", "..", "a.b", "a/b", "é"] {
             assert!(validate_device_id(bad).is_err(), "{bad}");
         }
@@ -285,6 +303,7 @@ mod tests {
     fn last_use_is_the_later_of_seen_and_issued_and_the_server_device_is_not_a_web_device() {
         let listed = json!({"devices": [
             {"device_id": "OPENMEET_SERVER", "last_seen_ts": 5},
+            {"device_id": "OPENMEET_IMPORT", "last_seen_ts": 1},
             {"device_id": "A", "last_seen_ts": 900},
             {"device_id": "B", "last_seen_ts": null},
         ]});

@@ -37,7 +37,9 @@ pub async fn put(
     if room::is_redacted(&message) {
         return Err(DomainError::conflict("conflict", "the message was deleted"));
     }
-    send::send_reaction(app, room, actor, event_id, key).await
+    let sent = send::send_reaction(app, room, actor, event_id, key).await;
+    super::history::reaction_cache::forget(room.room_id.as_str(), event_id);
+    sent
 }
 
 /// Removes the actor's reaction with `key`, if any.
@@ -45,7 +47,9 @@ pub async fn delete(app: &App, room: &RoomRef, actor: &Actor, event_id: &str, ke
     room::fetch_message(app, room, event_id).await?;
     let own_id = room::matrix_id(app, actor);
     for reaction_id in own_reactions(app, room, actor, event_id, key, &own_id).await? {
+        super::history::reaction_cache::forget(room.room_id.as_str(), event_id);
         send::redact(app, room, actor, &reaction_id).await?;
+        super::history::reaction_cache::forget(room.room_id.as_str(), event_id);
     }
     Ok(())
 }

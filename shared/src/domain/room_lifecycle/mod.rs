@@ -125,15 +125,20 @@ pub async fn settled_state(app: &App, room_id: &str) -> Result<RoomState, Domain
     platform::room_state(app, room_id).await
 }
 
-/// Raises `events_default` so members can no longer post (never lowers it).
+/// Raises `events_default` so members can no longer post, react or redact (never lowers it); a room made before
+/// reactions followed `events_default` is brought to policy on the way.
 async fn restrict_posting(app: &App, room_id: &str, lifecycle: Lifecycle) -> Result<(), DomainError> {
     let state = platform::room_state(app, room_id).await?;
     let mut levels = state.single("m.room.power_levels").cloned().unwrap_or_else(|| initial_power_levels(0));
+    let converged = converge_power_levels(&levels);
     let current = levels.get("events_default").and_then(Value::as_i64).unwrap_or(0);
-    if current >= lifecycle.events_default() {
+    if current >= lifecycle.events_default() && converged.is_none() {
         return Ok(());
     }
-    levels["events_default"] = json!(lifecycle.events_default());
+    if let Some(converged) = converged {
+        levels = converged;
+    }
+    levels["events_default"] = json!(current.max(lifecycle.events_default()));
     platform::put_state(app, room_id, "m.room.power_levels", "", &levels).await
 }
 

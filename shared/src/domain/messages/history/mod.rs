@@ -4,7 +4,7 @@
 //! The room's timeline comes from `/messages` (only `m.room.message` events), the thread's from
 //! `/relations/{root}/m.thread`; both page backwards and their tokens pass through as `next`. Edits arrive bundled
 //! with the message they edit (the homeserver keeps only same-sender edits); reactions are read per message from
-//! `/relations/{id}/m.annotation`, concurrently. The main timeline leaves out edits and thread replies (a thread
+//! `/relations/{id}/m.annotation`, concurrently, and kept briefly per container (`reaction_cache`). The main timeline leaves out edits and thread replies (a thread
 //! root tells how many replies it has); it reads a few homeserver pages at most to fill a page.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,6 +22,7 @@ use crate::domain::rooms::RoomRef;
 use crate::homeserver::HomeserverError;
 use ruma::events::relation::RelationType;
 
+pub mod reaction_cache;
 #[cfg(test)]
 mod tests;
 mod view;
@@ -31,6 +32,10 @@ pub use view::*;
 pub const DEFAULT_LIMIT: usize = 50;
 
 pub const MAX_LIMIT: usize = 100;
+
+/// A member's page holds at most this many (the service's up to [`MAX_LIMIT`]): a page's homeserver calls grow
+/// with it, and members' reads are made through the appservice, which the homeserver does not rate-limit.
+pub const USER_MAX_LIMIT: usize = 50;
 
 /// Homeserver pages read at most to fill one page of the main timeline (edits and thread replies are skipped).
 const MAX_ROUNDS: usize = 5;
@@ -122,6 +127,12 @@ fn is_page_token(token: &str) -> bool {
 /// Reads one page as the actor (a member reads with their own identity, so the homeserver's history visibility
 /// holds for them; the service reads as the platform's user).
 pub async fn page(app: &App, room: &RoomRef, actor: &Actor, query: &PageQuery) -> Result<MessagePage, DomainError> {
+    if matches!(actor, Actor::User { .. }) && query.limit > USER_MAX_LIMIT {
+        return Err(DomainError::invalid(
+            "invalid_parameter",
+            format!("limit must be at most {USER_MAX_LIMIT} for a member's read"),
+        ));
+    }
     let (events, next) = match &query.thread_root_id {
         None => timeline(app, room, actor, query).await?,
         Some(root) => thread(app, room, actor, root, query).await?,
@@ -237,24 +248,36 @@ async fn count_reactions(
         Actor::User { tenant, user } => Identity::User(app.credentials.server_device(tenant, user)),
     };
     let mut counted = BTreeMap::new();
-    let mut pending = event_ids.into_iter();
+    let room_id = room.room_id.to_string();
+    let (cached, event_ids): (Vec<_>, Vec<_>) = event_ids
+        .into_iter()
+        .map(|event_id| (reaction_cache::get(&room_id, &event_id), event_id))
+        .partition(|(cached, _)| cached.is_some());
+    for (reactions, event_id) in cached {
+        counted.insert(event_id, reactions.unwrap_or_default());
+    }
+    let mut pending = event_ids.into_iter().map(|(_, event_id)| event_id);
     loop {
         let mut tasks = tokio::task::JoinSet::new();
         for event_id in pending.by_ref().take(REACTION_CONCURRENCY) {
             let homeserver = app.homeserver.clone();
             let identity = identity.clone();
             let room_id = room.room_id.to_string();
-            tasks.spawn(async move {
+            // In the request's span, so that its log lines (and homeserver calls) are the request's.
+            let lookup = async move {
                 let reactions = reactions_of(&homeserver, &identity, &room_id, &event_id).await;
                 (event_id, reactions)
-            });
+            };
+            tasks.spawn(tracing::Instrument::instrument(lookup, tracing::Span::current()));
         }
         if tasks.is_empty() {
             return Ok(counted);
         }
         while let Some(joined) = tasks.join_next().await {
             let (event_id, reactions) = joined.map_err(|_| DomainError::Internal)?;
-            counted.insert(event_id, reactions?);
+            let reactions = reactions?;
+            reaction_cache::put(&room_id, &event_id, reactions.clone());
+            counted.insert(event_id, reactions);
         }
     }
 }
