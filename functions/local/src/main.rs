@@ -13,6 +13,7 @@ mod bootstrap;
 mod demo;
 mod deployed;
 mod gateway;
+mod help;
 mod metrics_summary;
 mod redrive;
 mod self_heal;
@@ -25,7 +26,7 @@ use std::sync::Arc;
 
 const USAGE: &str = "openmeet-local: the local stack's supervisor and gateway, and one-shot operator commands
 
-Usage: openmeet-local COMMAND [ARGS]   (each COMMAND takes --help, except serve, bootstrap and metrics)
+Usage: openmeet-local COMMAND [ARGS]   (every COMMAND but serve and bootstrap takes --help)
   stack start|stop|restart|status|dev|token|env|deny|fuzz|lambda-build   the local stack (scripts/stack.sh)
   serve                                  the local gateway + retry worker poller (the stack starts it)
   bootstrap                              creates the emulated AWS resources and exits
@@ -55,6 +56,11 @@ async fn main() {
     if command == "stack" {
         let args: Vec<String> = std::env::args().skip(2).collect();
         std::process::exit(stack::main(&args).await);
+    }
+    let rest: Vec<String> = std::env::args().skip(2).collect();
+    if let Some(help) = help::of(&command).filter(|_| help::asked(&rest)) {
+        println!("{help}");
+        return;
     }
     shared::app::init_logging();
     if self_heal::COMMANDS.contains(&command.as_str()) {
