@@ -3,7 +3,7 @@
 #   1. formatting and lints          cargo fmt --check, cargo clippy -D warnings
 #   2. unit tests                    every crate but the integration tests (no services needed)
 #   3. deploy files                  cfn-lint template.yaml (with and without a VPC); cargo deny (stack.sh deny);
-#                                    route table vs template.yaml and openapi.yaml;
+#                                    route table vs template.yaml and openapi.yaml; the docs check;
 #                                    the tenant-walls Synapse module's unit tests
 #   4. the real local stack          scripts/stack.sh start (Synapse, moto, gateway + retry worker)
 #   5. integration tests             against the stack; a service that cannot start fails the run
@@ -44,6 +44,7 @@ scripts/stack.sh deny
 # The tenant-walls Synapse module's unit tests, in the venv that has the pinned Synapse.
 (cd synapse-module && ../.local/venv/bin/python -m unittest -v 2>&1 | tail -n 3)
 cargo test -p integration-tests --locked --test contract_files
+cargo test -p integration-tests --locked --test docs_check   # the docs agree with the code (links, routes, flags, ADRs)
 
 section "4. local stack"
 stack_was_running=false

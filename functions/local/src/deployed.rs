@@ -6,14 +6,18 @@ use std::collections::BTreeMap;
 
 pub const REDRIVE_USAGE: &str = "usage: openmeet-local redrive [--stack STACK_NAME]
   moves the retry DLQ's operations back to the retry queue (each is replayed once)
-  without --stack: the configuration in the environment (locally: set -a; . .local/stack.env; set +a)
-  --stack NAME: the deployed stack's retry worker's configuration, read with the AWS CLI";
+  --stack NAME      the deployed stack's retry worker's configuration, read with the AWS CLI; without it, the
+                    configuration in the environment (locally: set -a; . .local/stack.env; set +a)
+Exit codes: 0 done; 1 failed; 2 bad arguments, nothing done. Runbook: docs/deploy.md.
+Example: openmeet-local redrive --stack openmeet-matrix";
 
 pub const UPGRADE_ROOMS_USAGE: &str = "usage: openmeet-local upgrade-rooms [--stack STACK_NAME] [TENANT]
   carries rooms made before the tenant walls over (ADR 0003); safe to repeat, writes nothing the second time
-  TENANT: only this tenant's rooms (all tenants when absent)
-  without --stack: the configuration in the environment (locally: set -a; . .local/stack.env; set +a)
-  --stack NAME: the deployed stack's retry worker's configuration, read with the AWS CLI (docs/deploy.md)";
+  TENANT            only this tenant's rooms (all tenants when absent)
+  --stack NAME      the deployed stack's retry worker's configuration, read with the AWS CLI; without it, the
+                    configuration in the environment (locally: set -a; . .local/stack.env; set +a)
+Exit codes: 0 done; 1 failed (some rooms not upgraded, listed); 2 bad arguments, nothing done.
+Runbook: docs/deploy.md. Example: openmeet-local upgrade-rooms --stack openmeet-matrix";
 
 /// Where the configuration comes from.
 pub enum Target {
