@@ -16,13 +16,15 @@ export class NetworkError extends Error {}
 
 export class Api {
   /** @param {() => Promise<string>} getToken the caller's JWT (re-minted by the caller when it expires) */
-  constructor(getToken, onUnauthorized) {
+  constructor(getToken, onUnauthorized, { baseUrl } = {}) {
     this.getToken = getToken;
     this.onUnauthorized = onUnauthorized;
+    /** The API's origin: the page's own by default (the local gateway serves both). */
+    this.baseUrl = baseUrl ?? globalThis.location?.origin;
   }
 
   async request(method, path, { json, body, headers = {}, query } = {}) {
-    const url = new URL(path, window.location.origin);
+    const url = new URL(path, this.baseUrl);
     for (const [key, value] of Object.entries(query ?? {})) url.searchParams.set(key, value);
     for (let attempt = 0; ; attempt += 1) {
       const init = { method, headers: { ...headers, Authorization: `Bearer ${await this.getToken()}` } };

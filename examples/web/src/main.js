@@ -2,20 +2,20 @@
 // homeserver (matrix-js-sdk), send through the API. See README.md, "The example chat page".
 
 import { ClientEvent, createClient, RoomEvent, RoomMemberEvent, RoomStateEvent, SyncState } from "matrix-js-sdk";
-import { Api } from "./api.js";
+import { Api, MatrixSession, Outbox, Writes } from "../client/index.js";
 import { directRooms, groupBySpace, localSlug, roomTitle } from "./identity.js";
 import { Notifier, roomBadges, roomCounts } from "./notify.js";
-import { Outbox } from "./outbox.js";
 import { avatar, el, excerpt, rovingFocus } from "./render.js";
 import { RoomView } from "./room.js";
-import { MatrixSession } from "./session.js";
+import { Search } from "./search.js";
+import { DisplaySettings } from "./settings.js";
 import { syncFilter } from "./sync-filter.js";
-import { Writes } from "./writes.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(window.location.search);
 const state = { tenant: null, user: null, jwt: null, client: null, session: null, outbox: null, view: null, writes: null, api: null };
 const notifier = new Notifier($("enable-notifications"));
+const display = new DisplaySettings($("display-form"));
 
 async function showSignIn() {
   $("sign-in").hidden = false;
@@ -64,6 +64,7 @@ async function signIn(user) {
   setConnection("connecting", "Signing in…");
   try {
     await mintJwt();
+    display.load(state.tenant, user);
     const api = new Api(async () => state.jwt, mintJwt);
     const deviceKey = `openmeet-device:${state.tenant}:${user}`;
     const deviceId = localStorage.getItem(deviceKey) ?? `WEB${crypto.randomUUID().replaceAll("-", "").slice(0, 10).toUpperCase()}`;
@@ -104,8 +105,12 @@ function startClient(api) {
   const draftKey = `openmeet-draft:${state.tenant}:${state.user}:`;
   state.view = new RoomView({ client, api, writes: state.writes, session, outbox: state.outbox, announce, draftKey, startDirect });
 
+  state.search = new Search({ client, session, openRoom, onShow: showSearch });
   $("sign-in").hidden = true;
   $("chat").hidden = false;
+  $("search-form").hidden = false;
+  $("phone-nav").hidden = false;
+  showPane("rooms");
   $("whoami").hidden = false;
   $("whoami-name").textContent = state.displayName;
   $("whoami-avatar").replaceWith(Object.assign(avatar(state.displayName), { id: "whoami-avatar" }));
@@ -115,7 +120,7 @@ function startClient(api) {
       renderRooms();
       const rooms = [...document.querySelectorAll(".room-button")];
       const wanted = rooms.find((button) => button.dataset.roomId === sessionStorage.getItem("openmeet-room")) ?? rooms[0];
-      if (wanted && !state.view.roomId) openRoom(wanted.dataset.roomId);
+      if (wanted && !state.view.roomId) openRoom(wanted.dataset.roomId, { show: Boolean(sessionStorage.getItem("openmeet-room")) });
       state.outbox.flush();
     }
     updateConnection();
@@ -140,6 +145,7 @@ function startClient(api) {
   client.on(RoomEvent.MyMembership, () => renderRoomsSoon());
   client.on(RoomStateEvent.Events, (event) => {
     if (["m.room.name", "m.room.canonical_alias", "m.space.child", "m.space.parent", "org.openmeet.room"].includes(event.getType())) renderRooms();
+    if (event.getType() === "org.openmeet.room") state.view.changedEvent(event.getRoomId());
   });
   client.startClient({ initialSyncLimit: 30, lazyLoadMembers: true, filter: syncFilter(session.userId) });
 }
@@ -196,11 +202,31 @@ function renderRoomsSoon() {
   });
 }
 
-function openRoom(roomId) {
+function openRoom(roomId, { show = true } = {}) {
   if (waitingFor === roomId) waitingFor = null;
   sessionStorage.setItem("openmeet-room", roomId);
   state.view.open(roomId);
   renderRooms();
+  if (show) showPane("room");
+}
+
+/** Phones show one pane at a time (room list, the room, or search/thread), switched from a bar at the bottom. */
+function showPane(pane) {
+  $("chat").dataset.pane = pane;
+  for (const button of $("phone-nav").querySelectorAll("button")) button.setAttribute("aria-current", String(button.dataset.pane === pane));
+}
+$("phone-nav").addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-pane]");
+  if (!button) return;
+  if (button.dataset.pane === "rooms" || button.dataset.pane === "room") state.search?.close();
+  showPane(button.dataset.pane);
+});
+
+function showSearch(open) {
+  if (open) state.view.closeThread();
+  $("chat").classList.toggle("with-thread", open);
+  if (open) showPane("side");
+  else if ($("chat").dataset.pane === "side") showPane("room");
 }
 
 /** A direct room with `otherUserId` (made by the API on first use), opened once this session's sync has it. */
@@ -263,6 +289,9 @@ $("sign-out").addEventListener("click", async () => {
   session?.stop();
   sessionStorage.removeItem("openmeet-demo");
   sessionStorage.removeItem("openmeet-room");
+  $("search-form").hidden = true;
+  $("phone-nav").hidden = true;
+  $("search").hidden = true;
   try {
     await new Api(async () => state.jwt).endSession(session.deviceId);
   } catch {

@@ -55,6 +55,8 @@ function fill(li, view, ctx) {
   li.classList.toggle("mine", Boolean(view.mine));
   li.classList.toggle("mentions-me", Boolean(view.mentionsMe));
   li.classList.toggle("pending", Boolean(view.pending));
+  // The platform's notices (event reminders, changes, cancellation) read differently from people's messages.
+  li.classList.toggle("notice", view.msgtype === "m.notice");
   li.dataset.eventId = view.eventId ?? "";
   li.setAttribute("aria-label", label(view));
 
@@ -77,6 +79,7 @@ function fill(li, view, ctx) {
   time.title = FULL_TIME.format(view.ts);
   meta.append(time);
   if (view.edited) meta.append(el("span", "state edited", "(edited)"));
+  if (view.msgtype === "m.notice") meta.append(el("span", "state notice-tag", "notice"));
   if (view.mentionsMe) meta.append(el("span", "state", "mentions you"));
   if (view.pending) meta.append(el("span", "state pending-state", pendingText(view.pending)));
   li.append(meta);

@@ -1,6 +1,7 @@
 // The open room: its messages (live), typing, receipts, the composer (through the API and the outbox), message
 // actions (reply, react, thread, edit, delete), the thread pane and the room's notification setting.
 
+import { renderEvent } from "./event.js";
 import { roomIdentity, roomTitle } from "./identity.js";
 import { excerpt, plainText, renderList, rovingFocus } from "./render.js";
 import { buildModel } from "./timeline.js";
@@ -46,6 +47,7 @@ export class RoomView {
     const title = room ? roomTitle(room, this.identity) : "Room";
     $("room-name").textContent = title;
     $("room-topic").textContent = room?.currentState.getStateEvents("m.room.topic", "")?.getContent()?.topic ?? "";
+    renderEvent($("room-event"), room);
     $("composer-label").textContent = `Message ${title}`;
     for (const id of ["composer-input", "send", "attach"]) $(id).disabled = !room;
     $("messages").replaceChildren();
@@ -120,6 +122,10 @@ export class RoomView {
   /** A limited sync (after a long gap) restarts the live timeline: fetch what the gap held. */
   onReset(room) {
     if (room.roomId === this.roomId) this.loadOlder();
+  }
+
+  changedEvent(roomId) {
+    if (roomId === this.roomId) renderEvent($("room-event"), this.room);
   }
 
   changed(roomId) {
@@ -311,16 +317,19 @@ export class RoomView {
   openThread(rootId) {
     this.threadRootId = rootId;
     $("thread").hidden = false;
+    $("search").hidden = true;
     $("chat").classList.add("with-thread");
+    $("chat").dataset.pane = "side";
     $("thread-messages").replaceChildren();
     this.draw();
     $("thread-input").focus();
   }
 
   closeThread() {
+    if (this.threadRootId && $("chat").dataset.pane === "side") $("chat").dataset.pane = "room";
     this.threadRootId = null;
     $("thread").hidden = true;
-    $("chat").classList.remove("with-thread");
+    if ($("search").hidden) $("chat").classList.remove("with-thread");
   }
 
   bind() {

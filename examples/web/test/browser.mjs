@@ -56,7 +56,10 @@ function recordNotifications() {
 
 export async function openRoom(page, slug) {
   const button = page.locator(`.room-button[data-slug="${slug}"]`);
-  await button.waitFor({ timeout: WAIT_MS });
+  await button.waitFor({ state: "attached", timeout: WAIT_MS });
+  // On a phone the room list is a pane of its own, one tap away.
+  const rooms = page.locator('#phone-nav button[data-pane="rooms"]');
+  if (!(await button.isVisible()) && (await rooms.isVisible())) await rooms.click();
   await button.click();
   await page.waitForFunction((s) => document.querySelector(`.room-button[data-slug="${s}"]`)?.getAttribute("aria-current") === "true", slug, { timeout: WAIT_MS });
   await page.locator("#composer-input:not([disabled])").waitFor({ timeout: WAIT_MS });

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { OUTPUT, axeViolations, launch, message, openRoom, send, signedIn, uniqueTenant, waitFor } from "./browser.mjs";
 import { features } from "./features.mjs";
+import { views } from "./views.mjs";
 
 const tenant = uniqueTenant("web");
 const run = Date.now().toString(36);
@@ -201,6 +202,7 @@ test("axe-core finds no serious or critical violation", async () => {
 });
 
 features(errors);
+views(errors);
 
 test("no script error in any page", () => {
   assert.deepEqual(errors, []);

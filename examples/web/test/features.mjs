@@ -53,7 +53,7 @@ export function features(errors) {
       assert.ok(await mention.evaluate((li) => li.classList.contains("mentions-me")), "the mention is highlighted");
       assert.equal(await message(b.page, `count one ${run}`).evaluate((li) => li.classList.contains("mentions-me")), false);
       // B's read receipt clears both counts at the homeserver, which the next sync brings back.
-      await button.locator(".badge").waitFor({ state: "detached" });
+      await waitFor(b.page, () => !document.querySelector('.room-button[data-slug="riverside-hikers"] .badge'));
       // A, who sent them, counts nothing.
       assert.equal(await a.page.locator('.room-button[data-slug="riverside-hikers"] .badge').count(), 0);
     });
