@@ -21,6 +21,8 @@ pub struct Sweep {
     pub steps: Vec<StepReport>,
     /// By mode: the smallest size whose p95 delivery passed 1 s (None: not within the sweep).
     pub knee: std::collections::BTreeMap<String, Option<usize>>,
+    /// The size at which the sweep stopped because its world could not be set up, and why.
+    pub stopped: Option<String>,
 }
 
 impl Sweep {
@@ -35,12 +37,12 @@ impl Sweep {
                 (mode.name().to_owned(), first)
             })
             .collect();
-        Sweep { command, scenario, steps, knee }
+        Sweep { command, scenario, steps, knee, stopped: None }
     }
 
     /// Lost, duplicated or 5xx anywhere: what fails the smoke run.
     pub fn failures(&self) -> Vec<String> {
-        let mut problems = Vec::new();
+        let mut problems: Vec<String> = self.stopped.iter().cloned().collect();
         for step in &self.steps {
             for (mode, phase) in &step.phases {
                 let n = step.people;
@@ -82,6 +84,9 @@ impl Sweep {
             knee(Mode::Api),
             knee(Mode::Direct)
         );
+        if let Some(stopped) = &self.stopped {
+            let _ = writeln!(md, "The sweep stopped at {stopped}\n");
+        }
         let _ = writeln!(md, "## Delivery (send → seen in the other members' /sync), ms\n");
         let _ = writeln!(
             md,

@@ -21,6 +21,7 @@ pub struct StepReport {
     pub rooms: usize,
     pub largest_room: usize,
     pub memberships: usize,
+    /// The API phase's length (longer than the scenario's when people go offline in it), and the drain's.
     pub phase_secs: u64,
     pub drain_secs: u64,
     pub load_average_before: String,
@@ -97,7 +98,7 @@ pub async fn step(stack: &Stack, scenario: &Scenario, n: usize, offline_secs: u6
     for mode in Mode::ALL {
         ctx.metrics.set_phase(mode);
         let mut sampler = Sampler::start(&ctx.stack.run_dir);
-        let until = Instant::now() + Duration::from_secs(scenario.phase_secs);
+        let until = Instant::now() + Duration::from_secs(phase_secs(scenario, mode, offline_secs));
         let actors = spawn_all(&people, &ctx, move |ctx, p| async move { p.act(&ctx, until).await }).await;
         let drained = until + Duration::from_secs(scenario.drain_secs);
         while Instant::now() < drained {
@@ -113,9 +114,9 @@ pub async fn step(stack: &Stack, scenario: &Scenario, n: usize, offline_secs: u6
     for task in &background {
         task.abort();
     }
-    let minutes = (scenario.phase_secs + scenario.drain_secs) as f64 / 60.0;
     let mut per_minute = BTreeMap::new();
     for mode in Mode::ALL {
+        let minutes = (phase_secs(scenario, mode, offline_secs) + scenario.drain_secs) as f64 / 60.0;
         let summary = ctx.metrics.summary(mode);
         let mut rates = BTreeMap::new();
         for (key, bytes) in &summary.bytes {
@@ -133,7 +134,7 @@ pub async fn step(stack: &Stack, scenario: &Scenario, n: usize, offline_secs: u6
         rooms: ctx.world.rooms.len(),
         largest_room: ctx.world.rooms.iter().map(|r| r.members.len()).max().unwrap_or(0),
         memberships: ctx.world.rooms.iter().map(|r| r.members.len()).sum(),
-        phase_secs: scenario.phase_secs,
+        phase_secs: phase_secs(scenario, Mode::Api, offline_secs),
         drain_secs: scenario.drain_secs,
         load_average_before,
         load_average_after: load_average(),
@@ -142,4 +143,13 @@ pub async fn step(stack: &Stack, scenario: &Scenario, n: usize, offline_secs: u6
         bytes_per_person_minute: per_minute,
         catch_ups,
     })
+}
+
+/// A phase lasts the scenario's `phase_secs`; an API phase with offline people lasts until 15 s after their return.
+fn phase_secs(scenario: &Scenario, mode: Mode, offline_secs: u64) -> u64 {
+    if mode == Mode::Api && offline_secs > 0 {
+        scenario.phase_secs.max(offline_secs + 8 + 15)
+    } else {
+        scenario.phase_secs
+    }
 }

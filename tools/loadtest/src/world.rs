@@ -76,14 +76,17 @@ pub fn shape(scenario: &Scenario, n: usize) -> Vec<(&'static str, Vec<usize>)> {
 /// One set-up call; 429, 5xx and transport errors are retried a few times (set-up is not what is measured).
 async fn setup_call(http: &reqwest::Client, url: String, jwt: &str, body: Value) -> Result<Value, String> {
     let mut last = String::new();
-    for attempt in 0..5u64 {
+    for attempt in 0..8u64 {
         if attempt > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(500 * attempt)).await;
         }
         let response = http.request(Method::PUT, &url).bearer_auth(jwt).json(&body).send().await;
         match response {
             Ok(r) if r.status().is_success() => return Ok(r.json::<Value>().await.unwrap_or(Value::Null)),
-            Ok(r) if r.status() == 429 || r.status().is_server_error() => last = format!("{}", r.status()),
+            // 409: an earlier attempt of the same call is still being carried out (its answer was lost or late).
+            Ok(r) if r.status() == 409 || r.status() == 429 || r.status().is_server_error() => {
+                last = format!("{}", r.status())
+            }
             Ok(r) => {
                 let status = r.status();
                 return Err(format!("set-up {url}: {status} {}", r.text().await.unwrap_or_default()));
