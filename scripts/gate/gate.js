@@ -51,10 +51,13 @@ function mayReach(r, sender, target) {
     return own === null ? theirs === null : theirs === own;
 }
 
+// The JSON body; null when it is not JSON or was not held in memory (never check less than Synapse would read).
 function body(r) {
     var text = r.requestText;
     if (text === undefined || text === null || text === '') {
-        return {};
+        var length = r.headersIn['Content-Length'];
+        var unread = (length !== undefined && length !== '0') || r.headersIn['Transfer-Encoding'] !== undefined;
+        return unread ? null : {};
     }
     try {
         var value = JSON.parse(text);

@@ -132,6 +132,11 @@ async fn to_device_messages_reach_only_the_senders_tenant() {
     let (status, answer) =
         eve.call(s, Method::PUT, &format!("/_matrix/client/v3/sendToDevice/m.x/{}", unique("td")), Some(mixed)).await;
     forbidden(status, &answer, "a to-device message naming a foreign user");
+    // What the gate cannot read, it does not pass on.
+    let path = format!("/_matrix/client/v3/sendToDevice/m.x/{}", unique("td"));
+    let (status, answer) =
+        eve.send(s, Method::PUT, &path, Body::Bytes("application/json", b"{\"messages\":".to_vec())).await;
+    assert_eq!((status, answer["errcode"].as_str()), (StatusCode::BAD_REQUEST, Some("M_NOT_JSON")), "{answer}");
 
     let body = json!({"messages": {alice.user_id.clone(): {alice.device.clone(): {"probe": "from bob"}}}});
     let path = format!("/_matrix/client/v3/sendToDevice/org.openmeet.probe/{}", unique("td"));
