@@ -40,15 +40,17 @@ OPENMEET_RETRY_MAX_ATTEMPTS=20
 OPENMEET_RECONCILE_INLINE_CHANGES=100
 OPENMEET_RECONCILE_SLICE_MS=2000
 OPENMEET_AVATAR_HOSTS=127.0.0.1
-# API write limits per 60 s window: generous for the test suite; tenants rlt-* (the rate-limit tests) get small
-# budgets (user/tenant/service), bench-free* none at all (the benchmark's baseline without the check).
-OPENMEET_RATE_USER=1000
-OPENMEET_RATE_TENANT=100000
-OPENMEET_RATE_SERVICE=1000000
-OPENMEET_RATE_OVERRIDES=rlt-*=5/8/20,bench-free*=0/0/0
+# API write limits per 60 s window: the contract's (user/tenant/service 120/3000/30000), so a newcomer's stack
+# behaves like production; tenants rlt-* (the rate-limit tests) get small budgets, bench-free* none at all (the
+# benchmark's baseline without the check); load* (the load test's tenants, hundreds of people in one tenant) large
+# ones, like bench* (the benchmarks), so the counters are still paid for but never refuse.
+OPENMEET_RATE_USER=120
+OPENMEET_RATE_TENANT=3000
+OPENMEET_RATE_SERVICE=30000
+OPENMEET_RATE_OVERRIDES=rlt-*=5/8/20,bench-free*=0/0/0,bench*=100000/10000000/10000000,load*=100000/10000000/10000000
 # API read limits (GETs) per 300 s window: the contract's defaults (600/15000/150000); tenants rbt-* (the read-budget
-# test) get small ones, bench-free* none.
-OPENMEET_READ_OVERRIDES=rbt-*=12/30/100,bench-free*=0/0/0
+# test) get small ones, bench-free* none, load* large ones.
+OPENMEET_READ_OVERRIDES=rbt-*=12/30/100,bench-free*=0/0/0,bench*=100000/10000000/10000000,load*=100000/10000000/10000000
 OPENMEET_MAX_WEB_DEVICES=10
 # The only URL a browser's pusher may name (the public entry refuses any other, scripts/gate/gate.js).
 OPENMEET_PUSH_GATEWAY_URL={push_gateway}
@@ -137,8 +139,14 @@ mod tests {
         assert_eq!(get("OPENMEET_LISTEN"), Some("127.0.0.1:3000"));
         assert_eq!(get("SYNAPSE_PID_FILE"), Some("/r/.local/run/synapse.pid"));
         assert_eq!(get("STACK_LOG_DIR"), Some("/r/.local/logs"));
-        assert_eq!(get("OPENMEET_RATE_OVERRIDES"), Some("rlt-*=5/8/20,bench-free*=0/0/0"));
-        assert_eq!(get("OPENMEET_READ_OVERRIDES"), Some("rbt-*=12/30/100,bench-free*=0/0/0"));
+        assert_eq!(
+            get("OPENMEET_RATE_OVERRIDES"),
+            Some("rlt-*=5/8/20,bench-free*=0/0/0,bench*=100000/10000000/10000000,load*=100000/10000000/10000000")
+        );
+        assert_eq!(
+            get("OPENMEET_READ_OVERRIDES"),
+            Some("rbt-*=12/30/100,bench-free*=0/0/0,bench*=100000/10000000/10000000,load*=100000/10000000/10000000")
+        );
         assert!(text.lines().all(|line| line.starts_with('#') || line.contains('=')));
     }
 
