@@ -1,7 +1,7 @@
 //! Files of an export are hostile until checked (docs/cutover.md, "Hostile exports"). A path named inside the
 //! export must be a plain relative path (no root, prefix, `.` or `..`), every directory on the way a real directory
 //! and the file a regular file, none of them a symbolic link (`symlink_metadata`, never `metadata`): no device,
-//! FIFO, socket or directory is ever opened. Sizes come from the metadata and are checked against a cap before a
+//! FIFO, socket or directory is ever opened, nor a file with a second hard link (which may be outside the export). Sizes come from the metadata and are checked against a cap before a
 //! byte is read. A checked file is opened with `O_NOFOLLOW | O_NONBLOCK` and compared (`fstat`: device, inode,
 //! regular) with what was checked, which closes the race between the check and the use.
 
@@ -92,6 +92,10 @@ pub fn check(root: &Path, relative: &Path) -> Result<Identity, String> {
         if (!last && !file_type.is_dir()) || (last && !file_type.is_file()) {
             let part = at.strip_prefix(root).unwrap_or(&at).display().to_string();
             return Err(format!("{shown}: {part} is {}, not a regular file in the export", kind(file_type)));
+        }
+        // A second name of a file can be anywhere on the filesystem: an unpacked export has none.
+        if last && meta.nlink() > 1 {
+            return Err(format!("{shown}: has {} hard links (it may be a file outside the export)", meta.nlink()));
         }
         if last {
             return Ok(Identity::of(&meta));

@@ -97,6 +97,16 @@ fn links_are_refused_wherever_they_are() {
 }
 
 #[test]
+fn a_hard_link_to_a_file_outside_is_refused() {
+    let (dir, export) = with_path("1/ab/linked.txt");
+    std::fs::write(dir.join("outside.txt"), b"secret").expect("outside");
+    std::fs::hard_link(dir.join("outside.txt"), export.join("uploads/1/ab/linked.txt")).expect("hard link");
+    let why = refused(&export);
+    assert!(why.contains("1/ab/linked.txt") && why.contains("hard links"), "{why}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn fifos_and_directories_are_refused_without_blocking() {
     let (dir, export) = with_path("1/ab/pipe");
     let made = std::process::Command::new("mkfifo").arg(export.join("uploads/1/ab/pipe")).status().expect("mkfifo");
