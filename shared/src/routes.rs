@@ -79,6 +79,8 @@ pub enum RouteId {
     PutNotifications,
     GetNotifications,
     UploadMedia,
+    GetNotificationPreferences,
+    PutNotificationPreferences,
 }
 
 #[derive(Debug, Clone)]
@@ -140,6 +142,23 @@ pub const ROUTES: &[Route] = &[
     route!(PutNotifications, PUT, "/v1/{kind}/{slug}/notifications", Messages, User, "putNotifications"),
     route!(GetNotifications, GET, "/v1/{kind}/{slug}/notifications", Messages, User, "getNotifications"),
     route!(UploadMedia, POST, "/v1/{kind}/{slug}/media", Messages, User, "uploadMedia"),
+    // The user's own chat notification channel (docs/adr/0008-notifications.md); the service does not set it.
+    route!(
+        GetNotificationPreferences,
+        GET,
+        "/v1/me/notification-preferences",
+        Provisioning,
+        User,
+        "getNotificationPreferences"
+    ),
+    route!(
+        PutNotificationPreferences,
+        PUT,
+        "/v1/me/notification-preferences",
+        Provisioning,
+        User,
+        "putNotificationPreferences"
+    ),
 ];
 
 /// Path parameters of a matched route, in template order, percent-decoded.

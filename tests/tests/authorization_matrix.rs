@@ -214,6 +214,10 @@ async fn call(s: &Stack, route: RouteId, fx: &Fixtures) -> Call {
         }
         RouteId::GetNotifications => (Method::GET, "/v1/groups/room/notifications".into(), Empty),
         RouteId::UploadMedia => (Method::POST, "/v1/groups/room/media?filename=a.png".into(), Raw("image/png", png())),
+        RouteId::GetNotificationPreferences => (Method::GET, "/v1/me/notification-preferences".into(), Empty),
+        RouteId::PutNotificationPreferences => {
+            (Method::PUT, "/v1/me/notification-preferences".into(), Json(json!({"chat": "on"})))
+        }
     };
     let subject = match route {
         RouteId::DeleteUser => fx.victim.clone(),

@@ -11,6 +11,10 @@ use shared::config::Config;
 pub async fn ensure_resources(config: &Config, sdk: &aws_config::SdkConfig) -> Result<String, String> {
     ensure_table(&aws_sdk_dynamodb::Client::new(sdk), &config.table).await?;
     ensure_key(&aws_sdk_kms::Client::new(sdk), &config.kms_key_id).await?;
+    if let Some(bus) = &config.push.event_bus {
+        let queue = std::env::var("OPENMEET_NOTIFICATION_QUEUE").unwrap_or_else(|_| format!("{bus}-events"));
+        ensure_notification_bus(sdk, bus, &queue).await?;
+    }
     let name = config.queue_name.clone().unwrap_or_else(|| "openmeet-local-retry.fifo".to_owned());
     ensure_queues(&aws_sdk_sqs::Client::new(sdk), &name, config.retry.max_attempts).await
 }
@@ -130,4 +134,56 @@ async fn ensure_queues(client: &aws_sdk_sqs::Client, name: &str, max_receive_cou
             Ok(url)
         }
     }
+}
+
+/// The event bus of chat notifications, and (locally only) a rule copying every `openmeet.chat` event to a queue,
+/// where the push tests read what the gateway put. In AWS, OpenMeet's notification service subscribes its own rule.
+async fn ensure_notification_bus(sdk: &aws_config::SdkConfig, bus: &str, queue: &str) -> Result<(), String> {
+    let events = aws_sdk_eventbridge::Client::new(sdk);
+    if let Err(error) = events.create_event_bus().name(bus).send().await {
+        let error = error.into_service_error();
+        if !error.is_resource_already_exists_exception() {
+            return Err(format!("creating event bus {bus}: {error}"));
+        }
+    }
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let url = sqs
+        .create_queue()
+        .queue_name(queue)
+        .send()
+        .await
+        .map_err(|e| format!("creating queue {queue}: {}", e.into_service_error()))?
+        .queue_url
+        .ok_or("no notification queue URL")?;
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| format!("reading the notification queue's ARN: {e}"))?
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .ok_or("no notification queue ARN")?;
+    let rule = format!("{bus}-to-queue");
+    let pattern = serde_json::json!({"source": [shared::domain::push::notify::SOURCE]}).to_string();
+    events
+        .put_rule()
+        .name(&rule)
+        .event_bus_name(bus)
+        .event_pattern(pattern)
+        .send()
+        .await
+        .map_err(|e| format!("creating rule {rule}: {}", e.into_service_error()))?;
+    let target =
+        aws_sdk_eventbridge::types::Target::builder().id("push-tests").arn(arn).build().map_err(|e| e.to_string())?;
+    events
+        .put_targets()
+        .rule(&rule)
+        .event_bus_name(bus)
+        .targets(target)
+        .send()
+        .await
+        .map_err(|e| format!("targeting {queue}: {}", e.into_service_error()))?;
+    Ok(())
 }

@@ -23,6 +23,8 @@ pub fn router(app: Arc<App>) -> axum::Router {
         .route("/web/", axum::routing::get(crate::web::serve))
         .route("/web/{*path}", axum::routing::get(crate::web::serve))
         .merge(crate::demo::router(demo))
+        // Served here for the local Synapse's pushers; in AWS it is private, not on the HTTP API (template.yaml).
+        .route(push_gateway::NOTIFY_PATH, axum::routing::post(notify))
         .fallback(dispatch)
         .with_state(app)
 }
@@ -46,6 +48,38 @@ async fn dispatch(State(app): State<Arc<App>>, request: Request) -> Response {
     let (parts, body) = response.into_parts();
     let bytes: Vec<u8> = match body {
         lambda_http::Body::Empty => Vec::new(),
+        lambda_http::Body::Text(text) => text.into_bytes(),
+        lambda_http::Body::Binary(bytes) => bytes,
+        _ => Vec::new(),
+    };
+    Response::from_parts(parts, AxumBody::from(bytes))
+}
+
+/// The push gateway's notify, as the internal load balancer hands it to the function in AWS.
+async fn notify(State(app): State<Arc<App>>, request: Request) -> Response {
+    static BUS: tokio::sync::OnceCell<shared::aws::events::EventBus> = tokio::sync::OnceCell::const_new();
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return plain(
+            413,
+            r#"{"error":{"code":"payload_too_large","message":"the body is over 10 MB","retryable":false}}"#,
+        );
+    };
+    let bus = BUS
+        .get_or_try_init(|| async {
+            let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            push_gateway::event_bus(&app, &sdk)
+        })
+        .await;
+    let Ok(bus) = bus else {
+        return plain(
+            503,
+            r#"{"error":{"code":"dependency_unavailable","message":"OPENMEET_EVENT_BUS is not set","retryable":true}}"#,
+        );
+    };
+    let request = lambda_http::Request::from_parts(parts, lambda_http::Body::Binary(bytes.to_vec()));
+    let (parts, body) = push_gateway::serve(&app, bus, request).await.into_parts();
+    let bytes: Vec<u8> = match body {
         lambda_http::Body::Text(text) => text.into_bytes(),
         lambda_http::Body::Binary(bytes) => bytes,
         _ => Vec::new(),

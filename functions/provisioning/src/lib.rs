@@ -1,7 +1,8 @@
-//! Provisioning: health, users, browser sessions, operation status.
+//! Provisioning: health, users, browser sessions, operation status, the user's notification preferences.
 
 use lambda_http::{Body, Request, Response};
 use shared::domain::operations;
+use shared::domain::push::preferences;
 use shared::domain::{health, requests, sessions, users};
 use shared::http::{ApiRequest, Reply};
 use shared::identity::UserSlug;
@@ -32,6 +33,17 @@ async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
         RouteId::DeleteUser => {
             let (caller, user) = (request.caller()?, request.param("userId", UserSlug::parse)?);
             Ok(Reply::outcome(requests::delete_user(app, caller, &user).await?, |()| Reply::no_content()))
+        }
+        RouteId::GetNotificationPreferences => {
+            let caller = request.caller()?;
+            let user = caller.user().ok_or(ApiError::Internal)?;
+            Ok(Reply::ok(preferences::get(app, &caller.tenant, user).await?))
+        }
+        RouteId::PutNotificationPreferences => {
+            let caller = request.caller()?;
+            let user = caller.user().ok_or(ApiError::Internal)?;
+            let wanted: preferences::NotificationPreferences = request.json()?;
+            Ok(Reply::ok(preferences::put(app, &caller.tenant, user, wanted).await?))
         }
         RouteId::CreateSession => {
             let caller = request.caller()?;

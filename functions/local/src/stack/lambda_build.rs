@@ -15,12 +15,13 @@ pub const USAGE: &str = "usage: scripts/stack.sh lambda-build
 
 const TARGET: &str = "aarch64-unknown-linux-gnu";
 /// (binary of template.yaml's BuildProperties, its package)
-const FUNCTIONS: [(&str, &str); 5] = [
+const FUNCTIONS: [(&str, &str); 6] = [
     ("provisioning", "openmeet-provisioning"),
     ("rooms", "openmeet-rooms"),
     ("membership", "openmeet-membership"),
     ("messages", "openmeet-messages"),
     ("retry-worker", "openmeet-retry-worker"),
+    ("push-gateway", "openmeet-push-gateway"),
 ];
 /// ELF e_machine of arm64 (EM_AARCH64), a little-endian u16 at offset 18.
 const EM_AARCH64: u16 = 183;
