@@ -1,15 +1,16 @@
 //! What push evaluation costs (docs/adr/0008-notifications.md): Synapse evaluates every joined member's push rules
-//! for every event once the `@om_` user namespace is non-exclusive. Two throwaway Synapses from the stack's venv, in
-//! the same run, each with a fresh SQLite database and the stack's rendered config, differ only in the appservice
-//! registration: `exclusive: true` (the baseline: nobody's rules are evaluated) and `exclusive: false` (this
-//! change). The local stack (moto, its DynamoDB table) must be running; its own Synapse is not touched.
+//! for every event once the `@om_` user namespace is non-exclusive. Three throwaway Synapses from the stack's venv,
+//! in the same run, each with a fresh SQLite database and the stack's rendered config: `exclusive` (the baseline:
+//! nobody's rules are evaluated, as before issue 23), `non-exclusive` (now) and `push-off` (non-exclusive with
+//! `push.enabled: false`, the cutover window's switch). The local stack (moto, its DynamoDB table) must be running;
+//! its own Synapse is not touched.
 //!
 //!   cargo build -p openmeet-cutover --bin bench_cutover --bin bench_zulip
-//!   cargo run --release -p integration-tests --bin bench_push [-- MEMBERS SENDS MEMBERSHIPS MESSAGES]
+//!   cargo run -p integration-tests --bin bench_push [-- MEMBERS SENDS MEMBERSHIPS MESSAGES]
 //!
-//! Prints, for each figure, exclusive vs non-exclusive and the ratio non-exclusive/exclusive:
+//! Prints each figure for the three and the ratios non-exclusive/exclusive and push-off/exclusive:
 //! - a send into a MEMBERS-member room (default 1,000): p50 and p90 of SENDS sequential sends, interleaved in rounds
-//!   between the two homeservers; and the joins that built the room;
+//!   between the homeservers (order reversed every round); and the joins that built the room;
 //! - the cutover's membership phase (`bench_cutover 60 8 8 MEMBERSHIPS 8`, default 200; its "memberships run …/s");
 //! - the Zulip import (`bench_zulip MESSAGES 4 8`, default 300; its "import … messages/s": the import's rooms
 //!   already have their members, as in today's cutover).
@@ -53,7 +54,7 @@ fn python() -> PathBuf {
 /// The stack's rendered Synapse config on another port, database, media store, log and appservice registration.
 const RENDER: &str = r#"
 import sys, yaml
-source, out, port, exclusive = sys.argv[1:]
+source, out, port, exclusive, push = sys.argv[1:]
 config = yaml.safe_load(open(f"{source}/homeserver.yaml"))
 registration = yaml.safe_load(open(f"{source}/appservice.yaml"))
 for namespace in registration["namespaces"]["users"]:
@@ -64,6 +65,7 @@ config["public_baseurl"] = f"http://127.0.0.1:{port}/"
 config["database"] = {"name": "sqlite3", "args": {"database": f"{out}/homeserver.db"}}
 config["media_store_path"] = f"{out}/media_store"
 config["app_service_config_files"] = [f"{out}/appservice.yaml"]
+config["push"] = dict(config.get("push") or {}, enabled=push == "true")
 for module in config.get("modules") or []:
     if "appservice_registration" in (module.get("config") or {}):
         module["config"]["appservice_registration"] = f"{out}/appservice.yaml"
@@ -76,14 +78,15 @@ config["log_config"] = f"{out}/log.yaml"
 open(f"{out}/homeserver.yaml", "w").write(yaml.safe_dump(config))
 "#;
 
-async fn start(name: &'static str, port: u16, exclusive: bool) -> Homeserver {
+async fn start(name: &'static str, port: u16, exclusive: bool, push: bool) -> Homeserver {
     let root = repo_root();
     let dir = root.join(".local/bench-push").join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("bench directory");
     let (source, out) = (root.join(".local/synapse"), dir.display().to_string());
     let rendered = Command::new(python())
-        .args(["-c", RENDER, &source.display().to_string(), &out, &port.to_string(), &exclusive.to_string()])
+        .args(["-c", RENDER, &source.display().to_string(), &out, &port.to_string()])
+        .args([exclusive.to_string(), push.to_string()])
         .status()
         .expect("python");
     assert!(rendered.success(), "rendering the {name} config failed");
@@ -196,16 +199,19 @@ fn percentile(times: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-/// Runs one of the cutover's benchmarks against `server` and returns the number its `line` prefix reports before
-/// `unit`, with the whole output echoed.
-fn cutover_bench(server: &Homeserver, bench: &str, args: &[&str], line: &str, unit: &str) -> f64 {
+/// Runs one of the cutover's benchmarks against `server`, holding the stack's lock (it uses the stack's moto, which
+/// other work may restart), and returns the number its `line` prefix reports before `unit`, with the output echoed;
+/// `None` when the benchmark failed (its error output is shown).
+fn cutover_bench(server: &Homeserver, bench: &str, args: &[&str], line: &str, unit: &str) -> Option<f64> {
     let root = repo_root();
     let target = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), PathBuf::from);
     let program = target.join("debug").join(bench);
     assert!(program.exists(), "{} missing: cargo build -p openmeet-cutover --bin {bench}", program.display());
     let env_text = std::fs::read_to_string(root.join(".local/stack.env")).expect(".local/stack.env");
     let env = env_text.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.split_once('='));
-    let output = Command::new(&program)
+    let output = Command::new("flock")
+        .arg("/tmp/openmeet-stack.lock")
+        .arg(&program)
         .args(args)
         .envs(env.map(|(k, v)| (k.trim(), v.trim())))
         .env("MATRIX_HOMESERVER_URL", &server.url)
@@ -215,13 +221,16 @@ fn cutover_bench(server: &Homeserver, bench: &str, args: &[&str], line: &str, un
         .output()
         .expect(bench);
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    let errors = String::from_utf8_lossy(&output.stderr);
-    let tail: Vec<&str> = errors.lines().rev().take(15).collect();
-    assert!(output.status.success(), "{bench} on {} failed:\n{text}\n{}", server.name, tail.join("\n"));
     for l in text.lines() {
         println!("  [{}] {l}", server.name);
     }
-    number_before(&text, line, unit).unwrap_or_else(|| panic!("no '{line} … {unit}' in {bench}'s output"))
+    if !output.status.success() {
+        let errors = String::from_utf8_lossy(&output.stderr);
+        let lines: Vec<&str> = errors.lines().filter(|l| !l.starts_with("  ")).collect();
+        println!("  [{}] {bench} failed: {}", server.name, lines[lines.len().saturating_sub(8)..].join("\n    "));
+        return None;
+    }
+    number_before(&text, line, unit)
 }
 
 /// In the first line starting with `line`, the number just before the first occurrence of `unit`.
@@ -231,11 +240,26 @@ fn number_before(text: &str, line: &str, unit: &str) -> Option<f64> {
     before.split_whitespace().last()?.trim_end_matches('/').parse().ok()
 }
 
-fn row(name: &str, exclusive: f64, non_exclusive: f64, unit: &str) {
+fn row(name: &str, values: [Option<f64>; 3], unit: &str) {
+    let shown = values.map(|v| v.map_or_else(|| "failed".to_owned(), |v| format!("{v:.1}")));
+    let ratio = |v: Option<f64>| match (v, values[0]) {
+        (Some(v), Some(base)) => format!("{:.2}", v / base),
+        _ => "-".to_owned(),
+    };
     println!(
-        "{name:34} exclusive {exclusive:8.1} {unit:10} non-exclusive {non_exclusive:8.1} {unit:10} ratio {:.2}",
-        non_exclusive / exclusive
+        "{name:40} {:>8} {:>8} {:>8} {unit:11} ratio {} / {}",
+        shown[0],
+        shown[1],
+        shown[2],
+        ratio(values[1]),
+        ratio(values[2])
     );
+}
+
+fn header() {
+    println!("push evaluation, same run: exclusive @om_ namespace (baseline), non-exclusive, non-exclusive with");
+    println!("push.enabled false; ratios non-exclusive/exclusive and push-off/exclusive");
+    println!("{:40} {:>8} {:>8} {:>8}", "", "excl.", "non-excl", "push off");
 }
 
 #[tokio::main]
@@ -245,8 +269,12 @@ async fn main() {
     let send_count = args.get(1).copied().unwrap_or(60);
     let cutover_memberships = args.get(2).copied().unwrap_or(200).to_string();
     let zulip_messages = args.get(3).copied().unwrap_or(300).to_string();
-    let servers = [start("exclusive", 8010, true).await, start("non-exclusive", 8011, false).await];
-    println!("bench_push: two Synapses from {}, one registration apart", python().display());
+    let servers = [
+        start("exclusive", 8010, true, true).await,
+        start("non-exclusive", 8011, false, true).await,
+        start("push-off", 8012, false, false).await,
+    ];
+    println!("bench_push: three Synapses from {}", python().display());
     let http = reqwest::Client::new();
 
     let mut rooms = Vec::new();
@@ -256,31 +284,44 @@ async fn main() {
         rooms.push(room_id);
         join_rates.push(rate);
     }
-    let mut times = [Vec::new(), Vec::new()];
+    let mut times = [Vec::new(), Vec::new(), Vec::new()];
     let rounds = 6;
     for round in 0..rounds {
         // Alternate which homeserver goes first, so neither always runs on a warmer machine.
-        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        let order = if round % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
         for i in order {
             let batch = sends(&http, &servers[i], &rooms[i], send_count.div_ceil(rounds), round).await;
             times[i].extend(batch);
         }
     }
 
+    // The sends' figures first: they stand even if a cutover benchmark fails later.
+    println!();
+    header();
+    let p50 = |i: usize| Some(percentile(&times[i], 0.5));
+    let p90 = |i: usize| Some(percentile(&times[i], 0.9));
+    let sends_p50 = [p50(0), p50(1), p50(2)];
+    let sends_p90 = [p90(0), p90(1), p90(2)];
+    let joins = [Some(join_rates[0]), Some(join_rates[1]), Some(join_rates[2])];
+    let sends_row = format!("send into {members}-member room p50");
+    let sends_row90 = format!("send into {members}-member room p90");
+    let joins_row = format!("joins building the {members}-member room");
+    row(&sends_row, sends_p50, "ms");
+    row(&sends_row90, sends_p90, "ms");
+    row(&joins_row, joins, "joins/s");
+
     let cutover_args = ["60", "8", "8", cutover_memberships.as_str(), "8"];
-    let memberships: Vec<f64> =
+    let memberships: Vec<Option<f64>> =
         servers.iter().map(|s| cutover_bench(s, "bench_cutover", &cutover_args, "memberships", "/s")).collect();
     let zulip_args = [zulip_messages.as_str(), "4", "8"];
-    let imports: Vec<f64> =
+    let imports: Vec<Option<f64>> =
         servers.iter().map(|s| cutover_bench(s, "bench_zulip", &zulip_args, "import", "messages/s")).collect();
 
     println!();
-    println!("push evaluation: @om_ namespace exclusive (baseline) vs non-exclusive, same run");
-    let p50 = |i: usize| percentile(&times[i], 0.5);
-    let p90 = |i: usize| percentile(&times[i], 0.9);
-    row(&format!("send into {members}-member room p50"), p50(0), p50(1), "ms");
-    row(&format!("send into {members}-member room p90"), p90(0), p90(1), "ms");
-    row(&format!("joins building the {members}-member room"), join_rates[0], join_rates[1], "joins/s");
-    row("cutover membership phase (run)", memberships[0], memberships[1], "members/s");
-    row("zulip import", imports[0], imports[1], "messages/s");
+    header();
+    row(&sends_row, sends_p50, "ms");
+    row(&sends_row90, sends_p90, "ms");
+    row(&joins_row, joins, "joins/s");
+    row("cutover membership phase (run)", [memberships[0], memberships[1], memberships[2]], "members/s");
+    row("zulip import", [imports[0], imports[1], imports[2]], "messages/s");
 }
