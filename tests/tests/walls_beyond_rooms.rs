@@ -107,6 +107,10 @@ async fn sessions_hand_out_the_public_entry_which_serves_no_admin_or_federation_
         let (status, body) = alice.call(s, Method::GET, path, None).await;
         assert_eq!(status, 404, "{path} must not be served on the public entry: {body}");
     }
+    // Tokens only in the Authorization header: a token in a URL would reach logs.
+    let url = format!("{}/_matrix/client/v3/account/whoami?access_token={}", alice.homeserver_url, alice.token);
+    let response = s.http.get(url).send().await.expect("the public entry answers");
+    assert_eq!(response.status(), 400);
     // Federation is off on the homeserver itself, not only at the entry.
     let response = s.http.get(format!("{}/_matrix/federation/v1/version", s.homeserver)).send().await.expect("hs");
     assert_eq!(response.status(), 404);
