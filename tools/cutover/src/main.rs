@@ -138,6 +138,8 @@ async fn main() -> ExitCode {
                 emit(json, &report, || zulip::import::render(&report));
                 if report.state == "complete" { ExitCode::SUCCESS } else { ExitCode::from(1) }
             }
+            // The import refuses before sending anything, except when a room's worker dies mid-run.
+            Err(invalid) if invalid.0.starts_with("internal:") => stopped(invalid, json),
             Err(invalid) => bad_input(invalid, json),
         };
     }
