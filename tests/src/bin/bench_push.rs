@@ -9,7 +9,7 @@
 //!   cargo run -p integration-tests --bin bench_push [-- MEMBERS SENDS MEMBERSHIPS MESSAGES]
 //!
 //! Prints each figure for the three and the ratios non-exclusive/exclusive and push-off/exclusive:
-//! - a send into a MEMBERS-member room (default 1,000): p50 and p90 of SENDS sequential sends, interleaved in rounds
+//! - a send into a MEMBERS-member room (default 1,000; 0 skips it): p50 and p90 of SENDS sequential sends, interleaved in rounds
 //!   between the homeservers (order reversed every round); and the joins that built the room;
 //! - the cutover's membership phase (`bench_cutover 60 8 8 MEMBERSHIPS 8`, default 200; its "memberships run …/s");
 //! - the Zulip import (`bench_zulip MESSAGES 4 8`, default 300; its "import … messages/s": the import's rooms
@@ -199,9 +199,9 @@ fn percentile(times: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-/// Runs one of the cutover's benchmarks against `server`, holding the stack's lock (it uses the stack's moto, which
-/// other work may restart), and returns the number its `line` prefix reports before `unit`, with the output echoed;
-/// `None` when the benchmark failed (its error output is shown).
+/// Runs one of the cutover's benchmarks against `server` and returns the number its `line` prefix reports before
+/// `unit`, with the output echoed; `None` when the benchmark failed (its error output is shown: a restart of the
+/// stack's moto, which it uses, makes one fail).
 fn cutover_bench(server: &Homeserver, bench: &str, args: &[&str], line: &str, unit: &str) -> Option<f64> {
     let root = repo_root();
     let target = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), PathBuf::from);
@@ -209,9 +209,7 @@ fn cutover_bench(server: &Homeserver, bench: &str, args: &[&str], line: &str, un
     assert!(program.exists(), "{} missing: cargo build -p openmeet-cutover --bin {bench}", program.display());
     let env_text = std::fs::read_to_string(root.join(".local/stack.env")).expect(".local/stack.env");
     let env = env_text.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.split_once('='));
-    let output = Command::new("flock")
-        .arg("/tmp/openmeet-stack.lock")
-        .arg(&program)
+    let output = Command::new(&program)
         .args(args)
         .envs(env.map(|(k, v)| (k.trim(), v.trim())))
         .env("MATRIX_HOMESERVER_URL", &server.url)
@@ -241,7 +239,7 @@ fn number_before(text: &str, line: &str, unit: &str) -> Option<f64> {
 }
 
 fn row(name: &str, values: [Option<f64>; 3], unit: &str) {
-    let shown = values.map(|v| v.map_or_else(|| "failed".to_owned(), |v| format!("{v:.1}")));
+    let shown = values.map(|v| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}")));
     let ratio = |v: Option<f64>| match (v, values[0]) {
         (Some(v), Some(base)) => format!("{:.2}", v / base),
         _ => "-".to_owned(),
@@ -279,14 +277,15 @@ async fn main() {
 
     let mut rooms = Vec::new();
     let mut join_rates = Vec::new();
-    for server in &servers {
+    // MEMBERS 0: only the cutover's benchmarks.
+    for server in servers.iter().filter(|_| members > 0) {
         let (room_id, rate) = big_room(&http, server, members).await;
         rooms.push(room_id);
         join_rates.push(rate);
     }
     let mut times = [Vec::new(), Vec::new(), Vec::new()];
     let rounds = 6;
-    for round in 0..rounds {
+    for round in (0..rounds).filter(|_| members > 0) {
         // Alternate which homeserver goes first, so neither always runs on a warmer machine.
         let order = if round % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
         for i in order {
@@ -298,11 +297,12 @@ async fn main() {
     // The sends' figures first: they stand even if a cutover benchmark fails later.
     println!();
     header();
-    let p50 = |i: usize| Some(percentile(&times[i], 0.5));
-    let p90 = |i: usize| Some(percentile(&times[i], 0.9));
+    let p50 = |i: usize| (members > 0).then(|| percentile(&times[i], 0.5));
+    let p90 = |i: usize| (members > 0).then(|| percentile(&times[i], 0.9));
     let sends_p50 = [p50(0), p50(1), p50(2)];
     let sends_p90 = [p90(0), p90(1), p90(2)];
-    let joins = [Some(join_rates[0]), Some(join_rates[1]), Some(join_rates[2])];
+    let join = |i: usize| join_rates.get(i).copied();
+    let joins = [join(0), join(1), join(2)];
     let sends_row = format!("send into {members}-member room p50");
     let sends_row90 = format!("send into {members}-member room p90");
     let joins_row = format!("joins building the {members}-member room");
