@@ -4,6 +4,7 @@
 import DOMPurify from "dompurify";
 import { localSlug } from "./identity.js";
 import { blobUrl, downloadPath, humanSize, thumbnailPath } from "./media.js";
+import { addPreviews } from "./preview.js";
 
 export const QUICK_REACTIONS = [
   ["👍", "thumbs up"],
@@ -159,6 +160,7 @@ function body(view, ctx) {
       link.rel = "noopener noreferrer nofollow";
       link.target = "_blank";
     }
+    if (ctx.previews && ctx.session) addPreviews(container, ctx.session);
   } else {
     for (const line of view.body.split("\n")) container.append(el("p", null, line));
   }

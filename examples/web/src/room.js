@@ -75,7 +75,8 @@ export class RoomView {
     const decorate = (view) => ({ ...view, picking: view.eventId === this.picking, confirming: view.eventId === this.confirming });
     const pending = this.outbox.forRoom(room.roomId).filter((item) => !model.ids.has(item.eventId));
     const views = [...model.main.map(decorate), ...pending.filter((item) => !item.message.threadRootId).map((item) => this.pendingView(item))];
-    renderList(list, views, { session: this.session, actions: true, direct: this.identity?.kind === "direct" });
+    const direct = this.identity?.kind === "direct";
+    renderList(list, views, { session: this.session, actions: true, direct, previews: !direct });
     if (atBottom) list.scrollTop = list.scrollHeight;
     $("load-older").hidden = !room.getLiveTimeline().getPaginationToken("b");
     if (this.threadRootId) {

@@ -104,3 +104,16 @@ export async function axeViolations(page) {
 export function uniqueTenant(prefix) {
   return `${prefix}${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
 }
+
+/** A fresh Matrix session (new device) of the person signed in on `page`, for raw calls with their own token. */
+export async function sessionToken(page) {
+  const answer = await page.evaluate(async () => {
+    const jwt = await fetch("/local/demo/token", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(JSON.parse(sessionStorage.getItem("openmeet-demo")) && { tenant: JSON.parse(sessionStorage.getItem("openmeet-demo")).tenant, userId: JSON.parse(sessionStorage.getItem("openmeet-demo")).user }),
+    }).then((response) => response.json());
+    return fetch("/v1/me/matrix-session", { method: "POST", headers: { Authorization: `Bearer ${jwt.token}`, "Content-Type": "application/json" }, body: "{}" }).then((response) => response.json());
+  });
+  return { accessToken: answer.accessToken, homeserver: answer.homeserverUrl };
+}

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { mkdir, readFile, stat } from "node:fs/promises";
 import { after, before, describe, test } from "node:test";
-import { BASE, axeViolations, launch, message, openRoom, send, signedIn, uniqueTenant, waitFor } from "./browser.mjs";
+import { BASE, axeViolations, launch, message, openRoom, send, sessionToken, signedIn, uniqueTenant, waitFor } from "./browser.mjs";
 
 const SCREENSHOTS = new URL("../screenshots/", import.meta.url).pathname;
 const PHONE = { viewport: { width: 360, height: 740 }, hasTouch: true, isMobile: true, deviceScaleFactor: 2 };
@@ -224,19 +224,6 @@ function smallTargets(page) {
       .filter(([, box]) => box.width > 0 && (box.width < 44 || box.height < 44))
       .map(([node, box]) => `${node.tagName.toLowerCase()} "${(node.textContent || node.getAttribute("aria-label") || "").trim().slice(0, 30)}" ${Math.round(box.width)}×${Math.round(box.height)}`),
   );
-}
-
-/** The Matrix session the page holds, as the API answered it to the page. */
-async function sessionToken(page) {
-  const answer = await page.evaluate(async () => {
-    const jwt = await fetch("/local/demo/token", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(JSON.parse(sessionStorage.getItem("openmeet-demo")) && { tenant: JSON.parse(sessionStorage.getItem("openmeet-demo")).tenant, userId: JSON.parse(sessionStorage.getItem("openmeet-demo")).user }),
-    }).then((response) => response.json());
-    return fetch("/v1/me/matrix-session", { method: "POST", headers: { Authorization: `Bearer ${jwt.token}`, "Content-Type": "application/json" }, body: "{}" }).then((response) => response.json());
-  });
-  return { accessToken: answer.accessToken, homeserver: answer.homeserverUrl };
 }
 
 /** A service JWT of the local stack (its secret in .local/stack.env), as OpenMeet's backend holds one. */
