@@ -336,6 +336,25 @@ fn every_operation_that_can_queue_is_listed_as_deferred() {
     assert_none("openapi's deferred writes", &problems);
 }
 
+#[test]
+fn the_guides_deferred_column_matches_openapi() {
+    let text = read("openapi.yaml");
+    let doc = &YamlLoader::load_from_str(&text).expect("openapi.yaml parses")[0];
+    let guide = read("docs/integration.md");
+    let mut problems = Vec::new();
+    for route in ROUTES {
+        let operation = &doc["paths"][route.path][route.method.as_str().to_lowercase().as_str()];
+        let queues = operation["responses"].as_hash().is_some_and(|r| r.keys().any(|k| k.as_str() == Some("202")));
+        let cell = format!("`{} {}`", route.method.as_str(), route.path);
+        let Some(row) = guide.lines().find(|l| l.starts_with(&format!("| {cell} |"))) else { continue };
+        let says = row.trim_end_matches('|').rsplit('|').next().unwrap_or_default().contains("202");
+        if says != queues {
+            problems.push(format!("{cell}: the guide says 202 {says}, openapi {queues}"));
+        }
+    }
+    assert_none("docs/integration.md's deferred column vs openapi", &problems);
+}
+
 /// One answer of each kind the API gives, to compare with what openapi promises per status.
 fn every_error() -> Vec<ApiError> {
     let retry = Duration::from_secs(3);
