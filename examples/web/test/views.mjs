@@ -4,9 +4,11 @@
 // violation. Registered by chat.test.mjs after its own tests.
 
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { createHmac } from "node:crypto";
 import { mkdir, readFile, stat } from "node:fs/promises";
 import { after, before, describe, test } from "node:test";
+import { promisify } from "node:util";
 import { BASE, axeViolations, launch, message, openRoom, send, sessionToken, signedIn, uniqueTenant, waitFor } from "./browser.mjs";
 
 const SCREENSHOTS = new URL("../screenshots/", import.meta.url).pathname;
@@ -68,7 +70,7 @@ export function views(errors) {
       assert.deepEqual(body.search_categories.room_events.results, []);
     });
 
-    test("an event room shows its time and place from the room's state, then its cancellation and the platform's notice", async () => {
+    test("an event room shows its time and place from the room's state, the platform's reminder, then its cancellation", async () => {
       await b.page.locator("#search-close").click();
       await openRoom(b.page, "sunday-ridge-walk");
       const info = b.page.locator("#room-event");
@@ -76,6 +78,10 @@ export function views(errors) {
       assert.match(await info.textContent(), /2030/);
       assert.match(await info.textContent(), /North bridge/);
       assert.equal(await info.locator("time").getAttribute("datetime"), "2030-06-02T09:00:00Z");
+      // The platform's reminder job, run as the schedule would half an hour before the start.
+      const report = JSON.parse((await runLocal(["reminders", "--tenant", tenant, "--now", "2030-06-02T08:30:00Z", "--json"])).trim().split("\n").at(-1));
+      assert.deepEqual(report.posted, [`${tenant}/events/sunday-ridge-walk soon`]);
+      await b.page.locator("#messages > li.message.notice", { hasText: "Reminder: “Sunday ridge walk” starts at 2030-06-02 09:00:00 UTC." }).waitFor();
       const cancelled = await fetch(`${BASE}/v1/events/sunday-ridge-walk/room/cancel`, {
         method: "POST",
         headers: { Authorization: `Bearer ${await serviceJwt(tenant)}`, "Content-Type": "application/json" },
@@ -224,6 +230,19 @@ function smallTargets(page) {
       .filter(([, box]) => box.width > 0 && (box.width < 44 || box.height < 44))
       .map(([node, box]) => `${node.tagName.toLowerCase()} "${(node.textContent || node.getAttribute("aria-label") || "").trim().slice(0, 30)}" ${Math.round(box.width)}×${Math.round(box.height)}`),
   );
+}
+
+/** `openmeet-local ARGS` (the stack's own binary, built by scripts/web.sh) with the stack's configuration. */
+async function runLocal(args) {
+  const root = new URL("../../../", import.meta.url).pathname;
+  const env = { ...process.env };
+  for (const line of (await readFile(`${root}.local/stack.env`, "utf8")).split("\n")) {
+    const match = /^([A-Z0-9_]+)=(.*)$/.exec(line);
+    if (match) env[match[1]] = match[2].replace(/^["']|["']$/g, "");
+  }
+  const bin = `${process.env.CARGO_TARGET_DIR ?? `${root}target`}/debug/openmeet-local`;
+  const { stdout } = await promisify(execFile)(bin, args, { env, timeout: 60_000 });
+  return stdout;
 }
 
 /** A service JWT of the local stack (its secret in .local/stack.env), as OpenMeet's backend holds one. */
