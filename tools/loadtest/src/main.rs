@@ -96,10 +96,7 @@ async fn main() -> ExitCode {
 
 async fn sweep(scenario: &Scenario, out: &std::path::Path, name: &str) -> Result<Vec<String>, String> {
     let stack = Stack::load(&root())?;
-    let command = format!(
-        "cargo run --release -p openmeet-loadtest --bin openmeet-load -- {}",
-        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
-    );
+    let command = format!("openmeet-load {}", std::env::args().skip(1).collect::<Vec<_>>().join(" "));
     let sweep = openmeet_loadtest::sweep(&stack, scenario, command, |line| println!("{line}")).await?;
     sweep.write(out, name)?;
     println!("report: {}", out.join(format!("{name}.md")).display());
