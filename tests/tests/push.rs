@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::types::MessageSystemAttributeName;
+use aws_sdk_sqs::types::QueueAttributeName;
 use integration_tests::{Stack, encode_path, stack, unique};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -13,72 +13,84 @@ use serde_json::{Value, json};
 const APP_ID: &str = "org.openmeet.chat";
 const DATA_USER: &str = "org.openmeet.user";
 
-fn sqs_client(sdk: &aws_config::SdkConfig) -> aws_sdk_sqs::Client {
-    aws_sdk_sqs::Client::new(sdk)
+/// The notification events of one test's tenant: a rule on the local bus matching the tenant copies them to a
+/// queue of the test's own (the stack's catch-all queue is shared by every test running at the time).
+struct TenantEvents {
+    sqs: aws_sdk_sqs::Client,
+    events: aws_sdk_eventbridge::Client,
+    url: String,
+    name: String,
+    bus: String,
+    seen: Vec<Value>,
 }
 
-/// The queue the local bus's rule copies every chat notification to.
-async fn queue_url(s: &Stack, sqs: &aws_sdk_sqs::Client) -> String {
-    let name = s.var("OPENMEET_NOTIFICATION_QUEUE");
-    let url = sqs.get_queue_url().queue_name(name).send().await.expect("the notification queue exists (bootstrap)");
-    url.queue_url().expect("queue url").to_owned()
-}
-
-/// Every notification event for `user` of `tenant` that arrives within `wait`, deleted once read. Other tests'
-/// events are left visible (visibility timeout 0); events older than ten minutes are leftovers and deleted.
-async fn events_for(s: &Stack, tenant: &str, user: &str, wait: Duration) -> Vec<Value> {
-    let sdk = s.aws().await;
-    let sqs = sqs_client(&sdk);
-    let url = queue_url(s, &sqs).await;
-    let deadline = Instant::now() + wait;
-    let mut found = Vec::new();
-    while Instant::now() < deadline {
-        let received = sqs
-            .receive_message()
+impl TenantEvents {
+    async fn new(s: &Stack, tenant: &str) -> TenantEvents {
+        let sdk = s.aws().await;
+        let (sqs, events) = (aws_sdk_sqs::Client::new(&sdk), aws_sdk_eventbridge::Client::new(&sdk));
+        let (name, bus) = (format!("push-{tenant}"), s.var("OPENMEET_EVENT_BUS").to_owned());
+        let created = sqs.create_queue().queue_name(&name).send().await.expect("creating the test's queue");
+        let url = created.queue_url().expect("queue url").to_owned();
+        let arn = sqs
+            .get_queue_attributes()
             .queue_url(&url)
-            .max_number_of_messages(10)
-            .visibility_timeout(0)
-            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
-            .wait_time_seconds(1)
+            .attribute_names(QueueAttributeName::QueueArn)
             .send()
             .await
-            .expect("receiving from the notification queue");
-        for message in received.messages() {
-            let envelope: Value = serde_json::from_str(message.body().unwrap_or("null")).unwrap_or(Value::Null);
-            let detail = &envelope["detail"];
-            let sent_ms: u64 = message
-                .attributes()
-                .and_then(|a| a.get(&MessageSystemAttributeName::SentTimestamp))
-                .and_then(|t| t.parse().ok())
-                .unwrap_or(u64::MAX);
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0);
-            let mine = detail["tenant"] == tenant && detail["user"] == user;
-            if (mine || now_ms.saturating_sub(sent_ms) > 600_000)
-                && let Some(handle) = message.receipt_handle()
-            {
-                let _ = sqs.delete_message().queue_url(&url).receipt_handle(handle).send().await;
-            }
-            if mine {
-                found.push(envelope);
+            .expect("queue attributes")
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+            .expect("queue arn");
+        let pattern = json!({"source": ["openmeet.chat"], "detail": {"tenant": [tenant]}}).to_string();
+        events.put_rule().name(&name).event_bus_name(&bus).event_pattern(pattern).send().await.expect("rule");
+        let target = aws_sdk_eventbridge::types::Target::builder().id("queue").arn(arn).build().expect("target");
+        events.put_targets().rule(&name).event_bus_name(&bus).targets(target).send().await.expect("target");
+        TenantEvents { sqs, events, url, name, bus, seen: Vec::new() }
+    }
+
+    /// Reads (and deletes) what arrives within `wait`.
+    async fn pull(&mut self, wait: Duration) {
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .expect("receiving from the test's queue");
+            for message in received.messages() {
+                self.seen.push(serde_json::from_str(message.body().unwrap_or("null")).unwrap_or(Value::Null));
+                if let Some(handle) = message.receipt_handle() {
+                    let _ = self.sqs.delete_message().queue_url(&self.url).receipt_handle(handle).send().await;
+                }
             }
         }
     }
-    found
-}
 
-/// Waits until `user` has an event for `event_id` (at most `wait`), then keeps reading for `settle` more, and
-/// returns every event of the user for that event id.
-async fn events_for_event(s: &Stack, tenant: &str, user: &str, event_id: &str, settle: Duration) -> Vec<Value> {
-    let mut all = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline && !all.iter().any(|e: &Value| e["detail"]["eventId"] == event_id) {
-        all.extend(events_for(s, tenant, user, Duration::from_secs(2)).await);
+    fn of(&self, user: &str, event_id: Option<&str>) -> Vec<Value> {
+        let wanted = |e: &&Value| e["detail"]["user"] == user && event_id.is_none_or(|id| e["detail"]["eventId"] == id);
+        self.seen.iter().filter(wanted).cloned().collect()
     }
-    all.extend(events_for(s, tenant, user, settle).await);
-    all.into_iter().filter(|e| e["detail"]["eventId"] == event_id).collect()
+
+    /// Waits (at most 30 s) for the user's event for `event_id`, reads on for `settle`, and returns every event of
+    /// the user for it.
+    async fn for_event(&mut self, user: &str, event_id: &str, settle: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline && self.of(user, Some(event_id)).is_empty() {
+            self.pull(Duration::from_secs(1)).await;
+        }
+        self.pull(settle).await;
+        self.of(user, Some(event_id))
+    }
+
+    async fn cleanup(self) {
+        let _ = self.events.remove_targets().rule(&self.name).event_bus_name(&self.bus).ids("queue").send().await;
+        let _ = self.events.delete_rule().name(&self.name).event_bus_name(&self.bus).send().await;
+        let _ = self.sqs.delete_queue().queue_url(&self.url).send().await;
+    }
 }
 
 async fn pushers(s: &Stack, token: &str) -> Vec<Value> {
@@ -127,6 +139,7 @@ fn ours(pushers: &[Value]) -> Vec<&Value> {
 async fn a_message_becomes_exactly_one_content_free_notification_and_a_retry_adds_none() {
     let s = stack();
     let tenant = unique("it-push");
+    let mut bus = TenantEvents::new(s, &tenant).await;
     let (alice, bob) = ("alice", "bob");
     let slug = unique("chat");
     let room_id = s.group_room(&tenant, &slug, &[alice, bob]).await;
@@ -144,7 +157,7 @@ async fn a_message_becomes_exactly_one_content_free_notification_and_a_retry_add
 
     let secret = unique("secret-words");
     let event_id = post(s, &tenant, alice, &slug, &format!("meet at the {secret}")).await;
-    let events = events_for_event(s, &tenant, bob, &event_id, Duration::from_secs(3)).await;
+    let events = bus.for_event(bob, &event_id, Duration::from_secs(3)).await;
     assert_eq!(events.len(), 1, "exactly one notification: {events:?}");
     let event = &events[0];
     assert_eq!(event["source"], "openmeet.chat");
@@ -160,24 +173,28 @@ async fn a_message_becomes_exactly_one_content_free_notification_and_a_retry_add
         assert!(!text.contains(leak), "{leak} in {text}");
     }
     // The sender is not notified of their own message.
-    assert!(events_for(s, &tenant, alice, Duration::from_secs(1)).await.is_empty());
+    bus.pull(Duration::from_secs(1)).await;
+    assert!(bus.of(alice, None).is_empty());
 
     // Synapse retries a notify that failed: the same notify again puts no second event.
     let retry = json!({"notification": {
         "event_id": event_id, "room_id": room_id, "prio": "high", "counts": {"unread": 1},
-        "devices": [{"app_id": APP_ID, "pushkey": pusher["pushkey"], "pushkey_ts": pusher["pushkey_ts"],
+        "devices": [{"app_id": APP_ID, "pushkey": pusher["pushkey"], "pushkey_ts": 1_764_892_800,
                      "data": {"format": "event_id_only", DATA_USER: s.matrix_user_id(&tenant, bob)}}]
     }});
     assert_eq!(notify(s, &retry).await, (StatusCode::OK, json!({"rejected": []})));
     assert_eq!(notify(s, &retry).await, (StatusCode::OK, json!({"rejected": []})));
-    let again = events_for(s, &tenant, bob, Duration::from_secs(3)).await;
-    assert!(again.is_empty(), "a retried notify put another event: {again:?}");
+    bus.pull(Duration::from_secs(3)).await;
+    let all = bus.of(bob, None);
+    assert_eq!(all.len(), 1, "a retried notify put another event: {all:?}");
+    bus.cleanup().await;
 }
 
 #[tokio::test]
 async fn the_gateway_refuses_what_it_did_not_set_and_what_is_not_a_notify() {
     let s = stack();
     let tenant = unique("it-push");
+    let mut bus = TenantEvents::new(s, &tenant).await;
     s.provision(&tenant, "bob", "Bob").await;
     let bob = s.matrix_user_id(&tenant, "bob");
     let forged = |app_id: &str, pushkey: &str, user: &str| {
@@ -190,13 +207,16 @@ async fn the_gateway_refuses_what_it_did_not_set_and_what_is_not_a_notify() {
     }
     let (status, answer) = notify(s, &json!({"devices": []})).await;
     assert_eq!(status, 400, "{answer}");
-    assert!(events_for(s, &tenant, "bob", Duration::from_secs(1)).await.is_empty());
+    bus.pull(Duration::from_secs(1)).await;
+    assert!(bus.of("bob", None).is_empty());
+    bus.cleanup().await;
 }
 
 #[tokio::test]
 async fn a_foreign_pusher_is_refused_or_removed() {
     let s = stack();
     let tenant = unique("it-push");
+    let mut bus = TenantEvents::new(s, &tenant).await;
     let slug = unique("chat");
     let room_id = s.group_room(&tenant, &slug, &["alice", "bob"]).await;
     let (bob_token, _) = s.session(&tenant, "bob", Some("BOBWEB")).await;
@@ -242,15 +262,17 @@ async fn a_foreign_pusher_is_refused_or_removed() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     // The genuine pusher still notified exactly once.
-    let events = events_for_event(s, &tenant, "bob", &event_id, Duration::from_secs(2)).await;
+    let events = bus.for_event("bob", &event_id, Duration::from_secs(2)).await;
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["detail"]["room"]["roomId"], room_id);
+    bus.cleanup().await;
 }
 
 #[tokio::test]
 async fn a_user_with_chat_notifications_off_gets_no_event_and_on_restores_the_pusher() {
     let s = stack();
     let tenant = unique("it-push");
+    let mut bus = TenantEvents::new(s, &tenant).await;
     let slug = unique("chat");
     s.group_room(&tenant, &slug, &["alice", "carol", "dave"]).await;
     let (carol_token, _) = s.session(&tenant, "carol", None).await;
@@ -268,8 +290,9 @@ async fn a_user_with_chat_notifications_off_gets_no_event_and_on_restores_the_pu
 
     let event_id = post(s, &tenant, "alice", &slug, "anyone there?").await;
     // Dave (on) is notified; by then, and a little after, Carol has nothing.
-    assert_eq!(events_for_event(s, &tenant, "dave", &event_id, Duration::from_secs(1)).await.len(), 1);
-    assert!(events_for(s, &tenant, "carol", Duration::from_secs(3)).await.is_empty());
+    assert_eq!(bus.for_event("dave", &event_id, Duration::from_secs(1)).await.len(), 1);
+    bus.pull(Duration::from_secs(3)).await;
+    assert!(bus.of("carol", None).is_empty());
 
     // Bad input changes nothing; the service does not decide for the user.
     let jwt = s.user_jwt(&tenant, "carol", None);
@@ -285,7 +308,8 @@ async fn a_user_with_chat_notifications_off_gets_no_event_and_on_restores_the_pu
     assert_eq!(preference(s, &tenant, "carol", Some("on")).await, (StatusCode::OK, json!({"chat": "on"})));
     assert_eq!(ours(&pushers(s, &carol_token).await).len(), 1, "on restores the pusher");
     let event_id = post(s, &tenant, "alice", &slug, "welcome back").await;
-    assert_eq!(events_for_event(s, &tenant, "carol", &event_id, Duration::from_secs(1)).await.len(), 1);
+    assert_eq!(bus.for_event("carol", &event_id, Duration::from_secs(1)).await.len(), 1);
+    bus.cleanup().await;
 }
 
 #[tokio::test]

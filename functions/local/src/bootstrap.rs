@@ -155,6 +155,13 @@ async fn ensure_notification_bus(sdk: &aws_config::SdkConfig, bus: &str, queue: 
         .map_err(|e| format!("creating queue {queue}: {}", e.into_service_error()))?
         .queue_url
         .ok_or("no notification queue URL")?;
+    // Every test's events land here too: keep them a minute only (tests route their tenant's to a queue of their own).
+    sqs.set_queue_attributes()
+        .queue_url(&url)
+        .attributes(QueueAttributeName::MessageRetentionPeriod, "60")
+        .send()
+        .await
+        .map_err(|e| format!("setting the notification queue's retention: {}", e.into_service_error()))?;
     let arn = sqs
         .get_queue_attributes()
         .queue_url(&url)

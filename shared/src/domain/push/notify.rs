@@ -59,7 +59,7 @@ pub struct Device {
     pub app_id: String,
     pub pushkey: String,
     #[serde(default)]
-    pub pushkey_ts: u64,
+    pub pushkey_ts: Option<u64>,
     #[serde(default)]
     pub data: Value,
 }
@@ -207,19 +207,29 @@ async fn describe(
     let room = crate::homeserver::room_id(room_id)?;
     let homeserver = &app.homeserver;
     let (room_ref, event_ref) = (&room, event_id);
-    let event = app
+    let as_user = app
         .credentials
         .as_user(tenant, user, |me| async move { homeserver.room_event(room_ref, event_ref, Acting::User(&me)).await })
-        .await?;
+        .await;
+    // An invited user cannot read the room yet (their invite notifies them): the platform, which created the room,
+    // reads it instead. Only the sender's id and the alias leave, to the user the homeserver chose to notify.
+    let event = match readable(as_user)? {
+        Some(event) => Some(event),
+        None => readable(homeserver.room_event(room_ref, event_ref, Acting::Platform).await)?,
+    };
     let Some(sender) = event.as_ref().and_then(|event| event.get("sender")).and_then(Value::as_str) else {
         return Ok(None);
     };
-    let alias = app
-        .credentials
-        .as_user(tenant, user, |me| async move {
-            homeserver.state_content(room_ref, "m.room.canonical_alias", "", Acting::User(&me)).await
-        })
-        .await?;
+    let alias = match readable(
+        app.credentials
+            .as_user(tenant, user, |me| async move {
+                homeserver.state_content(room_ref, "m.room.canonical_alias", "", Acting::User(&me)).await
+            })
+            .await,
+    )? {
+        Some(alias) => Some(alias),
+        None => readable(homeserver.state_content(room_ref, "m.room.canonical_alias", "", Acting::Platform).await)?,
+    };
     let kind_slug = alias
         .as_ref()
         .and_then(|content| content.get("alias"))
@@ -243,6 +253,16 @@ async fn describe(
         counts: notification.counts,
         priority: notification.prio.clone().unwrap_or_else(|| "high".to_owned()),
     }))
+}
+
+/// A read's answer; a refusal (not visible to whoever asked) is `None`, only a passing failure is an error (the
+/// homeserver then retries the notify).
+fn readable(answer: Result<Option<Value>, crate::homeserver::HomeserverError>) -> Result<Option<Value>, DomainError> {
+    match answer {
+        Ok(value) => Ok(value),
+        Err(error) if error.is_transient() => Err(error.into()),
+        Err(_) => Ok(None),
+    }
 }
 
 #[cfg(test)]

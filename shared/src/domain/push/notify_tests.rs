@@ -27,7 +27,7 @@ fn an_event_id_only_notify_parses_and_drops_everything_else() {
 #[test]
 fn a_badge_only_update_and_missed_calls_parse() {
     let badge = r#"{"notification": {"id": "", "type": null, "sender": "", "counts": {"unread": 0, "missed_calls": 2},
-        "devices": [{"app_id": "a", "pushkey": "k"}]}}"#;
+        "devices": [{"app_id": "a", "pushkey": "k", "pushkey_ts": null}]}}"#;
     let notification = parse(badge.as_bytes()).expect("parses").notification;
     assert_eq!(notification.event_id, None);
     assert_eq!(notification.counts.missed_calls, 2);
