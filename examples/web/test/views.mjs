@@ -139,7 +139,25 @@ export function views(errors) {
       ["search", async (page) => searchFor(page, `zebra${run}`), ["#search-results .search-hit", "#search-context .hit"]],
       ["thread", openThread, ["#thread-messages", "#thread-input"]],
       ["settings", openSettings, ["#display-form"]],
+      ["image", openImage, ["#image-viewer[open] img"]],
     ];
+    test("the sign-in page at both widths: a screenshot, no overflow, no serious axe violation", async () => {
+      const problems = [];
+      for (const [width, options] of [["desktop", { viewport: { width: 1280, height: 800 } }], ["phone", PHONE]]) {
+        const context = await browser.newContext({ bypassCSP: true, ...options });
+        const page = await context.newPage();
+        await page.goto(`${BASE}/web/?tenant=${tenant}`);
+        await page.getByRole("button", { name: "Sign in as Carol Chen" }).waitFor();
+        await page.screenshot({ path: `${SCREENSHOTS}${width}-sign-in.png` });
+        const { scrollWidth, clientWidth } = await overflow(page);
+        if (scrollWidth > clientWidth) problems.push(`${width}: ${scrollWidth - clientWidth} px of horizontal overflow`);
+        if (width === "phone") problems.push(...(await smallTargets(page)).map((target) => `${width}: small target ${target}`));
+        problems.push(...(await axeViolations(page)).map((violation) => `${width}: ${violation}`));
+        await context.close();
+      }
+      assert.deepEqual(problems, []);
+    });
+
     for (const [width, pageOf] of [["desktop", () => b.page], ["phone", () => phone.page]]) {
       test(`every view at ${width} width: a screenshot on disk, no overflow, its elements on screen, no serious axe violation`, async () => {
         const page = pageOf();
@@ -176,6 +194,20 @@ export function views(errors) {
       await waitFor(page, () => document.querySelector('.room-button[aria-current="true"]')?.dataset.kind === "direct");
     }
 
+    let imageSent = false;
+    async function openImage(page) {
+      if (!imageSent) {
+        imageSent = true;
+        await openRoom(a.page, "riverside-hikers");
+        const png = await a.page.screenshot({ clip: { x: 0, y: 0, width: 320, height: 200 } });
+        await a.page.locator("#attach").setInputFiles({ name: `ridge-${run}.png`, mimeType: "image/png", buffer: png });
+        await a.page.locator("#send").click();
+      }
+      await openRoom(page, "riverside-hikers");
+      await message(page, `ridge-${run}.png`).getByRole("button", { name: `Open ridge-${run}.png large` }).click();
+      await page.locator('#image-viewer[open] img[src^="blob:"]').waitFor();
+    }
+
     async function openThread(page) {
       await openRoom(page, "riverside-hikers");
       const item = message(page, `after the find ${run}`);
@@ -202,6 +234,7 @@ async function openSettings(page) {
 
 /** Back to the plain room view: search, thread and settings closed. */
 async function closeSides(page) {
+  if (await page.locator("#image-viewer[open]").count()) await page.keyboard.press("Escape");
   if (await page.locator(".display-settings[open]").count()) await page.locator(".display-settings summary").click();
   if (await page.locator("#search-close").isVisible()) await page.locator("#search-close").click();
   if (await page.locator("#thread-close").isVisible()) await page.locator("#thread-close").click();
