@@ -351,6 +351,10 @@ class TenantWalls:
     async def check_media_file_for_spam(self, file_wrapper: Any, file_info: Any) -> Any:
         if getattr(file_info, "thumbnail", None) is not None or getattr(file_info, "server_name", None):
             return "NOT_SPAM"  # thumbnails Synapse made itself; remote media never arrives (federation is off)
+        if getattr(file_info, "url_cache", False):
+            # URL previews: the homeserver's own download of a page it must parse (HTML by nature), never a user's
+            # upload; what it serves from there carries Synapse's sandboxing CSP and attachment disposition.
+            return "NOT_SPAM"
         if looks_like_markup(await read_head(file_wrapper)):
             return self._forbidden(f"upload {getattr(file_info, 'file_id', '?')} refused: markup or script")
         return "NOT_SPAM"

@@ -271,6 +271,9 @@ class Media(unittest.IsolatedAsyncioTestCase):
             with self.subTest(content=content):
                 self.assertEqual(await self.check(content), "NOT_SPAM")
 
+    async def test_url_preview_downloads_are_the_homeservers_own(self):
+        self.assertEqual(await self.check(b"<!DOCTYPE html><html></html>", url_cache=True), "NOT_SPAM")
+
     async def test_chunked_wrappers_are_read_too(self):
         m, _ = module()
 
