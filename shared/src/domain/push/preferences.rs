@@ -46,7 +46,10 @@ pub async fn put(
         settings.chat = chat;
         records.put_settings(tenant, user, &settings).await?;
     }
-    pushers::ensure(app, tenant, user).await?;
+    // A user never provisioned has no pusher yet: their first session applies the recorded preference.
+    if crate::domain::users::is_provisioned(app, tenant, user).await? {
+        pushers::ensure(app, tenant, user).await?;
+    }
     Ok(wanted)
 }
 
