@@ -51,6 +51,8 @@ const EXPECTED: &[(&str, u16)] = &[
     ("putNotifications", 200),
     ("getNotifications", 200),
     ("uploadMedia", 201),
+    ("getNotificationPreferences", 200),
+    ("putNotificationPreferences", 200),
 ];
 
 fn event_file(name: &str) -> PathBuf {
