@@ -171,7 +171,7 @@ impl Config {
                 idle_after: Duration::from_secs(number(&get, "OPENMEET_SESSION_IDLE_SECS", 30 * 24 * 60 * 60)?),
             },
             rate_limits: crate::ratelimit::RateLimits::from_lookup(&get)?,
-            push: PushConfig { gateway_url: get("OPENMEET_PUSH_GATEWAY_URL"), event_bus: get("OPENMEET_EVENT_BUS") },
+            push: PushConfig { gateway_url: push_gateway_url(&get)?, event_bus: get("OPENMEET_EVENT_BUS") },
             public_homeserver_url: get("MATRIX_PUBLIC_URL").unwrap_or(homeserver_url),
             user_prefix,
             platform_localpart: get("MATRIX_PLATFORM_LOCALPART").unwrap_or_else(|| "openmeet".to_owned()),
@@ -193,6 +193,20 @@ fn is_loopback(url: &url::Url) -> bool {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
+    }
+}
+
+/// Synapse refuses a pusher whose URL's path is not exactly the notify endpoint: better to refuse it at start.
+fn push_gateway_url(get: &impl Fn(&str) -> Option<String>) -> Result<Option<String>, ConfigError> {
+    let Some(value) = get("OPENMEET_PUSH_GATEWAY_URL") else { return Ok(None) };
+    match url::Url::parse(&value) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.path() == "/_matrix/push/v1/notify" => {
+            Ok(Some(value))
+        }
+        _ => Err(ConfigError::Invalid {
+            name: "OPENMEET_PUSH_GATEWAY_URL",
+            reason: "an http(s) URL whose path is /_matrix/push/v1/notify".into(),
+        }),
     }
 }
 
@@ -286,6 +300,23 @@ mod tests {
         pairs.extend([("OPENMEET_AWS_TIMEOUT_MS", "2500"), ("OPENMEET_AWS_MAX_ATTEMPTS", "0")]);
         let config = Config::from_lookup(lookup(&pairs)).expect("valid config");
         assert_eq!((config.aws.operation, config.aws.max_attempts), (Duration::from_millis(2_500), 1));
+    }
+
+    #[test]
+    fn the_push_gateway_url_must_be_a_notify_url() {
+        let with = |url: &str| {
+            let mut pairs = MINIMAL.to_vec();
+            pairs.push(("OPENMEET_PUSH_GATEWAY_URL", url));
+            Config::from_lookup(lookup(&pairs)).map(|config| config.push.gateway_url)
+        };
+        assert_eq!(
+            with("http://10.0.0.5/_matrix/push/v1/notify").ok().flatten().as_deref(),
+            Some("http://10.0.0.5/_matrix/push/v1/notify")
+        );
+        for bad in ["http://10.0.0.5/push", "ftp://h/_matrix/push/v1/notify", "not a url"] {
+            assert!(with(bad).is_err(), "{bad}");
+        }
+        assert!(Config::from_lookup(lookup(MINIMAL)).expect("valid").push.gateway_url.is_none());
     }
 
     #[test]
