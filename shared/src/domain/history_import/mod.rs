@@ -120,18 +120,18 @@ pub async fn send(
     }
 }
 
-/// Stores a file in the media repository as its uploader, streamed from the opened file (`length` bytes: the
-/// size the caller checked against [`upload_limit`]); answers its `mxc://` URI.
+/// Stores a file in the media repository, streamed from the opened file (`length` bytes: the size the caller
+/// checked against [`upload_limit`]); answers its `mxc://` URI. The platform uploads it, not the message's sender:
+/// the per-user media quota is for people, and an import of one prolific sender's files must not run into it (the
+/// message itself is still sent as its sender).
 pub async fn upload(
     app: &App,
-    uploader: &UserId,
     filename: &str,
     content_type: &str,
     file: std::fs::File,
     length: u64,
 ) -> Result<String, DomainError> {
-    let acting = Acting::Masquerade { user: uploader, device: None };
-    Ok(app.homeserver.upload_file(Some(filename), content_type, file, length, acting).await?)
+    Ok(app.homeserver.upload_file(Some(filename), content_type, file, length, Acting::Platform).await?)
 }
 
 /// The largest file the homeserver's media repository accepts, if it states a limit.

@@ -168,7 +168,7 @@ impl Room {
             delta.messages += 1;
         }
         for (index, path) in converted.uploads.iter().enumerate() {
-            let Some(attachment) = self.upload(shared, &sender, path, &mut delta).await? else { continue };
+            let Some(attachment) = self.upload(shared, path, &mut delta).await? else { continue };
             let content = content::file_message(&attachment, &placement(&root_id, &last), &origin("file"))?;
             let txn = self.txn(shared, message.id, &format!("file:{index}"));
             last = self.send(shared, &sender, &txn, ts, "m.room.message", &content).await?.or(last);
@@ -210,7 +210,6 @@ impl Room {
     async fn upload(
         &self,
         shared: &Shared,
-        sender: &UserId,
         path: &str,
         delta: &mut Counts,
     ) -> Result<Option<Attachment>, DomainError> {
@@ -235,7 +234,7 @@ impl Room {
         let read = std::os::unix::fs::FileExt::read_at(&file, &mut head, 0).unwrap_or(0);
         let dimensions = media::image_dimensions(&essence, &head[..read]);
         let size = upload.checked.size;
-        let uri = match history::upload(shared.app, sender, &filename, &mime, file, size).await {
+        let uri = match history::upload(shared.app, &filename, &mime, file, size).await {
             Ok(uri) => uri,
             Err(error) if error.is_refusal(413) => {
                 *delta.skipped.entry("file larger than the homeserver accepts".into()).or_default() += 1;
