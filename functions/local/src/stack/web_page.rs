@@ -72,12 +72,19 @@ async fn chromium() -> Result<String, String> {
 pub async fn main(stack: &Stack, args: &[String]) -> Result<(), String> {
     let web = stack.layout.root.join("examples/web");
     let command = args.first().map(String::as_str).unwrap_or_default();
-    if !matches!(command, "build" | "test" | "bench") {
-        return Err("usage: scripts/web.sh build|test|bench [SENDS]".to_owned());
+    if !matches!(command, "build" | "test" | "bench" | "audit") {
+        return Err("usage: scripts/web.sh build|test|bench [SENDS]|audit".to_owned());
     }
     build(&web).await?;
     if command == "build" {
         return Ok(());
+    }
+    if command == "audit" {
+        // The page's runtime dependencies against the registry's advisories: a high or critical one fails, and so
+        // does an advisory service that cannot be asked (nothing is taken as clean unchecked). Its own command, not
+        // part of `test`: some registries (this project's CI among them) refuse the advisory endpoint with 405.
+        say("web", "npm audit --omit=dev --audit-level=high");
+        return run("npm", &["audit", "--omit=dev", "--audit-level=high"], &web, &[]).await;
     }
     let browser = [("CHROMIUM_PATH", chromium().await?)];
     if !stack.healthy().await {
@@ -88,10 +95,7 @@ pub async fn main(stack: &Stack, args: &[String]) -> Result<(), String> {
         let test = ["--test", "--test-reporter=spec", "test/unit.test.mjs", "test/chat.test.mjs"];
         run("node", &test, &web, &browser).await?;
         say("web", "screenshots in .local/test-output/web/");
-        // The page's runtime dependencies against the registry's advisories: a high or critical one fails the test
-        // (so does an advisory service that cannot be asked: nothing is taken as clean unchecked).
-        say("web", "npm audit --omit=dev --audit-level=high");
-        return run("npm", &["audit", "--omit=dev", "--audit-level=high"], &web, &[]).await;
+        return Ok(());
     }
     let sends = args.get(1).map_or("50", String::as_str);
     run("node", &["bench/latency.mjs", sends], &web, &browser).await
