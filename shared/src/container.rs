@@ -86,41 +86,6 @@ impl RecentlySeen {
     }
 }
 
-/// Rooms whose backlog of queued writes this container read empty lately (a warm send skips the read for
-/// [`BACKLOG_EMPTY_FOR`]), and when it last queued a write in each itself (which forgets the empty read). ADR 0006.
-#[derive(Default)]
-pub struct EmptyBacklogs(Mutex<HashMap<String, BacklogSeen>>);
-
-/// When a room's backlog was last read empty (the read's start), and when this container last queued a write there.
-type BacklogSeen = (Option<Instant>, Option<Instant>);
-
-/// How long a backlog read empty is trusted: another container's write queued meanwhile may be overtaken for this
-/// long at most (this container's own are never: queueing one forgets the read).
-pub const BACKLOG_EMPTY_FOR: Duration = Duration::from_secs(1);
-
-impl EmptyBacklogs {
-    pub fn known_empty(&self, room_id: &str) -> bool {
-        locked(&self.0).get(room_id).and_then(|(read, _)| *read).is_some_and(|at| at.elapsed() < BACKLOG_EMPTY_FOR)
-    }
-
-    /// The backlog read that started at `started` found it empty; ignored if this container queued a write in the
-    /// room since (the read may have missed it).
-    pub fn read_empty(&self, room_id: &str, started: Instant) {
-        let mut rooms = locked(&self.0);
-        // Entries older than any read in flight (the request timeout is far shorter) are dropped.
-        rooms.retain(|_, (read, queued)| read.or(*queued).is_some_and(|at| at.elapsed() < Duration::from_secs(60)));
-        let entry = rooms.entry(room_id.to_owned()).or_default();
-        if entry.1.is_none_or(|queued| queued < started) {
-            entry.0 = Some(started);
-        }
-    }
-
-    /// This container is queueing a write in the room (called before and after the backlog is raised).
-    pub fn queued(&self, room_id: &str) {
-        locked(&self.0).insert(room_id.to_owned(), (None, Some(Instant::now())));
-    }
-}
-
 /// Everything above, as one `App` holds it.
 pub struct ContainerState {
     /// Alias → room id, briefly.
@@ -128,8 +93,6 @@ pub struct ContainerState {
     pub room_locks: RoomLocks,
     /// Rooms seen `active` lately: a busy room's messages do not each re-read its lifecycle.
     pub active_rooms: RecentlySeen,
-    /// Rooms whose backlog was read empty lately: a busy room's sends do not each re-read it.
-    pub empty_backlogs: EmptyBacklogs,
     /// Set once the platform user's device exists on the homeserver.
     pub platform_device: tokio::sync::OnceCell<()>,
     /// This container's view of the rate-limit counters: far below a limit, a write need not wait for its count.
@@ -148,7 +111,6 @@ impl Default for ContainerState {
             rooms: RoomCache::default(),
             room_locks: RoomLocks::default(),
             active_rooms: RecentlySeen::new(ACTIVE_FOR),
-            empty_backlogs: EmptyBacklogs::default(),
             platform_device: tokio::sync::OnceCell::new(),
             rate_counts: crate::ratelimit::Observed::default(),
             public_health: tokio::sync::Mutex::new(None),
@@ -173,22 +135,6 @@ mod tests {
         drop(locks.lock(&room).await);
         let _third = locks.lock(&OwnedRoomId::try_from("!lock-third:x").expect("room id")).await;
         assert_eq!(locks.in_use(), 1, "idle locks are forgotten");
-    }
-
-    #[test]
-    fn an_empty_backlog_is_trusted_briefly_and_never_past_a_write_this_container_queued() {
-        let backlogs = EmptyBacklogs::default();
-        let before = Instant::now();
-        backlogs.read_empty("!r:x", before);
-        assert!(backlogs.known_empty("!r:x"));
-        backlogs.queued("!r:x");
-        assert!(!backlogs.known_empty("!r:x"), "queueing forgets the empty read");
-        backlogs.read_empty("!r:x", before);
-        assert!(!backlogs.known_empty("!r:x"), "a read that started before the write was queued may have missed it");
-        backlogs.read_empty("!r:x", Instant::now());
-        assert!(backlogs.known_empty("!r:x"), "a read after it is trusted");
-        backlogs.read_empty("!old:x", Instant::now() - BACKLOG_EMPTY_FOR);
-        assert!(!backlogs.known_empty("!old:x"), "for BACKLOG_EMPTY_FOR only");
     }
 
     #[test]

@@ -185,25 +185,10 @@ async fn send_new(
 /// The checks before a write, side by side: the room's lifecycle (left to the homeserver's power levels during an
 /// outage) and whether the room has queued writes (`true`: this one must queue behind them).
 async fn preflight(app: &App, room: &RoomRef, actor: &Actor) -> Result<Backlog, DomainError> {
-    let (writable, backlog) = tokio::join!(room::ensure_writable(app, room, actor), has_backlog(app, room));
+    let (writable, backlog) =
+        tokio::join!(room::ensure_writable(app, room, actor), operations::has_backlog(app, room.room_id.as_str()));
     unless_outage(writable)?;
     Ok(Backlog(backlog?))
-}
-
-/// The room's backlog, unless this container read it empty in the last second and queued nothing there since
-/// (`ContainerState::empty_backlogs`): a busy room's warm sends skip the DynamoDB read. Order: this container's own
-/// queued writes are never overtaken; another container's, queued meanwhile, for at most that second (ADR 0006).
-async fn has_backlog(app: &App, room: &RoomRef) -> Result<bool, DomainError> {
-    let room_id = room.room_id.as_str();
-    if app.container.empty_backlogs.known_empty(room_id) {
-        return Ok(false);
-    }
-    let started = std::time::Instant::now();
-    let queued = operations::has_backlog(app, room_id).await?;
-    if !queued {
-        app.container.empty_backlogs.read_empty(room_id, started);
-    }
-    Ok(queued)
 }
 
 /// Whether the room has queued writes, from [`preflight`].

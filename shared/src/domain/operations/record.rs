@@ -15,14 +15,7 @@ pub async fn has_backlog(app: &App, room_id: &str) -> Result<bool, DomainError> 
 }
 
 pub(crate) async fn adjust_backlog(app: &App, room_id: &str, delta: i64) -> Result<(), BackendError> {
-    if delta <= 0 {
-        return Operations(&app.store).adjust_backlog(room_id, delta).await;
-    }
-    // This container's warm sends must not trust an empty read from before the raise, nor one racing it (ADR 0006).
-    app.container.empty_backlogs.queued(room_id);
-    let raised = Operations(&app.store).adjust_backlog(room_id, delta).await;
-    app.container.empty_backlogs.queued(room_id);
-    raised
+    Operations(&app.store).adjust_backlog(room_id, delta).await
 }
 
 /// The write's own result, or, when it met an outage, the write queued for the retry worker.
