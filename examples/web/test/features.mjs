@@ -169,10 +169,7 @@ export function features(errors) {
       assert.deepEqual(previews, [], "no preview asked in a direct room");
     });
 
-    // Known gap: the tenant-walls module refuses the fetched HTML page when Synapse stores it in its URL cache
-    // ("upload … refused: markup or script", check_media_file_for_spam), so every preview answers 404 until the
-    // module exempts URL-cache files. The page side is in place; this test shows the gap without failing the run.
-    test("a link shows the homeserver's preview as a card", { todo: "tenant-walls module refuses URL-cache HTML" }, async () => {
+    test("a link shows the homeserver's preview as a card", async () => {
       // The test has no internet: it serves the page on 127.0.0.2, the one address the local stack lets previews
       // reach (scripts/synapse/homeserver.yaml.tmpl); everything else private is blacklisted, as in production.
       const png = await a.page.screenshot({ clip: { x: 0, y: 0, width: 64, height: 64 } });
