@@ -207,12 +207,7 @@ impl Room {
     }
 
     /// The linked upload in the media repository, or `None` (counted as skipped) when the export lacks it.
-    async fn upload(
-        &self,
-        shared: &Shared,
-        path: &str,
-        delta: &mut Counts,
-    ) -> Result<Option<Attachment>, DomainError> {
+    async fn upload(&self, shared: &Shared, path: &str, delta: &mut Counts) -> Result<Option<Attachment>, DomainError> {
         let Some(upload) = shared.realm.uploads.get(path) else {
             *delta.skipped.entry("file not in the export".into()).or_default() += 1;
             return Ok(None);
