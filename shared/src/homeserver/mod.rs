@@ -182,22 +182,8 @@ impl Homeserver {
         body: bytes::Bytes,
         acting: Acting<'_>,
     ) -> Result<String, HomeserverError> {
-        #[derive(serde::Deserialize)]
-        struct Stored {
-            content_uri: String,
-        }
-        const PATH: &str = "/_matrix/media/v3/upload";
-        let mut url = format!("{}{PATH}", self.base_url);
-        if let Some(filename) = filename {
-            let query = url::form_urlencoded::Serializer::new(String::new()).append_pair("filename", filename).finish();
-            url = format!("{url}?{query}");
-        }
-        let builder =
-            self.authorise(self.http.post(&url), acting).header(http::header::CONTENT_TYPE, content_type).body(body);
-        let (_, _, bytes) = self.execute("POST", PATH, builder).await?;
-        let stored: Stored =
-            serde_json::from_slice(&bytes).map_err(|e| HomeserverError::InvalidResponse(e.to_string()))?;
-        Ok(stored.content_uri)
+        let length = body.len() as u64;
+        self.upload_body(filename, content_type, body.into(), length, acting).await
     }
 
     /// Uploads a file as a user, streamed from the file in 64 KiB reads: memory stays bounded whatever its size.
@@ -211,6 +197,20 @@ impl Homeserver {
         acting: Acting<'_>,
     ) -> Result<String, HomeserverError> {
         use tokio::io::AsyncReadExt;
+        let reader = tokio::fs::File::from_std(file).take(length);
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(reader, 1 << 16));
+        self.upload_body(filename, content_type, body, length, acting).await
+    }
+
+    /// `POST /_matrix/media/v3/upload` of `length` bytes; answers the stored `content_uri`.
+    async fn upload_body(
+        &self,
+        filename: Option<&str>,
+        content_type: &str,
+        body: reqwest::Body,
+        length: u64,
+        acting: Acting<'_>,
+    ) -> Result<String, HomeserverError> {
         #[derive(serde::Deserialize)]
         struct Stored {
             content_uri: String,
@@ -221,8 +221,6 @@ impl Homeserver {
             let query = url::form_urlencoded::Serializer::new(String::new()).append_pair("filename", filename).finish();
             url = format!("{url}?{query}");
         }
-        let reader = tokio::fs::File::from_std(file).take(length);
-        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(reader, 1 << 16));
         let builder = self
             .authorise(self.http.post(&url), acting)
             .header(http::header::CONTENT_TYPE, content_type)
