@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use crate::{repo_root, stack};
+use crate::{repo_root, stack, unique};
 
 /// Builds the binary once (the tests crate cannot depend on another crate's binary).
 pub fn binary() -> PathBuf {
@@ -44,4 +44,77 @@ pub fn cutover(args: &[&str]) -> (i32, Value, String) {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let report = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
     (output.status.code().unwrap_or(-1), report, String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+/// The shape of a synthetic Zulip export (`generate-zulip`).
+pub struct ExportShape {
+    pub users: u32,
+    pub messages: u64,
+    pub upload_every: u32,
+    pub seed: u32,
+}
+
+/// A synthetic Zulip export for a fresh tenant whose users and rooms the cutover's `run` has provisioned (two
+/// streams of two topics, one unmapped author).
+pub struct ZulipExport {
+    pub tenant: String,
+    pub dir: PathBuf,
+    pub mapping: PathBuf,
+}
+
+impl ZulipExport {
+    pub fn provisioned(prefix: &str, shape: ExportShape) -> Self {
+        let tenant = unique(prefix).replace('-', "");
+        let base = std::env::temp_dir().join(format!("zulip-{tenant}"));
+        let export = Self { tenant: tenant.clone(), dir: base.join("export"), mapping: base.join("mapping.json") };
+        let snapshot = base.join("snapshot.jsonl").display().to_string();
+        let (dir, mapping) = (export.dir.display().to_string(), export.mapping.display().to_string());
+        let (users, messages) = (shape.users.to_string(), shape.messages.to_string());
+        let (upload_every, seed) = (shape.upload_every.to_string(), shape.seed.to_string());
+        let args = [
+            "generate-zulip",
+            "--tenant",
+            &tenant,
+            "--users",
+            &users,
+            "--ghosts",
+            "1",
+            "--streams",
+            "2",
+            "--topics",
+            "2",
+            "--messages",
+            &messages,
+            "--upload-every",
+            &upload_every,
+            "--seed",
+            &seed,
+            "--out",
+            &dir,
+            "--mapping-out",
+            &mapping,
+            "--snapshot-out",
+            &snapshot,
+        ];
+        let (code, _, stderr) = cutover(&args);
+        assert_eq!(code, 0, "{stderr}");
+        let (code, report, stderr) = cutover(&["run", "--snapshot", &snapshot, "--json"]);
+        assert_eq!(code, 0, "provisioning failed: {report} {stderr}");
+        export
+    }
+
+    /// `import-zulip --json` of this export with its mapping.
+    pub fn import(&self) -> (i32, Value, String) {
+        let (dir, mapping) = (self.dir.display().to_string(), self.mapping.display().to_string());
+        cutover(&["import-zulip", "--export", &dir, "--mapping", &mapping, "--json"])
+    }
+
+    /// A JSON file of the export, by its path inside it.
+    pub fn read(&self, name: &str) -> Value {
+        serde_json::from_slice(&std::fs::read(self.dir.join(name)).expect(name)).expect("json")
+    }
+
+    pub fn write(&self, name: &str, value: &Value) {
+        std::fs::write(self.dir.join(name), value.to_string()).expect(name);
+    }
 }

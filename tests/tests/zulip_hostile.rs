@@ -3,114 +3,59 @@
 //! address, a message from the future — each exits 2 naming the record, and nothing reaches the rooms (read with the
 //! admin token). A huge sparse upload is skipped unread and the rest comes across.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use integration_tests::cutover_cli::cutover;
+use integration_tests::cutover_cli::{ExportShape, ZulipExport};
 use integration_tests::{encode_path, stack, unique};
 use reqwest::Method;
 use serde_json::Value;
 
 const ORIGIN: &str = "org.openmeet.zulip";
 
-struct Export {
-    tenant: String,
-    dir: PathBuf,
-    mapping: PathBuf,
+/// The file (relative to `uploads/`) of an upload linked from a mapped stream's message.
+fn mapped_upload(export: &ZulipExport) -> String {
+    let (realm, messages) = (export.read("realm.json"), export.read("messages-000001.json"));
+    let mapping: Value = serde_json::from_slice(&std::fs::read(&export.mapping).expect("mapping")).expect("json");
+    let mapped: Vec<&Value> = realm["zerver_stream"]
+        .as_array()
+        .expect("streams")
+        .iter()
+        .filter(|s| s["name"].as_str().is_some_and(|n| !mapping["streams"][n].is_null()))
+        .filter_map(|s| {
+            realm["zerver_recipient"].as_array()?.iter().find(|r| r["type"] == 2 && r["type_id"] == s["id"])
+        })
+        .map(|r| &r["id"])
+        .collect();
+    let records = export.read("uploads/records.json");
+    let linked = |m: &Value, r: &Value| {
+        m["content"]
+            .as_str()
+            .is_some_and(|c| c.contains(&format!("/user_uploads/{}", r["s3_path"].as_str().unwrap_or("-"))))
+    };
+    records
+        .as_array()
+        .expect("records")
+        .iter()
+        .find(|r| {
+            messages["zerver_message"]
+                .as_array()
+                .expect("messages")
+                .iter()
+                .any(|m| mapped.contains(&&m["recipient"]) && linked(m, r))
+        })
+        .and_then(|r| r["path"].as_str())
+        .expect("an upload in a mapped stream")
+        .to_owned()
 }
 
-impl Export {
-    fn import(&self) -> (i32, Value, String) {
-        let (dir, mapping) = (self.dir.display().to_string(), self.mapping.display().to_string());
-        cutover(&["import-zulip", "--export", &dir, "--mapping", &mapping, "--json"])
-    }
-
-    fn read(&self, name: &str) -> Value {
-        serde_json::from_slice(&std::fs::read(self.dir.join(name)).expect(name)).expect("json")
-    }
-
-    fn write(&self, name: &str, value: &Value) {
-        std::fs::write(self.dir.join(name), value.to_string()).expect(name);
-    }
-
-    /// The file (relative to `uploads/`) of an upload linked from a mapped stream's message.
-    fn mapped_upload(&self) -> String {
-        let (realm, messages) = (self.read("realm.json"), self.read("messages-000001.json"));
-        let mapping: Value = serde_json::from_slice(&std::fs::read(&self.mapping).expect("mapping")).expect("json");
-        let mapped: Vec<&Value> = realm["zerver_stream"]
-            .as_array()
-            .expect("streams")
-            .iter()
-            .filter(|s| s["name"].as_str().is_some_and(|n| !mapping["streams"][n].is_null()))
-            .filter_map(|s| {
-                realm["zerver_recipient"].as_array()?.iter().find(|r| r["type"] == 2 && r["type_id"] == s["id"])
-            })
-            .map(|r| &r["id"])
-            .collect();
-        let records = self.read("uploads/records.json");
-        let linked = |m: &Value, r: &Value| {
-            m["content"]
-                .as_str()
-                .is_some_and(|c| c.contains(&format!("/user_uploads/{}", r["s3_path"].as_str().unwrap_or("-"))))
-        };
-        records
-            .as_array()
-            .expect("records")
-            .iter()
-            .find(|r| {
-                messages["zerver_message"]
-                    .as_array()
-                    .expect("messages")
-                    .iter()
-                    .any(|m| mapped.contains(&&m["recipient"]) && linked(m, r))
-            })
-            .and_then(|r| r["path"].as_str())
-            .expect("an upload in a mapped stream")
-            .to_owned()
-    }
-
-    /// The first upload's file (relative to `uploads/`) as records.json names it.
-    fn first_upload(&self) -> String {
-        self.read("uploads/records.json")[0]["path"].as_str().expect("path").to_owned()
-    }
+/// The first upload's file (relative to `uploads/`) as records.json names it.
+fn first_upload(export: &ZulipExport) -> String {
+    export.read("uploads/records.json")[0]["path"].as_str().expect("path").to_owned()
 }
 
 /// A synthetic export for a fresh tenant whose users and rooms the cutover has provisioned.
-fn provisioned(prefix: &str) -> Export {
-    let tenant = unique(prefix).replace('-', "");
-    let base = std::env::temp_dir().join(format!("zulip-{tenant}"));
-    let export = Export { tenant: tenant.clone(), dir: base.join("export"), mapping: base.join("mapping.json") };
-    let snapshot = base.join("snapshot.jsonl").display().to_string();
-    let (dir, mapping) = (export.dir.display().to_string(), export.mapping.display().to_string());
-    let args = [
-        "generate-zulip",
-        "--tenant",
-        &tenant,
-        "--users",
-        "3",
-        "--ghosts",
-        "1",
-        "--streams",
-        "2",
-        "--topics",
-        "2",
-        "--messages",
-        "20",
-        "--upload-every",
-        "4",
-        "--seed",
-        "7",
-        "--out",
-        &dir,
-        "--mapping-out",
-        &mapping,
-        "--snapshot-out",
-        &snapshot,
-    ];
-    let (code, _, stderr) = cutover(&args);
-    assert_eq!(code, 0, "{stderr}");
-    let (code, report, stderr) = cutover(&["run", "--snapshot", &snapshot, "--json"]);
-    assert_eq!(code, 0, "provisioning failed: {report} {stderr}");
-    export
+fn provisioned(prefix: &str) -> ZulipExport {
+    ZulipExport::provisioned(prefix, ExportShape { users: 3, messages: 20, upload_every: 4, seed: 7 })
 }
 
 /// Events the import sent into the tenant's mapped rooms, read with the admin token.
@@ -143,7 +88,7 @@ fn swap_file(path: &Path, make: impl FnOnce(&Path)) -> Vec<u8> {
 #[tokio::test]
 async fn hostile_exports_exit_2_naming_the_record_and_import_nothing() {
     let export = provisioned("zhos");
-    let upload = export.first_upload();
+    let upload = first_upload(&export);
     let upload_file = export.dir.join("uploads").join(&upload);
     let secret = std::env::temp_dir().join(format!("zulip-secret-{}", unique("s")));
     std::fs::write(&secret, b"OPERATOR SECRET").expect("secret");
@@ -206,7 +151,7 @@ async fn hostile_exports_exit_2_naming_the_record_and_import_nothing() {
 #[tokio::test]
 async fn a_huge_sparse_upload_is_skipped_unread_and_the_rest_comes_across() {
     let export = provisioned("zbig");
-    let upload_file = export.dir.join("uploads").join(export.mapped_upload());
+    let upload_file = export.dir.join("uploads").join(mapped_upload(&export));
     std::fs::OpenOptions::new().write(true).open(&upload_file).expect("open").set_len(10 << 30).expect("sparse");
     let (code, report, stderr) = export.import();
     assert_eq!(code, 0, "{report} {stderr}");

@@ -8,84 +8,32 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use integration_tests::cutover_cli::{command, cutover};
-use integration_tests::{encode_path, stack, unique};
+use integration_tests::cutover_cli::{ExportShape, ZulipExport, command};
+use integration_tests::{encode_path, stack};
 use reqwest::Method;
 use serde_json::Value;
 
 const ORIGIN: &str = "org.openmeet.zulip";
 
-struct Export {
-    tenant: String,
-    dir: PathBuf,
-    mapping: PathBuf,
-}
-
-impl Export {
-    fn import(&self) -> (i32, Value, String) {
-        let (dir, mapping) = (self.dir.display().to_string(), self.mapping.display().to_string());
-        cutover(&["import-zulip", "--export", &dir, "--mapping", &mapping, "--json"])
+/// The export's stream messages (id, sender, stream name, topic, content, ms), oldest first.
+fn messages(export: &ZulipExport) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&export.dir)
+        .expect("export")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("messages-")))
+        .collect();
+    files.sort();
+    for file in files {
+        let batch: Value = serde_json::from_slice(&std::fs::read(file).expect("file")).expect("json");
+        all.extend(batch["zerver_message"].as_array().expect("messages").iter().cloned());
     }
-
-    /// The export's stream messages (id, sender, stream name, topic, content, ms), oldest first.
-    fn messages(&self) -> Vec<Value> {
-        let mut all = Vec::new();
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)
-            .expect("export")
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("messages-")))
-            .collect();
-        files.sort();
-        for file in files {
-            let batch: Value = serde_json::from_slice(&std::fs::read(file).expect("file")).expect("json");
-            all.extend(batch["zerver_message"].as_array().expect("messages").iter().cloned());
-        }
-        all
-    }
-
-    fn realm(&self) -> Value {
-        serde_json::from_slice(&std::fs::read(self.dir.join("realm.json")).expect("realm")).expect("json")
-    }
+    all
 }
 
 /// A synthetic export for a fresh tenant whose users and rooms the cutover has provisioned.
-fn provisioned(prefix: &str, messages: u64) -> Export {
-    let tenant = unique(prefix).replace('-', "");
-    let base = std::env::temp_dir().join(format!("zulip-{tenant}"));
-    let export = Export { tenant: tenant.clone(), dir: base.join("export"), mapping: base.join("mapping.json") };
-    let snapshot = base.join("snapshot.jsonl").display().to_string();
-    let (dir, mapping, count) =
-        (export.dir.display().to_string(), export.mapping.display().to_string(), messages.to_string());
-    let args = [
-        "generate-zulip",
-        "--tenant",
-        &tenant,
-        "--users",
-        "4",
-        "--ghosts",
-        "1",
-        "--streams",
-        "2",
-        "--topics",
-        "2",
-        "--messages",
-        &count,
-        "--upload-every",
-        "9",
-        "--seed",
-        "3",
-        "--out",
-        &dir,
-        "--mapping-out",
-        &mapping,
-        "--snapshot-out",
-        &snapshot,
-    ];
-    let (code, _, stderr) = cutover(&args);
-    assert_eq!(code, 0, "{stderr}");
-    let (code, report, stderr) = cutover(&["run", "--snapshot", &snapshot, "--json"]);
-    assert_eq!(code, 0, "provisioning failed: {report} {stderr}");
-    export
+fn provisioned(prefix: &str, messages: u64) -> ZulipExport {
+    ZulipExport::provisioned(prefix, ExportShape { users: 4, messages, upload_every: 9, seed: 3 })
 }
 
 async fn room_of(tenant: &str, slug: &str) -> String {
@@ -134,7 +82,7 @@ async fn an_export_comes_across_as_threads_with_senders_times_reactions_edits_an
     assert!(report["unmappedStreams"]["stream-2"].as_u64() > Some(0), "{report}");
     assert!(report["directMessages"].as_u64() > Some(0), "{report}");
 
-    let realm = export.realm();
+    let realm = export.read("realm.json");
     let mapping: Value = serde_json::from_slice(&std::fs::read(&export.mapping).expect("mapping")).expect("json");
     let users = realm["zerver_userprofile"].as_array().expect("users");
     let sender_of = |zulip_id: &Value| -> String {
@@ -144,7 +92,7 @@ async fn an_export_comes_across_as_threads_with_senders_times_reactions_edits_an
             None => format!("@om_{}.zulip={}:{}", export.tenant, zulip_id, s.var("MATRIX_SERVER_NAME")),
         }
     };
-    let messages = export.messages();
+    let messages = messages(&export);
     for (index, stream) in ["stream-0", "stream-1"].into_iter().enumerate() {
         let room = room_of(&export.tenant, &format!("zs{index:03}")).await;
         let events = timeline(&room).await;
@@ -302,8 +250,8 @@ async fn a_killed_import_continues_and_leaves_every_message_once() {
 
     let (code, report, stderr) = export.import();
     assert_eq!(code, 0, "{report} {stderr}");
-    let realm = export.realm();
-    let messages = export.messages();
+    let realm = export.read("realm.json");
+    let messages = messages(&export);
     for (index, stream) in ["stream-0", "stream-1"].into_iter().enumerate() {
         let room = room_of(&export.tenant, &format!("zs{index:03}")).await;
         let events = timeline(&room).await;
