@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The local stack in the background: Synapse (127.0.0.1:8008), moto (127.0.0.1:5100) and the OpenMeet gateway
-# (127.0.0.1:3000), supervised by `openmeet-local stack` (functions/local/src/stack/). Foreground: scripts/dev.sh.
+# The local stack in the background: Synapse (127.0.0.1:8008), its public entry (the gate, nginx: 127.0.0.1:8088),
+# moto (127.0.0.1:5100) and the OpenMeet gateway (127.0.0.1:3000), supervised by `openmeet-local stack`
+# (functions/local/src/stack/). Foreground: scripts/dev.sh.
 #
 #   scripts/stack.sh start     start what is not running yet; returns once everything is healthy
 #   scripts/stack.sh stop      stop what `start` (or dev.sh) started
@@ -16,7 +17,7 @@
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 case "${1:-}" in
   start | stop | restart | status | token | env | deny | fuzz | lambda-build) exec_stack "$@" ;;
   -h | --help | help) usage ;;
