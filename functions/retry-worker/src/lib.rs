@@ -52,8 +52,12 @@ pub async fn process_batch(app: &App, event: SqsEvent, deadline: Option<Instant>
     let mut blocked_groups: Vec<String> = Vec::new();
     for record in event.records {
         let group = record.attributes.get("MessageGroupId").cloned().unwrap_or_default();
-        let failed =
-            if blocked_groups.contains(&group) { true } else { process_record(app, &record, deadline).await.is_err() };
+        let failed = if blocked_groups.contains(&group) {
+            release(app, &record).await;
+            true
+        } else {
+            process_record(app, &record, deadline).await.is_err()
+        };
         if failed {
             blocked_groups.push(group);
             let mut failure = BatchItemFailure::default();
@@ -62,6 +66,18 @@ pub async fn process_batch(app: &App, event: SqsEvent, deadline: Option<Instant>
         }
     }
     response
+}
+
+/// Makes a record that waits behind its group's failed head visible again at once: the FIFO group stays locked
+/// while the head is in flight, so it cannot overtake it, and it comes back with the head instead of a full
+/// visibility timeout later. Leaving several records of one group in flight is also what lets an emulated queue
+/// hand them out of order.
+async fn release(app: &App, record: &SqsMessage) {
+    if let Some(handle) = &record.receipt_handle
+        && let Err(error) = app.queue.retry_after(handle, std::time::Duration::ZERO).await
+    {
+        tracing::warn!(error = %error, "could not release a record behind its group's head; the visibility timeout applies");
+    }
 }
 
 /// `Err(())` returns the record to the queue; permanent failures are recorded on the operation and acknowledged.
