@@ -1,6 +1,7 @@
 //! Direct messages: one room per pair of users of a tenant, found by an alias derived from the sorted pair, both
 //! users joined, and `m.direct` account data set for both.
 
+use ruma::api::client::room::create_room::v3::Request as CreateRoom;
 use serde_json::Value;
 
 use crate::app::App;
@@ -34,8 +35,7 @@ pub async fn ensure(
     let alias = app.identities.direct_alias(tenant, me, other);
     let my_id = app.identities.matrix_user_id(tenant, me);
     let other_id = app.identities.matrix_user_id(tenant, other);
-    let body = creation_body(tenant, &alias);
-    let (room_id, created) = rooms::find_or_create(app, &alias, &body).await?;
+    let (room_id, created) = rooms::find_or_create(app, &alias, creation_request(tenant, &alias)?).await?;
     // The caller asked for the room, so they are joined; the other person is joined when the room is new, and
     // invited again (never joined against their will) when they have left it.
     for (user_id, is_caller) in [(&my_id, true), (&other_id, false)] {
@@ -62,9 +62,9 @@ pub async fn ensure(
     ))
 }
 
-/// The body of the `createRoom` call of a direct room: invite-only, managed state the platform's, like every room.
-fn creation_body(tenant: &TenantId, alias: &ruma::OwnedRoomAliasId) -> Value {
-    room_policy::creation_body(Creation {
+/// The `createRoom` request of a direct room: invite-only, managed state the platform's, like every room.
+fn creation_request(tenant: &TenantId, alias: &ruma::OwnedRoomAliasId) -> Result<CreateRoom, DomainError> {
+    room_policy::creation_request(Creation {
         alias,
         name: "",
         topic: None,

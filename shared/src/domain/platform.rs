@@ -59,6 +59,18 @@ pub async fn put_state(
     Ok(())
 }
 
+/// Puts a state event of one of ruma's typed contents as the platform.
+pub async fn put_typed_state<C, K>(app: &App, room_id: &str, state_key: &K, content: &C) -> Result<(), DomainError>
+where
+    C: ruma::events::StateEventContent,
+    C::StateKey: std::borrow::Borrow<K>,
+    K: AsRef<str> + ?Sized,
+{
+    let room_id = homeserver::room_id(room_id)?;
+    app.homeserver.put_typed_state(&room_id, state_key, content, Acting::Platform).await?;
+    Ok(())
+}
+
 /// The room's whole current state.
 pub async fn room_state(app: &App, room_id: &str) -> Result<RoomState, DomainError> {
     let room_id = homeserver::room_id(room_id)?;

@@ -29,7 +29,9 @@ impl Role {
     /// Most powerful first, so the first role a level reaches is the one it reads as.
     const DESCENDING: [Role; 5] = [Role::Owner, Role::Admin, Role::Moderator, Role::Speaker, Role::Member];
 
-    pub fn power_level(self) -> i64 {
+    /// The one place a role's power level is spelled: every other level (room policy, lifecycle, moderation
+    /// checks) is named through it.
+    pub const fn power_level(self) -> i64 {
         match self {
             Role::Owner => 100,
             Role::Admin => 75,
@@ -43,6 +45,11 @@ impl Role {
     /// above 100) reads as the nearest role.
     pub fn from_power_level(level: i64) -> Role {
         Role::DESCENDING.into_iter().find(|role| level >= role.power_level()).unwrap_or(Role::Member)
+    }
+
+    /// The role of a recorded or requested name (`owner`, …, `member`).
+    pub fn from_name(name: &str) -> Option<Role> {
+        Role::DESCENDING.into_iter().find(|role| role.as_str() == name)
     }
 
     pub fn as_str(self) -> &'static str {

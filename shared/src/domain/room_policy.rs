@@ -1,15 +1,30 @@
 //! What every managed room holds so that the rules hold at the homeserver, for any token (docs/adr/0003):
 //! power levels that leave the managed state to the platform alone, join rules that keep a room inside its tenant,
-//! a pinned room version, and the one `createRoom` body that carries all of it (so a room is right from its first
+//! a pinned room version, and the one `createRoom` request that carries all of it (so a room is right from its first
 //! event, and costs one call).
 //!
-//! Contents are JSON (`json!`): the power levels are merged into rooms' current ones, whose unknown keys must
-//! survive (`converge_power_levels`); the metadata event is our own type; and the `createRoom` body's initial state
-//! is written as it is (ruma's typed contents would add keys, e.g. the topic's `m.topic` block). The body becomes
-//! ruma's `create_room` request in `Homeserver::create_room`.
+//! The `createRoom` request is ruma's, its initial state ruma's typed contents (join rules, history visibility,
+//! guest access, space parent). JSON kept on purpose (docs/adr/0007): the power levels, merged into rooms' current
+//! ones whose unknown keys must survive (`converge_power_levels`); the metadata event, our own type; and the topic,
+//! written as it is (ruma's typed content would add the `m.topic` block, and every ensure would then see a
+//! difference).
 
-use ruma::{OwnedRoomAliasId, OwnedRoomId};
+use ruma::api::client::room::Visibility;
+use ruma::api::client::room::create_room::v3::{CreationContent, Request as CreateRoom, RoomPreset};
+use ruma::events::room::guest_access::{GuestAccess, RoomGuestAccessEventContent};
+use ruma::events::room::history_visibility::{HistoryVisibility, RoomHistoryVisibilityEventContent};
+use ruma::events::room::join_rules::{AllowRule, JoinRule, RoomJoinRulesEventContent};
+use ruma::events::space::child::SpaceChildEventContent;
+use ruma::events::space::parent::SpaceParentEventContent;
+use ruma::events::{AnyInitialStateEvent, InitialStateEvent};
+use ruma::room::RoomType;
+use ruma::serde::Raw;
+use ruma::{OwnedRoomAliasId, OwnedRoomId, OwnedServerName, RoomVersionId};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
+
+use crate::domain::DomainError;
+use crate::domain::roles::Role;
 
 /// The state event carrying a room's OpenMeet metadata (tenant, kind, slug, lifecycle).
 pub const META_EVENT: &str = "org.openmeet.room";
@@ -22,7 +37,7 @@ pub const ROOM_VERSION: &str = "12";
 pub const PLATFORM_LEVEL: i64 = 150;
 
 /// Moderation (kick, ban, redacting others) starts at moderator.
-const MODERATOR_LEVEL: i64 = 50;
+const MODERATOR_LEVEL: i64 = Role::Moderator.power_level();
 
 /// State that only the platform writes. Every other state type falls to `state_default`, which is the platform's
 /// level too; these are listed so that a later change of `state_default` cannot open them.
@@ -59,14 +74,36 @@ pub enum Admission {
     InviteOnly,
 }
 
-pub fn join_rules(admission: &Admission) -> Value {
+/// The join rule of an admission: `restricted` to the space's members, or `invite`.
+pub fn join_rule(admission: &Admission) -> JoinRule {
     match admission {
-        Admission::MembersOf(space) => json!({
-            "join_rule": "restricted",
-            "allow": [{"type": "m.room_membership", "room_id": space.as_str()}],
-        }),
-        Admission::InviteOnly => json!({"join_rule": "invite"}),
+        Admission::MembersOf(space) => {
+            JoinRule::Restricted(ruma::room::Restricted::new(vec![AllowRule::room_membership(space.clone())]))
+        }
+        Admission::InviteOnly => JoinRule::Invite,
     }
+}
+
+pub fn join_rules(admission: &Admission) -> RoomJoinRulesEventContent {
+    RoomJoinRulesEventContent::new(join_rule(admission))
+}
+
+/// A room's link up to its space (the group's): the one canonical parent.
+pub fn space_parent(server_name: &str) -> Result<SpaceParentEventContent, DomainError> {
+    let mut content = SpaceParentEventContent::new(vec![server(server_name)?]);
+    content.canonical = true;
+    Ok(content)
+}
+
+/// A space's link down to a room: suggested to the space's members.
+pub fn space_child(server_name: &str) -> Result<SpaceChildEventContent, DomainError> {
+    let mut content = SpaceChildEventContent::new(vec![server(server_name)?]);
+    content.suggested = true;
+    Ok(content)
+}
+
+fn server(name: &str) -> Result<OwnedServerName, DomainError> {
+    OwnedServerName::try_from(name).map_err(|_| DomainError::Internal)
 }
 
 /// The power levels every managed room starts with. The platform, as room-version-12 creator, is not listed.
@@ -126,42 +163,60 @@ pub struct Creation<'a> {
     pub admission: Admission,
     pub meta: Value,
     /// Further state, e.g. `m.space.parent`.
-    pub extra_state: Vec<(String, String, Value)>,
+    pub extra_state: Vec<Raw<AnyInitialStateEvent>>,
     pub power_levels: Value,
 }
 
-/// The body of the one `createRoom` call. Never published to the server-wide directory: tenant-public rooms are
-/// found through the tenant's space and the API, not by every tenant on the server.
-pub fn creation_body(creation: Creation<'_>) -> Value {
-    let state_event =
-        |event_type: &str, key: &str, content: Value| json!({"type": event_type, "state_key": key, "content": content});
+/// A state event whose content is written as it is (our own event type, the topic).
+#[derive(Serialize)]
+struct AsItIs<'a> {
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    state_key: &'a str,
+    content: &'a Value,
+}
+
+/// The `m.space.parent` event of a room created inside a space.
+pub fn space_parent_event(parent: &OwnedRoomId, server_name: &str) -> Result<Raw<AnyInitialStateEvent>, DomainError> {
+    Ok(InitialStateEvent::new(parent.clone(), space_parent(server_name)?).to_raw_any())
+}
+
+fn initial_state_as_is(event_type: &str, content: &Value) -> Result<Raw<AnyInitialStateEvent>, DomainError> {
+    let event = AsItIs { event_type, state_key: "", content };
+    Raw::new(&event).map(Raw::cast_unchecked).map_err(|_| DomainError::Internal)
+}
+
+/// The one `createRoom` request. Never published to the server-wide directory: tenant-public rooms are found
+/// through the tenant's space and the API, not by every tenant on the server.
+pub fn creation_request(creation: Creation<'_>) -> Result<CreateRoom, DomainError> {
     let mut initial_state = vec![
-        state_event("m.room.join_rules", "", join_rules(&creation.admission)),
-        state_event("m.room.history_visibility", "", json!({"history_visibility": "shared"})),
-        state_event("m.room.guest_access", "", json!({"guest_access": "forbidden"})),
-        state_event(META_EVENT, "", creation.meta),
+        InitialStateEvent::with_empty_state_key(join_rules(&creation.admission)).to_raw_any(),
+        InitialStateEvent::with_empty_state_key(RoomHistoryVisibilityEventContent::new(HistoryVisibility::Shared))
+            .to_raw_any(),
+        InitialStateEvent::with_empty_state_key(RoomGuestAccessEventContent::new(GuestAccess::Forbidden)).to_raw_any(),
+        initial_state_as_is(META_EVENT, &creation.meta)?,
     ];
     // As state rather than createRoom's `topic`, which Synapse enriches (`m.topic`): the room then holds exactly
     // what ensure wants, and its first ensure writes nothing.
     if let Some(topic) = creation.topic {
-        initial_state.push(state_event("m.room.topic", "", json!({"topic": topic})));
+        initial_state.push(initial_state_as_is("m.room.topic", &json!({"topic": topic}))?);
     }
-    initial_state.extend(creation.extra_state.into_iter().map(|(t, k, c)| state_event(&t, &k, c)));
-    let mut body = json!({
-        "room_version": ROOM_VERSION,
-        "room_alias_name": creation.alias.alias(),
-        "preset": "private_chat",
-        "visibility": "private",
-        "power_level_content_override": creation.power_levels,
-        "initial_state": initial_state,
-    });
-    if !creation.name.is_empty() {
-        body["name"] = json!(creation.name);
-    }
+    initial_state.extend(creation.extra_state);
+    let mut request = CreateRoom::new();
+    request.room_version = Some(RoomVersionId::V12);
+    request.room_alias_name = Some(creation.alias.alias().to_owned());
+    request.preset = Some(RoomPreset::PrivateChat);
+    request.visibility = Visibility::Private;
+    request.power_level_content_override =
+        Some(Raw::new(&creation.power_levels).map(Raw::cast_unchecked).map_err(|_| DomainError::Internal)?);
+    request.initial_state = initial_state;
+    request.name = (!creation.name.is_empty()).then(|| creation.name.to_owned());
     if creation.is_space {
-        body["creation_content"] = json!({"type": "m.space"});
+        let mut content = CreationContent::new();
+        content.room_type = Some(RoomType::Space);
+        request.creation_content = Some(Raw::new(&content).map_err(|_| DomainError::Internal)?);
     }
-    body
+    Ok(request)
 }
 
 #[cfg(test)]
@@ -171,13 +226,13 @@ mod tests {
     #[test]
     fn no_role_reaches_the_managed_state_or_invites() {
         let levels = initial_power_levels(0);
-        let owner = 100;
+        let owner = Role::Owner.power_level();
         assert!(levels["invite"].as_i64() > Some(owner));
         assert!(levels["state_default"].as_i64() > Some(owner));
         for event_type in MANAGED_STATE {
             assert!(levels["events"][*event_type].as_i64() > Some(owner), "{event_type}");
         }
-        assert_eq!(levels["kick"], 50);
+        assert_eq!(levels["kick"], Role::Moderator.power_level());
         for event_type in FOLLOW_EVENTS_DEFAULT {
             assert!(levels["events"].get(*event_type).is_none(), "{event_type} must take events_default");
         }
@@ -211,31 +266,46 @@ mod tests {
     #[test]
     fn tenant_public_rooms_admit_the_tenants_space_only() {
         let space = OwnedRoomId::try_from("!space:localhost").expect("room id");
-        let rules = join_rules(&Admission::MembersOf(space));
-        assert_eq!(rules["join_rule"], "restricted");
-        assert_eq!(rules["allow"], json!([{"type": "m.room_membership", "room_id": "!space:localhost"}]));
-        assert_eq!(join_rules(&Admission::InviteOnly), json!({"join_rule": "invite"}));
+        // The wire form of the typed contents, as the tenant-walls module and every ensure compare it.
+        let rules = serde_json::to_value(join_rules(&Admission::MembersOf(space))).expect("serialises");
+        assert_eq!(
+            rules,
+            json!({"join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": "!space:localhost"}]})
+        );
+        let invite = serde_json::to_value(join_rules(&Admission::InviteOnly)).expect("serialises");
+        assert_eq!(invite, json!({"join_rule": "invite"}));
     }
 
     #[test]
     fn a_room_is_created_complete_and_unpublished() {
         let alias = OwnedRoomAliasId::try_from("#om_t.group.g:localhost").expect("alias");
-        let body = creation_body(Creation {
+        let request = creation_request(Creation {
             alias: &alias,
             name: "G",
-            topic: None,
+            topic: Some("T"),
             is_space: false,
             admission: Admission::InviteOnly,
             meta: meta("t", "group"),
             extra_state: vec![],
             power_levels: initial_power_levels(0),
-        });
-        assert_eq!(body["room_version"], ROOM_VERSION);
-        assert_eq!(body["visibility"], "private");
-        assert_eq!(body["room_alias_name"], "om_t.group.g");
-        let types: Vec<&str> =
-            body["initial_state"].as_array().into_iter().flatten().filter_map(|e| e["type"].as_str()).collect();
-        assert!(types.contains(&META_EVENT) && types.contains(&"m.room.join_rules"), "{types:?}");
-        assert!(body.get("creation_content").is_none());
+        })
+        .expect("builds");
+        assert_eq!(request.room_version.as_ref().map(RoomVersionId::as_str), Some(ROOM_VERSION));
+        assert_eq!(request.visibility, Visibility::Private);
+        assert_eq!(request.room_alias_name.as_deref(), Some("om_t.group.g"));
+        assert_eq!(request.name.as_deref(), Some("G"));
+        let state: Vec<Value> =
+            request.initial_state.iter().map(|e| e.deserialize_as_unchecked().expect("json")).collect();
+        let of_type = |t: &str| state.iter().find(|e| e["type"] == t).map(|e| e["content"].clone());
+        assert_eq!(of_type("m.room.join_rules"), Some(json!({"join_rule": "invite"})));
+        assert_eq!(of_type("m.room.history_visibility"), Some(json!({"history_visibility": "shared"})));
+        assert_eq!(of_type("m.room.guest_access"), Some(json!({"guest_access": "forbidden"})));
+        assert_eq!(of_type("m.room.topic"), Some(json!({"topic": "T"})), "exactly the keys ensure compares");
+        assert_eq!(of_type(META_EVENT), Some(json!({"tenant": "t", "kind": "group"})));
+        assert!(state.iter().all(|e| e["state_key"] == ""));
+        assert!(request.creation_content.is_none());
+        let levels: Value =
+            request.power_level_content_override.expect("levels").deserialize_as_unchecked().expect("json");
+        assert_eq!(levels, initial_power_levels(0), "written as the policy has it");
     }
 }

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use ruma::{OwnedRoomAliasId, OwnedRoomId};
-use serde_json::Value;
 
 use crate::app::App;
 use crate::aws::aliases::Aliases;
@@ -70,13 +69,13 @@ pub async fn forget_alias(app: &App, alias: &OwnedRoomAliasId) -> Result<(), Dom
     Ok(())
 }
 
-/// The room behind `alias`, created with the `createRoom` request `body` (which names the alias) when it is free.
+/// The room behind `alias`, created with the `createRoom` request (which names the alias) when it is free.
 /// A short creation lock in the store makes parallel requests create one room: the others wait for the alias.
 /// `true` when the room was created now.
 pub async fn find_or_create(
     app: &App,
     alias: &OwnedRoomAliasId,
-    body: &Value,
+    request: ruma::api::client::room::create_room::v3::Request,
 ) -> Result<(OwnedRoomId, bool), DomainError> {
     if let Some(room_id) = lookup_alias(app, alias).await? {
         return Ok((room_id, false));
@@ -92,7 +91,7 @@ pub async fn find_or_create(
         }
         return Err(DomainError::conflict("conflict", "this room is being created by another request; retry"));
     }
-    let result = app.homeserver.create_room(body).await;
+    let result = app.homeserver.create_room(request).await;
     crate::metrics::room_created(result.is_ok());
     aliases.unlock(alias.as_str()).await?;
     match result {

@@ -6,6 +6,8 @@
 
 use std::collections::BTreeSet;
 
+use ruma::events::EmptyStateKey;
+use ruma::events::room::join_rules::{JoinRule, RoomJoinRulesEventContent};
 use ruma::{OwnedRoomId, UserId};
 use serde::Deserialize;
 use serde_json::Value;
@@ -13,8 +15,9 @@ use serde_json::Value;
 use crate::app::App;
 use crate::domain::DomainError;
 use crate::domain::platform;
+use crate::domain::roles::Role;
 use crate::domain::room_policy::{
-    self, Admission, Creation, META_EVENT, converge_power_levels, initial_power_levels, join_rules,
+    self, Admission, Creation, META_EVENT, converge_power_levels, initial_power_levels, join_rule,
 };
 use crate::domain::rooms;
 use crate::homeserver::{RoomState, Visibility};
@@ -23,7 +26,7 @@ use crate::identity::{Slug, TenantId};
 /// The tenant's space, created on first use. Nobody posts in it (events at owner level).
 pub async fn tenant_space(app: &App, tenant: &TenantId) -> Result<OwnedRoomId, DomainError> {
     let alias = app.identities.tenant_space_alias(tenant);
-    let body = room_policy::creation_body(Creation {
+    let request = room_policy::creation_request(Creation {
         alias: &alias,
         name: tenant.as_str(),
         topic: Some("Everyone in this OpenMeet community"),
@@ -31,9 +34,9 @@ pub async fn tenant_space(app: &App, tenant: &TenantId) -> Result<OwnedRoomId, D
         admission: Admission::InviteOnly,
         meta: room_policy::meta(tenant.as_str(), "tenant"),
         extra_state: Vec::new(),
-        power_levels: initial_power_levels(100),
-    });
-    Ok(rooms::find_or_create(app, &alias, &body).await?.0)
+        power_levels: initial_power_levels(Role::Owner.power_level()),
+    })?;
+    Ok(rooms::find_or_create(app, &alias, request).await?.0)
 }
 
 /// Puts a provisioned user into their tenant's space: from then on they may join the tenant's public rooms.
@@ -81,9 +84,9 @@ pub async fn converge_room(
         platform::put_state(app, room_id, "m.room.power_levels", "", &levels).await?;
         writes += 1;
     }
-    let rules = join_rules(admission);
-    if current("m.room.join_rules") != Some(&rules) {
-        platform::put_state(app, room_id, "m.room.join_rules", "", &rules).await?;
+    let rule = join_rule(admission);
+    if state.typed::<RoomJoinRulesEventContent>("").map(|rules| rules.join_rule) != Some(rule.clone()) {
+        platform::put_typed_state(app, room_id, &EmptyStateKey, &RoomJoinRulesEventContent::new(rule)).await?;
         writes += 1;
     }
     let mut wanted_meta =
@@ -289,11 +292,7 @@ async fn upgrade_room(
         app.homeserver.kick(room_id, &user, "not a member of this room's community").await?;
         report.foreign_members_removed.push((room_id.to_string(), user.to_string()));
     }
-    let open = state
-        .single("m.room.join_rules")
-        .and_then(|rules| rules.get("join_rule"))
-        .and_then(Value::as_str)
-        .is_some_and(|rule| rule != "invite");
+    let open = state.typed::<RoomJoinRulesEventContent>("").is_some_and(|rules| rules.join_rule != JoinRule::Invite);
     let admission = match managed {
         ManagedRoom::GroupSpace(..) | ManagedRoom::Group(..) | ManagedRoom::Event(..) if open => {
             public_admission(app, &tenant).await?

@@ -160,7 +160,7 @@ fn settings_drift_is_found_and_each_kind_once() {
 fn the_lifecycle_sets_who_may_post() {
     let d = desired(&[(ANN, Some(100), 10)], true, "invite");
     let state = healthy(&d, &[ANN]);
-    let archived = Desired { events_default: 100, ..d };
+    let archived = Desired { events_default: crate::domain::room_lifecycle::Lifecycle::Archived.events_default(), ..d };
     let comparison = run(&archived, &state, false);
     let [Drift::PowerLevels { content }] = comparison.drift.as_slice() else { panic!("{comparison:?}") };
     assert_eq!(content["events_default"], 100);

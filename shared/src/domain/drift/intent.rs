@@ -44,7 +44,8 @@ pub async fn record_room(
     let settings = RoomSettings {
         room_id: room_id.to_owned(),
         name: spec.name.clone(),
-        join_rules: join_rules(&admission),
+        // Recorded in its wire form, as the drift pass compares it with the room's.
+        join_rules: serde_json::to_value(join_rules(&admission)).map_err(|_| DomainError::Internal)?,
         parent: parent.map(|p| p.to_string()),
         event: spec.event.as_ref().map(|e| EventTimes { starts_at: e.starts_at.clone(), ends_at: e.ends_at.clone() }),
     };

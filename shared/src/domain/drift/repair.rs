@@ -17,6 +17,7 @@ use crate::aws::desired_state::{DesiredStates, ManagedRoom, MemberIntents};
 use crate::domain::DomainError;
 use crate::domain::membership::{self, Role};
 use crate::domain::platform;
+use crate::domain::room_lifecycle::Lifecycle;
 use crate::domain::rooms::RoomRef;
 use crate::homeserver::admin_rooms::StateEvent;
 use crate::identity::{RoomKind, Slug, TenantId, UserSlug};
@@ -213,13 +214,9 @@ async fn observe_and_compare(
     ))
 }
 
-/// Who may post in each lifecycle (as `room_lifecycle` sets it).
+/// Who may post in the recorded lifecycle (as `room_lifecycle` sets it).
 fn events_default(lifecycle: &str) -> i64 {
-    match lifecycle {
-        "archived" => 100,
-        "cancelled" => 50,
-        _ => 0,
-    }
+    Lifecycle::from_name(lifecycle).events_default()
 }
 
 /// The intended members (Matrix id → intent): the latest reconcile's list, overridden by later single changes;
@@ -228,7 +225,7 @@ pub fn desired_members(
     intents: &MemberIntents,
     matrix_id: impl Fn(&str) -> Option<String>,
 ) -> (BTreeMap<String, Intent>, bool) {
-    let level = |role: &str| serde_json::from_value::<Role>(json!(role)).ok().map(Role::power_level);
+    let level = |role: &str| Role::from_name(role).map(Role::power_level);
     let mut members = BTreeMap::new();
     let roster_version = intents.roster.as_ref().map(|(_, version)| *version);
     if let Some((roster, version)) = &intents.roster {
@@ -343,7 +340,7 @@ mod tests {
             Intent { level: Some(100), version: 10 },
             "the reconcile is newer than her removal"
         );
-        assert_eq!(members["@bob"], Intent { level: Some(50), version: 12 });
+        assert_eq!(members["@bob"], Intent { level: Some(Role::Moderator.power_level()), version: 12 });
         assert_eq!(members["@cy"], Intent { level: None, version: 10 }, "left out by the newer reconcile");
         let (members, complete) =
             desired_members(&MemberIntents { roster: None, ..intents }, |u| Some(format!("@{u}")));

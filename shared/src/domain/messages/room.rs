@@ -16,7 +16,7 @@ use crate::domain::rooms::{self, RoomRef};
 use crate::homeserver::{Acting, HomeserverError, UserDevice};
 
 /// Moderators and above may mention the whole room and delete others' messages.
-pub const MODERATOR_POWER: i64 = 50;
+pub const MODERATOR_POWER: i64 = crate::domain::roles::Role::Moderator.power_level();
 
 /// The identity a homeserver call runs under, owned so it can move into the call's future.
 #[derive(Clone)]

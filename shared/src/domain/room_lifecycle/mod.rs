@@ -45,8 +45,8 @@ pub async fn ensure(
     let parent = match (kind, &spec.group) {
         (RoomKind::Group, _) => {
             let space_alias = app.identities.space_alias(tenant, slug);
-            let body = space_creation_body(&space_alias, &spec, tenant, slug, &admission);
-            Some(rooms::find_or_create(app, &space_alias, &body).await?.0)
+            let request = space_creation_request(&space_alias, &spec, tenant, slug, &admission)?;
+            Some(rooms::find_or_create(app, &space_alias, request).await?.0)
         }
         (RoomKind::Event, Some(group)) => {
             let space_alias = app.identities.space_alias(tenant, group);
@@ -59,8 +59,8 @@ pub async fn ensure(
     let alias = app.identities.room_alias(tenant, kind, slug);
     let server = app.identities.server_name().to_owned();
     let owner = (tenant, kind, slug);
-    let body = room_creation_body(&alias, &spec, owner, &admission, parent.as_ref(), &server);
-    let (room_id, created) = rooms::find_or_create(app, &alias, &body).await?;
+    let request = room_creation_request(&alias, &spec, owner, &admission, parent.as_ref(), &server)?;
+    let (room_id, created) = rooms::find_or_create(app, &alias, request).await?;
     let state = settled_state(app, room_id.as_str()).await?;
     let lifecycle = lifecycle_of(&state);
     if !created && lifecycle != Lifecycle::Active {

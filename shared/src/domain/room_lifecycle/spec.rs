@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::DomainError;
+use crate::domain::roles::Role;
 use crate::identity::Slug;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -22,11 +23,20 @@ pub enum Lifecycle {
 
 impl Lifecycle {
     /// Who may post: everyone, moderators and above once cancelled, owners once archived.
-    pub(super) fn events_default(self) -> i64 {
+    pub fn events_default(self) -> i64 {
         match self {
-            Lifecycle::Active => 0,
-            Lifecycle::Cancelled => 50,
-            Lifecycle::Archived => 100,
+            Lifecycle::Active => Role::Member.power_level(),
+            Lifecycle::Cancelled => Role::Moderator.power_level(),
+            Lifecycle::Archived => Role::Owner.power_level(),
+        }
+    }
+
+    /// The lifecycle a recorded name (`active`, `cancelled`, `archived`) stands for; anything else reads as active.
+    pub fn from_name(name: &str) -> Lifecycle {
+        match name {
+            "cancelled" => Lifecycle::Cancelled,
+            "archived" => Lifecycle::Archived,
+            _ => Lifecycle::Active,
         }
     }
 }

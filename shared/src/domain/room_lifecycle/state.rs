@@ -4,13 +4,17 @@
 //! exactly the keys we write (ruma's typed contents would add some, e.g. the topic's `m.topic` block, and every
 //! ensure would then see a difference). See `room_policy`.
 
+use ruma::api::client::room::create_room::v3::Request as CreateRoom;
 use ruma::{OwnedRoomAliasId, OwnedRoomId};
+use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::*;
 use crate::app::App;
-use crate::domain::room_policy::{self, Admission, Creation, initial_power_levels, join_rules};
+use crate::domain::room_policy::{
+    self, Admission, Creation, initial_power_levels, join_rules, space_parent, space_parent_event,
+};
 use crate::homeserver::RoomState;
 use crate::identity::{RoomKind, Slug, TenantId};
 
@@ -32,16 +36,22 @@ pub(super) fn desired_state(
     let mut state = vec![
         ("m.room.name".to_owned(), String::new(), json!({"name": spec.name})),
         ("m.room.topic".to_owned(), String::new(), json!({"topic": spec.topic.clone().unwrap_or_default()})),
-        ("m.room.join_rules".to_owned(), String::new(), join_rules(admission)),
+        ("m.room.join_rules".to_owned(), String::new(), as_json(&join_rules(admission))),
         ("m.room.history_visibility".to_owned(), String::new(), json!({"history_visibility": "shared"})),
         ("m.room.guest_access".to_owned(), String::new(), json!({"guest_access": "forbidden"})),
         ("m.room.canonical_alias".to_owned(), String::new(), json!({"alias": alias.as_str()})),
         (META_EVENT.to_owned(), String::new(), meta),
     ];
     if let Some(parent) = parent {
-        state.push(("m.space.parent".to_owned(), parent.to_string(), json!({"via": [server_name], "canonical": true})));
+        let link = space_parent(server_name).map(|content| as_json(&content)).unwrap_or_default();
+        state.push(("m.space.parent".to_owned(), parent.to_string(), link));
     }
     state
+}
+
+/// A typed content in the JSON form it is compared in (serialising ruma's contents cannot fail).
+fn as_json<C: Serialize>(content: &C) -> Value {
+    serde_json::to_value(content).unwrap_or_default()
 }
 
 /// What a group's space shows: the group's name and topic; it admits whom the group's room admits.
@@ -49,7 +59,7 @@ pub(super) fn space_state(spec: &RoomSpec, admission: &Admission) -> Vec<(String
     vec![
         ("m.room.name".to_owned(), String::new(), json!({"name": spec.name})),
         ("m.room.topic".to_owned(), String::new(), json!({"topic": spec.topic.clone().unwrap_or_default()})),
-        ("m.room.join_rules".to_owned(), String::new(), join_rules(admission)),
+        ("m.room.join_rules".to_owned(), String::new(), as_json(&join_rules(admission))),
     ]
 }
 
@@ -115,41 +125,45 @@ pub(super) fn text_of(state: &RoomState, event_type: &str, field: &str) -> Optio
     state.single(event_type).and_then(|c| c.get(field)).and_then(Value::as_str).map(str::to_owned)
 }
 
-/// The `createRoom` body of a group's or event's chat room: everything [`desired_state`] wants is in it, so a new
-/// room needs no further state write.
-pub(super) fn room_creation_body(
+/// The `createRoom` request of a group's or event's chat room: everything [`desired_state`] wants is in it, so a
+/// new room needs no further state write.
+pub(super) fn room_creation_request(
     alias: &OwnedRoomAliasId,
     spec: &RoomSpec,
     owner: (&TenantId, RoomKind, &Slug),
     admission: &Admission,
     parent: Option<&OwnedRoomId>,
     server_name: &str,
-) -> Value {
+) -> Result<CreateRoom, DomainError> {
     let desired = desired_state(spec, owner, alias, Lifecycle::Active, admission, parent, server_name);
-    let state_of = |wanted: &str| desired.iter().find(|(t, _, _)| t == wanted).map(|(_, _, c)| c.clone());
-    room_policy::creation_body(Creation {
+    let meta = desired.into_iter().find(|(t, _, _)| t == META_EVENT).map(|(_, _, c)| c).unwrap_or_default();
+    let extra_state = match parent {
+        Some(parent) => vec![space_parent_event(parent, server_name)?],
+        None => Vec::new(),
+    };
+    room_policy::creation_request(Creation {
         alias,
         name: &spec.name,
         topic: Some(spec.topic.as_deref().unwrap_or_default()),
         is_space: false,
         admission: admission.clone(),
-        meta: state_of(META_EVENT).unwrap_or_default(),
-        extra_state: desired.into_iter().filter(|(t, _, _)| t == "m.space.parent").collect(),
+        meta,
+        extra_state,
         power_levels: initial_power_levels(Lifecycle::Active.events_default()),
     })
 }
 
-/// The `createRoom` body of a group's space. Nobody posts in a space.
-pub(super) fn space_creation_body(
+/// The `createRoom` request of a group's space. Nobody posts in a space.
+pub(super) fn space_creation_request(
     alias: &OwnedRoomAliasId,
     spec: &RoomSpec,
     tenant: &TenantId,
     slug: &Slug,
     admission: &Admission,
-) -> Value {
+) -> Result<CreateRoom, DomainError> {
     let mut meta = room_policy::meta(tenant.as_str(), "space");
     meta["slug"] = json!(slug.as_str());
-    room_policy::creation_body(Creation {
+    room_policy::creation_request(Creation {
         alias,
         name: &spec.name,
         topic: Some(spec.topic.as_deref().unwrap_or_default()),

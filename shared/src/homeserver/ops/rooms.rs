@@ -3,57 +3,16 @@
 use ruma::api::client::alias::{delete_alias, get_alias};
 use ruma::api::client::directory::{get_room_visibility, set_room_visibility};
 use ruma::api::client::room::{aliases, create_room};
-use ruma::events::AnyInitialStateEvent;
-use ruma::serde::Raw;
-use ruma::{OwnedRoomAliasId, OwnedRoomId, OwnedUserId, RoomAliasId, RoomId, RoomVersionId};
-use serde::Deserialize;
-use serde_json::Value;
+use ruma::{OwnedRoomAliasId, OwnedRoomId, RoomAliasId, RoomId};
 
-use super::raw;
 use crate::homeserver::{Acting, Homeserver, HomeserverError};
 
 pub use ruma::api::client::room::Visibility;
 
-/// A `createRoom` body as the room policy writes it (`room_policy::creation_body`), read into ruma's request. The
-/// contents stay raw: the initial state holds our own event types, the power levels keys ruma does not model.
-#[derive(Deserialize)]
-struct CreationBody {
-    #[serde(default)]
-    creation_content: Option<Value>,
-    #[serde(default)]
-    initial_state: Vec<Value>,
-    #[serde(default)]
-    invite: Vec<OwnedUserId>,
-    #[serde(default)]
-    is_direct: bool,
-    name: Option<String>,
-    power_level_content_override: Option<Value>,
-    preset: Option<create_room::v3::RoomPreset>,
-    room_alias_name: Option<String>,
-    room_version: Option<RoomVersionId>,
-    topic: Option<String>,
-    #[serde(default)]
-    visibility: Visibility,
-}
-
 impl Homeserver {
-    /// Creates a room as the platform with a `createRoom` body; returns its id. `M_ROOM_IN_USE`: the alias is taken.
-    pub async fn create_room(&self, body: &Value) -> Result<OwnedRoomId, HomeserverError> {
-        let body: CreationBody = serde_json::from_value(body.clone())
-            .map_err(|e| HomeserverError::InvalidResponse(format!("createRoom body: {e}")))?;
-        let mut request = create_room::v3::Request::new();
-        request.creation_content = body.creation_content.as_ref().map(raw).transpose()?;
-        request.initial_state =
-            body.initial_state.iter().map(raw::<AnyInitialStateEvent>).collect::<Result<Vec<Raw<_>>, _>>()?;
-        request.invite = body.invite;
-        request.is_direct = body.is_direct;
-        request.name = body.name;
-        request.power_level_content_override = body.power_level_content_override.as_ref().map(raw).transpose()?;
-        request.preset = body.preset;
-        request.room_alias_name = body.room_alias_name;
-        request.room_version = body.room_version;
-        request.topic = body.topic;
-        request.visibility = body.visibility;
+    /// Creates a room as the platform with ruma's `createRoom` request (the room policy builds it); returns its id.
+    /// `M_ROOM_IN_USE`: the alias is taken.
+    pub async fn create_room(&self, request: create_room::v3::Request) -> Result<OwnedRoomId, HomeserverError> {
         Ok(self.send(request, Acting::Platform).await?.room_id)
     }
 

@@ -1,11 +1,12 @@
 //! Room state: one state event's content, the whole current state, power levels and memberships, and state writes.
 
 use ruma::api::client::state::{get_state_event_for_key, get_state_events, send_state_event};
-use ruma::events::StateEventType;
 use ruma::events::room::member::MembershipState;
 use ruma::events::room::power_levels::RoomPowerLevelsEventContent;
+use ruma::events::{StateEventContent, StateEventType, StaticEventContent};
 use ruma::{OwnedEventId, RoomId, UserId};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::{json, raw};
@@ -35,6 +36,12 @@ impl RoomState {
     /// The content of the room-wide event of `event_type` (empty state key): name, topic, power levels, …
     pub fn single(&self, event_type: &str) -> Option<&Value> {
         self.content(event_type, "")
+    }
+
+    /// The event of ruma's content type `C` with `state_key`, read typed; `None` when the room has none or it does
+    /// not have the type's shape.
+    pub fn typed<C: StaticEventContent + DeserializeOwned>(&self, state_key: &str) -> Option<C> {
+        self.content(C::TYPE, state_key).and_then(|content| serde_json::from_value(content.clone()).ok())
     }
 
     /// Every event: (type, state key) and content.
@@ -129,6 +136,24 @@ impl Homeserver {
             state_key.to_owned(),
             raw(content)?,
         );
+        Ok(self.send(request, acting).await?.event_id)
+    }
+
+    /// Puts a state event of one of ruma's typed contents.
+    pub async fn put_typed_state<C, K>(
+        &self,
+        room_id: &RoomId,
+        state_key: &K,
+        content: &C,
+        acting: Acting<'_>,
+    ) -> Result<OwnedEventId, HomeserverError>
+    where
+        C: StateEventContent,
+        C::StateKey: std::borrow::Borrow<K>,
+        K: AsRef<str> + ?Sized,
+    {
+        let request = send_state_event::v3::Request::new(room_id.to_owned(), state_key, content)
+            .map_err(|e| HomeserverError::InvalidResponse(format!("serialising content: {e}")))?;
         Ok(self.send(request, acting).await?.event_id)
     }
 
