@@ -9,6 +9,7 @@
 
 use std::future::Future;
 
+use ruma::api::error::ErrorCode;
 use ruma::{OwnedDeviceId, UserId};
 use serde_json::{Value, json};
 
@@ -54,7 +55,7 @@ impl Credentials {
 
 /// Masquerading with a `device_id` the user does not have answers `400 M_UNKNOWN_DEVICE`.
 pub fn is_unknown_device(error: &HomeserverError) -> bool {
-    error.errcode() == Some("M_UNKNOWN_DEVICE")
+    matches!(error, HomeserverError::Rejected { errcode: ErrorCode::UnknownDevice, .. })
 }
 
 /// Creates the user's device through the admin API; a no-op when it exists.

@@ -14,6 +14,7 @@ pub mod homeserver;
 mod hostile_input;
 pub mod http;
 pub mod identity;
+pub mod jobs;
 pub mod metrics;
 pub mod ratelimit;
 pub mod routes;

@@ -8,38 +8,39 @@ use rand::Rng;
 use shared::App;
 use shared::domain::operations::QueuedOperation;
 use shared::domain::replay::{self, ReplayError};
+use shared::jobs::{Job, UnknownJob};
 
 /// An EventBridge schedule's event (the session sweep), as opposed to an SQS batch.
 pub fn is_scheduled(event: &serde_json::Value) -> bool {
     event.get("detail-type").and_then(serde_json::Value::as_str) == Some("Scheduled Event")
 }
 
-/// The self-healing job a schedule names in its input (`{"job": "drift-repair"}`; template.yaml), if any.
-pub fn self_heal_job(event: &serde_json::Value) -> Option<&str> {
-    event.get("job").and_then(serde_json::Value::as_str)
+/// The self-healing job a schedule names in its input (`{"job": "drift-repair"}`; template.yaml), if any: `Err`
+/// for a name that is no job's.
+pub fn self_heal_job(event: &serde_json::Value) -> Option<Result<Job, UnknownJob>> {
+    event.get("job").and_then(serde_json::Value::as_str).map(str::parse)
 }
 
 /// Runs a scheduled self-healing job until `stop` at the latest; its report.
-pub async fn run_self_heal_job(app: &App, job: &str, stop: Instant) -> Result<serde_json::Value, String> {
+pub async fn run_self_heal_job(app: &App, job: Job, stop: Instant) -> Result<serde_json::Value, String> {
     use shared::domain::drift::{SelfHealSettings, repair};
     use shared::domain::{housekeeping, reminders, retention};
     let settings = SelfHealSettings::from_env().map_err(|e| e.to_string())?;
     let now = shared::aws::store::now_secs();
     let report = match job {
-        "drift-repair" => {
+        Job::DriftRepair => {
             let options = repair::PassOptions { deadline: Some(stop), ..repair::PassOptions::default() };
             serde_json::to_value(repair::run(app, &settings, &options).await.map_err(|e| e.to_string())?)
         }
-        "retention" => {
+        Job::Retention => {
             serde_json::to_value(retention::run(app, &settings, now, None, false).await.map_err(|e| e.to_string())?)
         }
-        "reminders" => {
+        Job::Reminders => {
             serde_json::to_value(reminders::run(app, &settings, now, None).await.map_err(|e| e.to_string())?)
         }
-        "sweep-expired" => {
+        Job::SweepExpired => {
             serde_json::to_value(housekeeping::sweep(app, &settings, now, false).await.map_err(|e| e.to_string())?)
         }
-        other => return Err(format!("unknown scheduled job {other:?}")),
     };
     report.map_err(|e| e.to_string())
 }
@@ -125,8 +126,30 @@ mod tests {
         assert!(!is_scheduled(&batch));
         assert!(serde_json::from_value::<SqsEvent>(batch).is_ok());
         let job = fixture("retry-worker-drift-repair.json");
-        assert_eq!(self_heal_job(&job), Some("drift-repair"));
+        assert_eq!(self_heal_job(&job), Some(Ok(Job::DriftRepair)));
         assert!(!is_scheduled(&job));
         assert_eq!(self_heal_job(&fixture("retry-worker-schedule.json")), None);
+        assert!(matches!(self_heal_job(&serde_json::json!({"job": "repair-drift"})), Some(Err(_))));
+    }
+
+    /// Every schedule's input in template.yaml names a job, and every job has a schedule.
+    #[test]
+    fn the_schedules_name_every_job_by_its_one_name() {
+        let path = format!("{}/../../template.yaml", env!("CARGO_MANIFEST_DIR"));
+        let template = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let scheduled: Vec<Job> = template
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("Input: '")?.strip_suffix('\''))
+            .map(|input| {
+                let event: serde_json::Value = serde_json::from_str(input).unwrap_or_else(|e| panic!("{input}: {e}"));
+                match self_heal_job(&event) {
+                    Some(Ok(job)) => job,
+                    other => panic!("schedule input {input} names no job: {other:?}"),
+                }
+            })
+            .collect();
+        for job in Job::ALL {
+            assert_eq!(scheduled.iter().filter(|s| **s == job).count(), 1, "{job} in {scheduled:?}");
+        }
     }
 }

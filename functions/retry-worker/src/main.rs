@@ -16,9 +16,10 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = invocation_deadline(event.context.deadline);
         if let Some(job) = retry_worker::self_heal_job(&event.payload) {
+            let job = job?;
             let stop = deadline.checked_sub(Duration::from_secs(5)).unwrap_or(deadline);
             let report = retry_worker::run_self_heal_job(app, job, stop).await?;
-            tracing::info!(job, "self-healing job finished");
+            tracing::info!(job = %job, "self-healing job finished");
             return Ok::<Value, Error>(report);
         }
         if retry_worker::is_scheduled(&event.payload) {

@@ -253,9 +253,7 @@ pub(crate) fn domain_to_homeserver(error: DomainError) -> HomeserverError {
         DomainError::Contended { .. } | DomainError::Backend(_) | DomainError::Internal => {
             HomeserverError::Transient { detail: error.to_string() }
         }
-        other => {
-            HomeserverError::Rejected { status: 400, errcode: other.kind().to_owned(), message: other.to_string() }
-        }
+        other => HomeserverError::Rejected { status: 400, errcode: other.kind().into(), message: other.to_string() },
     }
 }
 

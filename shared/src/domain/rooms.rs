@@ -2,11 +2,13 @@
 
 use std::time::Duration;
 
+use ruma::api::error::ErrorCode;
 use ruma::{OwnedRoomAliasId, OwnedRoomId};
 
 use crate::app::App;
 use crate::aws::aliases::Aliases;
 use crate::domain::DomainError;
+use crate::homeserver::HomeserverError;
 use crate::identity::Caller;
 use crate::identity::{RoomKind, Slug, TenantId};
 
@@ -101,7 +103,7 @@ pub async fn find_or_create(
             Ok((room_id, true))
         }
         // The alias was taken between our lookup and the creation: the room exists, use it.
-        Err(error) if error.errcode() == Some("M_ROOM_IN_USE") => lookup_alias(app, alias)
+        Err(HomeserverError::Rejected { errcode: ErrorCode::RoomInUse, .. }) => lookup_alias(app, alias)
             .await?
             .map(|id| (id, false))
             .ok_or(DomainError::HomeserverAnswer("alias taken but not resolvable")),

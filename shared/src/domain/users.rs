@@ -1,6 +1,7 @@
 //! User provisioning: one Matrix user per OpenMeet user, its profile kept in sync, deactivation.
 
 use ruma::api::client::account::register;
+use ruma::api::error::ErrorCode;
 use serde::{Deserialize, Serialize};
 
 use crate::app::App;
@@ -189,7 +190,7 @@ pub async fn register(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<b
     request.login_type = Some(register::LoginType::ApplicationService);
     match app.homeserver.send(request, Acting::Platform).await {
         Ok(_) => Ok(true),
-        Err(HomeserverError::Rejected { errcode, .. }) if errcode == "M_USER_IN_USE" => {
+        Err(HomeserverError::Rejected { errcode: ErrorCode::UserInUse, .. }) => {
             let user_id = app.identities.matrix_user_id(tenant, user);
             if app.homeserver.admin_user(&user_id).await?.is_some_and(|info| info.deactivated) {
                 return Err(DomainError::conflict(

@@ -1,5 +1,6 @@
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use ruma::api::error::{ErrorCode, ErrorKind, LimitExceededErrorData, RetryAfter};
 use serde::Deserialize;
 
 /// How a homeserver call failed, classified for retrying.
@@ -17,47 +18,51 @@ pub enum HomeserverError {
     /// 401 `M_UNKNOWN_TOKEN`: the credential is gone; re-mint it.
     #[error("homeserver does not know this access token")]
     UnknownToken,
-    /// Any other refusal: retrying the same call will not help.
+    /// Any other refusal: retrying the same call will not help. `errcode` is ruma's typed code (a body without one
+    /// reads as `M_UNKNOWN`): callers match its variants, never its text.
     #[error("homeserver refused: {status} {errcode}: {message}")]
-    Rejected { status: u16, errcode: String, message: String },
+    Rejected { status: u16, errcode: ErrorCode, message: String },
     /// A success status with a body we could not read.
     #[error("unexpected homeserver response: {0}")]
     InvalidResponse(String),
 }
 
+/// The standard error body, its `errcode` (and the data that goes with it) read by ruma into an [`ErrorKind`].
 #[derive(Deserialize)]
 struct MatrixErrorBody {
-    #[serde(default)]
-    errcode: String,
+    #[serde(flatten)]
+    kind: ErrorKind,
     #[serde(default)]
     error: String,
-    retry_after_ms: Option<u64>,
 }
 
 impl HomeserverError {
     pub fn classify(status: http::StatusCode, headers: &http::HeaderMap, body: &[u8]) -> Self {
-        let parsed: Option<MatrixErrorBody> = serde_json::from_slice(body).ok();
-        let (errcode, message, retry_after_ms) = match parsed {
-            Some(body) => (body.errcode, body.error, body.retry_after_ms),
-            None => (String::new(), String::new(), None),
+        let (kind, message) = match serde_json::from_slice::<MatrixErrorBody>(body) {
+            Ok(body) => (Some(body.kind), body.error),
+            Err(_) => (None, String::new()),
         };
-        if status.as_u16() == 429 || errcode == "M_LIMIT_EXCEEDED" {
+        let limited = match &kind {
+            Some(ErrorKind::LimitExceeded(LimitExceededErrorData { retry_after, .. })) => Some(retry_after.as_ref()),
+            _ if status.as_u16() == 429 => Some(None),
+            _ => None,
+        };
+        if let Some(in_body) = limited {
             let header_secs = headers
                 .get(http::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok());
-            let retry_after = retry_after_ms
-                .map(Duration::from_millis)
-                .or(header_secs.map(Duration::from_secs))
-                .unwrap_or(Duration::from_secs(1));
+            let retry_after =
+                in_body.and_then(delay).or(header_secs.map(Duration::from_secs)).unwrap_or(Duration::from_secs(1));
             return HomeserverError::RateLimited { retry_after };
         }
         if status.is_server_error() {
             return HomeserverError::Transient { detail: format!("status {}", status.as_u16()) };
         }
-        if status.as_u16() == 401 && errcode == "M_UNKNOWN_TOKEN" {
+        if status.as_u16() == 401 && matches!(kind, Some(ErrorKind::UnknownToken(_))) {
             return HomeserverError::UnknownToken;
         }
+        let errcode = kind.map_or(ErrorCode::Unknown, |kind| kind.errcode());
         HomeserverError::Rejected { status: status.as_u16(), errcode, message }
     }
 
@@ -69,10 +74,11 @@ impl HomeserverError {
         )
     }
 
-    pub fn errcode(&self) -> Option<&str> {
+    /// The homeserver's error code, typed: compare it with an [`ErrorCode`] variant.
+    pub fn errcode(&self) -> Option<ErrorCode> {
         match self {
-            HomeserverError::Rejected { errcode, .. } => Some(errcode),
-            HomeserverError::UnknownToken => Some("M_UNKNOWN_TOKEN"),
+            HomeserverError::Rejected { errcode, .. } => Some(errcode.clone()),
+            HomeserverError::UnknownToken => Some(ErrorCode::UnknownToken),
             _ => None,
         }
     }
@@ -81,13 +87,13 @@ impl HomeserverError {
         matches!(self, HomeserverError::Rejected { status: 404, .. })
     }
 
-    /// Synapse answers a membership change that already holds with 403 "already in the room" / "not in the room":
-    /// for an idempotent operation that is success.
     /// "This user already reacted with this key": for an idempotent add, success.
     pub fn is_duplicate_annotation(&self) -> bool {
-        self.errcode() == Some("M_DUPLICATE_ANNOTATION")
+        matches!(self, HomeserverError::Rejected { errcode: ErrorCode::DuplicateAnnotation, .. })
     }
 
+    /// Synapse answers a membership change that already holds with 403 "already in the room" / "not in the room":
+    /// for an idempotent operation that is success. Its errcode is a plain `M_FORBIDDEN`, so only the message tells.
     pub fn is_membership_already_applied(&self) -> bool {
         match self {
             HomeserverError::Rejected { status: 403, message, .. } => {
@@ -97,6 +103,14 @@ impl HomeserverError {
             }
             _ => false,
         }
+    }
+}
+
+/// A `retry_after` as a delay from now (a moment already past: none).
+fn delay(retry_after: &RetryAfter) -> Option<Duration> {
+    match retry_after {
+        RetryAfter::Delay(delay) => Some(*delay),
+        RetryAfter::DateTime(at) => at.duration_since(SystemTime::now()).ok(),
     }
 }
 
@@ -134,7 +148,7 @@ mod tests {
         assert!(classify(502, "<html>bad gateway</html>").is_transient());
         let forbidden = classify(403, r#"{"errcode":"M_FORBIDDEN","error":"nope"}"#);
         assert!(!forbidden.is_transient());
-        assert_eq!(forbidden.errcode(), Some("M_FORBIDDEN"));
+        assert_eq!(forbidden.errcode(), Some(ErrorCode::Forbidden));
     }
 
     #[test]
@@ -143,6 +157,20 @@ mod tests {
         assert!(matches!(
             classify(401, r#"{"errcode":"M_MISSING_TOKEN"}"#),
             HomeserverError::Rejected { status: 401, .. }
+        ));
+    }
+
+    #[test]
+    fn errcodes_are_typed() {
+        let taken = classify(400, r#"{"errcode":"M_ROOM_IN_USE","error":"taken"}"#);
+        assert!(matches!(taken, HomeserverError::Rejected { errcode: ErrorCode::RoomInUse, .. }));
+        assert!(classify(400, r#"{"errcode":"M_DUPLICATE_ANNOTATION","error":"x"}"#).is_duplicate_annotation());
+        let custom = classify(400, r#"{"errcode":"ORG_EXAMPLE_X","error":"x"}"#);
+        assert_eq!(custom.errcode().map(|code| code.to_string()), Some("ORG_EXAMPLE_X".to_owned()));
+        assert_eq!(classify(404, "<html>not found</html>").errcode(), Some(ErrorCode::Unknown));
+        assert!(matches!(
+            classify(400, r#"{"errcode":"M_LIMIT_EXCEEDED","error":"slow"}"#),
+            HomeserverError::RateLimited { retry_after } if retry_after == Duration::from_secs(1)
         ));
     }
 

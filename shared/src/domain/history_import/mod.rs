@@ -16,6 +16,7 @@ pub mod emoji;
 use std::collections::HashSet;
 
 use ruma::api::client::account::register;
+use ruma::api::error::ErrorCode;
 use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, UserId};
 use serde_json::Value;
 
@@ -58,7 +59,7 @@ pub async fn ensure_placeholder(
     request.login_type = Some(register::LoginType::ApplicationService);
     match app.homeserver.send(request, Acting::Platform).await {
         Ok(_) => {}
-        Err(HomeserverError::Rejected { errcode, .. }) if errcode == "M_USER_IN_USE" => {}
+        Err(HomeserverError::Rejected { errcode: ErrorCode::UserInUse, .. }) => {}
         Err(error) => return Err(error.into()),
     }
     let name: String = full_name.chars().take(200).collect();
