@@ -206,6 +206,7 @@ impl ApiError {
             DomainError::NotFound { code, message } => ApiError::NotFound { code, message: message.clone() },
             DomainError::NotPermitted(message) => ApiError::Forbidden(message.clone()),
             DomainError::Conflict { code, message } => ApiError::Conflict { code, message: message.clone() },
+            DomainError::RoomBeingCreated => ApiError::Conflict { code: "conflict", message: error.to_string() },
             DomainError::TooLarge(message) => ApiError::PayloadTooLarge(message.clone()),
             DomainError::InProgress => ApiError::InProgress,
             DomainError::Contended { retry_after } => ApiError::HomeserverUnavailable { retry_after: *retry_after },

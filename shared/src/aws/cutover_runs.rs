@@ -1,13 +1,13 @@
 //! The records of cutover runs and Zulip imports (the `cutover` tool decides what they mean): a run's summary
-//! (`META`), its entries (`BEFORE#`, `DONE#`, `FAIL#`, checkpoints... each with an optional JSON `value`), the
-//! pointer from a snapshot to its unfinished run and the index of runs. Keys in [`crate::aws::keys`].
+//! (`META`), its entries (one [`CutoverEntry`] kind each, with an optional JSON `value`), the pointer from a
+//! snapshot to its unfinished run and the index of runs. Keys in [`crate::aws::keys`].
 
 use std::collections::HashSet;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::Value;
 
-use super::keys;
+use super::keys::{self, CutoverEntry};
 use super::records::encode;
 use super::store::{self, Store};
 use crate::aws::BackendError;
@@ -67,8 +67,7 @@ pub fn milliseconds(seconds: f64) -> f64 {
 /// One entry of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// Its sort-key prefix (`BEFORE#`, ...).
-    pub kind: String,
+    pub kind: CutoverEntry,
     pub entity: String,
     /// JSON.
     pub value: Option<String>,
@@ -139,26 +138,27 @@ impl CutoverRuns<'_> {
         let mut items = Vec::with_capacity(entries.len());
         for entry in entries {
             let record = EntryRecord { value: entry.value, at: Some(at) };
-            items.push(encode(&keys::cutover_entry(run, &entry.kind, &entry.entity), &record)?);
+            items.push(encode(&keys::cutover_entry(run, entry.kind, &entry.entity), &record)?);
         }
         self.0.put_batch(items).await
     }
 
     /// The entities of a run's entries of one kind.
-    pub async fn entities(&self, run: &str, kind: &str) -> Result<HashSet<String>, BackendError> {
-        let entries = self.0.records::<EntryRecord>(&keys::cutover_run(run), kind).await?;
+    pub async fn entities(&self, run: &str, kind: CutoverEntry) -> Result<HashSet<String>, BackendError> {
+        let entries = self.0.records::<EntryRecord>(&keys::cutover_run(run), kind.prefix()).await?;
         Ok(entries.into_iter().map(|(entity, _)| entity).collect())
     }
 
-    /// A run's entries of one kind with their values (`null` when absent or unreadable).
-    pub async fn values(&self, run: &str, kind: &str) -> Result<Vec<(String, Value)>, BackendError> {
-        let entries = self.0.records::<EntryRecord>(&keys::cutover_run(run), kind).await?;
+    /// A run's entries of one kind with their values (`None` when absent or not a `T`).
+    pub async fn values<T: DeserializeOwned>(
+        &self,
+        run: &str,
+        kind: CutoverEntry,
+    ) -> Result<Vec<(String, Option<T>)>, BackendError> {
+        let entries = self.0.records::<EntryRecord>(&keys::cutover_run(run), kind.prefix()).await?;
         Ok(entries
             .into_iter()
-            .map(|(entity, record)| {
-                let value = serde_json::from_str(&record.value.unwrap_or_default()).unwrap_or(Value::Null);
-                (entity, value)
-            })
+            .map(|(entity, record)| (entity, record.value.and_then(|value| serde_json::from_str(&value).ok())))
             .collect())
     }
 

@@ -30,7 +30,10 @@
 //! | read budget: a tenant's users  | `RR#{tenant}#users`             | `W#{windowStart}`         |
 //! | read budget: the service's     | `RR#{tenant}#service`           | `W#{windowStart}`         |
 
-use crate::identity::{TenantId, UserSlug};
+use std::fmt;
+use std::str::FromStr;
+
+use crate::identity::{RoomKind, Slug, TenantId, UserSlug};
 
 /// A record's primary key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,9 +216,154 @@ pub fn cutover_meta(run: &str) -> Key {
     Key::new(cutover_run(run), CUTOVER_META_SK)
 }
 
-/// One entry of a run: `kind` is its sort-key prefix (`BEFORE#`, `DONE#`, `FAIL#`, `CKPT#`, ...).
-pub fn cutover_entry(run: &str, kind: &str, entity: &str) -> Key {
-    Key::new(cutover_run(run), format!("{kind}{entity}"))
+/// One entry of a run: its kind's sort-key prefix, then the entity ([`CutoverEntity`]).
+pub fn cutover_entry(run: &str, kind: CutoverEntry, entity: &str) -> Key {
+    Key::new(cutover_run(run), format!("{}{entity}", kind.prefix()))
+}
+
+/// The kinds of a run's entries, each a sort-key prefix (the only place they are spelled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CutoverEntry {
+    /// The entity before the run first changed it (`rollback` restores it).
+    Before,
+    /// The entity is as the snapshot says (a Zulip import: the stream's room is finished).
+    Done,
+    /// Its last failure.
+    Failed,
+    /// A Zulip import: a stream's progress.
+    Checkpoint,
+    /// A Zulip import: a topic's thread root.
+    ThreadRoot,
+    /// A Zulip import: a user it joined to send their history.
+    Joined,
+}
+
+impl CutoverEntry {
+    pub const fn prefix(self) -> &'static str {
+        match self {
+            CutoverEntry::Before => "BEFORE#",
+            CutoverEntry::Done => "DONE#",
+            CutoverEntry::Failed => "FAIL#",
+            CutoverEntry::Checkpoint => "CKPT#",
+            CutoverEntry::ThreadRoot => "ROOT#",
+            CutoverEntry::Joined => "JOINED#",
+        }
+    }
+}
+
+/// What a run's entry is about: the part of the sort key after its kind's prefix. Written as
+/// `user:{tenant}:{user}`, `room:{tenant}:{kind}:{slug}`, `members:{tenant}:{kind}:{slug}` (a cutover run; a
+/// failure may name `tenant:{tenant}`), and `{stream}@{room id}`, `{stream}@{room id}:{topic key}`,
+/// `{stream}@{room id}:{user id}` (a Zulip import).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CutoverEntity {
+    Tenant(TenantId),
+    User(TenantId, UserSlug),
+    Room(TenantId, RoomKind, Slug),
+    /// A room's member list.
+    Members(TenantId, RoomKind, Slug),
+    /// A Zulip stream imported into a room.
+    Stream {
+        stream: i64,
+        room: String,
+    },
+    /// A topic's thread root in a stream's room (`topic`: 24 hex digits of its key).
+    Thread {
+        stream: i64,
+        room: String,
+        topic: String,
+    },
+    /// A user the import joined into a stream's room.
+    Joined {
+        stream: i64,
+        room: String,
+        user: String,
+    },
+}
+
+impl CutoverEntity {
+    /// The member list of this room (the same room for a member list).
+    pub fn members_of(&self) -> Option<CutoverEntity> {
+        match self {
+            CutoverEntity::Room(tenant, kind, slug) | CutoverEntity::Members(tenant, kind, slug) => {
+                Some(CutoverEntity::Members(tenant.clone(), *kind, slug.clone()))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for CutoverEntity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CutoverEntity::Tenant(tenant) => write!(f, "tenant:{tenant}"),
+            CutoverEntity::User(tenant, user) => write!(f, "user:{tenant}:{user}"),
+            CutoverEntity::Room(tenant, kind, slug) => write!(f, "room:{tenant}:{}:{slug}", kind.path_segment()),
+            CutoverEntity::Members(tenant, kind, slug) => {
+                write!(f, "members:{tenant}:{}:{slug}", kind.path_segment())
+            }
+            CutoverEntity::Stream { stream, room } => write!(f, "{stream}@{room}"),
+            CutoverEntity::Thread { stream, room, topic } => write!(f, "{stream}@{room}:{topic}"),
+            CutoverEntity::Joined { stream, room, user } => write!(f, "{stream}@{room}:{user}"),
+        }
+    }
+}
+
+/// A key that names no entity.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unreadable record key {0}")]
+pub struct UnreadableEntity(pub String);
+
+impl FromStr for CutoverEntity {
+    type Err = UnreadableEntity;
+
+    fn from_str(key: &str) -> Result<Self, Self::Err> {
+        let unreadable = || UnreadableEntity(key.to_owned());
+        if let Some((stream, rest)) = key.split_once('@')
+            && let Ok(stream) = stream.parse::<i64>()
+        {
+            return Ok(zulip_entity(stream, rest));
+        }
+        let mut parts = key.splitn(4, ':');
+        let what = parts.next().ok_or_else(unreadable)?;
+        let tenant = TenantId::parse(parts.next().ok_or_else(unreadable)?).map_err(|_| unreadable())?;
+        let mut rest = || parts.next().ok_or_else(unreadable);
+        let room = |kind: &str, slug: &str| {
+            let kind = RoomKind::from_path(kind).map_err(|_| unreadable())?;
+            Ok::<_, UnreadableEntity>((kind, Slug::parse(slug).map_err(|_| unreadable())?))
+        };
+        let entity = match what {
+            "tenant" => CutoverEntity::Tenant(tenant),
+            "user" => CutoverEntity::User(tenant, UserSlug::parse(rest()?).map_err(|_| unreadable())?),
+            "room" => {
+                let (kind, slug) = room(rest()?, rest()?)?;
+                CutoverEntity::Room(tenant, kind, slug)
+            }
+            "members" => {
+                let (kind, slug) = room(rest()?, rest()?)?;
+                CutoverEntity::Members(tenant, kind, slug)
+            }
+            _ => return Err(unreadable()),
+        };
+        if parts.next().is_some() { Err(unreadable()) } else { Ok(entity) }
+    }
+}
+
+/// `{room id}`, `{room id}:{topic key}` or `{room id}:{user id}`: a room id holds no `@`, a user id starts with it,
+/// and a topic key is the last 24 hex digits after a room id (which has a `:` before its server name).
+fn zulip_entity(stream: i64, rest: &str) -> CutoverEntity {
+    if let Some(at) = rest.find(":@") {
+        let (room, user) = (rest[..at].to_owned(), rest[at + 1..].to_owned());
+        return CutoverEntity::Joined { stream, room, user };
+    }
+    if let Some((room, topic)) = rest.rsplit_once(':')
+        && room.contains(':')
+        && topic.len() == 24
+        && topic.chars().all(|c| c.is_ascii_hexdigit())
+    {
+        return CutoverEntity::Thread { stream, room: room.to_owned(), topic: topic.to_owned() };
+    }
+    CutoverEntity::Stream { stream, room: rest.to_owned() }
 }
 
 /// The unfinished run of a snapshot, which a re-run continues.
@@ -253,6 +401,34 @@ mod tests {
         assert_eq!(job_cursor("sweep"), Key { pk: "SELFHEAL".into(), sk: "CURSOR#sweep".into() });
         let marker = reminder_marker("acme/events/e", "soon", "2026-12-01T18:00:00Z");
         assert_eq!((marker.pk.as_str(), marker.sk.as_str()), ("REMINDER#acme/events/e", "soon@2026-12-01T18:00:00Z"));
+    }
+
+    #[test]
+    fn cutover_entities_read_back_as_written() {
+        let tenant = TenantId::parse("acme").expect("tenant");
+        let slug = Slug::parse("g.1").expect("slug");
+        let room = "!abc:localhost:8008".to_owned();
+        let entities = [
+            CutoverEntity::Tenant(tenant.clone()),
+            CutoverEntity::User(tenant.clone(), UserSlug::parse("jane").expect("user")),
+            CutoverEntity::Room(tenant.clone(), RoomKind::Event, slug.clone()),
+            CutoverEntity::Members(tenant, RoomKind::Group, slug),
+            CutoverEntity::Stream { stream: 7, room: room.clone() },
+            CutoverEntity::Thread { stream: 7, room: room.clone(), topic: "0123456789abcdef01234567".into() },
+            CutoverEntity::Joined { stream: 7, room, user: "@ann:localhost:8008".into() },
+        ];
+        for entity in entities {
+            assert_eq!(entity.to_string().parse::<CutoverEntity>(), Ok(entity.clone()), "{entity}");
+        }
+        assert_eq!(CutoverEntity::Stream { stream: 1, room: "!r:x".into() }.to_string(), "1@!r:x");
+        assert_eq!(
+            "members:acme:groups:g".parse::<CutoverEntity>().map(|e| e.to_string()),
+            Ok("members:acme:groups:g".into())
+        );
+        for bad in ["", "user:acme", "room:acme:rooms:g", "user:Acme:jane", "room:acme:groups:g:x", "x:acme:y"] {
+            assert!(bad.parse::<CutoverEntity>().is_err(), "{bad}");
+        }
+        assert_eq!(cutover_entry("r1", CutoverEntry::Before, "user:acme:jane").sk, "BEFORE#user:acme:jane");
     }
 
     #[test]

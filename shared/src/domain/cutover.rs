@@ -3,14 +3,18 @@
 //! record what it is about to change and `verify` can compare. Nothing here decides how a room or a membership
 //! looks: that stays in [`room_lifecycle`], [`membership`] and [`users`].
 //!
-//! `json!` here builds state contents that are recorded before a change and written back on rollback as recorded.
+//! State contents are read into typed contents (ruma's, or the few fields of our own metadata event); the one JSON
+//! kept is the metadata's `event` part, compared with the snapshot as written (ADR 0007, "JSON kept on purpose").
 
 use std::collections::{BTreeMap, HashMap};
 
+use ruma::events::room::join_rules::RoomJoinRulesEventContent;
 use ruma::events::room::name::RoomNameEventContent;
+use ruma::events::room::topic::RoomTopicEventContent;
 use ruma::{OwnedRoomAliasId, UserId};
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::app::App;
 use crate::domain::DomainError;
@@ -148,6 +152,21 @@ impl RoomState {
     }
 }
 
+/// The fields of a room's metadata event (`org.openmeet.room`) a cutover reads; an unknown lifecycle reads as none.
+#[derive(Debug, Default, Deserialize)]
+struct MetaFields {
+    #[serde(default, deserialize_with = "ruma::serde::default_on_error")]
+    state: Option<Lifecycle>,
+    #[serde(default)]
+    event: Option<Value>,
+}
+
+/// A topic exactly as written (not ruma's content, which adds an `m.topic` block on the way back).
+#[derive(Serialize)]
+struct PlainTopic<'a> {
+    topic: &'a str,
+}
+
 /// Reads the room behind `alias` (`None` when the alias is free): its state and joined members, through the
 /// admin API.
 pub async fn read_room(app: &App, alias: &OwnedRoomAliasId) -> Result<Option<RoomState>, DomainError> {
@@ -162,34 +181,40 @@ pub async fn read_room(app: &App, alias: &OwnedRoomAliasId) -> Result<Option<Roo
     };
     let members = app.homeserver.admin_room_members(room_id.as_str()).await?;
     let platform = app.identities.platform_user_id();
-    let mut events: HashMap<(String, String), Value> = HashMap::new();
+    let mut events: HashMap<String, Value> = HashMap::new();
     let mut parents = Vec::new();
     for event in state {
-        let (kind, key, content) = (event.event_type.as_str(), event.state_key.as_str(), event.content);
-        if kind == "m.space.parent" && content.as_object().is_some_and(|c| !c.is_empty()) {
-            parents.push(key.to_owned());
+        if event.event_type == "m.space.parent" {
+            // A removed link is an empty content.
+            let fields: BTreeMap<String, IgnoredAny> = serde_json::from_value(event.content).unwrap_or_default();
+            if !fields.is_empty() {
+                parents.push(event.state_key);
+            }
+        } else if event.state_key.is_empty() {
+            events.insert(event.event_type, event.content);
         }
-        events.insert((kind.to_owned(), key.to_owned()), content);
     }
-    let field =
-        |kind: &str, name: &str| events.get(&(kind.to_owned(), String::new())).and_then(|c| c.get(name)).cloned();
-    let text = |kind: &str, name: &str| field(kind, name).and_then(|v| v.as_str().map(str::to_owned));
-    let power = membership::PowerLevels::from_content(
-        events.get(&("m.room.power_levels".to_owned(), String::new())).unwrap_or(&Value::Null),
-    );
+    let power = membership::PowerLevels::from_content(events.get("m.room.power_levels").unwrap_or(&Value::Null));
+    let meta: MetaFields = content(&mut events, room_lifecycle::META_EVENT).unwrap_or_default();
     let joined = members.into_iter().filter(|id| *id != platform.as_str()).collect();
     Ok(Some(RoomState {
         room_id: room_id.to_string(),
-        name: text("m.room.name", "name"),
-        topic: text("m.room.topic", "topic").filter(|t| !t.is_empty()),
-        join_rule: text("m.room.join_rules", "join_rule"),
-        lifecycle: field(room_lifecycle::META_EVENT, "state").and_then(|s| serde_json::from_value(s).ok()),
-        event: field(room_lifecycle::META_EVENT, "event"),
+        name: content::<RoomNameEventContent>(&mut events, "m.room.name").map(|c| c.name),
+        topic: content::<RoomTopicEventContent>(&mut events, "m.room.topic").map(|c| c.topic).filter(|t| !t.is_empty()),
+        join_rule: content::<RoomJoinRulesEventContent>(&mut events, "m.room.join_rules")
+            .map(|c| c.join_rule.as_str().to_owned()),
+        lifecycle: meta.state,
+        event: meta.event,
         parents,
         joined,
         levels: power.users,
         users_default: power.users_default,
     }))
+}
+
+/// The room-wide state event of `event_type` as `T` (`None`: absent, or not a `T`).
+fn content<T: DeserializeOwned>(events: &mut HashMap<String, Value>, event_type: &str) -> Option<T> {
+    serde_json::from_value(events.remove(event_type)?).ok()
 }
 
 /// Makes the room of a group (with its space) or an event match `spec` and `lifecycle`, through
@@ -247,8 +272,8 @@ pub async fn restore_room(
         platform::put_state(app, &now.room_id, "m.room.name", "", &content).await?;
     }
     if now.topic != before.topic {
-        // Not ruma's topic content, which adds an `m.topic` block: the room keeps exactly the text it had.
-        let content = json!({"topic": before.topic.clone().unwrap_or_default()});
+        let topic = PlainTopic { topic: before.topic.as_deref().unwrap_or_default() };
+        let content = serde_json::to_value(topic).map_err(|_| DomainError::Internal)?;
         platform::put_state(app, &now.room_id, "m.room.topic", "", &content).await?;
     }
     Ok(())

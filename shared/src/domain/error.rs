@@ -20,6 +20,9 @@ pub enum DomainError {
     /// The state of things forbids it now (a taken alias, an archived room, a key in use).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// Another request is creating this room right now (its alias is locked): the same call will find it soon.
+    #[error("this room is being created by another request; retry")]
+    RoomBeingCreated,
     /// The input (a body, a file, a power-levels event) is over a size limit.
     #[error("{0}")]
     TooLarge(String),
@@ -75,6 +78,7 @@ impl DomainError {
             DomainError::Invalid { code, .. }
             | DomainError::NotFound { code, .. }
             | DomainError::Conflict { code, .. } => code,
+            DomainError::RoomBeingCreated => "conflict",
             DomainError::NotPermitted(_) => "not_permitted",
             DomainError::TooLarge(_) => "too_large",
             DomainError::Contended { .. } => "contended",

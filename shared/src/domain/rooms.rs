@@ -91,7 +91,7 @@ pub async fn find_or_create(
                 return Ok((room_id, false));
             }
         }
-        return Err(DomainError::conflict("conflict", "this room is being created by another request; retry"));
+        return Err(DomainError::RoomBeingCreated);
     }
     let result = app.homeserver.create_room(request).await;
     crate::metrics::room_created(result.is_ok());

@@ -20,9 +20,7 @@ fn retry_delay(error: &DomainError, attempt: u32) -> Option<Duration> {
         DomainError::Homeserver(HomeserverError::RateLimited { retry_after }) => Some(*retry_after),
         // An outage or an open circuit: back off up to 16 s (about a minute in all).
         _ if error.retryable() => Some(Duration::from_secs(1 << attempt.min(4))),
-        DomainError::Conflict { code: "conflict", message } if message.contains("being created") => {
-            Some(Duration::from_secs(5))
-        }
+        DomainError::RoomBeingCreated => Some(Duration::from_secs(5)),
         _ => None,
     }
 }

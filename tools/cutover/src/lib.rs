@@ -1,6 +1,7 @@
 //! The hard cutover (`docs/cutover-formats.md`): `openmeet-cutover plan | run | verify | rollback | status`
 //! over the functions' own domain code, plus a synthetic snapshot generator. See `docs/cutover.md`.
 
+pub mod before;
 pub mod exec;
 pub mod generate;
 pub mod plan;

@@ -4,11 +4,11 @@ use std::path::Path;
 
 use serde::Serialize;
 use shared::App;
+use shared::aws::keys::CutoverEntity;
 use shared::domain::cutover;
 use shared::identity::RoomKind;
 
 use crate::exec::{Progress, for_each, with_retries};
-use crate::run::{members_key, room_key, user_key};
 use crate::snapshot::{self, Invalid, MemberBuckets, Summary};
 use crate::verify::{room_discrepancies, user_discrepancies};
 
@@ -83,7 +83,7 @@ pub async fn plan(
         snapshot::users(path)?,
         concurrency,
         |u| async move {
-            let key = user_key(u.tenant.as_str(), u.user.as_str());
+            let key = CutoverEntity::User(u.tenant.clone(), u.user.clone()).to_string();
             let read = with_retries(|| cutover::read_user(app, &u.tenant, &u.user)).await;
             classify(key, read.map(|state| state.exists.then(|| user_discrepancies(&u, &state))))
         },
@@ -101,7 +101,7 @@ pub async fn plan(
             snapshot::rooms(path, kind)?,
             concurrency,
             |r| async move {
-                let key = room_key(r.tenant.as_str(), r.kind, r.slug.as_str());
+                let key = CutoverEntity::Room(r.tenant.clone(), r.kind, r.slug.clone()).to_string();
                 let alias = app.identities.room_alias(&r.tenant, r.kind, &r.slug);
                 let read = with_retries(|| cutover::read_room(app, &alias)).await;
                 classify(key, read.map(|state| state.map(|state| room_discrepancies(&r, &state, None))))
@@ -122,7 +122,7 @@ pub async fn plan(
             buckets.bucket(index)?,
             concurrency,
             |r| async move {
-                let key = members_key(r.tenant.as_str(), r.kind, r.slug.as_str());
+                let key = CutoverEntity::Members(r.tenant.clone(), r.kind, r.slug.clone()).to_string();
                 let who = |user: &str| format!("{key}:{user}");
                 let units = r.members.len() as u64;
                 let alias = app.identities.room_alias(&r.tenant, r.kind, &r.slug);

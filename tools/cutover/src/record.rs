@@ -4,9 +4,7 @@
 //! | pk | sk | holds |
 //! |---|---|---|
 //! | `CUTOVER#{run}` | `META` | snapshot path and digest, state, start/finish, per-phase counts and seconds |
-//! | `CUTOVER#{run}` | `BEFORE#{entity}` | the entity before the run first touched it (written before any change) |
-//! | `CUTOVER#{run}` | `DONE#{entity}` | the entity is as the snapshot says |
-//! | `CUTOVER#{run}` | `FAIL#{entity}` | its last failure |
+//! | `CUTOVER#{run}` | `{kind}{entity}` | [`CutoverEntry::Before`]: the entity before the run first touched it (written before any change); `Done`: it is as the snapshot says; `Failed`: its last failure |
 //! | `CUTOVER#SNAPSHOT#{digest}` | `RUN` | the unfinished run of that snapshot, which a re-run continues |
 //! | `CUTOVER#RUNS` | `{started}#{run}` | the index `status` lists |
 //!
@@ -14,8 +12,10 @@
 
 use std::collections::HashSet;
 
-use serde_json::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use shared::aws::cutover_runs::{CutoverRuns, Entry, RunMeta};
+use shared::aws::keys::{CutoverEntity, CutoverEntry};
 use shared::aws::store::{self, Store};
 use tokio::sync::{mpsc, oneshot};
 
@@ -70,7 +70,7 @@ pub async fn set_meta(store: &Store, run: &str, update: &RunMeta) -> Result<(), 
 }
 
 /// Marks the run's state. A complete or rolled-back run is no longer what a run of its snapshot continues; a failed
-/// one is (its failures are redone, its done entities skipped, its `BEFORE#` records kept).
+/// one is (its failures are redone, its done entities skipped, its `Before` records kept).
 pub async fn finish(store: &Store, run: &str, digest: &str, state: &str) -> Result<(), Error> {
     let update = RunMeta { state: Some(state.to_owned()), finished_at: Some(store::now_secs()), ..RunMeta::default() };
     set_meta(store, run, &update).await?;
@@ -80,14 +80,18 @@ pub async fn finish(store: &Store, run: &str, digest: &str, state: &str) -> Resu
     Ok(())
 }
 
-/// The entity keys of a run's items of one kind (`BEFORE#`, `DONE#`, `FAIL#`).
-pub async fn keys(store: &Store, run: &str, prefix: &str) -> Result<HashSet<String>, Error> {
-    CutoverRuns(store).entities(run, prefix).await
+/// The entity keys of a run's items of one kind.
+pub async fn keys(store: &Store, run: &str, kind: CutoverEntry) -> Result<HashSet<String>, Error> {
+    CutoverRuns(store).entities(run, kind).await
 }
 
-/// A run's items of one kind with their `value` JSON.
-pub async fn values(store: &Store, run: &str, prefix: &str) -> Result<Vec<(String, Value)>, Error> {
-    CutoverRuns(store).values(run, prefix).await
+/// A run's items of one kind with their values (`None`: absent or not a `T`).
+pub async fn values<T: DeserializeOwned>(
+    store: &Store,
+    run: &str,
+    kind: CutoverEntry,
+) -> Result<Vec<(String, Option<T>)>, Error> {
+    CutoverRuns(store).values(run, kind).await
 }
 
 /// The runs, oldest first.
@@ -133,7 +137,7 @@ impl Recorder {
                 // One batch may not write a key twice (a checkpoint is rewritten often): the latest write wins.
                 let mut seen = HashSet::new();
                 entries.reverse();
-                entries.retain(|entry: &Entry| seen.insert((entry.kind.clone(), entry.entity.clone())));
+                entries.retain(|entry: &Entry| seen.insert((entry.kind, entry.entity.clone())));
                 entries.reverse();
                 let outcome = if entries.is_empty() {
                     Ok(())
@@ -148,8 +152,13 @@ impl Recorder {
         Recorder { sender }
     }
 
-    fn item(&self, kind: &str, entity: &str, value: Option<String>) -> Entry {
-        Entry { kind: kind.to_owned(), entity: entity.to_owned(), value }
+    fn item(&self, kind: CutoverEntry, entity: &CutoverEntity, value: Option<String>) -> Entry {
+        Entry { kind, entity: entity.to_string(), value }
+    }
+
+    /// `value` as the JSON an entry stores.
+    fn json<T: Serialize>(value: &T) -> Result<String, String> {
+        serde_json::to_string(value).map_err(|e| format!("unrecordable value: {e}"))
     }
 
     async fn acknowledged(&self, item: Entry) -> Result<(), String> {
@@ -159,26 +168,32 @@ impl Recorder {
     }
 
     /// Records the entity's state before the run changes it; returns once it is stored.
-    pub async fn before(&self, entity: &str, state: &Value) -> Result<(), String> {
-        self.acknowledged(self.item("BEFORE#", entity, Some(state.to_string()))).await
+    pub async fn before<T: Serialize>(&self, entity: &CutoverEntity, state: &T) -> Result<(), String> {
+        self.put_acked(CutoverEntry::Before, entity, state).await
     }
 
-    pub fn done(&self, entity: &str) {
-        let _ = self.sender.send(Write::Entry(self.item("DONE#", entity, None), None));
+    pub fn done(&self, entity: &CutoverEntity) {
+        let _ = self.sender.send(Write::Entry(self.item(CutoverEntry::Done, entity, None), None));
     }
 
-    pub fn failed(&self, entity: &str, error: &str) {
-        let _ = self.sender.send(Write::Entry(self.item("FAIL#", entity, Some(Value::from(error).to_string())), None));
+    pub fn failed(&self, entity: &CutoverEntity, error: &str) {
+        self.put(CutoverEntry::Failed, entity, &error);
     }
 
     /// Stores `value` under `{kind}{entity}` (replacing it), in the next batch.
-    pub fn put(&self, kind: &str, entity: &str, value: &Value) {
-        let _ = self.sender.send(Write::Entry(self.item(kind, entity, Some(value.to_string())), None));
+    pub fn put<T: Serialize>(&self, kind: CutoverEntry, entity: &CutoverEntity, value: &T) {
+        let value = Recorder::json(value).map_err(|error| tracing::error!(%error, "not recorded")).ok();
+        let _ = self.sender.send(Write::Entry(self.item(kind, entity, value), None));
     }
 
     /// Stores `value` under `{kind}{entity}`; returns once it is stored.
-    pub async fn put_acked(&self, kind: &str, entity: &str, value: &Value) -> Result<(), String> {
-        self.acknowledged(self.item(kind, entity, Some(value.to_string()))).await
+    pub async fn put_acked<T: Serialize>(
+        &self,
+        kind: CutoverEntry,
+        entity: &CutoverEntity,
+        value: &T,
+    ) -> Result<(), String> {
+        self.acknowledged(self.item(kind, entity, Some(Recorder::json(value)?))).await
     }
 
     /// Waits until everything sent so far is stored.

@@ -1,16 +1,17 @@
 //! `rollback --run ID` and `status [--run ID]`, both from the run record.
 //!
-//! Rollback restores what the run changed and nothing else, from its `BEFORE#` records: member lists of rooms that
+//! Rollback restores what the run changed and nothing else, from its `Before` records: member lists of rooms that
 //! existed before go back to their members and roles, rooms it created are purged (a group's space with it),
 //! renamed rooms get their name and topic back, users it created are deactivated, changed profiles are restored.
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use shared::App;
-use shared::domain::cutover::{self, RoomState, UserState};
-use shared::domain::membership::Role;
-use shared::identity::{RoomKind, Slug, TenantId, UserSlug};
+use shared::aws::keys::{CutoverEntity, CutoverEntry};
+use shared::domain::cutover::{self, UserState};
+use shared::identity::RoomKind;
 
+use crate::before::{MembersBefore, RoomBefore};
 use crate::exec::{Progress, for_each, with_retries};
 use crate::record;
 use crate::snapshot::Invalid;
@@ -23,55 +24,52 @@ pub struct RollbackReport {
     pub failures: Vec<String>,
 }
 
-/// `kind:tenant[:groups|events]:slug` of a record key.
-fn parse_key(key: &str) -> Option<(&str, TenantId, Option<RoomKind>, String)> {
-    let mut parts = key.splitn(4, ':');
-    let what = parts.next()?;
-    let tenant = TenantId::parse(parts.next()?).ok()?;
-    if what == "user" {
-        return Some((what, tenant, None, parts.next()?.to_owned()));
-    }
-    let kind = RoomKind::from_path(parts.next()?).ok()?;
-    Some((what, tenant, Some(kind), parts.next()?.to_owned()))
+/// A `Before` record: its entity and its value, read as that entity's type when restored.
+type Recorded = (CutoverEntity, Option<Value>);
+
+/// The recorded value as `T`.
+fn read<T: serde::de::DeserializeOwned>(entity: &CutoverEntity, value: &Option<Value>) -> Result<T, String> {
+    let unreadable = |detail: String| format!("unreadable record of {entity}: {detail}");
+    let value = value.clone().ok_or_else(|| unreadable("no value".into()))?;
+    serde_json::from_value(value).map_err(|e| unreadable(e.to_string()))
 }
 
-async fn restore(app: &'static App, key: &str, before: &Value) -> Result<(), String> {
-    let (what, tenant, kind, slug) = parse_key(key).ok_or_else(|| format!("unreadable record key {key}"))?;
+async fn restore(app: &'static App, (entity, value): &Recorded) -> Result<(), String> {
     let error = |e: shared::domain::DomainError| e.to_string();
-    match (what, kind) {
-        ("user", _) => {
-            let user = UserSlug::parse(&slug).map_err(|e| e.to_string())?;
-            let state: UserState = serde_json::from_value(before.clone()).map_err(|e| e.to_string())?;
-            with_retries(|| cutover::restore_user(app, &tenant, &user, &state)).await.map_err(error)
+    match entity {
+        CutoverEntity::User(tenant, user) => {
+            let state: UserState = read(entity, value)?;
+            with_retries(|| cutover::restore_user(app, tenant, user, &state)).await.map_err(error)
         }
-        ("room", Some(kind)) => {
-            let slug = Slug::parse(&slug).map_err(|e| e.to_string())?;
-            let state: Option<RoomState> = serde_json::from_value(before.get("state").cloned().unwrap_or(Value::Null))
-                .map_err(|e| e.to_string())?;
-            with_retries(|| cutover::restore_room(app, &tenant, kind, &slug, state.as_ref())).await.map_err(error)
+        CutoverEntity::Room(tenant, kind, slug) => {
+            let before: RoomBefore = read(entity, value)?;
+            let state = before.state.as_ref();
+            with_retries(|| cutover::restore_room(app, tenant, *kind, slug, state)).await.map_err(error)
         }
-        ("members", Some(kind)) => {
-            if before.get("exists") != Some(&json!(true)) {
+        CutoverEntity::Members(tenant, kind, slug) => {
+            let before: MembersBefore = read(entity, value)?;
+            if !before.exists {
                 // The room is the run's own: purging it (the room record) undoes its members too.
                 return Ok(());
             }
-            let slug = Slug::parse(&slug).map_err(|e| e.to_string())?;
-            let members: Vec<(UserSlug, Role)> = before
-                .get("members")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|m| {
-                    let user = UserSlug::parse(m.get("userId")?.as_str()?).ok()?;
-                    Some((user, serde_json::from_value(m.get("role")?.clone()).ok()?))
-                })
-                .collect();
-            with_retries(|| cutover::reconcile_members(app, &tenant, kind, &slug, &members, false))
+            let members = before.wanted();
+            with_retries(|| cutover::reconcile_members(app, tenant, *kind, slug, &members, false))
                 .await
                 .map(|_| ())
                 .map_err(error)
         }
-        _ => Err(format!("unreadable record key {key}")),
+        other => Err(format!("unreadable record key {other}")),
+    }
+}
+
+/// The order of rollback: members first (while the run's users still exist), then event rooms (they link to their
+/// group's space), then groups (and their spaces), users last.
+fn stage(entity: &CutoverEntity) -> (&'static str, u8) {
+    match entity {
+        CutoverEntity::Members(..) => ("members", 0),
+        CutoverEntity::Room(_, RoomKind::Event, _) => ("room", 1),
+        CutoverEntity::Room(_, RoomKind::Group, _) => ("room", 2),
+        _ => ("user", 3),
     }
 }
 
@@ -86,20 +84,24 @@ pub async fn rollback(
     let Some(meta) = meta else {
         return Err(Invalid(format!("no run {run}")));
     };
-    let before = record::values(&app.store, run, "BEFORE#").await.map_err(backend)?;
+    let before = record::values::<Value>(&app.store, run, CutoverEntry::Before).await.map_err(backend)?;
     let progress = Progress::new(before.len() as u64, quiet);
     let mut report = RollbackReport { run_id: run.to_owned(), restored: 0, failures: Vec::new() };
-    // Members first (while the run's users still exist), then event rooms, then groups (and their spaces), users last.
-    let order = ["members:", "room:", "user:"];
-    for prefix in order {
-        progress.phase(prefix.trim_end_matches(':'));
-        let mut items: Vec<(String, Value)> = before.iter().filter(|(k, _)| k.starts_with(prefix)).cloned().collect();
-        // Events link to their group's space: purge them before the groups.
-        items.sort_by_key(|(k, _)| !k.contains(":events:"));
+    let mut recorded: Vec<Recorded> = Vec::new();
+    for (key, value) in before {
+        match key.parse::<CutoverEntity>() {
+            Ok(entity) => recorded.push((entity, value)),
+            Err(error) => report.failures.push(format!("{key}: {error}")),
+        }
+    }
+    recorded.sort_by_key(|(entity, _)| stage(entity).1);
+    for phase in ["members", "room", "user"] {
+        progress.phase(phase);
+        let items: Vec<Recorded> = recorded.iter().filter(|(entity, _)| stage(entity).0 == phase).cloned().collect();
         for_each(
             items,
             concurrency,
-            |(key, value)| async move { (restore(app, &key, &value).await, key) },
+            |item| async move { (restore(app, &item).await, item.0) },
             |(outcome, key)| {
                 progress.add(1);
                 match outcome {
@@ -144,13 +146,13 @@ pub async fn status(app: &'static App, run: Option<&str>) -> Result<Vec<RunStatu
         let Some(meta) = record::meta(&app.store, &run).await.map_err(backend)? else {
             return Err(Invalid(format!("no run {run}")));
         };
-        let done = record::keys(&app.store, &run, "DONE#").await.map_err(backend)?;
-        let mut failures: Vec<(String, String)> = record::values(&app.store, &run, "FAIL#")
+        let done = record::keys(&app.store, &run, CutoverEntry::Done).await.map_err(backend)?;
+        let mut failures: Vec<(String, String)> = record::values::<String>(&app.store, &run, CutoverEntry::Failed)
             .await
             .map_err(backend)?
             .into_iter()
             .filter(|(key, _)| !done.contains(key))
-            .map(|(key, error)| (key, error.as_str().map(str::to_owned).unwrap_or_else(|| error.to_string())))
+            .map(|(key, error)| (key, error.unwrap_or_default()))
             .collect();
         failures.sort();
         statuses.push(RunStatus {

@@ -1,7 +1,7 @@
 //! `run`: users, then groups (with their spaces), then events, then every room's member list, each through the
 //! domain entry points of `shared::domain::cutover`, `--concurrency` at a time. Before an entity is first changed,
-//! its state is recorded (`BEFORE#`); once it matches the snapshot it is marked `DONE#`, and a re-run of the same
-//! snapshot skips it.
+//! its state is recorded ([`CutoverEntry::Before`], typed in [`crate::before`]); once it matches the snapshot it is
+//! marked `Done`, and a re-run of the same snapshot skips it.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -9,13 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::Serialize;
-use serde_json::{Value, json};
 use shared::App;
 use shared::aws::cutover_runs::{RunMeta, milliseconds};
+use shared::aws::keys::{CutoverEntity, CutoverEntry};
 use shared::domain::DomainError;
 use shared::domain::cutover;
 use shared::identity::RoomKind;
 
+use crate::before::{Before, MembersBefore, RoomBefore};
 use crate::exec::{Progress, for_each, with_retries};
 use crate::record::{self, Recorder};
 use crate::snapshot::{self, Invalid, MemberBuckets, Summary};
@@ -54,18 +55,6 @@ pub struct RunReport {
     pub seconds: f64,
 }
 
-pub fn user_key(tenant: &str, user: &str) -> String {
-    format!("user:{tenant}:{user}")
-}
-
-pub fn room_key(tenant: &str, kind: RoomKind, slug: &str) -> String {
-    format!("room:{tenant}:{}:{slug}", kind.path_segment())
-}
-
-pub fn members_key(tenant: &str, kind: RoomKind, slug: &str) -> String {
-    format!("members:{tenant}:{}:{slug}", kind.path_segment())
-}
-
 /// What every task of a run shares.
 struct Run {
     app: &'static App,
@@ -76,19 +65,22 @@ struct Run {
 }
 
 enum Outcome {
-    Applied { entity: String, created: bool, units: u64 },
+    Applied { entity: CutoverEntity, created: bool, units: u64 },
     Skipped { units: u64 },
     Failed { entity: String, error: String, units: u64 },
 }
 
 impl Run {
-    /// Records `before` (once per run) and applies; marks the entity done or failed.
-    async fn step<S, A, AF>(&self, key: String, units: u64, read: S, apply: A) -> Outcome
+    /// Records `before` (once per run) and applies; marks the entity done or failed. `apply` is given the state
+    /// read first on its first attempt, `None` on later ones (which read it again).
+    async fn step<B, S, A, AF>(&self, entity: CutoverEntity, units: u64, read: S, apply: A) -> Outcome
     where
-        S: Future<Output = Result<Value, DomainError>>,
-        A: Fn(Value) -> AF,
+        B: Before,
+        S: Future<Output = Result<B, DomainError>>,
+        A: Fn(Option<B>) -> AF,
         AF: Future<Output = Result<bool, DomainError>>,
     {
+        let key = entity.to_string();
         if self.done.contains(&key) {
             self.progress.add(units);
             return Outcome::Skipped { units };
@@ -96,9 +88,9 @@ impl Run {
         let result = async {
             let before = read.await?;
             // Created by this run: absent when first read (a retry's own result cannot tell after a partial attempt).
-            let absent = before.get("exists") == Some(&Value::Bool(false)) || before.get("state") == Some(&Value::Null);
+            let absent = before.absent();
             if !self.recorded.contains(&key) {
-                self.recorder.before(&key, &before).await.map_err(|error| {
+                self.recorder.before(&entity, &before).await.map_err(|error| {
                     tracing::error!(%error, "could not record the state before a change");
                     DomainError::Backend(shared::error::BackendError::Unavailable {
                         service: "run record",
@@ -109,8 +101,7 @@ impl Run {
             let first = Mutex::new(Some(before));
             with_retries(|| {
                 // Later attempts start from the homeserver's state again (read inside `apply`).
-                let known = first.lock().ok().and_then(|mut f| f.take()).unwrap_or(Value::Null);
-                apply(known)
+                apply(first.lock().ok().and_then(|mut f| f.take()))
             })
             .await
             .map(|_| absent)
@@ -119,12 +110,12 @@ impl Run {
         self.progress.add(units);
         match result {
             Ok(created) => {
-                self.recorder.done(&key);
-                Outcome::Applied { entity: key, created, units }
+                self.recorder.done(&entity);
+                Outcome::Applied { entity, created, units }
             }
             Err(error) => {
                 let error = error.to_string();
-                self.recorder.failed(&key, &error);
+                self.recorder.failed(&entity, &error);
                 Outcome::Failed { entity: key, error, units }
             }
         }
@@ -143,8 +134,8 @@ pub async fn run(
     let backend = |e: record::Error| Invalid(format!("the run record (DynamoDB) is unavailable: {e}"));
     let (run_id, _, continued) =
         record::open_run(&app.store, &path.display().to_string(), &summary.digest).await.map_err(backend)?;
-    let recorded = record::keys(&app.store, &run_id, "BEFORE#").await.map_err(backend)?;
-    let done = record::keys(&app.store, &run_id, "DONE#").await.map_err(backend)?;
+    let recorded = record::keys(&app.store, &run_id, CutoverEntry::Before).await.map_err(backend)?;
+    let done = record::keys(&app.store, &run_id, CutoverEntry::Done).await.map_err(backend)?;
     let total = summary.users + summary.groups + summary.events + summary.memberships;
     let progress = Progress::new(total, quiet);
     if !quiet {
@@ -167,28 +158,23 @@ pub async fn run(
     for tenant in &summary.tenants {
         let tenant = shared::identity::TenantId::parse(tenant).map_err(|e| Invalid(e.to_string()))?;
         if let Err(error) = with_retries(|| cutover::prepare_tenant(app, &tenant)).await {
-            report.failures.push(Failure { entity: format!("tenant:{tenant}"), error: error.to_string() });
+            let entity = CutoverEntity::Tenant(tenant.clone()).to_string();
+            report.failures.push(Failure { entity, error: error.to_string() });
         }
     }
     let users = snapshot::users(path)?;
     let outcomes = collect(users, concurrency, |u| {
         let run = run.clone();
         async move {
-            let key = user_key(u.tenant.as_str(), u.user.as_str());
+            let key = CutoverEntity::User(u.tenant.clone(), u.user.clone());
             let (app, u) = (run.app, &u);
-            run.step(
-                key,
-                1,
-                async { Ok(json!(cutover::read_user(app, &u.tenant, &u.user).await?)) },
-                |known| async move {
-                    let current = match serde_json::from_value(known) {
-                        Ok(current) => current,
-                        Err(_) => cutover::read_user(app, &u.tenant, &u.user).await?,
-                    };
-                    cutover::ensure_user(app, &u.tenant, &u.user, &u.display_name, u.avatar_url.as_deref(), &current)
-                        .await
-                },
-            )
+            run.step(key, 1, cutover::read_user(app, &u.tenant, &u.user), |known| async move {
+                let current = match known {
+                    Some(current) => current,
+                    None => cutover::read_user(app, &u.tenant, &u.user).await?,
+                };
+                cutover::ensure_user(app, &u.tenant, &u.user, &u.display_name, u.avatar_url.as_deref(), &current).await
+            })
             .await
         }
     })
@@ -203,17 +189,17 @@ pub async fn run(
         let outcomes = collect(rooms, concurrency, |r| {
             let run = run.clone();
             async move {
-                let key = room_key(r.tenant.as_str(), r.kind, r.slug.as_str());
+                let key = CutoverEntity::Room(r.tenant.clone(), r.kind, r.slug.clone());
                 let (app, r) = (run.app, &r);
                 let alias = app.identities.room_alias(&r.tenant, r.kind, &r.slug);
                 let alias = &alias;
                 run.step(
                     key,
                     1,
-                    async { Ok(json!({"state": cutover::read_room(app, alias).await?})) },
+                    async { Ok(RoomBefore { state: cutover::read_room(app, alias).await? }) },
                     |known| async move {
-                        let current = match known.get("state") {
-                            Some(state) => serde_json::from_value(state.clone()).ok().flatten(),
+                        let current = match known {
+                            Some(known) => known.state,
                             None => cutover::read_room(app, alias).await?,
                         };
                         let spec = r.spec.clone();
@@ -225,7 +211,7 @@ pub async fn run(
         })
         .await;
         created_rooms.extend(outcomes.iter().filter_map(|outcome| match outcome {
-            Outcome::Applied { entity, created: true, .. } => Some(entity.replacen("room:", "members:", 1)),
+            Outcome::Applied { entity, created: true, .. } => entity.members_of(),
             _ => None,
         }));
         report.rooms_created += phase.finish(&mut report, outcomes);
@@ -243,7 +229,7 @@ pub async fn run(
             collect(rooms, rooms_at_once(concurrency), |r| {
                 let (run, created_rooms) = (run.clone(), created_rooms.clone());
                 async move {
-                    let key = members_key(r.tenant.as_str(), r.kind, r.slug.as_str());
+                    let key = CutoverEntity::Members(r.tenant.clone(), r.kind, r.slug.clone());
                     let fresh = created_rooms.contains(&key);
                     let (app, r) = (run.app, &r);
                     let alias = app.identities.room_alias(&r.tenant, r.kind, &r.slug);
@@ -253,12 +239,10 @@ pub async fn run(
                         r.members.len() as u64,
                         async {
                             if fresh {
-                                return Ok(json!({"exists": false, "members": []}));
+                                return Ok(MembersBefore::default());
                             }
                             let room = cutover::read_room(app, alias).await?;
-                            let members = room.as_ref().map(|room| room.members(app, &r.tenant));
-                            Ok(json!({"exists": room.is_some(), "members": members.unwrap_or_default()
-                                .iter().map(|(u, role)| json!({"userId": u.as_str(), "role": role})).collect::<Vec<_>>()}))
+                            Ok(MembersBefore::of(app, &r.tenant, room.as_ref()))
                         },
                         |_| async move {
                             cutover::reconcile_members(app, &r.tenant, r.kind, &r.slug, &r.members, false).await?;

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::App;
 use shared::domain::DomainError;
@@ -124,6 +124,40 @@ pub fn member_discrepancies(
     found
 }
 
+/// A page of the admin user listing (`/_synapse/admin/v2/users`).
+#[derive(Debug, Default, Deserialize)]
+struct UsersPage {
+    #[serde(default)]
+    users: Vec<ListedUser>,
+    /// Where the next page starts: a number, sent as text or as a number depending on the version.
+    #[serde(default)]
+    next_token: Option<NextToken>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ListedUser {
+    #[serde(default)]
+    name: String,
+    #[serde(default, deserialize_with = "ruma::serde::default_on_error")]
+    deactivated: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum NextToken {
+    Number(u64),
+    Text(String),
+}
+
+impl NextToken {
+    fn from(&self) -> u64 {
+        match self {
+            NextToken::Number(n) => *n,
+            NextToken::Text(text) => text.parse().unwrap_or(u64::MAX),
+        }
+    }
+}
+
 /// The tenant's active users on the homeserver (admin listing, paged).
 async fn tenant_users(app: &App, tenant: &TenantId) -> Result<HashSet<String>, DomainError> {
     let prefix = format!("@{}", app.identities.localpart(tenant, &shared::identity::UserSlug::parse("x")?));
@@ -133,19 +167,15 @@ async fn tenant_users(app: &App, tenant: &TenantId) -> Result<HashSet<String>, D
     loop {
         let path =
             format!("/_synapse/admin/v2/users?from={from}&limit=1000&guests=false&name={}", encode(&prefix[1..]));
-        let page: Value = app.homeserver.call(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await?;
-        for user in page.get("users").and_then(Value::as_array).into_iter().flatten() {
-            let name = user.get("name").and_then(Value::as_str).unwrap_or_default();
-            let deactivated = user.get("deactivated").and_then(Value::as_bool).unwrap_or(false);
-            if name.starts_with(&prefix) && !deactivated {
-                users.insert(name.to_owned());
+        let page: UsersPage =
+            app.homeserver.call(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await?;
+        for user in page.users {
+            if user.name.starts_with(&prefix) && !user.deactivated {
+                users.insert(user.name);
             }
         }
-        match page
-            .get("next_token")
-            .and_then(|t| t.as_str().map(str::to_owned).or_else(|| t.as_u64().map(|n| n.to_string())))
-        {
-            Some(next) => from = next.parse().unwrap_or(u64::MAX),
+        match page.next_token {
+            Some(next) => from = next.from(),
             None => return Ok(users),
         }
     }

@@ -11,9 +11,9 @@ use std::time::Instant;
 
 use ruma::OwnedUserId;
 use serde::Serialize;
-use serde_json::Value;
 use shared::App;
 use shared::aws::cutover_runs::RunMeta;
+use shared::aws::keys::{CutoverEntity, CutoverEntry};
 use shared::domain::DomainError;
 use shared::domain::history_import as history;
 use shared::domain::messages::mentions::{MentionTarget, Mentionables};
@@ -24,7 +24,7 @@ use tokio::sync::{Mutex, OnceCell, Semaphore, mpsc};
 use super::export::{self, Malformed, Message, Realm};
 use super::files;
 use super::mapping::{self, Mapping};
-use super::room::{self, Counts, Room};
+use super::room::{self, Counts, Room, ThreadRoot};
 use crate::exec::Progress;
 use crate::record::{self, Recorder};
 
@@ -198,11 +198,21 @@ pub async fn import(
     // The import's record: checkpoints, thread roots, who was joined for it, finished rooms.
     let import_id = format!("ZULIP#{}#{tenant}", realm.key);
     let backend = |e| unavailable("the run record (DynamoDB)", e);
-    let checkpoints: HashMap<String, Value> =
-        record::values(&app.store, &import_id, "CKPT#").await.map_err(backend)?.into_iter().collect();
-    let roots = record::values(&app.store, &import_id, "ROOT#").await.map_err(backend)?;
-    let joined = record::values(&app.store, &import_id, "JOINED#").await.map_err(backend)?;
-    let done = record::keys(&app.store, &import_id, "DONE#").await.map_err(backend)?;
+    let checkpoints: HashMap<String, Option<Counts>> =
+        record::values(&app.store, &import_id, CutoverEntry::Checkpoint).await.map_err(backend)?.into_iter().collect();
+    let roots: Vec<(CutoverEntity, ThreadRoot)> = record::values(&app.store, &import_id, CutoverEntry::ThreadRoot)
+        .await
+        .map_err(backend)?
+        .into_iter()
+        .filter_map(|(key, root)| Some((key.parse().ok()?, root?)))
+        .collect();
+    let joined: Vec<CutoverEntity> = record::keys(&app.store, &import_id, CutoverEntry::Joined)
+        .await
+        .map_err(backend)?
+        .into_iter()
+        .filter_map(|key| key.parse().ok())
+        .collect();
+    let done = record::keys(&app.store, &import_id, CutoverEntry::Done).await.map_err(backend)?;
     let meta = RunMeta {
         state: Some("running".to_owned()),
         export: Some(export_dir.display().to_string()),
@@ -252,19 +262,25 @@ pub async fn import(
     let mut channels: HashMap<i64, Vec<mpsc::Sender<Message>>> = HashMap::new();
     let mut workers = Vec::new();
     for (target, room_id) in &targets {
-        let entity = room::entity(target.stream_id, room_id);
-        let counts: Counts =
-            checkpoints.get(&entity).and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
-        let prefix = format!("{entity}:");
+        let entity = room::entity(target.stream_id, room_id).to_string();
+        let counts: Counts = checkpoints.get(&entity).cloned().flatten().unwrap_or_default();
+        let this_room = |stream: &i64, room: &String| *stream == target.stream_id && room == room_id.as_str();
         let room_roots = roots
             .iter()
-            .filter_map(|(k, v)| {
-                let root = (v["event"].as_str()?.to_owned(), v["messageId"].as_i64()?);
-                Some((k.strip_prefix(&prefix)?.to_owned(), root))
+            .filter_map(|(key, root)| match key {
+                CutoverEntity::Thread { stream, room, topic } if this_room(stream, room) => {
+                    Some((topic.clone(), (root.event.clone(), root.message_id)))
+                }
+                _ => None,
             })
             .collect();
-        let recorded: HashSet<String> =
-            joined.iter().filter_map(|(k, _)| k.strip_prefix(&prefix).map(str::to_owned)).collect();
+        let recorded: HashSet<String> = joined
+            .iter()
+            .filter_map(|key| match key {
+                CutoverEntity::Joined { stream, room, user } if this_room(stream, room) => Some(user.clone()),
+                _ => None,
+            })
+            .collect();
         let room = Room::new(target.stream_id, room_id.clone(), counts, room_roots);
         let (sender, receiver) = mpsc::channel(512);
         channels.entry(target.stream_id).or_default().push(sender);

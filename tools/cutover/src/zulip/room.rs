@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, UserId};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
+use shared::aws::keys::{CutoverEntity, CutoverEntry};
 use shared::domain::DomainError;
 use shared::domain::history_import::{self as history, content};
 use shared::domain::messages::content::Placement;
@@ -38,6 +39,15 @@ pub struct Counts {
     pub skipped: BTreeMap<String, u64>,
 }
 
+/// A topic's thread root, as recorded ([`CutoverEntry::ThreadRoot`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadRoot {
+    pub event: String,
+    /// The Zulip message it was sent for.
+    pub message_id: i64,
+}
+
 /// A room being imported.
 pub struct Room {
     pub stream_id: i64,
@@ -52,8 +62,8 @@ pub struct Room {
     pub sent_now: u64,
 }
 
-pub fn entity(stream_id: i64, room_id: &OwnedRoomId) -> String {
-    format!("{stream_id}@{room_id}")
+pub fn entity(stream_id: i64, room_id: &OwnedRoomId) -> CutoverEntity {
+    CutoverEntity::Stream { stream: stream_id, room: room_id.to_string() }
 }
 
 pub fn topic_key(topic: &str) -> String {
@@ -77,7 +87,7 @@ impl Room {
     }
 
     /// The key of this stream's import into this room in the run record.
-    pub fn entity(&self) -> String {
+    pub fn entity(&self) -> CutoverEntity {
         entity(self.stream_id, &self.room_id)
     }
 
@@ -96,8 +106,9 @@ impl Room {
         if self.joined.contains(user.as_str()) {
             return Ok(());
         }
-        let entity = format!("{}:{}", self.entity(), user);
-        shared.recorder.put_acked("JOINED#", &entity, &json!(user.as_str())).await.map_err(recorder_down)?;
+        let entity =
+            CutoverEntity::Joined { stream: self.stream_id, room: self.room_id.to_string(), user: user.to_string() };
+        shared.recorder.put_acked(CutoverEntry::Joined, &entity, &user.as_str()).await.map_err(recorder_down)?;
         history::join(shared.app, &self.room_id, user).await?;
         self.joined.insert(user.to_string());
         self.joined_by_import.insert(user.to_string());
@@ -148,9 +159,13 @@ impl Room {
                 let txn = self.txn(shared, message.id, "message");
                 let event = self.send(shared, &sender, &txn, ts, "m.room.message", &content).await?;
                 let event = event.ok_or(DomainError::Internal)?;
-                let entity = format!("{}:{key}", self.entity());
-                let root = json!({"event": event, "messageId": message.id});
-                shared.recorder.put_acked("ROOT#", &entity, &root).await.map_err(recorder_down)?;
+                let entity = CutoverEntity::Thread {
+                    stream: self.stream_id,
+                    room: self.room_id.to_string(),
+                    topic: key.clone(),
+                };
+                let root = ThreadRoot { event: event.clone(), message_id: message.id };
+                shared.recorder.put_acked(CutoverEntry::ThreadRoot, &entity, &root).await.map_err(recorder_down)?;
                 self.roots.insert(key.clone(), (event.clone(), message.id));
                 delta.threads += 1;
                 last = Some(event.clone());
@@ -266,7 +281,7 @@ impl Room {
         self.restore(after);
         self.add(message.id, delta);
         self.sent_now += 1;
-        shared.recorder.put("CKPT#", &self.entity(), &serde_json::to_value(&self.counts).unwrap_or(Value::Null));
+        shared.recorder.put(CutoverEntry::Checkpoint, &self.entity(), &self.counts);
         Ok(true)
     }
 
