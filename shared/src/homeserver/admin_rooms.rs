@@ -1,9 +1,13 @@
 //! Synapse admin-API reads and writes of rooms that the drift repair needs (`/_synapse/admin/v1/rooms/...`):
 //! they work without any user's token and see the whole current state, members included.
 
+use ruma::events::StaticEventContent;
+use ruma::events::room::member::MembershipState;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use super::ops::MemberContent;
 use super::{Acting, Homeserver, HomeserverError, encode};
 
 /// One current state event.
@@ -19,6 +23,21 @@ pub struct StateEvent {
     /// When the event was sent (ms since the epoch).
     #[serde(default)]
     pub origin_server_ts: u64,
+}
+
+impl StateEvent {
+    /// The content as ruma's typed content `C`, when the event is of `C`'s type and has its shape.
+    pub fn typed<C: StaticEventContent + DeserializeOwned>(&self) -> Option<C> {
+        (self.event_type == C::TYPE).then(|| serde_json::from_value(self.content.clone()).ok()).flatten()
+    }
+
+    /// The membership of an `m.room.member` event (`None` for any other event, or one without a membership).
+    pub fn membership(&self) -> Option<MembershipState> {
+        (self.event_type == "m.room.member")
+            .then(|| serde_json::from_value::<MemberContent>(self.content.clone()).ok())
+            .flatten()
+            .map(|member| member.membership)
+    }
 }
 
 #[derive(Deserialize)]
@@ -92,6 +111,11 @@ mod tests {
         assert_eq!(answer.state.len(), 2);
         assert_eq!(answer.state[0].sender, "@b:l");
         assert_eq!(answer.state[1].sender, "");
+        assert_eq!(answer.state[0].membership(), Some(MembershipState::Leave));
+        assert_eq!(answer.state[1].membership(), None);
+        let name = answer.state[1].typed::<ruma::events::room::name::RoomNameEventContent>().expect("a name");
+        assert_eq!(name.name, "N");
+        assert!(answer.state[0].typed::<ruma::events::room::name::RoomNameEventContent>().is_none());
         let details: RoomDetails = serde_json::from_value(json!({"public": true, "name": "x"})).expect("parses");
         assert!(details.public);
     }

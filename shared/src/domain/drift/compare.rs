@@ -1,11 +1,19 @@
 //! The pure part of drift repair: what a room should hold (its recorded intent) against what the homeserver says,
 //! giving the list of differences. Repairing exactly these and comparing again gives nothing (no flapping): every
-//! rule below is a function of the intent and of state the repair itself writes. Contents are JSON (`json!`): they
-//! are compared with the admin API's raw state, whose unknown keys must not count as drift nor be lost by a repair.
+//! rule below is a function of the intent and of state the repair itself writes. Memberships, join rules, the name
+//! and the space links are read as ruma's typed contents. JSON kept on purpose (docs/adr/0007): the power levels,
+//! a read-modify-write whose keys we do not model (other tools' entries, newer spec fields) must survive a repair.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::{Value, json};
+use ruma::events::StaticEventContent;
+use ruma::events::room::join_rules::{JoinRule, RoomJoinRulesEventContent};
+use ruma::events::room::member::MembershipState;
+use ruma::events::room::name::RoomNameEventContent;
+use ruma::events::space::child::SpaceChildEventContent;
+use ruma::events::space::parent::SpaceParentEventContent;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::domain::membership::{PowerLevels, merge_power_levels};
 use crate::domain::room_policy::converge_power_levels;
@@ -23,7 +31,7 @@ pub struct Intent {
 pub struct Desired {
     pub room_id: String,
     pub name: String,
-    pub join_rules: Value,
+    pub join_rule: JoinRule,
     pub parent: Option<String>,
     /// The lifecycle's `events_default` (who may post).
     pub events_default: i64,
@@ -68,20 +76,20 @@ pub enum Drift {
         content: Value,
     },
     JoinRules {
-        content: Value,
+        rule: JoinRule,
     },
     Name {
         name: String,
     },
     /// Listed in the server-wide directory.
     Listed,
+    /// The room lacks the policy's link up to this space (`room_policy::space_parent`).
     SpaceParent {
         parent: String,
-        content: Value,
     },
+    /// The space lacks the policy's link down to the room (`room_policy::space_child`).
     SpaceChild {
         parent: String,
-        content: Value,
     },
 }
 
@@ -123,13 +131,23 @@ pub struct Comparison {
 }
 
 struct MemberState<'a> {
-    membership: &'a str,
+    membership: MembershipState,
     sender: &'a str,
     at: u64,
 }
 
 fn state_content<'a>(state: &'a [StateEvent], event_type: &str, key: &str) -> Option<&'a Value> {
     state.iter().find(|e| e.event_type == event_type && e.state_key == key).map(|e| &e.content)
+}
+
+/// The event of ruma's content type `C` with `key`, typed; `None` when absent or not of the type's shape.
+fn typed<C: StaticEventContent + DeserializeOwned>(state: &[StateEvent], key: &str) -> Option<C> {
+    state.iter().find(|e| e.event_type == C::TYPE && e.state_key == key).and_then(StateEvent::typed)
+}
+
+/// Routed through exactly our server, as the policy writes it.
+fn via_us(via: &[ruma::OwnedServerName], server_name: &str) -> bool {
+    matches!(via, [server] if server.as_str() == server_name)
 }
 
 pub fn compare(desired: &Desired, observed: &Observed<'_>, context: &Context<'_>) -> Comparison {
@@ -139,11 +157,11 @@ pub fn compare(desired: &Desired, observed: &Observed<'_>, context: &Context<'_>
         .iter()
         .filter(|e| e.event_type == "m.room.member")
         .map(|e| {
-            let membership = e.content.get("membership").and_then(Value::as_str).unwrap_or("leave");
+            let membership = e.membership().unwrap_or(MembershipState::Leave);
             (e.state_key.as_str(), MemberState { membership, sender: &e.sender, at: e.origin_server_ts })
         })
         .collect();
-    let invite_only = desired.join_rules.get("join_rule").and_then(Value::as_str) == Some("invite");
+    let invite_only = desired.join_rule == JoinRule::Invite;
     let untouchable = |user: &str| user == context.platform || context.keep.contains(user);
 
     for (user, intent) in &desired.members {
@@ -158,17 +176,20 @@ pub fn compare(desired: &Desired, observed: &Observed<'_>, context: &Context<'_>
                     continue;
                 };
                 // Their own leave after the intent, or the platform's ban after it: their choice / a later decision.
-                let left_later = current.membership == "leave" && current.sender == user && current.at > intent.version;
-                let banned_later =
-                    current.membership == "ban" && current.sender == context.platform && current.at > intent.version;
-                if current.membership != "join" && !left_later && !banned_later {
+                let left_later = current.membership == MembershipState::Leave
+                    && current.sender == user
+                    && current.at > intent.version;
+                let banned_later = current.membership == MembershipState::Ban
+                    && current.sender == context.platform
+                    && current.at > intent.version;
+                if current.membership != MembershipState::Join && !left_later && !banned_later {
                     comparison.drift.push(Drift::MissingMember { user_id: user.clone(), level });
                 }
             }
             None => {
                 // In a tenant-public room, joining again with their own token after the removal is their right.
                 if let Some(current) = current
-                    && current.membership == "join"
+                    && current.membership == MembershipState::Join
                     && (invite_only || current.at <= intent.version)
                 {
                     comparison.drift.push(Drift::ExtraMember { user_id: user.clone() });
@@ -177,7 +198,7 @@ pub fn compare(desired: &Desired, observed: &Observed<'_>, context: &Context<'_>
         }
     }
     for (user, current) in &members {
-        if current.membership != "join" || untouchable(user) || desired.members.contains_key(*user) {
+        if current.membership != MembershipState::Join || untouchable(user) || desired.members.contains_key(*user) {
             continue;
         }
         if !(context.of_tenant)(user) || (desired.complete && invite_only) {
@@ -187,30 +208,36 @@ pub fn compare(desired: &Desired, observed: &Observed<'_>, context: &Context<'_>
         }
     }
 
-    let current_levels = state_content(observed.state, "m.room.power_levels", "").cloned().unwrap_or(json!({}));
+    let current_levels = state_content(observed.state, "m.room.power_levels", "")
+        .cloned()
+        .unwrap_or_else(|| Value::Object(Default::default()));
     let wanted = wanted_levels(desired, &current_levels, &comparison, context);
     if wanted != current_levels {
         comparison.drift.push(Drift::PowerLevels { content: wanted });
     }
-    if state_content(observed.state, "m.room.join_rules", "") != Some(&desired.join_rules) {
-        comparison.drift.push(Drift::JoinRules { content: desired.join_rules.clone() });
+    let rule = typed::<RoomJoinRulesEventContent>(observed.state, "").map(|content| content.join_rule);
+    if rule.as_ref() != Some(&desired.join_rule) {
+        comparison.drift.push(Drift::JoinRules { rule: desired.join_rule.clone() });
     }
-    let name = state_content(observed.state, "m.room.name", "").and_then(|c| c.get("name")).and_then(Value::as_str);
-    if name != Some(desired.name.as_str()) {
+    let name = typed::<RoomNameEventContent>(observed.state, "").map(|content| content.name);
+    if name.as_deref() != Some(desired.name.as_str()) {
         comparison.drift.push(Drift::Name { name: desired.name.clone() });
     }
     if observed.listed {
         comparison.drift.push(Drift::Listed);
     }
     if let Some(parent) = &desired.parent {
-        let wanted = json!({"via": [desired.server_name], "canonical": true});
-        if state_content(observed.state, "m.space.parent", parent) != Some(&wanted) {
-            comparison.drift.push(Drift::SpaceParent { parent: parent.clone(), content: wanted });
+        let server = desired.server_name.as_str();
+        let linked = typed::<SpaceParentEventContent>(observed.state, parent)
+            .is_some_and(|link| via_us(&link.via, server) && link.canonical);
+        if !linked {
+            comparison.drift.push(Drift::SpaceParent { parent: parent.clone() });
         }
         if let Some(parent_state) = observed.parent_state {
-            let wanted = json!({"via": [desired.server_name], "suggested": true});
-            if state_content(parent_state, "m.space.child", &desired.room_id) != Some(&wanted) {
-                comparison.drift.push(Drift::SpaceChild { parent: parent.clone(), content: wanted });
+            let linked = typed::<SpaceChildEventContent>(parent_state, &desired.room_id)
+                .is_some_and(|link| via_us(&link.via, server) && link.suggested && link.order.is_none());
+            if !linked {
+                comparison.drift.push(Drift::SpaceChild { parent: parent.clone() });
             }
         }
     }
@@ -241,7 +268,7 @@ fn wanted_levels(desired: &Desired, current: &Value, comparison: &Comparison, co
         content = converged;
     }
     if content.get("events_default").and_then(Value::as_i64) != Some(desired.events_default) {
-        content["events_default"] = json!(desired.events_default);
+        content["events_default"] = Value::from(desired.events_default);
     }
     content
 }

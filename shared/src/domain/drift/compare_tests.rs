@@ -1,3 +1,6 @@
+use ruma::events::room::join_rules::{JoinRule, RoomJoinRulesEventContent as JoinRulesContent};
+use serde_json::json;
+
 use super::*;
 use crate::domain::room_policy::initial_power_levels;
 
@@ -23,11 +26,11 @@ fn member(user: &str, membership: &str, sender: &str, at: u64) -> StateEvent {
     event("m.room.member", user, sender, json!({"membership": membership}), at)
 }
 
-fn desired(members: &[(&str, Option<i64>, u64)], complete: bool, join_rule: &str) -> Desired {
+fn desired(members: &[(&str, Option<i64>, u64)], complete: bool, join_rule: JoinRule) -> Desired {
     Desired {
         room_id: ROOM.into(),
         name: "Hikers".into(),
-        join_rules: json!({"join_rule": join_rule}),
+        join_rule,
         parent: Some(SPACE.into()),
         events_default: 0,
         members: members
@@ -49,7 +52,13 @@ fn healthy(desired: &Desired, joined: &[&str]) -> Vec<StateEvent> {
     }
     let mut state = vec![
         event("m.room.power_levels", "", PLATFORM, levels, 1),
-        event("m.room.join_rules", "", PLATFORM, desired.join_rules.clone(), 1),
+        event(
+            "m.room.join_rules",
+            "",
+            PLATFORM,
+            serde_json::to_value(JoinRulesContent::new(desired.join_rule.clone())).expect("json"),
+            1,
+        ),
         event("m.room.name", "", PLATFORM, json!({"name": desired.name}), 1),
         event("m.space.parent", SPACE, PLATFORM, json!({"via": ["l"], "canonical": true}), 1),
         member(PLATFORM, "join", PLATFORM, 1),
@@ -76,13 +85,13 @@ fn kinds(comparison: &Comparison) -> Vec<&'static str> {
 
 #[test]
 fn a_room_as_intended_has_no_drift() {
-    let d = desired(&[(ANN, Some(100), 10), (BOB, Some(0), 10)], true, "invite");
+    let d = desired(&[(ANN, Some(100), 10), (BOB, Some(0), 10)], true, JoinRule::Invite);
     assert_eq!(run(&d, &healthy(&d, &[ANN, BOB]), false), Comparison::default());
 }
 
 #[test]
 fn a_kicked_member_is_missing_and_a_voluntary_leave_after_the_intent_is_respected() {
-    let d = desired(&[(ANN, Some(100), 10), (BOB, Some(0), 10)], true, "invite");
+    let d = desired(&[(ANN, Some(100), 10), (BOB, Some(0), 10)], true, JoinRule::Invite);
     let mut state = healthy(&d, &[ANN]);
     state.push(member(BOB, "leave", ANN, 20));
     assert_eq!(run(&d, &state, false).drift, vec![Drift::MissingMember { user_id: BOB.into(), level: 0 }]);
@@ -95,7 +104,7 @@ fn a_kicked_member_is_missing_and_a_voluntary_leave_after_the_intent_is_respecte
 
 #[test]
 fn a_level_raised_by_hand_is_reset_and_nothing_else_changes() {
-    let d = desired(&[(ANN, Some(100), 10), (BOB, Some(0), 10)], true, "invite");
+    let d = desired(&[(ANN, Some(100), 10), (BOB, Some(0), 10)], true, JoinRule::Invite);
     let mut state = healthy(&d, &[ANN, BOB]);
     state[0].content["users"][BOB] = json!(50);
     let comparison = run(&d, &state, false);
@@ -107,14 +116,14 @@ fn a_level_raised_by_hand_is_reset_and_nothing_else_changes() {
 
 #[test]
 fn strangers_go_everywhere_unknown_tenant_users_only_from_complete_invite_only_rooms() {
-    let d = desired(&[(ANN, Some(100), 10)], false, "invite");
+    let d = desired(&[(ANN, Some(100), 10)], false, JoinRule::Invite);
     let state = healthy(&d, &[ANN, BOB, EVE, BOT]);
     let comparison = run(&d, &state, false);
     assert_eq!(comparison.drift, vec![Drift::ExtraMember { user_id: EVE.into() }]);
     assert_eq!(comparison.unmanaged, vec![BOB.to_owned()]);
     let complete = Desired { complete: true, ..d.clone() };
     assert_eq!(kinds(&run(&complete, &state, false)), vec!["member_extra", "member_extra"]);
-    let public = Desired { join_rules: json!({"join_rule": "restricted"}), ..complete };
+    let public = Desired { join_rule: JoinRule::Restricted(Default::default()), ..complete };
     let mut public_state = healthy(&public, &[ANN, BOB]);
     assert!(run(&public, &public_state, false).drift.is_empty(), "a self-joiner of a tenant-public room stays");
     // Removed by the service, then joined again on their own: their right in a public room.
@@ -134,7 +143,7 @@ fn strangers_go_everywhere_unknown_tenant_users_only_from_complete_invite_only_r
 
 #[test]
 fn the_platform_and_bots_are_never_touched() {
-    let d = desired(&[(PLATFORM, None, 99), (BOT, None, 99)], true, "invite");
+    let d = desired(&[(PLATFORM, None, 99), (BOT, None, 99)], true, JoinRule::Invite);
     let mut state = healthy(&d, &[BOT]);
     state[0].content["users"][BOT] = json!(100);
     assert!(run(&d, &state, false).drift.is_empty());
@@ -142,7 +151,7 @@ fn the_platform_and_bots_are_never_touched() {
 
 #[test]
 fn settings_drift_is_found_and_each_kind_once() {
-    let d = desired(&[(ANN, Some(100), 10)], true, "invite");
+    let d = desired(&[(ANN, Some(100), 10)], true, JoinRule::Invite);
     let mut state = healthy(&d, &[ANN]);
     state[1].content = json!({"join_rule": "public"});
     state[2].content = json!({"name": "renamed"});
@@ -158,10 +167,28 @@ fn settings_drift_is_found_and_each_kind_once() {
 
 #[test]
 fn the_lifecycle_sets_who_may_post() {
-    let d = desired(&[(ANN, Some(100), 10)], true, "invite");
+    let d = desired(&[(ANN, Some(100), 10)], true, JoinRule::Invite);
     let state = healthy(&d, &[ANN]);
     let archived = Desired { events_default: crate::domain::room_lifecycle::Lifecycle::Archived.events_default(), ..d };
     let comparison = run(&archived, &state, false);
     let [Drift::PowerLevels { content }] = comparison.drift.as_slice() else { panic!("{comparison:?}") };
     assert_eq!(content["events_default"], 100);
+}
+
+#[test]
+fn space_links_are_compared_typed_and_repaired_to_policy() {
+    let d = desired(&[(ANN, Some(100), 10)], true, JoinRule::Invite);
+    let mut state = healthy(&d, &[ANN]);
+    // A parent link that is not canonical, or routed elsewhere, is drift; one as the policy writes it is not.
+    let parent = state.iter().position(|e| e.event_type == "m.space.parent").expect("a parent link");
+    state[parent].content = json!({"via": ["l"]});
+    assert_eq!(run(&d, &state, false).drift, vec![Drift::SpaceParent { parent: SPACE.into() }]);
+    state[parent].content = json!({"via": ["elsewhere"], "canonical": true});
+    assert_eq!(kinds(&run(&d, &state, false)), vec!["space_parent"]);
+    let policy = crate::domain::room_policy::space_parent("l").expect("a server name");
+    state[parent].content = serde_json::to_value(policy).expect("json");
+    assert!(run(&d, &state, false).drift.is_empty(), "the repair's own write compares equal");
+    // A member event without a membership reads as a leave.
+    state.push(event("m.room.member", BOB, BOB, json!({}), 5));
+    assert!(run(&d, &state, false).drift.is_empty());
 }

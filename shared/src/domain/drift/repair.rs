@@ -1,14 +1,16 @@
 //! The drift-repair pass: page through the managed rooms (from a cursor), read each from the admin API (its state,
 //! members included, and its directory entry; a parent space's state once per pass), compare with the recorded
 //! intent and repair the differences. Bounded (rooms per run, requests per second), resumable, and silent on a
-//! room that is as intended. Repairs write state as JSON (`json!`): the contents are compared as JSON with what the
-//! admin API returned, and a rewritten event keeps the keys we do not manage.
+//! room that is as intended. Repairs write ruma's typed contents (join rules, name, space links, as the room policy
+//! has them); the power levels stay JSON (docs/adr/0007: a rewritten event keeps the keys we do not manage).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
+use ruma::events::EmptyStateKey;
+use ruma::events::room::join_rules::RoomJoinRulesEventContent;
+use ruma::events::room::name::RoomNameEventContent;
 use serde::Serialize;
-use serde_json::{Value, json};
 
 use super::compare::{self, Comparison, Context, Desired, Drift, Intent, Observed};
 use super::{Pacer, SelfHealSettings};
@@ -18,6 +20,7 @@ use crate::domain::DomainError;
 use crate::domain::membership::{self, Role};
 use crate::domain::platform;
 use crate::domain::room_lifecycle::Lifecycle;
+use crate::domain::room_policy::{space_child, space_parent};
 use crate::domain::rooms::RoomRef;
 use crate::homeserver::admin_rooms::StateEvent;
 use crate::identity::{RoomKind, Slug, TenantId, UserSlug};
@@ -188,7 +191,7 @@ async fn observe_and_compare(
     let desired = Desired {
         room_id: room_id.to_owned(),
         name: room.settings.name.clone(),
-        join_rules: room.settings.join_rules.clone(),
+        join_rule: recorded_join_rule(room)?,
         parent: room.settings.parent.clone(),
         events_default: events_default(&room.lifecycle),
         members,
@@ -212,6 +215,13 @@ async fn observe_and_compare(
         &observed,
         &Context { platform: &platform, keep: &settings.keep_users, of_tenant: &of_tenant },
     ))
+}
+
+/// The join rule recorded for the room (its wire form, as `intent` records it).
+fn recorded_join_rule(room: &ManagedRoom) -> Result<ruma::events::room::join_rules::JoinRule, DomainError> {
+    serde_json::from_value::<RoomJoinRulesEventContent>(room.settings.join_rules.clone())
+        .map(|content| content.join_rule)
+        .map_err(|_| DomainError::Internal)
 }
 
 /// Who may post in the recorded lifecycle (as `room_lifecycle` sets it).
@@ -254,18 +264,27 @@ pub fn desired_members(
 
 async fn repair(app: &App, room: &ManagedRoom, drift: &Drift, pacer: &mut Pacer) -> Result<(), DomainError> {
     let room_id = room.settings.room_id.as_str();
+    let server = app.identities.server_name();
+    if !matches!(drift, Drift::MissingMember { .. } | Drift::ExtraMember { .. }) {
+        pacer.take(1).await;
+    }
     match drift {
-        Drift::PowerLevels { content } => put_state(app, pacer, room_id, "m.room.power_levels", "", content).await,
-        Drift::JoinRules { content } => put_state(app, pacer, room_id, "m.room.join_rules", "", content).await,
-        Drift::Name { name } => put_state(app, pacer, room_id, "m.room.name", "", &json!({"name": name})).await,
-        Drift::SpaceParent { parent, content } => {
-            put_state(app, pacer, room_id, "m.space.parent", parent, content).await
+        Drift::PowerLevels { content } => platform::put_state(app, room_id, "m.room.power_levels", "", content).await,
+        Drift::JoinRules { rule } => {
+            platform::put_typed_state(app, room_id, &EmptyStateKey, &RoomJoinRulesEventContent::new(rule.clone())).await
         }
-        Drift::SpaceChild { parent, content } => put_state(app, pacer, parent, "m.space.child", room_id, content).await,
-        Drift::Listed => {
-            pacer.take(1).await;
-            Ok(app.homeserver.unlist_room(room_id).await?)
+        Drift::Name { name } => {
+            platform::put_typed_state(app, room_id, &EmptyStateKey, &RoomNameEventContent::new(name.clone())).await
         }
+        Drift::SpaceParent { parent } => {
+            let parent_id = crate::homeserver::room_id(parent)?;
+            platform::put_typed_state(app, room_id, &*parent_id, &space_parent(server)?).await
+        }
+        Drift::SpaceChild { parent } => {
+            let child_id = crate::homeserver::room_id(room_id)?;
+            platform::put_typed_state(app, parent, &*child_id, &space_child(server)?).await
+        }
+        Drift::Listed => Ok(app.homeserver.unlist_room(room_id).await?),
         Drift::MissingMember { user_id, level } => {
             let (tenant, room_ref, user) = member_target(app, room, user_id)?;
             // Reads, maybe an unban, the join, the space join: a handful of requests.
@@ -287,18 +306,6 @@ async fn repair(app: &App, room: &ManagedRoom, drift: &Drift, pacer: &mut Pacer)
             }
         },
     }
-}
-
-async fn put_state(
-    app: &App,
-    pacer: &mut Pacer,
-    room_id: &str,
-    event_type: &str,
-    key: &str,
-    content: &Value,
-) -> Result<(), DomainError> {
-    pacer.take(1).await;
-    platform::put_state(app, room_id, event_type, key, content).await
 }
 
 /// The tenant, room and OpenMeet user a member repair acts on; `Err` for a user outside the room's tenant.

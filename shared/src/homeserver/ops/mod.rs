@@ -22,6 +22,7 @@ pub use messages::RoomMember;
 pub use push::RoomRule;
 pub use pushers::{HttpPusher, PusherEntry};
 pub use rooms::Visibility;
+pub(crate) use state::MemberContent;
 pub use state::{RoomState, StateEntry};
 
 use super::HomeserverError;

@@ -71,9 +71,10 @@ impl FromIterator<StateEntry> for RoomState {
     }
 }
 
+/// The part of an `m.room.member` content read here.
 #[derive(Deserialize)]
-struct MemberContent {
-    membership: MembershipState,
+pub(crate) struct MemberContent {
+    pub membership: MembershipState,
 }
 
 impl Homeserver {
