@@ -15,10 +15,12 @@ mod hostile_input;
 pub mod http;
 pub mod identity;
 pub mod jobs;
+pub mod long_step;
 pub mod metrics;
 pub mod ratelimit;
 pub mod routes;
 pub mod settings;
+pub mod token;
 
 pub use app::App;
 pub use error::ApiError;

@@ -164,7 +164,9 @@ fn counters(caller: &Caller, kind: Kind, budget: Budget) -> Vec<(String, u64)> {
 /// reply (a Lambda container is frozen after it). Other containers' writes since that count can make such a write
 /// go over (README "What a warm send costs", ADR 0006): at most one per container that writes for the counter in
 /// the window while the limit is reached, and with it each container knows and waits again. The counts start when
-/// the write calls [`counts_may_start`], or when it ends.
+/// the write calls [`crate::long_step::begins`] (right before its long step, the homeserver request, so that the
+/// counts overlap that rather than its own DynamoDB reads: in DynamoDB they would merely run side by side, in the
+/// emulator they queue for one process), or when it ends.
 pub async fn limited<T, E: From<Refused>>(
     store: &Store,
     limits: &RateLimits,
@@ -185,7 +187,7 @@ pub async fn limited<T, E: From<Refused>>(
     };
     let gate = Arc::new(Notify::new());
     let opened = gate.clone();
-    let write = BESIDE.scope(gate.clone(), async move {
+    let write = crate::long_step::watch(gate.clone(), async move {
         let outcome = write.await;
         opened.notify_one();
         outcome
@@ -205,18 +207,6 @@ pub async fn limited<T, E: From<Refused>>(
         }
     }
     outcome
-}
-
-tokio::task_local! {
-    /// Set while a write runs beside its counts (see [`limited`]).
-    static BESIDE: Arc<Notify>;
-}
-
-/// Lets the counts of the write in progress start now (nothing outside [`limited`]'s side-by-side case). A write
-/// calls it right before its long step, the homeserver request, so that the counts overlap that rather than its own
-/// DynamoDB reads: in DynamoDB they would merely run side by side, in the emulator they queue for one process.
-pub fn counts_may_start() {
-    let _ = BESIDE.try_with(|gate| gate.notify_one());
 }
 
 /// The fixed window a write falls in.

@@ -6,7 +6,7 @@ use aws_sdk_kms::primitives::Blob;
 
 use super::unavailable;
 use crate::aws::BackendError;
-use crate::homeserver::AccessToken;
+use crate::token::AccessToken;
 
 #[derive(Clone)]
 pub struct Vault {

@@ -7,7 +7,7 @@ use crate::app::App;
 use crate::aws::BackendError;
 use crate::aws::intents::Intents;
 use crate::aws::operations::{self as records, Counter, Operations};
-use crate::config::RetryPolicy;
+use crate::settings::RetryPolicy;
 use crate::domain::DomainError;
 use crate::domain::operations::*;
 use crate::homeserver::{Acting, HomeserverError};

@@ -9,7 +9,6 @@ mod circuit;
 mod error;
 mod history;
 mod ops;
-mod token;
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -25,13 +24,13 @@ use ruma::{DeviceId, OwnedDeviceId, OwnedUserId, UserId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use crate::token::AccessToken;
 pub use circuit::{CircuitBreaker, CircuitState};
 pub use error::HomeserverError;
 pub use ops::{
     AdminUser, HttpPusher, MemberAction, PusherEntry, RoomMember, RoomRule, RoomState, StateEntry, Visibility,
 };
 pub(crate) use ops::{event_id, room_id, user_id};
-pub use token::AccessToken;
 
 /// How long the one probe of a half-open circuit may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);

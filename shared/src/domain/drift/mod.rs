@@ -10,7 +10,7 @@ pub mod repair;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use crate::config::ConfigError;
+use crate::settings::ConfigError;
 
 /// Retention periods of one tenant's event rooms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -240,7 +240,7 @@ async fn deliver(
 ) -> Result<Outcome<String>, DomainError> {
     if !backlog.0 {
         // The rate-limit counts, when they need not be waited for, overlap the homeserver's answer.
-        crate::ratelimit::counts_may_start();
+        crate::long_step::begins();
         match send_event(app, room, actor, event_type, &content, txn_id).await {
             Ok(event_id) => return Ok(Outcome::Done(event_id)),
             Err(error) if error.is_outage() => {}

@@ -1,3 +1,6 @@
+//! The redacting Matrix access token: a leaf, so the homeserver port (which sends it) and the AWS vault (which
+//! seals it) share the type without knowing each other.
+
 use std::fmt;
 
 /// A Matrix access token. Its `Debug` is redacted and it has no `Display`, so it cannot end up in a log line or an
