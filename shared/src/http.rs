@@ -13,7 +13,9 @@ use crate::app::App;
 use crate::auth::{Caller, JwtVerifier, Role};
 use crate::domain::{OperationId, Outcome};
 use crate::error::ApiError;
-use crate::routes::{Access, Function, PathParams, Route, RouteId, RouteMatch, match_route};
+use crate::routes::{
+    Access, Function, FunctionRoute, PathParams, ProvisioningRoute, Route, RouteId, RouteMatch, match_route,
+};
 
 /// JSON bodies are small; media uploads have their own limit.
 const MAX_JSON_BODY: usize = 1024 * 1024;
@@ -105,12 +107,15 @@ pub struct QueuedAnswer<'a> {
     pub operation_id: &'a OperationId,
 }
 
-/// Serves one Lambda (or local gateway) request for `function`.
-pub async fn serve<F, Fut>(app: &App, function: Function, request: Request, handler: F) -> Response<Body>
+/// Serves one Lambda (or local gateway) request for the function that owns the routes `R`: `handler` gets the
+/// matched route as `R`, which it matches exhaustively.
+pub async fn serve<R, F, Fut>(app: &App, request: Request, handler: F) -> Response<Body>
 where
-    F: FnOnce(ApiRequest) -> Fut,
+    R: FunctionRoute,
+    F: FnOnce(R, ApiRequest) -> Fut,
     Fut: Future<Output = Result<Reply, ApiError>>,
 {
+    let function = R::FUNCTION;
     let started = Instant::now();
     let method = request.method().clone();
     let request_id = request_id(&request);
@@ -128,7 +133,11 @@ where
             span.record("route", route.operation_id).record("tenant", tenant.as_str());
             // The handler's future on the heap: routes' futures are large (tens of KB in debug builds), and nested
             // inline they would be copied through every frame of the poll chain.
-            let outcome = budgeted(app, prepared, |request| Box::pin(handler(request)));
+            let outcome = budgeted(app, prepared, |request| {
+                // `prepare` kept only this function's routes, so the conversion always succeeds.
+                let route = R::from_id(request.route.id);
+                Box::pin(async move { handler(route.ok_or(ApiError::Internal)?, request).await })
+            });
             let outcome = tracing::Instrument::instrument(outcome, span.clone()).await;
             (Some(route), tenant, outcome)
         }
@@ -171,7 +180,7 @@ where
 {
     use crate::ratelimit::Kind;
     let caller = match (request.route.id, &request.caller) {
-        (RouteId::Health, _) | (_, None) => return handler(request).await,
+        (RouteId::Provisioning(ProvisioningRoute::Health), _) | (_, None) => return handler(request).await,
         (_, Some(caller)) => caller.clone(),
     };
     let kind = if request.route.method == http::Method::GET { Kind::Reads } else { Kind::Writes };
@@ -231,11 +240,11 @@ fn prepare(verifier: &JwtVerifier, function: Function, request: Request) -> Resu
         Body::Binary(bytes) => Bytes::from(bytes),
         _ => Bytes::new(),
     };
-    if body.len() > MAX_JSON_BODY && route.id != RouteId::UploadMedia {
+    if body.len() > MAX_JSON_BODY && !route.id.takes_raw_body() {
         return Err(ApiError::PayloadTooLarge(format!("request bodies are limited to {MAX_JSON_BODY} bytes")));
     }
     // GET routes read no body; every other route but the upload reads JSON.
-    let reads_json = route.id != RouteId::UploadMedia && route.method != http::Method::GET;
+    let reads_json = !route.id.takes_raw_body() && route.method != http::Method::GET;
     if reads_json && !body.iter().all(u8::is_ascii_whitespace) && !is_json(&parts.headers) {
         return Err(ApiError::UnsupportedMediaType(
             "this route takes a JSON body: send Content-Type: application/json",

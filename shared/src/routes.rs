@@ -50,37 +50,13 @@ pub enum Access {
     ServiceOrUser,
 }
 
-/// A stable name for each route; handlers match on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RouteId {
-    Health,
-    PutUser,
-    GetUser,
-    DeleteUser,
-    CreateSession,
-    DeleteSession,
-    GetOperation,
-    PutGroupRoom,
-    PutEventRoom,
-    CancelEventRoom,
-    GetRoom,
-    DeleteRoom,
-    EnsureDirectRoom,
-    PutMember,
-    DeleteMember,
-    ReconcileMembers,
-    ListMembers,
-    PostMessage,
-    ListMessages,
-    EditMessage,
-    DeleteMessage,
-    PutReaction,
-    DeleteReaction,
-    PutNotifications,
-    GetNotifications,
-    UploadMedia,
-    GetNotificationPreferences,
-    PutNotificationPreferences,
+/// The routes of one function, one enum each: the function matches its own enum exhaustively, so a route declared
+/// here without a handler does not compile. `RouteId` groups them by owning function.
+pub trait FunctionRoute: Copy + std::fmt::Debug + Send + 'static {
+    /// The function that owns these routes.
+    const FUNCTION: Function;
+    /// This function's route, when `id` is one of them.
+    fn from_id(id: RouteId) -> Option<Self>;
 }
 
 #[derive(Debug, Clone)]
@@ -89,77 +65,102 @@ pub struct Route {
     pub method: Method,
     /// API Gateway path syntax: `{name}` is one path segment.
     pub path: &'static str,
+    /// The owning function, always `id`'s group (filled in by `route_table!`).
     pub function: Function,
     pub access: Access,
     /// The `operationId` of this route in `openapi.yaml`.
     pub operation_id: &'static str,
 }
 
-macro_rules! route {
-    ($id:ident, $method:ident, $path:literal, $function:ident, $access:ident, $op:literal) => {
-        Route {
-            id: RouteId::$id,
-            method: Method::$method,
-            path: $path,
-            function: Function::$function,
-            access: Access::$access,
-            operation_id: $op,
+/// Declares each route once: its function's enum variant, method, path, access rule and `operationId`. From this
+/// one list come the per-function enums, `RouteId` and `ROUTES`, so a variant cannot exist without its row.
+macro_rules! route_table {
+    ($($function:ident($group:ident) {
+        $($id:ident: $method:ident $path:literal, $access:ident, $op:literal;)*
+    })*) => {
+        $(
+            #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+            pub enum $group {
+                $($id,)*
+            }
+
+            impl FunctionRoute for $group {
+                const FUNCTION: Function = Function::$function;
+                fn from_id(id: RouteId) -> Option<Self> {
+                    #[allow(unreachable_patterns)]
+                    match id {
+                        RouteId::$function(route) => Some(route),
+                        _ => None,
+                    }
+                }
+            }
+        )*
+
+        /// A stable name for each route, grouped by the function that owns it.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum RouteId {
+            $($function($group),)*
         }
+
+        pub const ROUTES: &[Route] = &[$($(
+            Route {
+                id: RouteId::$function($group::$id),
+                method: Method::$method,
+                path: $path,
+                function: Function::$function,
+                access: Access::$access,
+                operation_id: $op,
+            },
+        )*)*];
     };
 }
 
-pub const ROUTES: &[Route] = &[
-    route!(Health, GET, "/v1/health", Provisioning, Anyone, "getHealth"),
-    route!(PutUser, PUT, "/v1/users/{userId}", Provisioning, Service, "putUser"),
-    route!(GetUser, GET, "/v1/users/{userId}", Provisioning, ServiceOrSelf, "getUser"),
-    route!(DeleteUser, DELETE, "/v1/users/{userId}", Provisioning, Service, "deleteUser"),
-    route!(CreateSession, POST, "/v1/me/matrix-session", Provisioning, User, "createMatrixSession"),
-    route!(DeleteSession, DELETE, "/v1/me/matrix-session", Provisioning, User, "deleteMatrixSession"),
-    route!(GetOperation, GET, "/v1/operations/{operationId}", Provisioning, ServiceOrUser, "getOperation"),
-    route!(PutGroupRoom, PUT, "/v1/groups/{slug}/room", Rooms, Service, "putGroupRoom"),
-    route!(PutEventRoom, PUT, "/v1/events/{slug}/room", Rooms, Service, "putEventRoom"),
-    route!(CancelEventRoom, POST, "/v1/events/{slug}/room/cancel", Rooms, Service, "cancelEventRoom"),
-    route!(GetRoom, GET, "/v1/{kind}/{slug}/room", Rooms, ServiceOrUser, "getRoom"),
-    route!(DeleteRoom, DELETE, "/v1/{kind}/{slug}/room", Rooms, Service, "deleteRoom"),
-    route!(EnsureDirectRoom, POST, "/v1/me/direct/{otherUserId}", Rooms, User, "ensureDirectRoom"),
-    route!(PutMember, PUT, "/v1/{kind}/{slug}/members/{userId}", Membership, Service, "putMember"),
-    route!(DeleteMember, DELETE, "/v1/{kind}/{slug}/members/{userId}", Membership, Service, "deleteMember"),
-    route!(ReconcileMembers, PUT, "/v1/{kind}/{slug}/members", Membership, Service, "reconcileMembers"),
-    route!(ListMembers, GET, "/v1/{kind}/{slug}/members", Membership, ServiceOrUser, "listMembers"),
-    route!(PostMessage, POST, "/v1/{kind}/{slug}/messages", Messages, ServiceOrUser, "postMessage"),
-    route!(ListMessages, GET, "/v1/{kind}/{slug}/messages", Messages, ServiceOrUser, "listMessages"),
-    route!(EditMessage, PUT, "/v1/{kind}/{slug}/messages/{eventId}", Messages, ServiceOrUser, "editMessage"),
-    route!(DeleteMessage, DELETE, "/v1/{kind}/{slug}/messages/{eventId}", Messages, ServiceOrUser, "deleteMessage"),
-    route!(PutReaction, PUT, "/v1/{kind}/{slug}/messages/{eventId}/reactions/{key}", Messages, User, "putReaction"),
-    route!(
-        DeleteReaction,
-        DELETE,
-        "/v1/{kind}/{slug}/messages/{eventId}/reactions/{key}",
-        Messages,
-        User,
-        "deleteReaction"
-    ),
-    route!(PutNotifications, PUT, "/v1/{kind}/{slug}/notifications", Messages, User, "putNotifications"),
-    route!(GetNotifications, GET, "/v1/{kind}/{slug}/notifications", Messages, User, "getNotifications"),
-    route!(UploadMedia, POST, "/v1/{kind}/{slug}/media", Messages, User, "uploadMedia"),
-    // The user's own chat notification channel (docs/adr/0008-notifications.md); the service does not set it.
-    route!(
-        GetNotificationPreferences,
-        GET,
-        "/v1/me/notification-preferences",
-        Provisioning,
-        User,
-        "getNotificationPreferences"
-    ),
-    route!(
-        PutNotificationPreferences,
-        PUT,
-        "/v1/me/notification-preferences",
-        Provisioning,
-        User,
-        "putNotificationPreferences"
-    ),
-];
+route_table! {
+    Provisioning(ProvisioningRoute) {
+        Health: GET "/v1/health", Anyone, "getHealth";
+        PutUser: PUT "/v1/users/{userId}", Service, "putUser";
+        GetUser: GET "/v1/users/{userId}", ServiceOrSelf, "getUser";
+        DeleteUser: DELETE "/v1/users/{userId}", Service, "deleteUser";
+        CreateSession: POST "/v1/me/matrix-session", User, "createMatrixSession";
+        DeleteSession: DELETE "/v1/me/matrix-session", User, "deleteMatrixSession";
+        GetOperation: GET "/v1/operations/{operationId}", ServiceOrUser, "getOperation";
+        // The user's own chat notification channel (docs/adr/0008-notifications.md); the service does not set it.
+        GetNotificationPreferences: GET "/v1/me/notification-preferences", User, "getNotificationPreferences";
+        PutNotificationPreferences: PUT "/v1/me/notification-preferences", User, "putNotificationPreferences";
+    }
+    Rooms(RoomsRoute) {
+        PutGroupRoom: PUT "/v1/groups/{slug}/room", Service, "putGroupRoom";
+        PutEventRoom: PUT "/v1/events/{slug}/room", Service, "putEventRoom";
+        CancelEventRoom: POST "/v1/events/{slug}/room/cancel", Service, "cancelEventRoom";
+        GetRoom: GET "/v1/{kind}/{slug}/room", ServiceOrUser, "getRoom";
+        DeleteRoom: DELETE "/v1/{kind}/{slug}/room", Service, "deleteRoom";
+        EnsureDirectRoom: POST "/v1/me/direct/{otherUserId}", User, "ensureDirectRoom";
+    }
+    Membership(MembershipRoute) {
+        PutMember: PUT "/v1/{kind}/{slug}/members/{userId}", Service, "putMember";
+        DeleteMember: DELETE "/v1/{kind}/{slug}/members/{userId}", Service, "deleteMember";
+        ReconcileMembers: PUT "/v1/{kind}/{slug}/members", Service, "reconcileMembers";
+        ListMembers: GET "/v1/{kind}/{slug}/members", ServiceOrUser, "listMembers";
+    }
+    Messages(MessagesRoute) {
+        PostMessage: POST "/v1/{kind}/{slug}/messages", ServiceOrUser, "postMessage";
+        ListMessages: GET "/v1/{kind}/{slug}/messages", ServiceOrUser, "listMessages";
+        EditMessage: PUT "/v1/{kind}/{slug}/messages/{eventId}", ServiceOrUser, "editMessage";
+        DeleteMessage: DELETE "/v1/{kind}/{slug}/messages/{eventId}", ServiceOrUser, "deleteMessage";
+        PutReaction: PUT "/v1/{kind}/{slug}/messages/{eventId}/reactions/{key}", User, "putReaction";
+        DeleteReaction: DELETE "/v1/{kind}/{slug}/messages/{eventId}/reactions/{key}", User, "deleteReaction";
+        PutNotifications: PUT "/v1/{kind}/{slug}/notifications", User, "putNotifications";
+        GetNotifications: GET "/v1/{kind}/{slug}/notifications", User, "getNotifications";
+        UploadMedia: POST "/v1/{kind}/{slug}/media", User, "uploadMedia";
+    }
+}
+
+impl RouteId {
+    /// The route's one raw-bytes body: every other non-GET route reads JSON under the JSON size limit.
+    pub fn takes_raw_body(self) -> bool {
+        self == RouteId::Messages(MessagesRoute::UploadMedia)
+    }
+}
 
 /// Path parameters of a matched route, in template order, percent-decoded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -248,15 +249,15 @@ mod tests {
 
     #[test]
     fn literal_segments_beat_parameters() {
-        assert_eq!(found(Method::PUT, "/v1/groups/chess/room").0, RouteId::PutGroupRoom);
-        assert_eq!(found(Method::GET, "/v1/groups/chess/room").0, RouteId::GetRoom);
-        assert_eq!(found(Method::POST, "/v1/events/x/room/cancel").0, RouteId::CancelEventRoom);
+        assert_eq!(found(Method::PUT, "/v1/groups/chess/room").0, RouteId::Rooms(RoomsRoute::PutGroupRoom));
+        assert_eq!(found(Method::GET, "/v1/groups/chess/room").0, RouteId::Rooms(RoomsRoute::GetRoom));
+        assert_eq!(found(Method::POST, "/v1/events/x/room/cancel").0, RouteId::Rooms(RoomsRoute::CancelEventRoom));
     }
 
     #[test]
     fn parameters_are_extracted_and_decoded() {
         let (id, params) = found(Method::PUT, "/v1/events/e1/messages/%24abc%3Aloc/reactions/%F0%9F%91%8D");
-        assert_eq!(id, RouteId::PutReaction);
+        assert_eq!(id, RouteId::Messages(MessagesRoute::PutReaction));
         assert_eq!(params.get("eventId"), Some("$abc:loc"));
         assert_eq!(params.get("key"), Some("👍"));
         assert_eq!(params.get("kind"), Some("events"));

@@ -8,6 +8,10 @@ use std::collections::HashMap;
 use integration_tests::{Stack, stack, unique};
 use reqwest::Method;
 use serde_json::{Value, json};
+use shared::routes::MembershipRoute as Mb;
+use shared::routes::MessagesRoute as Ms;
+use shared::routes::ProvisioningRoute as P;
+use shared::routes::RoomsRoute as Rm;
 use shared::routes::{ROUTES, RouteId};
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -169,63 +173,77 @@ async fn call(s: &Stack, route: RouteId, fx: &Fixtures) -> Call {
     let message = &fx.message;
     let thumbs = "%F0%9F%91%8D";
     let (method, path, payload) = match route {
-        RouteId::Health => (Method::GET, "/v1/health".to_owned(), Empty),
-        RouteId::PutUser => (Method::PUT, format!("/v1/users/{SELF}"), Json(json!({"displayName": SELF}))),
-        RouteId::GetUser => (Method::GET, format!("/v1/users/{SELF}"), Empty),
-        RouteId::DeleteUser => (Method::DELETE, format!("/v1/users/{}", fx.victim), Empty),
-        RouteId::CreateSession => (Method::POST, "/v1/me/matrix-session".into(), Json(json!({"deviceId": DEVICE}))),
-        RouteId::DeleteSession => (Method::DELETE, "/v1/me/matrix-session".into(), Json(json!({"deviceId": DEVICE}))),
-        RouteId::GetOperation => (Method::GET, format!("/v1/operations/{}", fx.operation), Empty),
-        RouteId::PutGroupRoom => {
+        RouteId::Provisioning(P::Health) => (Method::GET, "/v1/health".to_owned(), Empty),
+        RouteId::Provisioning(P::PutUser) => {
+            (Method::PUT, format!("/v1/users/{SELF}"), Json(json!({"displayName": SELF})))
+        }
+        RouteId::Provisioning(P::GetUser) => (Method::GET, format!("/v1/users/{SELF}"), Empty),
+        RouteId::Provisioning(P::DeleteUser) => (Method::DELETE, format!("/v1/users/{}", fx.victim), Empty),
+        RouteId::Provisioning(P::CreateSession) => {
+            (Method::POST, "/v1/me/matrix-session".into(), Json(json!({"deviceId": DEVICE})))
+        }
+        RouteId::Provisioning(P::DeleteSession) => {
+            (Method::DELETE, "/v1/me/matrix-session".into(), Json(json!({"deviceId": DEVICE})))
+        }
+        RouteId::Provisioning(P::GetOperation) => (Method::GET, format!("/v1/operations/{}", fx.operation), Empty),
+        RouteId::Rooms(Rm::PutGroupRoom) => {
             (Method::PUT, "/v1/groups/room/room".into(), Json(json!({"name": "Matrix room", "visibility": "private"})))
         }
-        RouteId::PutEventRoom => (Method::PUT, "/v1/events/event/room".into(), Json(event_room_body())),
-        RouteId::CancelEventRoom => (Method::POST, "/v1/events/cancelled/room/cancel".into(), Json(json!({}))),
-        RouteId::GetRoom => (Method::GET, "/v1/groups/room/room".into(), Empty),
-        RouteId::DeleteRoom => (Method::DELETE, "/v1/groups/doomed/room".into(), Empty),
-        RouteId::EnsureDirectRoom => (Method::POST, format!("/v1/me/direct/{PEER}"), Empty),
-        RouteId::PutMember => (Method::PUT, format!("/v1/groups/room/members/{SELF}"), Json(json!({"role": "member"}))),
-        RouteId::DeleteMember => (Method::DELETE, format!("/v1/groups/room/members/{LEAVER}"), Empty),
-        RouteId::ReconcileMembers => {
+        RouteId::Rooms(Rm::PutEventRoom) => (Method::PUT, "/v1/events/event/room".into(), Json(event_room_body())),
+        RouteId::Rooms(Rm::CancelEventRoom) => {
+            (Method::POST, "/v1/events/cancelled/room/cancel".into(), Json(json!({})))
+        }
+        RouteId::Rooms(Rm::GetRoom) => (Method::GET, "/v1/groups/room/room".into(), Empty),
+        RouteId::Rooms(Rm::DeleteRoom) => (Method::DELETE, "/v1/groups/doomed/room".into(), Empty),
+        RouteId::Rooms(Rm::EnsureDirectRoom) => (Method::POST, format!("/v1/me/direct/{PEER}"), Empty),
+        RouteId::Membership(Mb::PutMember) => {
+            (Method::PUT, format!("/v1/groups/room/members/{SELF}"), Json(json!({"role": "member"})))
+        }
+        RouteId::Membership(Mb::DeleteMember) => (Method::DELETE, format!("/v1/groups/room/members/{LEAVER}"), Empty),
+        RouteId::Membership(Mb::ReconcileMembers) => {
             (Method::PUT, "/v1/groups/reconciled/members".into(), Json(json!({"members": []})))
         }
-        RouteId::ListMembers => (Method::GET, "/v1/groups/room/members".into(), Empty),
-        RouteId::PostMessage => {
+        RouteId::Membership(Mb::ListMembers) => (Method::GET, "/v1/groups/room/members".into(), Empty),
+        RouteId::Messages(Ms::PostMessage) => {
             (Method::POST, "/v1/groups/room/messages".into(), Json(json!({"body": "hello", "format": "plain"})))
         }
-        RouteId::ListMessages => (Method::GET, "/v1/groups/room/messages?limit=5".into(), Empty),
-        RouteId::EditMessage => (
+        RouteId::Messages(Ms::ListMessages) => (Method::GET, "/v1/groups/room/messages?limit=5".into(), Empty),
+        RouteId::Messages(Ms::EditMessage) => (
             Method::PUT,
             format!("/v1/groups/room/messages/{}", enc(message)),
             Json(json!({"body": "edited", "format": "plain"})),
         ),
         // Each cell deletes a message of its own, so an earlier success leaves the next cell something to delete.
-        RouteId::DeleteMessage => {
+        RouteId::Messages(Ms::DeleteMessage) => {
             (Method::DELETE, format!("/v1/groups/room/messages/{}", enc(&post(s, &fx.tenant).await)), Empty)
         }
-        RouteId::PutReaction => {
+        RouteId::Messages(Ms::PutReaction) => {
             (Method::PUT, format!("/v1/groups/room/messages/{}/reactions/{thumbs}", enc(message)), Empty)
         }
-        RouteId::DeleteReaction => {
+        RouteId::Messages(Ms::DeleteReaction) => {
             (Method::DELETE, format!("/v1/groups/room/messages/{}/reactions/{thumbs}", enc(message)), Empty)
         }
-        RouteId::PutNotifications => {
+        RouteId::Messages(Ms::PutNotifications) => {
             (Method::PUT, "/v1/groups/room/notifications".into(), Json(json!({"level": "mentions"})))
         }
-        RouteId::GetNotifications => (Method::GET, "/v1/groups/room/notifications".into(), Empty),
-        RouteId::UploadMedia => (Method::POST, "/v1/groups/room/media?filename=a.png".into(), Raw("image/png", png())),
-        RouteId::GetNotificationPreferences => (Method::GET, "/v1/me/notification-preferences".into(), Empty),
-        RouteId::PutNotificationPreferences => {
+        RouteId::Messages(Ms::GetNotifications) => (Method::GET, "/v1/groups/room/notifications".into(), Empty),
+        RouteId::Messages(Ms::UploadMedia) => {
+            (Method::POST, "/v1/groups/room/media?filename=a.png".into(), Raw("image/png", png()))
+        }
+        RouteId::Provisioning(P::GetNotificationPreferences) => {
+            (Method::GET, "/v1/me/notification-preferences".into(), Empty)
+        }
+        RouteId::Provisioning(P::PutNotificationPreferences) => {
             (Method::PUT, "/v1/me/notification-preferences".into(), Json(json!({"chat": "on"})))
         }
     };
     let subject = match route {
-        RouteId::DeleteUser => fx.victim.clone(),
-        RouteId::DeleteMember => LEAVER.to_owned(),
+        RouteId::Provisioning(P::DeleteUser) => fx.victim.clone(),
+        RouteId::Membership(Mb::DeleteMember) => LEAVER.to_owned(),
         _ => SELF.to_owned(),
     };
     let headers = match route {
-        RouteId::PostMessage => vec![("Idempotency-Key", unique("authz"))],
+        RouteId::Messages(Ms::PostMessage) => vec![("Idempotency-Key", unique("authz"))],
         _ => Vec::new(),
     };
     Call { method, path, payload, headers, subject }

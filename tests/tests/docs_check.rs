@@ -2,7 +2,7 @@
 //! command-line tools' `--help`. Fails with every problem at once, one per line:
 //! - every link inside the repository (markdown links in `*.md`, anchors included) resolves, and nothing points
 //!   outside the repository;
-//! - every route of the route table has a row in docs/integration.md;
+//! - routes are documented in openapi.yaml only: docs/integration.md points there, with no row per route;
 //! - every flag of `openmeet-cutover` and `openmeet-local` has help text, and their `--help` names the exit codes,
 //!   the environment, an example and a runbook;
 //! - the README's ADR index is docs/adr/, and its code map names every top-level folder;
@@ -86,17 +86,23 @@ fn nothing_points_outside_the_repository() {
     assert_none("files pointing outside the repository", &problems);
 }
 
+/// A route is documented once, in openapi.yaml: the guide points there instead of repeating a row per route, so
+/// adding a route edits no guide. It names no route template of the table in its route reference.
 #[test]
-fn every_route_has_a_row_in_the_integration_guide() {
+fn the_integration_guide_points_at_openapi_for_routes() {
     let guide = read("docs/integration.md");
-    let rows: Vec<&str> = guide.lines().filter(|l| l.starts_with('|')).collect();
-    let problems: Vec<String> = ROUTES
-        .iter()
-        .map(|route| format!("`{} {}`", route.method.as_str(), route.path))
-        .filter(|cell| !rows.iter().any(|row| row.contains(cell.as_str())))
-        .map(|cell| format!("{cell} ({}) has no row in docs/integration.md", "route table"))
-        .collect();
-    assert_none("routes the integration guide does not document", &problems);
+    let reference = section(&guide, "## Route reference");
+    let mut problems = Vec::new();
+    if !reference.contains("(../openapi.yaml)") {
+        problems.push("its \"Route reference\" section does not link openapi.yaml".to_owned());
+    }
+    for route in ROUTES {
+        let cell = format!("`{} {}`", route.method.as_str(), route.path);
+        if reference.contains(&cell) {
+            problems.push(format!("its \"Route reference\" repeats {cell}, which openapi.yaml states"));
+        }
+    }
+    assert_none("the integration guide's route reference", &problems);
 }
 
 /// Builds `bin` of `package` once per test run (the tests crate cannot depend on a binary) and runs it.
@@ -143,16 +149,7 @@ fn every_cutover_flag_has_help_text() {
     let (code, help) = run("openmeet-cutover", "openmeet-cutover", &["--help"]);
     assert_eq!(code, 0, "{help}");
     let mut problems = runbook_problems("openmeet-cutover", &help);
-    let commands = help
-        .split("Commands:")
-        .nth(1)
-        .and_then(|rest| rest.split("\n\n").next())
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|c| *c != "help")
-        .map(str::to_owned)
-        .collect::<Vec<_>>();
+    let commands = subcommands(&help);
     assert!(commands.len() >= 5, "no subcommands found in:\n{help}");
     for command in commands {
         let (code, help) = run("openmeet-cutover", "openmeet-cutover", &[&command, "--help"]);
@@ -163,50 +160,60 @@ fn every_cutover_flag_has_help_text() {
     assert_none("openmeet-cutover flags without help text", &problems);
 }
 
-/// The flags openmeet-local's hand-written parsers accept: `"--flag" =>` match arms and `== "--flag"` tests (not
-/// the arguments it passes to other programs).
-fn parsed_flags(source: &str) -> BTreeSet<String> {
-    let mut flags = BTreeSet::new();
-    for (at, _) in source.match_indices("\"--") {
-        let Some(len) = source[at + 1..].find('"') else { continue };
-        let flag = &source[at + 1..at + 1 + len];
-        let after = &source[at + 2 + len..];
-        let matched = after.starts_with(" =>") || after.starts_with(" |") || source[..at].ends_with("== ");
-        if matched && flag[2..].chars().all(|c| c.is_ascii_lowercase() || c == '-') {
-            flags.insert(flag.to_owned());
-        }
-    }
-    flags
+/// The subcommands a clap `--help` lists (its `Commands:` section), without `help`.
+fn subcommands(help: &str) -> Vec<String> {
+    help.split("Commands:")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(str::to_owned)
+        .collect()
 }
 
+/// `openmeet-local`: a group per job (stack, ops, serve, bootstrap); every command of every group, as the cutover's.
 #[test]
 fn every_local_tool_flag_has_help_text() {
     let (code, help) = run("openmeet-local", "openmeet-local", &["--help"]);
     assert_eq!(code, 0, "{help}");
     let mut problems = runbook_problems("openmeet-local", &help);
-    let commands = ["redrive", "upgrade-rooms", "repair-drift", "retention", "reminders", "sweep-expired"];
-    let more = ["sweep-sessions", "metrics"];
-    let mut described = String::new();
-    for command in commands.iter().chain(&more) {
-        let (code, text) = run("openmeet-local", "openmeet-local", &[command, "--help"]);
-        if code != 0 || !text.contains(&format!("openmeet-local {command}")) {
-            problems.push(format!("openmeet-local {command} --help: exit {code}: {text}"));
+    let groups = subcommands(&help);
+    let mut ops = Vec::new();
+    for group in &groups {
+        let (code, text) = run("openmeet-local", "openmeet-local", &[group, "--help"]);
+        let commands = subcommands(&text);
+        if group == "ops" {
+            ops.clone_from(&commands);
         }
-        if !help.contains(command) {
-            problems.push(format!("openmeet-local --help does not list {command}"));
+        let mut paths: Vec<Vec<&str>> = commands.iter().map(|c| vec![group.as_str(), c.as_str()]).collect();
+        if commands.is_empty() {
+            paths.push(vec![group.as_str()]);
+        } else if code != 0 {
+            problems.push(format!("openmeet-local {group} --help: exit {code}: {text}"));
         }
-        problems.extend(undescribed_flags(&text).into_iter().map(|f| format!("openmeet-local {command}: {f}")));
-        described.push_str(&text);
+        for path in paths {
+            let name = format!("openmeet-local {}", path.join(" "));
+            let (code, text) = run("openmeet-local", "openmeet-local", &[&path[..], &["--help"]].concat());
+            if code != 0 || !text.contains(&name) {
+                problems.push(format!("{name} --help: exit {code}: {text}"));
+            }
+            problems.extend(runbook_problems(&name, &text));
+            problems.extend(undescribed_flags(&text).into_iter().map(|f| format!("{name}: {f}")));
+        }
     }
-    // The parsers of these commands (not the stack supervisor's, whose `--help` is its own).
-    let parsers = ["functions/local/src/self_heal.rs", "functions/local/src/deployed.rs"];
-    for flag in parsers.iter().flat_map(|file| parsed_flags(&read(file))) {
-        if flag == "--help" {
-            continue;
+    // The commands the runbooks and the README name.
+    for command in
+        ["redrive", "upgrade-rooms", "drift-repair", "retention", "reminders", "sweep-expired", "sweep-sessions"]
+    {
+        if !ops.iter().any(|c| c == command) {
+            problems.push(format!("openmeet-local ops --help does not list {command}"));
         }
-        let explained = described.lines().any(|l| l.trim_start().starts_with(&flag) && l.trim().len() > flag.len() + 8);
-        if !explained {
-            problems.push(format!("openmeet-local accepts {flag} but no --help line describes it"));
+    }
+    for group in ["stack", "ops", "serve"] {
+        if !groups.iter().any(|g| g == group) {
+            problems.push(format!("openmeet-local --help does not list {group}"));
         }
     }
     assert_none("openmeet-local flags without help text", &problems);
@@ -334,25 +341,6 @@ fn every_operation_that_can_queue_is_listed_as_deferred() {
         }
     }
     assert_none("openapi's deferred writes", &problems);
-}
-
-#[test]
-fn the_guides_deferred_column_matches_openapi() {
-    let text = read("openapi.yaml");
-    let doc = &YamlLoader::load_from_str(&text).expect("openapi.yaml parses")[0];
-    let guide = read("docs/integration.md");
-    let mut problems = Vec::new();
-    for route in ROUTES {
-        let operation = &doc["paths"][route.path][route.method.as_str().to_lowercase().as_str()];
-        let queues = operation["responses"].as_hash().is_some_and(|r| r.keys().any(|k| k.as_str() == Some("202")));
-        let cell = format!("`{} {}`", route.method.as_str(), route.path);
-        let Some(row) = guide.lines().find(|l| l.starts_with(&format!("| {cell} |"))) else { continue };
-        let says = row.trim_end_matches('|').rsplit('|').next().unwrap_or_default().contains("202");
-        if says != queues {
-            problems.push(format!("{cell}: the guide says 202 {says}, openapi {queues}"));
-        }
-    }
-    assert_none("docs/integration.md's deferred column vs openapi", &problems);
 }
 
 /// One answer of each kind the API gives, to compare with what openapi promises per status.

@@ -7,34 +7,35 @@ use shared::domain::requests::{self, RoomPath};
 use shared::domain::rooms;
 use shared::http::{ApiRequest, QueuedAnswer, Reply};
 use shared::identity::UserSlug;
-use shared::routes::{Function, RouteId};
+use shared::routes::MembershipRoute as Route;
 use shared::{ApiError, App};
 
 pub async fn serve(app: &App, request: Request) -> Response<Body> {
-    shared::http::serve(app, Function::Membership, request, |request| handle(app, request)).await
+    shared::http::serve(app, request, |route, request| handle(app, route, request)).await
 }
 
-/// Every input is validated before the room is resolved, so a bad request changes (and costs) nothing.
-async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
+/// Every input is validated before the room is resolved, so a bad request changes (and costs) nothing. Exhaustive
+/// over the function's routes: a route added to the table without a handler here does not compile.
+async fn handle(app: &App, route: Route, request: ApiRequest) -> Result<Reply, ApiError> {
     let caller = request.caller()?;
     let text = |value: &str| Ok::<_, ApiError>(value.to_owned());
     let (kind, slug) = (request.param("kind", text)?, request.param("slug", text)?);
     let path = RoomPath { kind: &kind, slug: &slug };
-    match request.route.id {
-        RouteId::PutMember => {
+    match route {
+        Route::PutMember => {
             let user = request.param("userId", UserSlug::parse)?;
             let force = flag(&request, "force")?;
             let input: PutMemberInput = request.json()?;
             let outcome = requests::put_member(app, caller, path, &user, input.role, force).await?;
             Ok(Reply::outcome(outcome, Reply::ok))
         }
-        RouteId::DeleteMember => {
+        Route::DeleteMember => {
             let user = request.param("userId", UserSlug::parse)?;
             let (ban, force) = (flag(&request, "ban")?, flag(&request, "force")?);
             let outcome = requests::remove_member(app, caller, path, &user, ban, force).await?;
             Ok(Reply::outcome(outcome, |()| Reply::no_content()))
         }
-        RouteId::ReconcileMembers => {
+        Route::ReconcileMembers => {
             let (dry_run, force) = (flag(&request, "dryRun")?, flag(&request, "force")?);
             let wanted = request.json::<ReconcileInput>()?.validate()?;
             let reconciled = requests::reconcile_members(app, caller, path, &wanted, dry_run, force).await?;
@@ -46,12 +47,11 @@ async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
                 }
             })
         }
-        RouteId::ListMembers => {
+        Route::ListMembers => {
             let room = rooms::resolve_path(app, &caller.tenant, &kind, &slug).await?;
             rooms::require_member(app, &room, caller).await?;
             Ok(Reply::ok(membership::list(app, &caller.tenant, &room).await?))
         }
-        _ => Err(ApiError::Internal),
     }
 }
 

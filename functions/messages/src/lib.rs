@@ -13,58 +13,58 @@ use shared::domain::messages::send;
 use shared::domain::messages::{Actor, EditMessageInput, PostMessageInput, deferred, media, parse_event_id, reactions};
 use shared::domain::rooms::{self, RoomRef};
 use shared::http::{ApiRequest, Reply};
-use shared::routes::{Function, RouteId};
+use shared::routes::MessagesRoute as Route;
 use shared::{ApiError, App};
 
 pub async fn serve(app: &App, request: Request) -> Response<Body> {
-    shared::http::serve(app, Function::Messages, request, |request| handle(app, request)).await
+    shared::http::serve(app, request, |route, request| handle(app, route, request)).await
 }
 
-async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
-    match request.route.id {
-        RouteId::PostMessage => post_message(app, &request).await,
-        RouteId::ListMessages => list_messages(app, &request).await,
-        RouteId::EditMessage => {
+/// Exhaustive over the function's routes: a route added to the table without a handler here does not compile.
+async fn handle(app: &App, route: Route, request: ApiRequest) -> Result<Reply, ApiError> {
+    match route {
+        Route::PostMessage => post_message(app, &request).await,
+        Route::ListMessages => list_messages(app, &request).await,
+        Route::EditMessage => {
             let event_id = request.param("eventId", parse_event_id)?;
             let input: EditMessageInput = request.json()?;
             let (caller, room) = room_of(app, &request).await?;
             Ok(Reply::outcome(send::edit(app, &room, &Actor::of(caller), &event_id, &input).await?, Reply::ok))
         }
-        RouteId::DeleteMessage => {
+        Route::DeleteMessage => {
             let event_id = request.param("eventId", parse_event_id)?;
             let (caller, room) = room_of(app, &request).await?;
             Ok(Reply::outcome(deferred::delete_message(app, caller, &room, &event_id).await?, no_content))
         }
-        RouteId::DeleteReaction => {
+        Route::DeleteReaction => {
             let event_id = request.param("eventId", parse_event_id)?;
             let key = request.param("key", reactions::parse_key)?;
             // The membership check is part of what a queued removal replays.
             let (caller, room) = room_of(app, &request).await?;
             Ok(Reply::outcome(deferred::remove_reaction(app, caller, &room, &event_id, &key).await?, no_content))
         }
-        RouteId::PutReaction => {
+        Route::PutReaction => {
             let event_id = request.param("eventId", parse_event_id)?;
             let key = request.param("key", reactions::parse_key)?;
             let (caller, room) = member_room_of(app, &request).await?;
             Ok(Reply::outcome(reactions::put(app, &room, &Actor::of(caller), &event_id, &key).await?, no_content))
         }
-        RouteId::PutNotifications => {
+        Route::PutNotifications => {
             let input: NotificationSettings = request.json()?;
             let (caller, room) = member_room_of(app, &request).await?;
             Ok(Reply::ok(notifications::put(app, &room, &Actor::of(caller), input.level).await?))
         }
-        RouteId::GetNotifications => {
+        Route::GetNotifications => {
             let (caller, room) = member_room_of(app, &request).await?;
             Ok(Reply::ok(notifications::get(app, &room, &Actor::of(caller)).await?))
         }
-        RouteId::UploadMedia => {
+        Route::UploadMedia => {
             let upload = media::check(request.header("content-type"), request.query("filename"), &request.body)?;
             // The file is stored for the member; the room only decides whether they may.
             let (caller, _room) = member_room_of(app, &request).await?;
             let attachment = media::upload(app, &Actor::of(caller), &upload, request.body.clone()).await?;
             Ok(Reply::json(201, attachment))
         }
-        _ => Err(ApiError::Internal),
     }
 }
 

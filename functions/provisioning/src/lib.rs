@@ -6,53 +6,54 @@ use shared::domain::push::preferences;
 use shared::domain::{health, requests, sessions, users};
 use shared::http::{ApiRequest, Reply};
 use shared::identity::UserSlug;
-use shared::routes::{Function, RouteId};
+use shared::routes::ProvisioningRoute as Route;
 use shared::{ApiError, App};
 
 pub async fn serve(app: &App, request: Request) -> Response<Body> {
-    shared::http::serve(app, Function::Provisioning, request, |request| handle(app, request)).await
+    shared::http::serve(app, request, |route, request| handle(app, route, request)).await
 }
 
-async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
-    match request.route.id {
+/// Exhaustive over the function's routes: a route added to the table without a handler here does not compile.
+async fn handle(app: &App, route: Route, request: ApiRequest) -> Result<Reply, ApiError> {
+    match route {
         // The tenant's service sees which dependency is down, checked now; anyone else a cached ok/degraded.
-        RouteId::Health if request.caller().is_ok_and(|caller| caller.is_service()) => {
+        Route::Health if request.caller().is_ok_and(|caller| caller.is_service()) => {
             let health = health::check(app).await;
             Ok(if health.is_ok() { Reply::ok(health) } else { Reply::json(503, health).with_retry_after(5) })
         }
-        RouteId::Health => {
+        Route::Health => {
             let health = health::public(app).await;
             Ok(if health.is_ok() { Reply::ok(health) } else { Reply::json(503, health).with_retry_after(5) })
         }
-        RouteId::PutUser => put_user(app, request).await,
-        RouteId::GetUser => {
+        Route::PutUser => put_user(app, request).await,
+        Route::GetUser => {
             let (caller, user) = (request.caller()?, request.param("userId", UserSlug::parse)?);
             let view = users::get(app, &caller.tenant, &user).await?;
             view.map(Reply::ok).ok_or_else(|| ApiError::not_found("this user was never provisioned"))
         }
-        RouteId::DeleteUser => {
+        Route::DeleteUser => {
             let (caller, user) = (request.caller()?, request.param("userId", UserSlug::parse)?);
             Ok(Reply::outcome(requests::delete_user(app, caller, &user).await?, |()| Reply::no_content()))
         }
-        RouteId::GetNotificationPreferences => {
+        Route::GetNotificationPreferences => {
             let caller = request.caller()?;
             let user = caller.user().ok_or(ApiError::Internal)?;
             Ok(Reply::ok(preferences::get(app, &caller.tenant, user).await?))
         }
-        RouteId::PutNotificationPreferences => {
+        Route::PutNotificationPreferences => {
             let caller = request.caller()?;
             let user = caller.user().ok_or(ApiError::Internal)?;
             let wanted: preferences::NotificationPreferences = request.json()?;
             Ok(Reply::ok(preferences::put(app, &caller.tenant, user, wanted).await?))
         }
-        RouteId::CreateSession => {
+        Route::CreateSession => {
             let caller = request.caller()?;
             let user = caller.user().ok_or(ApiError::Internal)?;
             let input: sessions::SessionInput = request.json()?;
             let session = sessions::create(app, &caller.tenant, user, caller.display_name.as_deref(), input).await?;
             Ok(Reply::ok(session))
         }
-        RouteId::DeleteSession => {
+        Route::DeleteSession => {
             let caller = request.caller()?;
             let user = caller.user().ok_or(ApiError::Internal)?;
             let input: sessions::SessionInput = request.json()?;
@@ -61,12 +62,11 @@ async fn handle(app: &App, request: ApiRequest) -> Result<Reply, ApiError> {
             sessions::delete(app, &caller.tenant, user, &device_id).await?;
             Ok(Reply::no_content())
         }
-        RouteId::GetOperation => {
+        Route::GetOperation => {
             let caller = request.caller()?;
             let operation_id = request.params.get("operationId").unwrap_or_default().to_owned();
             Ok(Reply::ok(operations::status(app, caller, &operation_id).await?))
         }
-        _ => Err(ApiError::Internal),
     }
 }
 
