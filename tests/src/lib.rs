@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 pub mod cutover_cli;
 pub mod fault;
+pub mod mock_homeserver;
 
 pub struct Stack {
     pub env: HashMap<String, String>,

@@ -1,0 +1,78 @@
+//! Messages (messages function): refusals before any call, a send as the member, an idempotent retry that sends
+//! nothing twice, a refusal by the homeserver mapped to 4xx.
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+use super::support::{World, answer, body, request, room_id, with_header};
+
+fn post(slug: &str, jwt: &str, text: &str) -> lambda_http::Request {
+    let body = json!({"body": text, "format": "markdown"});
+    request("POST", &format!("/v1/groups/{slug}/messages"), Some(jwt), Some(body))
+}
+
+/// `http::serve` end to end in-process: refusals before any homeserver call, then a send as the member.
+#[tokio::test]
+async fn serve_checks_then_sends_as_the_member() {
+    let w = World::new("serve").await;
+    let (user, slug, room) = ("ann", "g1", room_id("r"));
+    w.active_room(slug, &room).await;
+    w.hs.mock_room_send(&room).as_user(&w.mxid(user)).ok("$sent").expect(1).mount().await;
+    let jwt = w.user_jwt(user);
+
+    let unauthenticated = answer(&messages::serve(&w.app, post(slug, "not-a-jwt", "hi")).await);
+    assert_eq!(unauthenticated.0, 401, "{}", unauthenticated.1);
+    let malformed = request("POST", &format!("/v1/groups/{slug}/messages"), Some(&jwt), None);
+    assert_eq!(answer(&messages::serve(&w.app, malformed).await).0, 400);
+    assert!(w.hs.calls().await.is_empty(), "refusals call nothing");
+    let blank = answer(&messages::serve(&w.app, post(slug, &jwt, "  ")).await);
+    assert_eq!(blank.0, 400, "{}", blank.1);
+
+    let (status, sent) = answer(&messages::serve(&w.app, post(slug, &jwt, "Hello **all**")).await);
+    assert_eq!(status, 201, "{sent} after {:?}", w.hs.calls().await);
+    assert_eq!(sent["eventId"], "$sent");
+    let sends = w.hs.requests("PUT", &format!("/_matrix/client/v3/rooms/{room}/send/")).await;
+    let query: HashMap<_, _> = sends[0].url.query_pairs().into_owned().collect();
+    assert_eq!(query.get("user_id"), Some(&w.mxid(user)));
+    let content = body(&sends[0]);
+    assert_eq!(content["msgtype"], "m.text");
+    assert_eq!(content["body"], "Hello **all**");
+    let html = content["formatted_body"].as_str().unwrap_or_default();
+    assert!(html.contains("Hello <strong>all</strong>"), "{content}");
+    w.hs.verify().await;
+}
+
+/// A retry with the same `Idempotency-Key` answers the first send's event and sends nothing again; the same key
+/// on another body is refused.
+#[tokio::test]
+async fn an_idempotent_retry_sends_once() {
+    let w = World::new("idem").await;
+    let (user, slug, room) = ("bo", "g2", room_id("r"));
+    w.active_room(slug, &room).await;
+    w.hs.mock_room_send(&room).ok("$once").expect(1).mount().await;
+    let jwt = w.user_jwt(user);
+    let key = integration_tests::unique("key");
+    let first = answer(&messages::serve(&w.app, with_header(post(slug, &jwt, "once"), "idempotency-key", &key)).await);
+    let again = answer(&messages::serve(&w.app, with_header(post(slug, &jwt, "once"), "idempotency-key", &key)).await);
+    assert_eq!(first.0, 201, "{} after {:?}", first.1, w.hs.calls().await);
+    assert!(again.0 == 200 || again.0 == 201, "{}", again.1);
+    assert_eq!(again.1["eventId"], "$once", "{}", again.1);
+    let other = answer(&messages::serve(&w.app, with_header(post(slug, &jwt, "other"), "idempotency-key", &key)).await);
+    assert!(other.0 == 409 || other.0 == 422, "a reused key on another body: {}", other.1);
+    w.hs.verify().await;
+}
+
+/// The homeserver refusing the sender (not in the room) is a 403 for the caller, not a queued retry.
+#[tokio::test]
+async fn a_refusal_by_the_homeserver_is_a_4xx() {
+    let w = World::new("refused").await;
+    let (user, slug, room) = ("cy", "g3", room_id("r"));
+    w.active_room(slug, &room).await;
+    w.hs.mock_room_send(&room).not_in_room(&w.mxid(user), &room).expect(1).mount().await;
+    let (status, reply) = answer(&messages::serve(&w.app, post(slug, &w.user_jwt(user), "hi")).await);
+    assert_eq!(status, 403, "{reply} after {:?}", w.hs.calls().await);
+    assert_ne!(reply["error"], Value::Null, "{reply}");
+    assert!(w.queued(0).await.is_empty(), "nothing queued");
+    w.hs.verify().await;
+}
