@@ -179,10 +179,10 @@ impl SecondGateway {
         panic!("the second gateway did not come up; see gateway-fault.log");
     }
 
-    /// Runs `openmeet-local <command>` with this gateway's environment; returns its stdout.
+    /// Runs `openmeet-local ops <command>` with this gateway's environment; returns its stdout.
     pub fn run(&self, command: &str) -> String {
         let output = Command::new(repo_root().join("target/debug/openmeet-local"))
-            .arg(command)
+            .args(["ops", command])
             .envs(self.env.iter().cloned())
             .output()
             .expect("openmeet-local runs");

@@ -107,12 +107,19 @@ fn the_integration_guide_points_at_openapi_for_routes() {
 
 /// Builds `bin` of `package` once per test run (the tests crate cannot depend on a binary) and runs it.
 fn run(package: &str, bin: &str, args: &[&str]) -> (i32, String) {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--locked", "-q", "-p", package, "--bin", bin])
-        .current_dir(repo_root())
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building {bin} failed");
+    // Built once per test binary run: the tools' help is read many times.
+    static BUILT: std::sync::Mutex<BTreeSet<String>> = std::sync::Mutex::new(BTreeSet::new());
+    let mut built = BUILT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !built.contains(bin) {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--locked", "-q", "-p", package, "--bin", bin])
+            .current_dir(repo_root())
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building {bin} failed");
+        built.insert(bin.to_owned());
+    }
+    drop(built);
     let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo_root().join("target"));
     let output = Command::new(target.join("debug").join(bin)).args(args).output().expect("the binary runs");
     let text = [output.stdout, output.stderr].concat();

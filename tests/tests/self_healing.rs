@@ -3,7 +3,7 @@
 //! rooms (time moved with `--now`, never slept) and keeps them readable; the sweep removes expired records only;
 //! a delete during an outage is queued and redacts once; reminders are posted once.
 //!
-//! The jobs run as `openmeet-local <job> --json` with the stack's environment, as an operator would run them.
+//! The jobs run as `openmeet-local ops <job> --json` with the stack's environment, as an operator would run them.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -12,15 +12,16 @@ use integration_tests::fault::PausedHomeserver;
 use integration_tests::{Stack, encode_path, repo_root, stack, unique};
 use reqwest::Method;
 use serde_json::{Value, json};
+use shared::jobs::Job;
 use tokio::sync::RwLock;
 
 /// The outage test pauses the homeserver: the others must not run meanwhile.
 static HOMESERVER: RwLock<()> = RwLock::const_new(());
 
-/// Runs `openmeet-local <job> <args> --json`; its report (the last line of stdout).
-fn job(s: &Stack, job: &str, args: &[&str]) -> Value {
+/// Runs `openmeet-local ops <job> <args> --json`; its report (the last line of stdout).
+fn job(s: &Stack, job: Job, args: &[&str]) -> Value {
     let output = Command::new(repo_root().join("target/debug/openmeet-local"))
-        .arg(job)
+        .args(["ops", job.name()])
         .args(args)
         .arg("--json")
         .envs(s.env.iter())
@@ -98,19 +99,19 @@ async fn drift_made_by_hand_is_repaired_once_and_unmanaged_rooms_are_left_alone(
     let own_room = own["room_id"].as_str().expect("room_id").to_owned();
     let own_levels = power_levels(s, &own_room, Some(&ann_token)).await;
 
-    let dry = job(s, "repair-drift", &["--tenant", &t, "--dry-run"]);
+    let dry = job(s, Job::DriftRepair, &["--tenant", &t, "--dry-run"]);
     assert_eq!(dry["repairs"], 0, "{dry}");
     assert_eq!(dry["rooms"].as_array().map(Vec::len), Some(1), "only the drifted managed room: {dry}");
     let listed = dry["rooms"][0]["drift"].to_string();
     assert!(listed.contains(&format!("member missing: {bob_id}")) && listed.contains("power levels"), "{dry}");
     assert_eq!(membership(s, &room_id, &bob_id).await.as_deref(), Some("leave"), "a dry run touches nothing");
 
-    let pass = job(s, "repair-drift", &["--tenant", &t]);
+    let pass = job(s, Job::DriftRepair, &["--tenant", &t]);
     assert_eq!((pass["failures"].as_u64(), pass["repairs"].as_u64()), (Some(0), Some(2)), "{pass}");
     assert_eq!(membership(s, &room_id, &bob_id).await.as_deref(), Some("join"), "Bob is restored");
     assert!(power_levels(s, &room_id, None).await["users"].get(&cy_id).is_none(), "Cy is back at the member level");
 
-    let second = job(s, "repair-drift", &["--tenant", &t]);
+    let second = job(s, Job::DriftRepair, &["--tenant", &t]);
     assert_eq!((second["driftFound"].as_u64(), second["repairs"].as_u64()), (Some(0), Some(0)), "{second}");
     assert_eq!(second["roomsChecked"], 1, "{second}");
     assert_eq!(power_levels(s, &own_room, Some(&ann_token)).await, own_levels, "an unmanaged room is untouched");
@@ -140,16 +141,16 @@ async fn an_event_room_past_retention_is_archived_and_stays_readable_a_cancelled
 
     // A day later: nothing. Eight days later, only the cancelled one (7 days); 30 days after the end, the other too.
     let tomorrow = (shared_now() + 86_400).to_string();
-    let report = job(s, "retention", &["--tenant", &t, "--now", &tomorrow]);
+    let report = job(s, Job::Retention, &["--tenant", &t, "--now", &tomorrow]);
     assert_eq!(report["archived"], json!([]), "{report}");
     let now = shared_now() + 8 * 86_400;
-    let report = job(s, "retention", &["--tenant", &t, "--now", &now.to_string()]);
+    let report = job(s, Job::Retention, &["--tenant", &t, "--now", &now.to_string()]);
     assert_eq!(report["archived"], json!([format!("{t}/events/{cancelled}")]), "{report}");
-    let report = job(s, "retention", &["--tenant", &t, "--now", "2031-06-01T00:00:00Z", "--dry-run"]);
+    let report = job(s, Job::Retention, &["--tenant", &t, "--now", "2031-06-01T00:00:00Z", "--dry-run"]);
     assert_eq!(report["archived"], json!([format!("{t}/events/{done}")]), "{report}");
     let (_, room) = s.api(Method::GET, &format!("/v1/events/{done}/room"), Some(&service), None).await;
     assert_eq!(room["state"], "active", "a dry run changes nothing");
-    let report = job(s, "retention", &["--tenant", &t, "--now", "2031-06-01T00:00:00Z"]);
+    let report = job(s, Job::Retention, &["--tenant", &t, "--now", "2031-06-01T00:00:00Z"]);
     assert_eq!(report["archived"], json!([format!("{t}/events/{done}")]), "{report}");
     let (_, room) = s.api(Method::GET, &format!("/v1/events/{done}/room"), Some(&service), None).await;
     assert_eq!(room["state"], "archived", "{room}");
@@ -160,7 +161,7 @@ async fn an_event_room_past_retention_is_archived_and_stays_readable_a_cancelled
     assert!(page["messages"].as_array().expect("messages").iter().any(|m| m["body"] == "see you"), "{page}");
     let (status, _) = s.api(Method::POST, &path, Some(&jwt), Some(json!({"body": "late", "format": "plain"}))).await;
     assert_eq!(status, 409, "archived: read-only");
-    let again = job(s, "retention", &["--tenant", &t, "--now", "2031-06-01T00:00:00Z"]);
+    let again = job(s, Job::Retention, &["--tenant", &t, "--now", "2031-06-01T00:00:00Z"]);
     assert_eq!((again["archived"].clone(), again["purged"].clone()), (json!([]), json!([])), "{again}");
 }
 
@@ -187,7 +188,7 @@ async fn the_sweep_deletes_expired_records_and_leaves_live_ones() {
         }
         put.send().await.expect("put");
     }
-    let report = job(s, "sweep-expired", &["--all"]);
+    let report = job(s, Job::SweepExpired, &["--all"]);
     assert!(report["deleted"].as_u64().is_some_and(|n| n >= 1) && report["complete"] == true, "{report}");
     let items = db
         .query()
@@ -226,11 +227,11 @@ async fn a_reminder_is_posted_once_and_none_for_a_cancelled_or_moved_event() {
 
     // Half an hour before the (old) start, twice, as a schedule that fires twice.
     for round in 0..2 {
-        let report = job(s, "reminders", &["--tenant", &t, "--now", "2032-03-01T09:30:00Z"]);
+        let report = job(s, Job::Reminders, &["--tenant", &t, "--now", "2032-03-01T09:30:00Z"]);
         let expected = if round == 0 { json!([format!("{t}/events/{walk} soon")]) } else { json!([]) };
         assert_eq!(report["posted"], expected, "round {round}: {report}");
     }
-    let report = job(s, "reminders", &["--tenant", &t, "--now", "2032-03-01T10:05:00Z"]);
+    let report = job(s, Job::Reminders, &["--tenant", &t, "--now", "2032-03-01T10:05:00Z"]);
     assert_eq!(report["posted"], json!([format!("{t}/events/{walk} start")]), "{report}");
     let notices = |bodies: Vec<Value>| {
         bodies

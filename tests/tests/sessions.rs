@@ -163,7 +163,7 @@ async fn the_web_device_cap_logs_out_the_least_recently_used() {
 /// Runs the scheduled sweep once, for one tenant, with the given idle period.
 fn sweep(s: &Stack, tenant: &str, idle_secs: u64) -> String {
     let output = std::process::Command::new(repo_root().join("target/debug/openmeet-local"))
-        .args(["sweep-sessions", tenant])
+        .args(["ops", "sweep-sessions", tenant])
         .envs(s.env.iter())
         .env("OPENMEET_SESSION_IDLE_SECS", idle_secs.to_string())
         .env("RUST_LOG", "warn")

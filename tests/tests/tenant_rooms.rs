@@ -208,7 +208,7 @@ async fn rooms_made_before_the_walls_migrate_on_ensure_and_with_the_one_shot_com
     let binary = repo_root().join("target/debug/openmeet-local");
     let run = || {
         std::process::Command::new(&binary)
-            .arg("upgrade-rooms")
+            .args(["ops", "upgrade-rooms"])
             .arg(&tenant)
             .envs(&s.env)
             .output()

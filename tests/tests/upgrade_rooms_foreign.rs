@@ -1,4 +1,4 @@
-//! `openmeet-local upgrade-rooms` walls a room made before the walls: members of other tenants who got in then are
+//! `openmeet-local ops upgrade-rooms` walls a room made before the walls: members of other tenants who got in then are
 //! removed (and reported), the room's own tenant's members stay.
 
 use integration_tests::{Stack, encode_path, repo_root, stack, unique};
@@ -63,7 +63,7 @@ async fn upgrade_rooms_removes_members_of_other_tenants() {
 
     let binary = repo_root().join("target/debug/openmeet-local");
     let output = std::process::Command::new(&binary)
-        .arg("upgrade-rooms")
+        .args(["ops", "upgrade-rooms"])
         .arg(&tenant)
         .envs(&s.env)
         .output()

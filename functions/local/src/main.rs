@@ -1,193 +1,147 @@
-//! The local stack's own process: creates the emulated AWS resources, serves every route of the route table on
-//! one local gateway by calling the same function code Lambda runs, and polls the retry queue for the worker.
+//! `openmeet-local`: one binary, a command group per job (clap derive; conventions.rs: `--json`, exit codes, help):
 //!
-//! `openmeet-local serve` reads the same environment as the functions (see `.local/stack.env`);
-//! `openmeet-local sweep-sessions [TENANT]` logs out idle browser sessions (the scheduled sweep, once);
-//! `openmeet-local upgrade-rooms [TENANT]` carries rooms made before the tenant walls over (see docs/adr/0003);
-//! `openmeet-local stack start|stop|restart|status|dev|token|env` supervises the local stack (scripts/stack.sh);
-//! `openmeet-local repair-drift|retention|reminders|sweep-expired ...` run the self-healing jobs once (self_heal.rs);
-//! `openmeet-local redrive [--stack NAME]` moves the retry DLQ back to the retry queue (deployed.rs, redrive.rs);
-//! `openmeet-local metrics [LOG_FILE]` summarises the metric lines of a log (default `.local/logs/gateway.log`).
+//! - `stack …` (stack/): the supervisor of the local stack: moto, Synapse, its public entry and the gateway as
+//!   background processes (scripts/stack.sh, dev.sh, web.sh and bench-postgres.sh call it);
+//! - `serve`, `bootstrap` (serve/): the local gateway, which serves every route of the route table by calling the
+//!   same function code Lambda runs (gateway.rs), and the retry worker's poller (worker.rs); the stack starts it;
+//! - the demo (demo/): the demo sign-in and the example chat page the local gateway serves (never deployed);
+//! - `ops …` (ops/): the operator's one-shot commands against a stack's environment: the self-healing jobs,
+//!   redrive, upgrade-rooms, sweep-sessions, metrics.
 
-mod bootstrap;
+#[macro_use]
+mod conventions;
 mod demo;
-mod deployed;
 mod gateway;
-mod help;
-mod metrics_summary;
-mod redrive;
-mod self_heal;
+mod ops;
+mod serve;
 mod stack;
-mod sweep;
-mod web;
 mod worker;
 
-use std::sync::Arc;
+use std::process::ExitCode;
 
-const USAGE: &str = "openmeet-local: the local stack's supervisor and gateway, and one-shot operator commands
+use clap::{Parser, Subcommand};
+// The gateway reaches the example page as `crate::web`.
+use demo::web;
 
-Usage: openmeet-local COMMAND [ARGS]   (every COMMAND but serve and bootstrap takes --help)
-  stack start|stop|restart|status|dev|token|env|deny|fuzz|lambda-build   the local stack (scripts/stack.sh)
-  serve                                  the local gateway + retry worker poller (the stack starts it)
-  bootstrap                              creates the emulated AWS resources and exits
-  redrive [--stack NAME]                 moves the retry DLQ back to the retry queue (each replayed once)
-  upgrade-rooms [--stack NAME] [TENANT]  carries rooms made before the tenant walls over (ADR 0003)
-  repair-drift | retention | reminders | sweep-expired [...]   a self-healing job, once
-  sweep-sessions [TENANT]                logs out idle browser sessions, once
-  metrics [LOG_FILE]                     summarises metric lines (default .local/logs/gateway.log)
+#[derive(Parser, Debug)]
+#[command(
+    name = "openmeet-local",
+    about = "The local stack (supervisor, gateway, demo) and the operator's one-shot commands",
+    after_help = after_help!(ops:
+        "scripts/stack.sh start                                   # openmeet-local stack start, via the script",
+        "openmeet-local ops drift-repair --dry-run --tenant acme",
+        "openmeet-local ops redrive --stack openmeet-matrix        # a deployed stack's environment",
+    )
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-Exit codes: 0 done; 1 failed (or a job reported failures); 2 bad arguments, nothing done.
-
-Environment: the functions' own (README \"Configuration\"): MATRIX_HOMESERVER_URL, MATRIX_SERVER_NAME,
-  MATRIX_AS_TOKEN (or OPENMEET_SECRETS_ARN), OPENMEET_TABLE, OPENMEET_KMS_KEY_ID, OPENMEET_QUEUE_URL or
-  OPENMEET_QUEUE_NAME, AWS credentials and region; locally: set -a; . .local/stack.env; set +a.
-  --stack NAME reads a deployed stack's retry-worker environment with the AWS CLI instead.
-
-Example:
-  openmeet-local redrive --stack openmeet-matrix
-  openmeet-local upgrade-rooms --stack openmeet-matrix
-
-Runbooks: docs/deploy.md (operators), docs/cutover.md (the cutover).";
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// The local stack's supervisor (normally through scripts/stack.sh)
+    #[command(subcommand, after_help = after_help!(stack: "scripts/stack.sh status", "openmeet-local stack --help"))]
+    Stack(stack::StackCommand),
+    /// One-shot operator commands: self-healing jobs, redrive, upgrade-rooms, sweep-sessions, metrics
+    #[command(subcommand, after_help = after_help!(ops: "openmeet-local ops sweep-expired --json"))]
+    Ops(ops::Ops),
+    /// The local gateway and the retry worker's poller (the stack starts it)
+    #[command(after_help = after_help!(ops: "set -a; . .local/stack.env; set +a; openmeet-local serve"))]
+    Serve,
+    /// Creates the emulated AWS resources and exits
+    #[command(after_help = after_help!(ops: "set -a; . .local/stack.env; set +a; openmeet-local bootstrap"))]
+    Bootstrap,
+}
 
 #[tokio::main]
-async fn main() {
-    let command = std::env::args().nth(1).unwrap_or_default();
-    // The supervisor prints for people; its services log JSON themselves.
-    if command == "stack" {
-        let args: Vec<String> = std::env::args().skip(2).collect();
-        std::process::exit(stack::main(&args).await);
-    }
-    let rest: Vec<String> = std::env::args().skip(2).collect();
-    if let Some(help) = help::of(&command).filter(|_| help::asked(&rest)) {
-        println!("{help}");
-        return;
-    }
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command = match cli.command {
+        // The supervisor prints for people; its services log JSON themselves.
+        Command::Stack(command) => {
+            let code = stack::main(command).await;
+            return ExitCode::from(u8::try_from(code).unwrap_or(conventions::FAILED));
+        }
+        command => command,
+    };
     shared::app::init_logging();
-    if self_heal::COMMANDS.contains(&command.as_str()) {
-        let args: Vec<String> = std::env::args().skip(2).collect();
-        std::process::exit(self_heal::main(&command, &args).await);
-    }
-    let result = match command.as_str() {
-        "serve" => serve().await,
-        "bootstrap" => bootstrap_only().await.map(|_| ()),
-        "redrive" => match deployed::parse(&std::env::args().skip(2).collect::<Vec<_>>()) {
-            Ok(deployed::Target::Environment) => redrive().await,
-            Ok(deployed::Target::Stack(stack)) => deployed::rerun(&stack, "redrive", &[]).await,
-            Ok(deployed::Target::Help) => {
-                println!("{}", deployed::REDRIVE_USAGE);
-                Ok(())
-            }
-            Err(error) => {
-                eprintln!("openmeet-local: {error}\n{}", deployed::REDRIVE_USAGE);
-                std::process::exit(2);
-            }
-        },
-        "metrics" => metrics(),
-        "upgrade-rooms" => match deployed::parse_with_rest(&std::env::args().skip(2).collect::<Vec<_>>(), 1) {
-            Ok((deployed::Target::Environment, tenant)) => upgrade_rooms(tenant.first().cloned()).await,
-            Ok((deployed::Target::Stack(stack), tenant)) => deployed::rerun(&stack, "upgrade-rooms", &tenant).await,
-            Ok((deployed::Target::Help, _)) => {
-                println!("{}", deployed::UPGRADE_ROOMS_USAGE);
-                Ok(())
-            }
-            Err(error) => {
-                eprintln!("openmeet-local: {error}\n{}", deployed::UPGRADE_ROOMS_USAGE);
-                std::process::exit(2);
-            }
-        },
-        "sweep-sessions" => sweep::sweep_sessions().await,
-        "--help" | "-h" | "help" => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        _ => {
-            eprintln!("{USAGE}");
-            std::process::exit(2);
-        }
+    let result = match command {
+        Command::Ops(ops) => return ops::main(ops).await,
+        Command::Serve => serve::serve().await,
+        Command::Bootstrap => serve::bootstrap_only().await.map(|_| ()),
+        Command::Stack(_) => Ok(()),
     };
-    if let Err(error) = result {
-        eprintln!("openmeet-local: {error}");
-        std::process::exit(1);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => conventions::fail("serve", conventions::FAILED, &error, false),
     }
 }
 
-async fn bootstrap_only() -> Result<(shared::config::Config, aws_config::SdkConfig), String> {
-    let mut config = shared::config::Config::from_env().map_err(|e| e.to_string())?;
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let queue_url = bootstrap::ensure_resources(&config, &sdk).await?;
-    config.queue_url = Some(queue_url);
-    Ok((config, sdk))
-}
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
 
-/// Works against any environment the variables describe (the local stack, or AWS with `OPENMEET_QUEUE_URL`).
-async fn redrive() -> Result<(), String> {
-    let app = shared::App::from_env().await.map_err(|e| e.to_string())?;
-    let moved = redrive::redrive(&app).await?;
-    println!("redrove {moved} operation(s) from the DLQ to the retry queue");
-    Ok(())
-}
+    use super::{Cli, Command};
+    use crate::ops::Ops;
+    use crate::ops::jobs::Job;
 
-/// The one-shot tenant-walls migration of rooms made before them (docs/adr/0003-tenant-walls.md). Safe to repeat.
-async fn upgrade_rooms(tenant: Option<String>) -> Result<(), String> {
-    let app = shared::App::from_env().await.map_err(|e| e.to_string())?;
-    let tenant = tenant
-        .map(|t| shared::identity::TenantId::parse(&t).map_err(|_| format!("{t} is not a tenant id")))
-        .transpose()?;
-    let report = shared::domain::tenancy::upgrade_all(&app, tenant.as_ref()).await.map_err(|e| e.to_string())?;
-    println!(
-        "managed rooms: {} seen, {} changed ({} writes); users admitted to their tenant's space: {}; group-space joins: {}",
-        report.rooms_seen, report.rooms_changed, report.writes, report.users_admitted, report.space_members_added
-    );
-    for (room_id, user) in &report.foreign_members_removed {
-        println!("removed {user} from {room_id}: a member of another tenant");
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("openmeet-local").chain(args.iter().copied()))
     }
-    for (room_id, reason) in &report.failed {
-        println!("failed: {room_id}: {reason}");
-    }
-    match report.failed.len() {
-        0 => Ok(()),
-        n => Err(format!("{n} room(s) not upgraded; run again once the cause is fixed")),
-    }
-}
 
-/// Summarises the metric lines of a log (the local gateway's by default).
-fn metrics() -> Result<(), String> {
-    let path = std::env::args().nth(2).unwrap_or_else(|| ".local/logs/gateway.log".to_owned());
-    print!("{}", metrics_summary::summarise(&path)?);
-    Ok(())
-}
-
-async fn serve() -> Result<(), String> {
-    let (config, sdk) = bootstrap_only().await?;
-    let listen = std::env::var("OPENMEET_LISTEN").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
-    let app = Arc::new(shared::App::new(config, &sdk).await.map_err(|e| e.to_string())?);
-    let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| format!("binding {listen}: {e}"))?;
-    tracing::info!(%listen, "local gateway listening");
-    let worker = tokio::spawn(worker::poll(app.clone()));
-    let self_heal_timer = self_heal::spawn_timer(app.clone());
-    // The peer's address reaches the handlers: the demo sign-in answers loopback peers only.
-    let router = gateway::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let served =
-        axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await.map_err(|e| e.to_string());
-    worker.abort();
-    if let Some(timer) = self_heal_timer {
-        timer.abort();
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
     }
-    served
-}
 
-/// Ctrl-C in a terminal, SIGTERM from the stack scripts.
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    #[test]
+    fn arguments_are_checked_per_command() {
+        let parsed = parse(&["ops", "drift-repair", "--dry-run", "--tenant", "acme", "--json"]).expect("valid");
+        assert!(matches!(
+            parsed.command,
+            Command::Ops(Ops::Job(Job::DriftRepair { dry_run: true, tenant: Some(_), all: false, .. }))
+        ));
+        let retention = parse(&["ops", "retention", "--now", "2026-12-01T00:00:00Z"]).expect("valid");
+        assert!(matches!(retention.command, Command::Ops(Ops::Job(Job::Retention { now: Some(1_796_083_200), .. }))));
+        let reminders = parse(&["ops", "reminders", "--now", "12"]).expect("valid");
+        assert!(matches!(reminders.command, Command::Ops(Ops::Job(Job::Reminders { now: Some(12), .. }))));
+        let refused = [
+            &["ops", "reminders", "--dry-run"][..],
+            &["ops", "sweep-expired", "--now", "1"],
+            &["ops", "retention", "--now", "tomorrow"],
+            &["ops", "drift-repair", "--tenant", "Not A Tenant"],
+            &["ops", "drift-repair", "--bogus"],
+            &["ops", "redrive", "prod"],
+            &["ops", "redrive", "--stack"],
+            &["ops", "redrive", "--stack", ""],
+            &["ops", "upgrade-rooms", "acme", "globex"],
+            &["ops", "sweep-sessions", "Not A Tenant"],
+            &["stack", "deny", "extra"],
+            &["stack", "bogus"],
+        ];
+        for args in refused {
+            let error = parse(args).expect_err(&args.join(" "));
+            assert_eq!(error.exit_code(), 2, "{args:?}");
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
+        assert!(parse(&["ops", "upgrade-rooms", "--stack", "prod", "acme"]).is_ok());
+        assert!(parse(&["stack", "token", "alice", "acme", "user", "Alice A"]).is_ok());
+        assert!(parse(&["stack", "web", "bench", "200"]).is_ok());
+    }
+
+    #[test]
+    fn every_help_ends_with_examples_exit_codes_and_runbook() {
+        let root = Cli::command();
+        let mut paths = vec![vec![]];
+        for group in root.get_subcommands() {
+            paths.push(vec![group.get_name()]);
+            paths.extend(group.get_subcommands().map(|command| vec![group.get_name(), command.get_name()]));
+        }
+        for path in paths {
+            let help = parse(&[&path[..], &["--help"]].concat()).expect_err("help").to_string();
+            for needle in ["Examples:", "Exit codes:", "Environment", "docs/"] {
+                assert!(help.contains(needle), "{path:?} --help lacks {needle:?}");
+            }
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! Local-only demo sign-in for the example chat page: a person picks a demo user and gets that user's JWT.
+//! The demo, served by the local gateway only: the example chat page (web.rs) and this local-only demo sign-in, in
+//! which a person picks a demo user and gets that user's JWT.
 //! It exists only in this binary (never in the Lambda functions): in production OpenMeet's own login mints JWTs.
 //!
 //! Minting a token first ensures the tenant's demo world through the ordinary API routes, as OpenMeet's backend
@@ -7,6 +8,8 @@
 //! It answers only a loopback peer that names a loopback host: a page on another site could otherwise make the
 //! person's browser mint tokens for it, through a DNS name it re-points at 127.0.0.1 (DNS rebinding), and anyone
 //! who reaches a gateway listening beyond loopback could sign in as anyone.
+
+pub mod web;
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -1,32 +1,74 @@
-//! The self-healing jobs as commands (the EventBridge schedules run the same domain code in the retry worker):
-//!
-//! - `repair-drift [--dry-run] [--tenant T] [--all] [--json]`: one drift-repair pass (from the stored cursor,
-//!   `OPENMEET_DRIFT_ROOMS_PER_RUN` rooms; `--tenant`/`--all`: every room of the tenant / every room);
-//! - `retention [--dry-run] [--tenant T] [--now TIME] [--json]`: archive and purge event rooms that are due;
-//! - `reminders [--tenant T] [--now TIME] [--json]`: post the event reminders that are due;
-//! - `sweep-expired [--all] [--json]`: delete expired records.
-//!
-//! `TIME` is RFC 3339 or epoch seconds (tests move time instead of sleeping). With `--json` the report is the last
-//! line of stdout. Bad arguments exit 2; a job with failures exits 1.
+//! The self-healing jobs as `openmeet-local ops` commands (the EventBridge schedules run the same domain code in the
+//! retry worker): drift-repair, retention, reminders and sweep-expired, each once. `--now TIME` (RFC 3339 or epoch
+//! seconds) lets tests move time instead of sleeping. A job with failures exits 1.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
+use clap::Subcommand;
 use shared::App;
 use shared::domain::drift::SelfHealSettings;
 use shared::domain::drift::repair::{self, PassOptions};
 use shared::domain::{housekeeping, reminders, retention};
+use shared::identity::TenantId;
+use shared::jobs::Job as Name;
 
-pub const COMMANDS: [&str; 4] = ["repair-drift", "retention", "reminders", "sweep-expired"];
+use super::{Failure, Output, print_report, tenant};
 
-#[derive(Debug, Default, PartialEq)]
-struct Args {
-    dry_run: bool,
-    all: bool,
-    json: bool,
-    tenant: Option<String>,
-    now: Option<u64>,
+/// A self-healing job; its command's name is the job's one name (`shared::jobs::Job`, as the schedules say).
+#[derive(Subcommand, Debug)]
+pub enum Job {
+    /// One drift-repair pass (README "Self-healing"; every 10 min in AWS)
+    #[command(name = Name::DriftRepair.name(), after_help = after_help!(ops: "openmeet-local ops drift-repair --dry-run --tenant acme"))]
+    DriftRepair {
+        /// List the drift, change nothing (not even the cursor)
+        #[arg(long)]
+        dry_run: bool,
+        /// Only tenant T's managed rooms
+        #[arg(long, value_name = "T", value_parser = tenant)]
+        tenant: Option<TenantId>,
+        /// Every managed room from the first, however many (no cursor, no per-run budget)
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Archives (and, with OPENMEET_RETENTION_PURGE_DAYS > 0, purges) event rooms past retention; every 6 h
+    #[command(name = Name::Retention.name(), after_help = after_help!(ops: "openmeet-local ops retention --dry-run --now 2031-01-01T00:00:00Z"))]
+    Retention {
+        /// List what is due, change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Only tenant T's event rooms
+        #[arg(long, value_name = "T", value_parser = tenant)]
+        tenant: Option<TenantId>,
+        /// Pretend it is TIME (RFC 3339 or epoch seconds)
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        now: Option<u64>,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Posts the event reminders that are due, each once; every 5 min in AWS
+    #[command(name = Name::Reminders.name(), after_help = after_help!(ops: "openmeet-local ops reminders --tenant acme"))]
+    Reminders {
+        /// Only tenant T's event rooms
+        #[arg(long, value_name = "T", value_parser = tenant)]
+        tenant: Option<TenantId>,
+        /// Pretend it is TIME (RFC 3339 or epoch seconds)
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        now: Option<u64>,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Deletes expired records TTL has not removed yet (OPENMEET_SWEEP_ITEMS a run, from a cursor); hourly
+    #[command(name = Name::SweepExpired.name(), after_help = after_help!(ops: "openmeet-local ops sweep-expired"))]
+    SweepExpired {
+        /// The whole table in one go, from the start (no cursor, no item budget)
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        output: Output,
+    },
 }
 
 fn parse_time(value: &str) -> Result<u64, String> {
@@ -36,71 +78,24 @@ fn parse_time(value: &str) -> Result<u64, String> {
     time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
         .ok()
         .and_then(|t| u64::try_from(t.unix_timestamp()).ok())
-        .ok_or_else(|| format!("--now {value:?} is neither RFC 3339 nor epoch seconds"))
+        .ok_or_else(|| format!("{value:?} is neither RFC 3339 nor epoch seconds"))
 }
 
-fn parse(command: &str, args: &[String]) -> Result<Args, String> {
-    let mut parsed = Args::default();
-    let mut rest = args.iter();
-    while let Some(arg) = rest.next() {
-        let allowed = |flag: &str, commands: &[&str]| {
-            if commands.contains(&command) { Ok(()) } else { Err(format!("{command} takes no {flag}")) }
-        };
-        match arg.as_str() {
-            "--dry-run" => {
-                allowed("--dry-run", &["repair-drift", "retention"])?;
-                parsed.dry_run = true;
-            }
-            "--all" => {
-                allowed("--all", &["repair-drift", "sweep-expired"])?;
-                parsed.all = true;
-            }
-            "--json" => parsed.json = true,
-            "--tenant" => {
-                allowed("--tenant", &["repair-drift", "retention", "reminders"])?;
-                let tenant = rest.next().ok_or("--tenant needs a tenant id")?;
-                shared::identity::TenantId::parse(tenant).map_err(|_| format!("{tenant:?} is not a tenant id"))?;
-                parsed.tenant = Some(tenant.clone());
-            }
-            "--now" => {
-                allowed("--now", &["retention", "reminders"])?;
-                parsed.now = Some(parse_time(rest.next().ok_or("--now needs a time")?)?);
-            }
-            other => return Err(format!("unknown argument {other:?}")),
+impl Job {
+    pub fn json(&self) -> bool {
+        match self {
+            Job::DriftRepair { output, .. }
+            | Job::Retention { output, .. }
+            | Job::Reminders { output, .. }
+            | Job::SweepExpired { output, .. } => output.json,
         }
     }
-    Ok(parsed)
-}
 
-/// Runs one of [`COMMANDS`]; returns the exit code.
-pub async fn main(command: &str, args: &[String]) -> i32 {
-    let args = match parse(command, args) {
-        Ok(args) => args,
-        Err(error) => {
-            eprintln!("openmeet-local {command}: {error}");
-            return 2;
-        }
-    };
-    let settings = match SelfHealSettings::from_env() {
-        Ok(settings) => settings,
-        Err(error) => {
-            eprintln!("openmeet-local {command}: {error}");
-            return 2;
-        }
-    };
-    let app = match App::from_env().await {
-        Ok(app) => app,
-        Err(error) => {
-            eprintln!("openmeet-local {command}: {error}");
-            return 1;
-        }
-    };
-    match run(&app, &settings, command, &args).await {
-        Ok(failures) => i32::from(failures > 0),
-        Err(error) => {
-            eprintln!("openmeet-local {command}: {error}");
-            1
-        }
+    /// Runs the job once and prints its report; returns how many rooms or records failed.
+    pub async fn run(self) -> Result<usize, Failure> {
+        let settings = SelfHealSettings::from_env().map_err(|e| Failure::BadInput(e.to_string()))?;
+        let app = App::from_env().await.map_err(|e| Failure::Failed(e.to_string()))?;
+        run(&app, &settings, self).await.map_err(Failure::Failed)
     }
 }
 
@@ -109,13 +104,11 @@ fn now_secs() -> u64 {
 }
 
 /// Runs the job and prints its report; returns how many rooms or records failed.
-async fn run(app: &App, settings: &SelfHealSettings, command: &str, args: &Args) -> Result<usize, String> {
-    let now = args.now.unwrap_or_else(now_secs);
-    let tenant = args.tenant.as_deref();
-    match command {
-        "repair-drift" => {
-            let options =
-                PassOptions { dry_run: args.dry_run, tenant: args.tenant.clone(), all: args.all, deadline: None };
+async fn run(app: &App, settings: &SelfHealSettings, job: Job) -> Result<usize, String> {
+    match job {
+        Job::DriftRepair { dry_run, tenant, all, output } => {
+            let tenant = tenant.map(|t| t.as_str().to_owned());
+            let options = PassOptions { dry_run, tenant, all, deadline: None };
             let report = repair::run(app, settings, &options).await.map_err(|e| e.to_string())?;
             let summary = format!(
                 "{} room(s) checked, {} drift found, {} repaired, {} failed, {} unmanaged member(s) left alone, {} homeserver request(s){}",
@@ -131,11 +124,13 @@ async fn run(app: &App, settings: &SelfHealSettings, command: &str, args: &Args)
                 Some(error) => format!("{} ({}): failed: {error}", room.room, room.room_id),
                 None => format!("{} ({}): {}", room.room, room.room_id, room.drift.join("; ")),
             });
-            print_report(args.json, &report, lines.collect(), &summary);
+            print_report(output.json, &report, lines.collect(), &summary);
             Ok(report.failures)
         }
-        "retention" => {
-            let report = retention::run(app, settings, now, tenant, args.dry_run).await.map_err(|e| e.to_string())?;
+        Job::Retention { dry_run, tenant, now, output } => {
+            let now = now.unwrap_or_else(now_secs);
+            let tenant = tenant.as_ref().map(TenantId::as_str);
+            let report = retention::run(app, settings, now, tenant, dry_run).await.map_err(|e| e.to_string())?;
             let mut lines: Vec<String> = report.archived.iter().map(|r| format!("archived: {r}")).collect();
             lines.extend(report.purged.iter().map(|r| format!("purged: {r}")));
             lines.extend(report.failed.iter().map(|r| format!("failed: {r}")));
@@ -145,12 +140,14 @@ async fn run(app: &App, settings: &SelfHealSettings, command: &str, args: &Args)
                 report.archived.len(),
                 report.purged.len(),
                 report.failed.len(),
-                if args.dry_run { " (dry run: nothing changed)" } else { "" }
+                if dry_run { " (dry run: nothing changed)" } else { "" }
             );
-            print_report(args.json, &report, lines, &summary);
+            print_report(output.json, &report, lines, &summary);
             Ok(report.failed.len())
         }
-        "reminders" => {
+        Job::Reminders { tenant, now, output } => {
+            let now = now.unwrap_or_else(now_secs);
+            let tenant = tenant.as_ref().map(TenantId::as_str);
             let report = reminders::run(app, settings, now, tenant).await.map_err(|e| e.to_string())?;
             let mut lines: Vec<String> = report.posted.iter().map(|r| format!("posted: {r}")).collect();
             lines.extend(report.failed.iter().map(|r| format!("failed: {r}")));
@@ -161,32 +158,21 @@ async fn run(app: &App, settings: &SelfHealSettings, command: &str, args: &Args)
                 report.already_posted,
                 report.failed.len()
             );
-            print_report(args.json, &report, lines, &summary);
+            print_report(output.json, &report, lines, &summary);
             Ok(report.failed.len())
         }
-        _ => {
-            let report = housekeeping::sweep(app, settings, now_secs(), args.all).await.map_err(|e| e.to_string())?;
+        Job::SweepExpired { all, output } => {
+            let report = housekeeping::sweep(app, settings, now_secs(), all).await.map_err(|e| e.to_string())?;
             let summary = format!(
                 "{} item(s) scanned, {} expired deleted{}",
                 report.scanned,
                 report.deleted,
                 if report.complete { "" } else { " (the next run continues)" }
             );
-            print_report(args.json, &report, Vec::new(), &summary);
+            print_report(output.json, &report, Vec::new(), &summary);
             Ok(0)
         }
     }
-}
-
-fn print_report(json: bool, report: &impl Serialize, lines: Vec<String>, summary: &str) {
-    if json {
-        println!("{}", serde_json::to_string(report).unwrap_or_default());
-        return;
-    }
-    for line in lines {
-        println!("{line}");
-    }
-    println!("{summary}");
 }
 
 /// The local stack's optional timer (`OPENMEET_LOCAL_SELF_HEAL_SECS`, unset: off): every period, reminders, a
@@ -211,29 +197,4 @@ pub fn spawn_timer(app: Arc<App>) -> Option<tokio::task::JoinHandle<()>> {
             }
         }
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| (*s).to_owned()).collect()
-    }
-
-    #[test]
-    fn arguments_are_checked_per_command() {
-        let parsed = parse("repair-drift", &args(&["--dry-run", "--tenant", "acme", "--json"])).expect("valid");
-        assert_eq!(parsed, Args { dry_run: true, json: true, tenant: Some("acme".into()), ..Args::default() });
-        assert_eq!(
-            parse("retention", &args(&["--now", "2026-12-01T00:00:00Z"])).expect("valid").now,
-            Some(1_796_083_200)
-        );
-        assert_eq!(parse("reminders", &args(&["--now", "12"])).expect("valid").now, Some(12));
-        assert!(parse("reminders", &args(&["--dry-run"])).is_err());
-        assert!(parse("sweep-expired", &args(&["--now", "1"])).is_err());
-        assert!(parse("retention", &args(&["--now", "tomorrow"])).is_err());
-        assert!(parse("repair-drift", &args(&["--tenant", "Not A Tenant"])).is_err());
-        assert!(parse("repair-drift", &args(&["--bogus"])).is_err());
-    }
 }

@@ -1,10 +1,25 @@
-//! `openmeet-local redrive`: moves the retry DLQ's messages back onto the retry queue once the cause is fixed.
+//! `openmeet-local ops redrive`: moves the retry DLQ's messages back onto the retry queue once the cause is fixed.
 //! Each operation is reopened (status `queued`) and re-enqueued under a new deduplication id; operations already
 //! delivered are just removed from the DLQ, so running it twice delivers nothing twice.
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use shared::App;
 use shared::domain::operations::{self, QueuedOperation};
+
+use super::{Failure, app_error};
+
+/// The command: works against any environment the variables describe (the local stack, or AWS with
+/// `OPENMEET_QUEUE_URL`).
+pub async fn run(json: bool) -> Result<(), Failure> {
+    let app = App::from_env().await.map_err(app_error)?;
+    let moved = redrive(&app).await.map_err(Failure::Failed)?;
+    if json {
+        println!("{}", serde_json::json!({ "moved": moved }));
+    } else {
+        println!("redrove {moved} operation(s) from the DLQ to the retry queue");
+    }
+    Ok(())
+}
 
 pub async fn redrive(app: &App) -> Result<usize, String> {
     let sqs = app.queue.client();

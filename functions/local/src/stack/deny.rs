@@ -12,10 +12,6 @@ use super::Layout;
 use super::cmd::{ToolError, run, stdout_of, which};
 use super::say;
 
-pub const USAGE: &str = "usage: scripts/stack.sh deny
-  cargo deny check licenses bans sources (deny.toml), offline; advisories too when OPENMEET_ADVISORY_DB names a
-  clone of the RustSec advisory database";
-
 const VERSION: &str = "0.20.2";
 /// cargo deny's directory for the db-urls entry of deny.toml (its name hashes the URL).
 const ADVISORY_DIR: &str = ".local/advisory-db/advisory-db-3157b0e258782691";

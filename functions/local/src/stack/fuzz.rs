@@ -11,11 +11,6 @@ use super::cmd::ToolError;
 use super::services::Stack;
 use super::{GATEWAY_URL, token};
 
-pub const USAGE: &str = "usage: scripts/stack.sh fuzz
-  schemathesis from openapi.yaml against the running stack; no 5xx, no answer outside the contract
-  environment: FUZZ_EXAMPLES (cases per operation, default 12), FUZZ_MAX_TIME (seconds, default 120),
-               FUZZ_SEED (default 18: the same cases every run), FUZZ_API (default http://127.0.0.1:3000)";
-
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
 response_headers_conformance,response_schema_conformance,ignored_auth";
 

@@ -9,10 +9,6 @@ use std::ffi::OsString;
 use super::Layout;
 use super::cmd::{ToolError, run, stdout_of};
 
-pub const USAGE: &str = "usage: scripts/stack.sh lambda-build
-  cargo lambda build --release --arm64 of every function; checks each target/lambda/<binary>/bootstrap is an arm64
-  executable and prints its size";
-
 const TARGET: &str = "aarch64-unknown-linux-gnu";
 /// (binary of template.yaml's BuildProperties, its package)
 const FUNCTIONS: [(&str, &str); 6] = [

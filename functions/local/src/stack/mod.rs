@@ -29,24 +29,66 @@ pub const MOTO_URL: &str = "http://127.0.0.1:5100";
 pub const GATEWAY_URL: &str = "http://127.0.0.1:3000";
 const DEFAULT_JWT_SECRET: &str = "local-dev-secret-change-me";
 
-const USAGE: &str = "usage: openmeet-local stack COMMAND (normally through scripts/stack.sh)
-  start     start what is not running yet; returns once everything is healthy
-  stop      stop what `start` (or dev) started
-  restart   stop, then start
-  status    one line per service; exit status 1 unless all answer
-  dev       start, then follow the gateway's log; Ctrl-C stops what this run started
-  token SUB TENANT [service|user] [DISPLAY NAME]
-            print an HS256 JWT for the local API (valid $TOKEN_TTL s, default 3600)
-  env       print the path of .local/stack.env
-  web build|test|bench [SENDS]
-            the example chat page (scripts/web.sh)
-  bench-postgres [ARGS]
-            the cutover benchmark on Synapse with PostgreSQL (scripts/bench-postgres.sh)
-  deny      cargo deny over the workspace (deny.toml)
-  fuzz      schemathesis from openapi.yaml against the running stack, bounded
-  lambda-build
-            the arm64 Lambda artifacts, as deployed
-COMMAND --help tells more about deny, fuzz and lambda-build.";
+/// `openmeet-local stack COMMAND` (normally through scripts/stack.sh, dev.sh, web.sh and bench-postgres.sh).
+#[derive(clap::Subcommand, Debug)]
+pub enum StackCommand {
+    /// Start what is not running yet; returns once everything is healthy
+    #[command(after_help = after_help!(stack: "scripts/stack.sh start"))]
+    Start,
+    /// Stop what `start` (or dev) started
+    #[command(after_help = after_help!(stack: "scripts/stack.sh stop"))]
+    Stop,
+    /// Stop, then start
+    #[command(after_help = after_help!(stack: "flock /tmp/openmeet-stack.lock scripts/stack.sh restart"))]
+    Restart,
+    /// One line per service; exit status 1 unless all answer
+    #[command(after_help = after_help!(stack: "scripts/stack.sh status"))]
+    Status,
+    /// Start, then follow the gateway's log; Ctrl-C stops what this run started
+    #[command(after_help = after_help!(stack: "scripts/dev.sh"))]
+    Dev,
+    /// Print an HS256 JWT for the local API (valid $TOKEN_TTL s, default 3600)
+    #[command(after_help = after_help!(stack: "scripts/stack.sh token alice acme user \"Alice A\""))]
+    Token {
+        /// The token's subject (a user slug for a user token)
+        sub: String,
+        /// The tenant id
+        tenant: String,
+        /// service (the default) or user
+        role: Option<String>,
+        /// The user's display name
+        display_name: Option<String>,
+    },
+    /// Print the path of .local/stack.env
+    #[command(after_help = after_help!(stack: "set -a; . \"$(scripts/stack.sh env)\"; set +a"))]
+    Env,
+    /// The example chat page (scripts/web.sh): build | test | bench [SENDS] | audit
+    #[command(after_help = after_help!(stack: "scripts/web.sh test", "scripts/web.sh bench 200"))]
+    Web {
+        /// build, test, bench [SENDS] or audit
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// The cutover benchmark on Synapse with PostgreSQL (scripts/bench-postgres.sh)
+    #[command(after_help = after_help!(stack: "scripts/bench-postgres.sh"))]
+    BenchPostgres {
+        /// Passed to the benchmark
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// cargo deny check licenses bans sources (deny.toml), offline; advisories too with OPENMEET_ADVISORY_DB
+    #[command(after_help = after_help!(stack "OPENMEET_ADVISORY_DB: a clone of the RustSec advisory database.\n";
+        "scripts/stack.sh deny"))]
+    Deny,
+    /// schemathesis from openapi.yaml against the running stack, bounded: no 5xx, no answer outside the contract
+    #[command(after_help = after_help!(stack "Settings: FUZZ_EXAMPLES (cases per operation, default 12), FUZZ_MAX_TIME \
+(seconds, default 120),\n  FUZZ_SEED (default 18: the same cases every run), FUZZ_API (default http://127.0.0.1:3000).\n";
+        "FUZZ_EXAMPLES=4 scripts/stack.sh fuzz"))]
+    Fuzz,
+    /// cargo lambda build --release --arm64 of every function; checks each bootstrap is an arm64 executable
+    #[command(after_help = after_help!(stack: "scripts/stack.sh lambda-build"))]
+    LambdaBuild,
+}
 
 /// Where everything lives: `<repo>/.local/{venv,run,logs,synapse,stack.env}`.
 pub struct Layout {
@@ -114,7 +156,7 @@ fn env_or(key: &str, default: &str) -> String {
 }
 
 /// Runs a `stack` command; returns the exit status (2: bad usage).
-pub async fn main(args: &[String]) -> i32 {
+pub async fn main(command: StackCommand) -> i32 {
     process::close_inherited_fds();
     // `scripts/stack.sh status | head -1` ends quietly, as a shell tool would, instead of panicking in println!.
     // SAFETY: restoring the default disposition of one signal; children get the default anyway.
@@ -128,35 +170,33 @@ pub async fn main(args: &[String]) -> i32 {
             return 1;
         }
     };
-    let command = args.first().map(String::as_str).unwrap_or_default();
     let stack = Stack::new(layout);
     let result = match command {
-        "start" => stack.start().await,
-        "stop" => stack.stop().await,
-        "restart" => match stack.stop().await {
+        StackCommand::Start => stack.start().await,
+        StackCommand::Stop => stack.stop().await,
+        StackCommand::Restart => match stack.stop().await {
             Ok(()) => stack.start().await,
             Err(error) => Err(error),
         },
-        "status" => return i32::from(!stack.print_status().await),
-        "dev" => dev::run(&stack).await,
-        "token" => return token::run(&stack.layout, &args[1..]),
-        "bench-postgres" => {
-            bench_postgres::main(&stack.layout, &args[1..]).await.map_err(|e| services::Failure::Error("pg", e))
+        StackCommand::Status => return i32::from(!stack.print_status().await),
+        StackCommand::Dev => dev::run(&stack).await,
+        StackCommand::Token { sub, tenant, role, display_name } => {
+            let args: Vec<String> = [Some(sub), Some(tenant), role, display_name].into_iter().flatten().collect();
+            return token::run(&stack.layout, &args);
         }
-        "web" => web_page::main(&stack, &args[1..]).await.map_err(|e| services::Failure::Error("web", e)),
-        "env" => {
+        StackCommand::BenchPostgres { args } => {
+            bench_postgres::main(&stack.layout, &args).await.map_err(|e| services::Failure::Error("pg", e))
+        }
+        StackCommand::Web { args } => {
+            web_page::main(&stack, &args).await.map_err(|e| services::Failure::Error("web", e))
+        }
+        StackCommand::Env => {
             println!("{}", stack.layout.env_file.display());
             Ok(())
         }
-        "deny" | "fuzz" | "lambda-build" => return tool(command, &stack, &args[1..]).await,
-        "help" | "--help" | "-h" => {
-            println!("{USAGE}");
-            return 0;
-        }
-        _ => {
-            eprintln!("{USAGE}");
-            return 2;
-        }
+        StackCommand::Deny => return tool("deny", deny::main(&stack.layout).await),
+        StackCommand::Fuzz => return tool("fuzz", fuzz::main(&stack).await),
+        StackCommand::LambdaBuild => return tool("lambda-build", lambda_build::main(&stack.layout).await),
     };
     match result {
         Ok(()) => 0,
@@ -168,33 +208,12 @@ pub async fn main(args: &[String]) -> i32 {
     }
 }
 
-/// The test command's tools: `--help` prints the usage (exit 0); an argument or setting they do not take, exit 2.
-async fn tool(command: &str, stack: &Stack, args: &[String]) -> i32 {
-    let usage = match command {
-        "deny" => deny::USAGE,
-        "fuzz" => fuzz::USAGE,
-        _ => lambda_build::USAGE,
-    };
-    match args.first().map(String::as_str) {
-        Some("--help" | "-h") => {
-            println!("{usage}");
-            return 0;
-        }
-        Some(other) => {
-            eprintln!("[{command}] unexpected argument {other:?}\n{usage}");
-            return 2;
-        }
-        None => {}
-    }
-    let result = match command {
-        "deny" => deny::main(&stack.layout).await,
-        "fuzz" => fuzz::main(stack).await,
-        _ => lambda_build::main(&stack.layout).await,
-    };
+/// The exit status of one of the test command's tools: a setting it does not take, 2; a failure, 1.
+fn tool(command: &str, result: Result<(), cmd::ToolError>) -> i32 {
     match result {
         Ok(()) => 0,
         Err(cmd::ToolError::Usage(error)) => {
-            eprintln!("[{command}] {error}\n{usage}");
+            eprintln!("[{command}] {error}");
             2
         }
         Err(cmd::ToolError::Failed(error)) => {
