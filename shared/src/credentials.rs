@@ -19,6 +19,10 @@ use crate::identity::{Identities, TenantId, UserSlug};
 /// The device id of every user's server-side device. Browsers may not claim it.
 pub const SERVER_DEVICE: &str = "OPENMEET_SERVER";
 
+/// The device every imported event is sent on (per sender; `crate::domain::history_import`): masquerading with a
+/// device makes the homeserver keep the transaction record across restarts. Browsers may not claim it either.
+pub const IMPORT_DEVICE: &str = "OPENMEET_IMPORT";
+
 pub struct Credentials {
     homeserver: Homeserver,
     identities: Identities,

@@ -27,9 +27,8 @@ use crate::domain::rooms;
 use crate::homeserver::{Acting, HomeserverError};
 use crate::identity::TenantId;
 
-/// The device every imported event is sent on (per sender): masquerading with a device makes the homeserver keep
-/// the transaction record across restarts.
-pub const IMPORT_DEVICE: &str = "OPENMEET_IMPORT";
+pub use crate::credentials::IMPORT_DEVICE;
+
 /// What a placeholder's display name ends with.
 pub const PLACEHOLDER_SUFFIX: &str = " (Zulip, imported)";
 
