@@ -9,6 +9,7 @@ mod circuit;
 mod error;
 mod history;
 mod ops;
+pub mod timeline;
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -28,9 +29,10 @@ pub use crate::token::AccessToken;
 pub use circuit::{CircuitBreaker, CircuitState};
 pub use error::HomeserverError;
 pub use ops::{
-    AdminUser, HttpPusher, MemberAction, PusherEntry, RoomMember, RoomRule, RoomState, StateEntry, Visibility,
+    AdminDevice, AdminUser, HttpPusher, MemberAction, PusherEntry, RoomMember, RoomRule, RoomState, StateEntry, Visibility,
 };
 pub(crate) use ops::{event_id, room_id, user_id};
+pub use timeline::{MessageContent, TimelineEvent};
 
 /// How long the one probe of a half-open circuit may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);

@@ -1,14 +1,16 @@
 //! A Zulip message's markdown as OpenMeet markdown, and the Matrix contents the import sends: the same rendering
 //! and the same `m.room.message` shapes as live messages (`messages::render`, `messages::content`), plus an
-//! `org.openmeet.zulip` field naming where each event came from. Built as JSON (`json!`) for that custom field, which
-//! ruma's typed contents do not carry.
+//! `org.openmeet.zulip` field naming where each event came from ([`Imported`]: the live content with that field
+//! flattened in; ruma's typed contents do not carry it). Handed to the homeserver as the JSON it serialises to.
 //!
 //! Zulip syntax handled: mentions `@**Name|id**` (silent `@_**…**`) become `@userId` when the person is mapped
 //! (the renderer then makes the pill and `m.mentions`), else their name; wildcard mentions (`@**all**`) stay text
 //! (history must not ping a room); stream links `#**stream>topic**` become text; `:emoji_name:` becomes Unicode when
 //! known; links to uploads (`[name](/user_uploads/…)`) become the file's name, the file itself a separate event.
 
-use serde_json::{Value, json};
+use ruma::events::relation::RelationType;
+use serde::Serialize;
+use serde_json::Value;
 
 use super::emoji;
 use crate::domain::DomainError;
@@ -166,15 +168,43 @@ pub struct Origin<'a> {
     pub part: &'a str,
 }
 
-fn with_origin(mut content: Value, origin: &Origin<'_>, edited: bool) -> Value {
-    if let Some(map) = content.as_object_mut() {
-        let mut field = json!({"messageId": origin.message_id, "topic": origin.topic, "part": origin.part});
-        if edited {
-            field["edited"] = Value::Bool(true);
-        }
-        map.insert(ORIGIN_FIELD.into(), field);
-    }
-    content
+/// An imported event's content: the live shape, plus where it came from under [`ORIGIN_FIELD`].
+#[derive(Serialize)]
+struct Imported<'a, C> {
+    #[serde(flatten)]
+    content: C,
+    #[serde(rename = "org.openmeet.zulip")]
+    origin: OriginField<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OriginField<'a> {
+    message_id: i64,
+    topic: &'a str,
+    part: &'a str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    edited: bool,
+}
+
+/// A reaction's `m.relates_to` (ruma's `Annotation` needs a parsed event id; ours come from our own sends).
+#[derive(Serialize)]
+struct Reaction<'a> {
+    #[serde(rename = "m.relates_to")]
+    relates_to: Annotation<'a>,
+}
+
+#[derive(Serialize)]
+struct Annotation<'a> {
+    rel_type: RelationType,
+    event_id: &'a str,
+    key: &'a str,
+}
+
+fn with_origin(content: impl Serialize, origin: &Origin<'_>, edited: bool) -> Value {
+    let origin = OriginField { message_id: origin.message_id, topic: origin.topic, part: origin.part, edited };
+    // Serialising plain structs of strings and numbers cannot fail.
+    serde_json::to_value(Imported { content, origin }).unwrap_or_default()
 }
 
 /// A message's text as an `m.room.message`. A thread's root names the topic on its first line.
@@ -207,7 +237,8 @@ pub fn file_message(attachment: &Attachment, placement: &Placement, origin: &Ori
 
 /// A reaction (`m.annotation`) with its key.
 pub fn reaction(event_id: &str, key: &str, origin: &Origin<'_>) -> Value {
-    with_origin(json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}), origin, false)
+    let relates_to = Annotation { rel_type: RelationType::Annotation, event_id, key };
+    with_origin(Reaction { relates_to }, origin, false)
 }
 
 #[cfg(test)]
@@ -251,5 +282,11 @@ mod tests {
         let reply = text_message("yes", &Mentionables::default(), &placement, &origin, false).expect("content");
         assert_eq!(reply["body"], "yes");
         assert_eq!(reply["m.relates_to"]["rel_type"], "m.thread");
+        let reacted = reaction("$e", "👍", &Origin { message_id: 5, topic: "lunch", part: "reaction" });
+        assert_eq!(
+            reacted,
+            serde_json::json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": "$e", "key": "👍"},
+                               ORIGIN_FIELD: {"messageId": 5, "topic": "lunch", "part": "reaction"}})
+        );
     }
 }

@@ -1,16 +1,23 @@
 //! The `m.room.message` contents we send: text, attachments, threads, replies, edits, mentions; and the size check
 //! that keeps every one of them under the homeserver's event limit.
 //!
-//! Built as JSON (`json!`), not as ruma's `RoomMessageEventContent`: an edit copies the original's content, whose
-//! unknown keys must survive; the size check measures exactly the bytes sent; and ruma would add or reshape keys
-//! (mention fallbacks, thumbnail info) that clients and the tests read as they are. They reach the homeserver
-//! through ruma's raw-content request (`Homeserver::send_message_event`).
+//! Typed ([`MessageContent`], [`EditContent`]) over ruma's `FormattedBody` and `RelationType` and the port's
+//! `Mentions` and `MediaInfo`, serialised with exactly the keys clients and the tests read: not ruma's
+//! `RoomMessageEventContent`, which drops `is_falling_back: false` and has no `w`/`h` for files and audio.
+//!
+//! JSON kept on purpose: an edit's `m.new_content` starts from the current content as served
+//! ([`crate::homeserver::MessageContent::json`]), so keys we do not model survive the edit.
 
-use serde_json::{Map, Value, json};
+use ruma::events::relation::RelationType;
+use ruma::events::room::message::FormattedBody;
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use super::render::Rendered;
 use super::{Attachment, MAX_CONTENT_BYTES};
 use crate::domain::DomainError;
+use crate::homeserver::MessageContent as Current;
+use crate::homeserver::timeline::{MediaInfo, Mentions};
 
 pub const HTML_FORMAT: &str = "org.matrix.custom.html";
 /// Thumbnails the API hands out: the homeserver scales them on request, with the reader's own session.
@@ -123,15 +130,8 @@ pub fn msgtype_for(attachment: Option<&Attachment>) -> &'static str {
 }
 
 /// `m.mentions`: always present, so clients and push rules never fall back to guessing from the body.
-pub fn mentions_value(user_ids: &[String], room: bool) -> Value {
-    let mut mentions = Map::new();
-    if !user_ids.is_empty() {
-        mentions.insert("user_ids".into(), json!(user_ids));
-    }
-    if room {
-        mentions.insert("room".into(), Value::Bool(true));
-    }
-    Value::Object(mentions)
+pub fn mentions(user_ids: &[String], room: bool) -> Mentions {
+    Mentions { user_ids: user_ids.to_vec(), room }
 }
 
 /// Where a new message sits.
@@ -150,123 +150,179 @@ pub enum Placement {
     },
 }
 
+/// A new message's content, as sent.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageContent {
+    pub msgtype: &'static str,
+    pub body: String,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub formatted: Option<FormattedBody>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileFields>,
+    #[serde(rename = "m.mentions")]
+    pub mentions: Mentions,
+    #[serde(rename = "m.relates_to", skip_serializing_if = "Option::is_none")]
+    pub relates_to: Option<RelatesTo>,
+}
+
+/// The keys of a media message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FileFields {
+    pub url: String,
+    pub filename: String,
+    pub info: MediaInfo,
+}
+
+/// An edit's content: the fallback `* …` for clients without edit support, and the whole new content.
+#[derive(Debug, Clone, Serialize)]
+pub struct EditContent {
+    pub msgtype: Value,
+    pub body: String,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub formatted: Option<FormattedBody>,
+    #[serde(rename = "m.mentions")]
+    pub mentions: Mentions,
+    /// JSON kept on purpose (see the module's doc).
+    #[serde(rename = "m.new_content")]
+    pub new_content: Map<String, Value>,
+    #[serde(rename = "m.relates_to")]
+    pub relates_to: RelatesTo,
+}
+
+/// `m.relates_to` as we send it: a reply, a thread (with its fallback reply), an edit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RelatesTo {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rel_type: Option<RelationType>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_falling_back: Option<bool>,
+    #[serde(rename = "m.in_reply_to", skip_serializing_if = "Option::is_none")]
+    pub in_reply_to: Option<InReplyTo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InReplyTo {
+    pub event_id: String,
+}
+
+impl RelatesTo {
+    fn of(placement: &Placement) -> Option<Self> {
+        match placement {
+            Placement::Timeline => None,
+            Placement::Reply { to } => Some(RelatesTo {
+                rel_type: None,
+                event_id: None,
+                is_falling_back: None,
+                in_reply_to: Some(InReplyTo { event_id: to.clone() }),
+            }),
+            Placement::Thread { root, in_reply_to, is_falling_back } => Some(RelatesTo {
+                rel_type: Some(RelationType::Thread),
+                event_id: Some(root.clone()),
+                is_falling_back: Some(*is_falling_back),
+                in_reply_to: Some(InReplyTo { event_id: in_reply_to.clone() }),
+            }),
+        }
+    }
+}
+
+fn to_json(value: impl Serialize) -> Result<Value, DomainError> {
+    serde_json::to_value(value).map_err(|_| DomainError::Internal)
+}
+
+fn formatted(html: Option<&str>) -> Option<FormattedBody> {
+    html.map(FormattedBody::html)
+}
+
 /// The content of a new message.
 pub fn message_content(
     body: &str,
     rendered: &Rendered,
     attachment: Option<&Attachment>,
     placement: &Placement,
-) -> Result<Value, DomainError> {
-    let mut content = Map::new();
-    content.insert("msgtype".into(), json!(msgtype_for(attachment)));
-    content.insert("body".into(), json!(body));
-    if let Some(html) = &rendered.html {
-        content.insert("format".into(), json!(HTML_FORMAT));
-        content.insert("formatted_body".into(), json!(html));
-    }
-    if let Some(attachment) = attachment {
-        add_attachment(&mut content, attachment)?;
-    }
-    content.insert("m.mentions".into(), mentions_value(&rendered.user_ids, rendered.room));
-    match placement {
-        Placement::Timeline => {}
-        Placement::Reply { to } => {
-            content.insert("m.relates_to".into(), json!({"m.in_reply_to": {"event_id": to}}));
-        }
-        Placement::Thread { root, in_reply_to, is_falling_back } => {
-            content.insert(
-                "m.relates_to".into(),
-                json!({
-                    "rel_type": "m.thread",
-                    "event_id": root,
-                    "is_falling_back": is_falling_back,
-                    "m.in_reply_to": {"event_id": in_reply_to},
-                }),
-            );
-        }
-    }
-    let content = Value::Object(content);
+) -> Result<MessageContent, DomainError> {
+    let content = MessageContent {
+        msgtype: msgtype_for(attachment),
+        body: body.to_owned(),
+        formatted: formatted(rendered.html.as_deref()),
+        file: attachment.map(file_fields).transpose()?,
+        mentions: mentions(&rendered.user_ids, rendered.room),
+        relates_to: RelatesTo::of(placement),
+    };
     ensure_fits(&content)?;
     Ok(content)
 }
 
-fn add_attachment(content: &mut Map<String, Value>, attachment: &Attachment) -> Result<(), DomainError> {
+fn file_fields(attachment: &Attachment) -> Result<FileFields, DomainError> {
     check_attachment(attachment)?;
     let mxc = parse_mxc(&attachment.content_uri).ok_or(DomainError::Internal)?;
-    content.insert("url".into(), json!(attachment.content_uri));
-    // Since Matrix 1.10 `filename` names the file and `body` is its caption.
-    let filename = attachment.filename.clone().unwrap_or_else(|| mxc.media_id.to_owned());
-    content.insert("filename".into(), json!(filename));
-    let mut info = Map::new();
-    info.insert("mimetype".into(), json!(attachment.mime_type));
-    info.insert("size".into(), json!(attachment.size));
-    if let Some(width) = attachment.width {
-        info.insert("w".into(), json!(width));
-    }
-    if let Some(height) = attachment.height {
-        info.insert("h".into(), json!(height));
-    }
-    if let Some(Thumbnail::Uploaded(uri)) = parse_thumbnail(attachment, &mxc)? {
-        info.insert("thumbnail_url".into(), json!(uri));
-    }
-    content.insert("info".into(), Value::Object(info));
-    Ok(())
+    let thumbnail_url = match parse_thumbnail(attachment, &mxc)? {
+        Some(Thumbnail::Uploaded(uri)) => Some(uri),
+        _ => None,
+    };
+    Ok(FileFields {
+        url: attachment.content_uri.clone(),
+        // Since Matrix 1.10 `filename` names the file and `body` is its caption.
+        filename: attachment.filename.clone().unwrap_or_else(|| mxc.media_id.to_owned()),
+        info: MediaInfo {
+            mimetype: Some(attachment.mime_type.clone()),
+            size: Some(attachment.size),
+            w: attachment.width.map(u64::from),
+            h: attachment.height.map(u64::from),
+            thumbnail_url,
+        },
+    })
 }
 
 /// The content of an edit of `original_id`, whose current content is `current`. `m.new_content` is the whole new
 /// content (an attachment keeps its file; only the text changes); the top level is the fallback `* ...` for clients
 /// without edit support, and mentions only the people this edit newly mentions, so nobody is notified twice.
-pub fn edit_content(original_id: &str, current: &Value, body: &str, rendered: &Rendered) -> Result<Value, DomainError> {
-    let mut new_content = match current {
-        Value::Object(current) => current.clone(),
-        _ => Map::new(),
-    };
+pub fn edit_content(
+    original_id: &str,
+    current: &Current,
+    body: &str,
+    rendered: &Rendered,
+) -> Result<EditContent, DomainError> {
+    let mut new_content = current.json().clone();
     for stale in ["body", "format", "formatted_body", "m.mentions", "m.relates_to", "m.new_content"] {
         new_content.remove(stale);
     }
-    if !new_content.contains_key("msgtype") {
-        new_content.insert("msgtype".into(), json!("m.text"));
+    let msgtype = new_content.entry("msgtype").or_insert_with(|| Value::from("m.text")).clone();
+    new_content.insert("body".into(), Value::from(body));
+    if let Some(html) = formatted(rendered.html.as_deref()) {
+        new_content.extend(to_json(html)?.as_object().cloned().unwrap_or_default());
     }
-    new_content.insert("body".into(), json!(body));
-    if let Some(html) = &rendered.html {
-        new_content.insert("format".into(), json!(HTML_FORMAT));
-        new_content.insert("formatted_body".into(), json!(html));
-    }
-    new_content.insert("m.mentions".into(), mentions_value(&rendered.user_ids, rendered.room));
+    new_content.insert("m.mentions".into(), to_json(mentions(&rendered.user_ids, rendered.room))?);
 
-    let already: Vec<&str> = current
-        .pointer("/m.mentions/user_ids")
-        .and_then(Value::as_array)
-        .map(|ids| ids.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    let newly: Vec<String> = rendered.user_ids.iter().filter(|id| !already.contains(&id.as_str())).cloned().collect();
-    let room_newly = rendered.room && current.pointer("/m.mentions/room").and_then(Value::as_bool) != Some(true);
-
-    let mut content = Map::new();
-    content.insert("msgtype".into(), new_content.get("msgtype").cloned().unwrap_or(json!("m.text")));
-    content.insert("body".into(), json!(format!("* {body}")));
-    if let Some(html) = &rendered.html {
-        content.insert("format".into(), json!(HTML_FORMAT));
-        content.insert("formatted_body".into(), json!(format!("* {html}")));
-    }
-    content.insert("m.mentions".into(), mentions_value(&newly, room_newly));
-    content.insert("m.new_content".into(), Value::Object(new_content));
-    content.insert("m.relates_to".into(), json!({"rel_type": "m.replace", "event_id": original_id}));
-    let content = Value::Object(content);
+    let already = current.mentions.clone().unwrap_or_default();
+    let newly: Vec<String> = rendered.user_ids.iter().filter(|id| !already.user_ids.contains(id)).cloned().collect();
+    let content = EditContent {
+        msgtype,
+        body: format!("* {body}"),
+        formatted: rendered.html.as_deref().map(|html| FormattedBody::html(format!("* {html}"))),
+        mentions: mentions(&newly, rendered.room && !already.room),
+        new_content,
+        relates_to: RelatesTo {
+            rel_type: Some(RelationType::Replacement),
+            event_id: Some(original_id.to_owned()),
+            is_falling_back: None,
+            in_reply_to: None,
+        },
+    };
     ensure_fits(&content)?;
     Ok(content)
 }
 
 /// Whether an edit would change nothing: the text and its rendering equal what is shown now.
-pub fn same_text(current: &Value, body: &str, rendered: &Rendered) -> bool {
-    let field = |name: &str| current.get(name).and_then(Value::as_str);
-    field("body") == Some(body)
-        && field("formatted_body") == rendered.html.as_deref()
-        && (rendered.html.is_none() || field("format") == Some(HTML_FORMAT))
+pub fn same_text(current: &Current, body: &str, rendered: &Rendered) -> bool {
+    current.body.as_deref() == Some(body)
+        && current.formatted_body.as_deref() == rendered.html.as_deref()
+        && (rendered.html.is_none() || current.format.as_deref() == Some(HTML_FORMAT))
 }
 
 /// `413` when the content would make an event the homeserver refuses.
-pub fn ensure_fits(content: &Value) -> Result<(), DomainError> {
+pub fn ensure_fits(content: &impl Serialize) -> Result<(), DomainError> {
     let size = serde_json::to_vec(content).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
     if size > MAX_CONTENT_BYTES {
         return Err(DomainError::TooLarge(format!(
@@ -282,6 +338,17 @@ mod tests {
     use crate::domain::messages::MAX_BODY_BYTES;
     use crate::domain::messages::mentions::Mentionables;
     use crate::domain::messages::render;
+    use serde_json::json;
+
+    /// What goes on the wire: the tests compare the JSON clients read.
+    fn wire(
+        body: &str,
+        rendered: &Rendered,
+        attachment: Option<&Attachment>,
+        placement: &Placement,
+    ) -> Result<Value, DomainError> {
+        message_content(body, rendered, attachment, placement).map(|content| to_json(content).expect("json"))
+    }
 
     fn image() -> Attachment {
         Attachment {
@@ -300,32 +367,31 @@ mod tests {
     #[test]
     fn text_messages_carry_html_and_mentions() {
         let rendered = Rendered { html: Some("<p><b>x</b></p>".into()), user_ids: vec!["@a:l".into()], room: true };
-        let content = message_content("**x**", &rendered, None, &Placement::Timeline).expect("fits");
+        let content = wire("**x**", &rendered, None, &Placement::Timeline).expect("fits");
         assert_eq!(
             content,
             json!({"msgtype":"m.text","body":"**x**","format":HTML_FORMAT,"formatted_body":"<p><b>x</b></p>",
                    "m.mentions":{"user_ids":["@a:l"],"room":true}})
         );
-        let plain = message_content("x", &Rendered::default(), None, &Placement::Timeline).expect("fits");
+        let plain = wire("x", &Rendered::default(), None, &Placement::Timeline).expect("fits");
         assert_eq!(plain, json!({"msgtype":"m.text","body":"x","m.mentions":{}}));
     }
 
     #[test]
     fn threads_and_replies_relate() {
         let thread = Placement::Thread { root: "$root".into(), in_reply_to: "$last".into(), is_falling_back: true };
-        let content = message_content("x", &Rendered::default(), None, &thread).expect("fits");
+        let content = wire("x", &Rendered::default(), None, &thread).expect("fits");
         assert_eq!(
             content["m.relates_to"],
             json!({"rel_type":"m.thread","event_id":"$root","is_falling_back":true,"m.in_reply_to":{"event_id":"$last"}})
         );
-        let reply =
-            message_content("x", &Rendered::default(), None, &Placement::Reply { to: "$e".into() }).expect("ok");
+        let reply = wire("x", &Rendered::default(), None, &Placement::Reply { to: "$e".into() }).expect("ok");
         assert_eq!(reply["m.relates_to"], json!({"m.in_reply_to":{"event_id":"$e"}}));
     }
 
     #[test]
     fn attachments_become_media_messages() {
-        let content = message_content("a cat", &Rendered::default(), Some(&image()), &Placement::Timeline).expect("ok");
+        let content = wire("a cat", &Rendered::default(), Some(&image()), &Placement::Timeline).expect("ok");
         assert_eq!(content["msgtype"], "m.image");
         assert_eq!(content["url"], "mxc://localhost/AbC_1-2");
         assert_eq!(content["filename"], "cat.png");
@@ -335,7 +401,7 @@ mod tests {
         let mut pdf = image();
         pdf.mime_type = "application/pdf".into();
         pdf.thumbnail_uri = Some("/_matrix/client/v1/media/download/localhost/thumb1".into());
-        let content = message_content("doc", &Rendered::default(), Some(&pdf), &Placement::Timeline).expect("ok");
+        let content = wire("doc", &Rendered::default(), Some(&pdf), &Placement::Timeline).expect("ok");
         assert_eq!(content["msgtype"], "m.file");
         assert_eq!(content["info"]["thumbnail_url"], "mxc://localhost/thumb1");
 
@@ -358,7 +424,8 @@ mod tests {
                              "m.mentions":{"user_ids":["@a:l"]}});
         let rendered =
             Rendered { html: Some("<p>new</p>".into()), user_ids: vec!["@a:l".into(), "@b:l".into()], room: false };
-        let edit = edit_content("$orig", &current, "new", &rendered).expect("fits");
+        let current: Current = serde_json::from_value(current).expect("content");
+        let edit = to_json(edit_content("$orig", &current, "new", &rendered).expect("fits")).expect("json");
         assert_eq!(edit["body"], "* new");
         assert_eq!(edit["formatted_body"], "* <p>new</p>");
         assert_eq!(edit["m.mentions"], json!({"user_ids":["@b:l"]}));
@@ -367,26 +434,26 @@ mod tests {
         assert_eq!(new_content["url"], "mxc://l/m");
         assert_eq!(new_content["msgtype"], "m.image");
         assert_eq!(new_content["m.mentions"], json!({"user_ids":["@a:l","@b:l"]}));
-        assert!(same_text(new_content, "new", &rendered));
-        assert!(!same_text(new_content, "newer", &rendered));
+        let new_content: Current = serde_json::from_value(new_content.clone()).expect("content");
+        assert!(same_text(&new_content, "new", &rendered));
+        assert!(!same_text(&new_content, "newer", &rendered));
+        assert_eq!(edit["msgtype"], "m.image");
+        assert_eq!(new_content.json()["info"], json!({"size":1}), "keys we do not model survive");
     }
 
     #[test]
     fn the_largest_plain_body_fits_and_an_explosive_rendering_is_refused() {
         let longest = "a".repeat(MAX_BODY_BYTES);
         let rendered = render::markdown(&longest, &Mentionables::default());
-        assert!(message_content(&longest, &rendered, None, &Placement::Timeline).is_ok());
+        assert!(wire(&longest, &rendered, None, &Placement::Timeline).is_ok());
         // Every `*a*` (3 bytes) renders to `<em>a</em>` (10 bytes): the event would pass 64 KiB.
         let emphasis = "*a* ".repeat(MAX_BODY_BYTES / 4);
         let rendered = render::markdown(&emphasis, &Mentionables::default());
-        let refused = message_content(&emphasis, &rendered, None, &Placement::Timeline).expect_err("too big");
+        let refused = wire(&emphasis, &rendered, None, &Placement::Timeline).expect_err("too big");
         assert_eq!(refused.status(), 413);
         // Characters JSON escapes grow too; the check measures the bytes actually sent.
         let quotes = "\"".repeat(MAX_BODY_BYTES);
         let rendered = render::markdown(&quotes, &Mentionables::default());
-        assert_eq!(
-            message_content(&quotes, &rendered, None, &Placement::Timeline).map(|_| ()).map_err(|e| e.status()),
-            Err(413)
-        );
+        assert_eq!(wire(&quotes, &rendered, None, &Placement::Timeline).map(|_| ()).map_err(|e| e.status()), Err(413));
     }
 }

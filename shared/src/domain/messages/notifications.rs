@@ -7,6 +7,7 @@
 //! Both rules are named after the room id, as Matrix clients name them, so a level set in Element reads back here
 //! and the other way round. `dont_notify` is accepted by Synapse but ignored: rules carry `[]`.
 
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -16,6 +17,7 @@ use crate::app::App;
 use crate::domain::DomainError;
 use crate::domain::rooms::RoomRef;
 use crate::homeserver::RoomRule;
+use crate::homeserver::timeline::lenient;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -57,24 +59,60 @@ pub async fn get(app: &App, room: &RoomRef, actor: &Actor) -> Result<Notificatio
         room::act(app, actor, |identity: Identity| async move { app.homeserver.push_rules(identity.acting()).await })
             .await?
             .map_err(room::refusal)?;
-    Ok(NotificationSettings { level: level_in(&rules, room.room_id.as_str()) })
+    Ok(NotificationSettings { level: level_in(&Ruleset::read(rules), room.room_id.as_str()) })
+}
+
+/// The parts of the user's global rule set (as the homeserver serves it) that hold a room's level. Read leniently
+/// and not as ruma's `Ruleset`, which drops a rule it cannot parse and keeps the legacy `dont_notify` only hidden.
+#[derive(Debug, Default, Deserialize)]
+pub struct Ruleset {
+    #[serde(rename = "override", default)]
+    overrides: Vec<Rule>,
+    #[serde(default)]
+    room: Vec<Rule>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Rule {
+    #[serde(default, deserialize_with = "lenient")]
+    rule_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    enabled: Option<bool>,
+    #[serde(default, deserialize_with = "lenient")]
+    actions: Option<Vec<Action>>,
+}
+
+/// An action: a plain name (`notify`, the legacy `dont_notify`) or a tweak (an object).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Action {
+    Name(String),
+    Other(IgnoredAny),
+}
+
+impl Ruleset {
+    /// A rule set of an unexpected shape holds no rule of ours.
+    pub fn read(rules: Value) -> Ruleset {
+        serde_json::from_value(rules).unwrap_or_default()
+    }
+}
+
+impl Rule {
+    /// Ours for the room: named after it, enabled, and notifying nothing.
+    fn silences(&self, room_id: &str) -> bool {
+        self.rule_id.as_deref() == Some(room_id)
+            && self.enabled != Some(false)
+            && self.actions.as_ref().is_some_and(|actions| {
+                actions.iter().all(|action| matches!(action, Action::Name(name) if name == "dont_notify"))
+            })
+    }
 }
 
 /// The level the global rule set gives the room.
-pub fn level_in(rules: &Value, room_id: &str) -> Level {
-    let silent_rule = |kind: &str| {
-        rules.get(kind).and_then(Value::as_array).into_iter().flatten().any(|rule| {
-            rule.get("rule_id").and_then(Value::as_str) == Some(room_id)
-                && rule.get("enabled").and_then(Value::as_bool) != Some(false)
-                && rule
-                    .get("actions")
-                    .and_then(Value::as_array)
-                    .is_some_and(|actions| actions.iter().all(|action| action.as_str() == Some("dont_notify")))
-        })
-    };
-    if silent_rule("override") {
+pub fn level_in(rules: &Ruleset, room_id: &str) -> Level {
+    if rules.overrides.iter().any(|rule| rule.silences(room_id)) {
         Level::Mute
-    } else if silent_rule("room") {
+    } else if rules.room.iter().any(|rule| rule.silences(room_id)) {
         Level::Mentions
     } else {
         Level::All
@@ -107,20 +145,20 @@ mod tests {
     #[test]
     fn levels_read_from_rules() {
         let room_id = "!r:l";
-        assert_eq!(level_in(&json!({}), room_id), Level::All);
+        assert_eq!(level_in(&Ruleset::read(json!({})), room_id), Level::All);
         let mentions = json!({"room": [{"rule_id": room_id, "actions": [], "enabled": true}]});
-        assert_eq!(level_in(&mentions, room_id), Level::Mentions);
+        assert_eq!(level_in(&Ruleset::read(mentions), room_id), Level::Mentions);
         let legacy = json!({"room": [{"rule_id": room_id, "actions": ["dont_notify"], "enabled": true}]});
-        assert_eq!(level_in(&legacy, room_id), Level::Mentions);
+        assert_eq!(level_in(&Ruleset::read(legacy), room_id), Level::Mentions);
         let mute = json!({"override": [{"rule_id": room_id, "actions": [], "enabled": true}],
                           "room": [{"rule_id": room_id, "actions": []}]});
-        assert_eq!(level_in(&mute, room_id), Level::Mute);
+        assert_eq!(level_in(&Ruleset::read(mute), room_id), Level::Mute);
         let disabled = json!({"override": [{"rule_id": room_id, "actions": [], "enabled": false}]});
-        assert_eq!(level_in(&disabled, room_id), Level::All);
+        assert_eq!(level_in(&Ruleset::read(disabled), room_id), Level::All);
         let loud = json!({"room": [{"rule_id": room_id, "actions": ["notify"]}]});
-        assert_eq!(level_in(&loud, room_id), Level::All);
+        assert_eq!(level_in(&Ruleset::read(loud), room_id), Level::All);
         let other_room = json!({"room": [{"rule_id": "!other:l", "actions": []}]});
-        assert_eq!(level_in(&other_room, room_id), Level::All);
+        assert_eq!(level_in(&Ruleset::read(other_room), room_id), Level::All);
     }
 
     #[test]

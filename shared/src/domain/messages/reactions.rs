@@ -1,7 +1,5 @@
 //! A member's reactions (`m.reaction` annotations): add one, remove one. Both are idempotent.
 
-use serde_json::Value;
-
 use super::Actor;
 use super::room::{self, Identity};
 use super::send;
@@ -34,7 +32,7 @@ pub async fn put(
     key: &str,
 ) -> Result<Outcome<()>, DomainError> {
     let message = room::fetch_message(app, room, event_id).await?;
-    if room::is_redacted(&message) {
+    if message.redacted {
         return Err(DomainError::conflict("conflict", "the message was deleted"));
     }
     let sent = send::send_reaction(app, room, actor, event_id, key).await;
@@ -78,12 +76,13 @@ async fn own_reactions(
         })
         .await?
         .map_err(room::refusal)?;
-        for reaction in &chunk {
-            let matches = room::sender(reaction) == Some(own_id)
-                && reaction.pointer("/content/m.relates_to/key").and_then(Value::as_str) == Some(key)
-                && !room::is_redacted(reaction);
-            if let (true, Some(id)) = (matches, reaction.get("event_id").and_then(Value::as_str)) {
-                found.push(id.to_owned());
+        for reaction in chunk {
+            let reaction_key = reaction.content.relates_to.as_ref().and_then(|relation| relation.key.as_deref());
+            if reaction.sender.as_ref().is_some_and(|sender| sender.as_str() == own_id)
+                && reaction_key == Some(key)
+                && !reaction.redacted
+            {
+                found.push(reaction.event_id.to_string());
             }
         }
         from = next_batch;

@@ -5,7 +5,6 @@ use std::future::Future;
 
 use ruma::UserId;
 use ruma::events::room::power_levels::RoomPowerLevelsEventContent;
-use serde_json::Value;
 
 use super::Actor;
 use super::mentions::{Candidates, MentionTarget, Mentionables};
@@ -13,7 +12,7 @@ use crate::app::App;
 use crate::domain::DomainError;
 use crate::domain::room_lifecycle::{self, Lifecycle};
 use crate::domain::rooms::{self, RoomRef};
-use crate::homeserver::{Acting, HomeserverError, UserDevice};
+use crate::homeserver::{Acting, HomeserverError, TimelineEvent, UserDevice};
 
 /// Moderators and above may mention the whole room and delete others' messages.
 pub const MODERATOR_POWER: i64 = crate::domain::roles::Role::Moderator.power_level();
@@ -96,34 +95,21 @@ pub fn is_duplicate_annotation(error: &DomainError) -> bool {
 }
 
 /// An event of the room, read as the platform's user; `None` when the room has no such event.
-pub async fn fetch_event(app: &App, room: &RoomRef, event_id: &str) -> Result<Option<Value>, DomainError> {
+pub async fn fetch_event(app: &App, room: &RoomRef, event_id: &str) -> Result<Option<TimelineEvent>, DomainError> {
     Ok(app.homeserver.room_event(&room.room_id, event_id, Acting::Platform).await?)
 }
 
 /// A message (`m.room.message`) of the room, or `404`.
-pub async fn fetch_message(app: &App, room: &RoomRef, event_id: &str) -> Result<Value, DomainError> {
+pub async fn fetch_message(app: &App, room: &RoomRef, event_id: &str) -> Result<TimelineEvent, DomainError> {
     match fetch_event(app, room, event_id).await? {
-        Some(event)
-            if event.get("type").and_then(Value::as_str) == Some("m.room.message")
-                && event.get("room_id").and_then(Value::as_str) == Some(room.room_id.as_str()) =>
-        {
-            Ok(event)
-        }
+        Some(event) if event.is_message() && event.room_id.as_ref() == Some(&room.room_id) => Ok(event),
         _ => Err(DomainError::not_found("no such message in this room")),
     }
 }
 
-pub fn is_redacted(event: &Value) -> bool {
-    event.pointer("/unsigned/redacted_because").is_some_and(|v| !v.is_null())
-        || event.get("redacted_because").is_some_and(|v| !v.is_null())
-}
-
-pub fn sender(event: &Value) -> Option<&str> {
-    event.get("sender").and_then(Value::as_str)
-}
-
-pub fn rel_type(event: &Value) -> Option<&str> {
-    event.pointer("/content/m.relates_to/rel_type").and_then(Value::as_str)
+/// Whether the actor sent the event.
+pub fn sent_by(app: &App, actor: &Actor, event: &TimelineEvent) -> bool {
+    event.sender.as_ref().is_some_and(|sender| sender.as_str() == matrix_id(app, actor))
 }
 
 /// The Matrix id the actor sends as.
@@ -219,6 +205,13 @@ pub fn forget_active(app: &App, room_id: &str) {
     app.container.active_rooms.forget(room_id);
 }
 
+/// The lifecycle state in the room's `org.openmeet.room` state event; the rest of it is not read here.
+#[derive(serde::Deserialize)]
+struct LifecycleOf {
+    #[serde(default, deserialize_with = "crate::homeserver::timeline::lenient")]
+    state: Option<Lifecycle>,
+}
+
 /// What a write may do in the room's lifecycle state (the `org.openmeet.room` state event, read as the platform):
 /// nobody writes into an archived room (`409`); users do not post or react in a cancelled event room (`403`),
 /// whatever their power, while the service still may (announcements).
@@ -226,12 +219,8 @@ pub async fn ensure_writable(app: &App, room: &RoomRef, actor: &Actor) -> Result
     if app.container.active_rooms.contains(room.room_id.as_str()) {
         return Ok(());
     }
-    let meta = app
-        .homeserver
-        .state_content(&room.room_id, room_lifecycle::META_EVENT, "", Acting::Platform)
-        .await?
-        .unwrap_or(Value::Null);
-    let lifecycle = meta.get("state").cloned().and_then(|state| serde_json::from_value(state).ok());
+    let meta = app.homeserver.state_content(&room.room_id, room_lifecycle::META_EVENT, "", Acting::Platform).await?;
+    let lifecycle = meta.and_then(|meta| serde_json::from_value::<LifecycleOf>(meta).ok()).and_then(|meta| meta.state);
     match (lifecycle, actor) {
         (Some(Lifecycle::Archived), _) => {
             Err(DomainError::conflict("conflict", "this room is archived: it is read-only"))
@@ -262,13 +251,6 @@ mod tests {
         assert_eq!(power_in(&levels, "@c:l"), 0);
         let empty: RoomPowerLevelsEventContent = serde_json::from_value(json!({})).expect("power levels");
         assert_eq!(power_in(&empty, "@c:l"), 0);
-    }
-
-    #[test]
-    fn redactions_are_recognised_in_both_places() {
-        assert!(is_redacted(&json!({"unsigned": {"redacted_because": {"type": "m.room.redaction"}}})));
-        assert!(is_redacted(&json!({"redacted_because": {}})));
-        assert!(!is_redacted(&json!({"unsigned": {}})));
     }
 
     #[test]

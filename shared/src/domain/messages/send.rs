@@ -22,7 +22,7 @@ use crate::domain::operations::{self, Operation};
 use crate::domain::platform;
 use crate::domain::rooms::RoomRef;
 use crate::domain::{DomainError, OperationId, Outcome};
-use crate::homeserver::{Acting, HomeserverError};
+use crate::homeserver::{Acting, HomeserverError, TimelineEvent};
 use ruma::events::relation::RelationType;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -128,11 +128,9 @@ async fn send_new(
         (Some(root), reply_to) => {
             // `None`: unknown during an outage; the homeserver checks the relation when the send is replayed.
             if let Some(root_event) = unless_outage(room::fetch_event(app, room, &root).await)? {
-                let valid_root = root_event.as_ref().is_some_and(|event| {
-                    event.get("type").and_then(Value::as_str) == Some("m.room.message")
-                        && room::rel_type(event).is_none()
-                        && !room::is_redacted(event)
-                });
+                let valid_root = root_event
+                    .as_ref()
+                    .is_some_and(|event| event.is_message() && event.rel_type().is_none() && !event.redacted);
                 if !valid_root {
                     return Err(DomainError::invalid(
                         "invalid_body",
@@ -143,7 +141,7 @@ async fn send_new(
             match reply_to {
                 Some(reply_to) => {
                     let target = unless_outage(reply_target(app, room, &reply_to).await)?;
-                    reply_sender = target.as_ref().and_then(room::sender).map(str::to_owned);
+                    reply_sender = target.and_then(|target| target.sender).map(|sender| sender.to_string());
                     Placement::Thread { root, in_reply_to: reply_to, is_falling_back: false }
                 }
                 None => {
@@ -158,14 +156,13 @@ async fn send_new(
         }
         (None, Some(reply_to)) => match unless_outage(reply_target(app, room, &reply_to).await)? {
             Some(target) => {
-                reply_sender = room::sender(&target).map(str::to_owned);
+                reply_sender = target.sender.as_ref().map(|sender| sender.to_string());
                 // A reply to a message inside a thread belongs in that thread.
-                let relation = target.pointer("/content/m.relates_to/event_id").and_then(Value::as_str);
-                match (room::rel_type(&target), relation) {
-                    (Some("m.thread"), Some(root)) => {
-                        Placement::Thread { root: root.to_owned(), in_reply_to: reply_to, is_falling_back: false }
+                match target.content.relates_to.as_ref().and_then(|relation| relation.thread_root()) {
+                    Some(root) => {
+                        Placement::Thread { root: root.to_string(), in_reply_to: reply_to, is_falling_back: false }
                     }
-                    _ => Placement::Reply { to: reply_to },
+                    None => Placement::Reply { to: reply_to },
                 }
             }
             None => Placement::Reply { to: reply_to },
@@ -179,6 +176,7 @@ async fn send_new(
         rendered.user_ids.push(sender);
     }
     let content = content::message_content(&input.body, &rendered, input.attachment.as_ref(), &placement)?;
+    let content = serde_json::to_value(content).map_err(|_| DomainError::Internal)?;
     deliver(app, room, actor, backlog, "m.room.message", content, txn_id).await
 }
 
@@ -194,9 +192,9 @@ async fn preflight(app: &App, room: &RoomRef, actor: &Actor) -> Result<Backlog, 
 /// Whether the room has queued writes, from [`preflight`].
 struct Backlog(bool);
 
-async fn reply_target(app: &App, room: &RoomRef, event_id: &str) -> Result<Value, DomainError> {
+async fn reply_target(app: &App, room: &RoomRef, event_id: &str) -> Result<TimelineEvent, DomainError> {
     match room::fetch_event(app, room, event_id).await? {
-        Some(event) if event.get("type").and_then(Value::as_str) == Some("m.room.message") => Ok(event),
+        Some(event) if event.is_message() => Ok(event),
         _ => Err(DomainError::invalid("invalid_body", "replyToId must be a message of this room")),
     }
 }
@@ -305,34 +303,31 @@ pub async fn edit(
 ) -> Result<Outcome<MessageEdited>, DomainError> {
     check_body(&input.body)?;
     let original = room::fetch_message(app, room, event_id).await?;
-    if room::sender(&original) != Some(room::matrix_id(app, actor).as_str()) {
+    if !room::sent_by(app, actor, &original) {
         return Err(DomainError::not_permitted("only the sender may edit a message"));
     }
-    if room::rel_type(&original) == Some("m.replace") {
+    if original.rel_type() == Some(&RelationType::Replacement) {
         return Err(DomainError::invalid("invalid_parameter", "that event is an edit; edit the original message"));
     }
-    if room::is_redacted(&original) {
+    if original.redacted {
         return Err(DomainError::conflict("conflict", "the message was deleted"));
     }
     let backlog = preflight(app, room, actor).await?;
     // The homeserver bundles the latest edit with the original (same sender only).
-    let latest_edit = original.pointer("/unsigned/m.relations/m.replace").filter(|edit| !edit.is_null());
-    let current = latest_edit
-        .and_then(|edit| edit.pointer("/content/m.new_content"))
-        .or_else(|| original.get("content"))
-        .cloned()
-        .unwrap_or_else(|| Value::Object(Default::default()));
+    let latest_edit = original.latest_edit.as_deref();
+    let current = original.current_content();
     let rendered = render_for(app, room, actor, input.format, &input.body).await?;
-    if let Some(edit_id) = latest_edit.and_then(|edit| edit.get("event_id")).and_then(Value::as_str)
-        && content::same_text(&current, &input.body, &rendered)
+    if let Some(edit) = latest_edit
+        && content::same_text(current, &input.body, &rendered)
     {
-        return Ok(Outcome::Done(MessageEdited { event_id: event_id.to_owned(), edit_event_id: edit_id.to_owned() }));
+        let edit_event_id = edit.event_id.to_string();
+        return Ok(Outcome::Done(MessageEdited { event_id: event_id.to_owned(), edit_event_id }));
     }
-    let content = content::edit_content(event_id, &current, &input.body, &rendered)?;
+    let content = content::edit_content(event_id, current, &input.body, &rendered)?;
     // The same edit of the same state retried lands on one event; a later edit (even back to an earlier text)
     // starts from another latest edit and so gets another transaction id.
-    let base = latest_edit.and_then(|edit| edit.get("event_id")).and_then(Value::as_str).unwrap_or(event_id);
-    let new_content = serde_json::to_string(&content["m.new_content"]).map_err(|_| DomainError::Internal)?;
+    let base = latest_edit.map_or(event_id, |edit| edit.event_id.as_str());
+    let new_content = serde_json::to_string(&content.new_content).map_err(|_| DomainError::Internal)?;
     let txn_id = idempotency::derived_txn_id(&[
         "edit-message",
         actor.tenant().as_str(),
@@ -341,6 +336,7 @@ pub async fn edit(
         base,
         &new_content,
     ]);
+    let content = serde_json::to_value(content).map_err(|_| DomainError::Internal)?;
     Ok(match deliver(app, room, actor, backlog, "m.room.message", content, &txn_id).await? {
         Outcome::Done(edit_event_id) => Outcome::Done(MessageEdited { event_id: event_id.to_owned(), edit_event_id }),
         Outcome::Queued(queued) => Outcome::Queued(queued),
@@ -350,10 +346,10 @@ pub async fn edit(
 /// Deletes (redacts) a message: its sender, a moderator or above, or a service.
 pub async fn delete(app: &App, room: &RoomRef, actor: &Actor, event_id: &str) -> Result<(), DomainError> {
     let message = room::fetch_message(app, room, event_id).await?;
-    if room::is_redacted(&message) {
+    if message.redacted {
         return Ok(());
     }
-    let own = room::sender(&message) == Some(room::matrix_id(app, actor).as_str());
+    let own = room::sent_by(app, actor, &message);
     if !own && room::power_of(app, room, actor).await? < room::MODERATOR_POWER {
         return Err(DomainError::not_permitted("only the sender or a moderator may delete a message"));
     }

@@ -217,7 +217,7 @@ async fn describe(
         Some(event) => Some(event),
         None => readable(homeserver.room_event(room_ref, event_ref, Acting::Platform).await)?,
     };
-    let Some(sender) = event.as_ref().and_then(|event| event.get("sender")).and_then(Value::as_str) else {
+    let Some(sender) = event.and_then(|event| event.sender) else {
         return Ok(None);
     };
     let alias = match readable(
@@ -235,9 +235,9 @@ async fn describe(
         .and_then(|content| content.get("alias"))
         .and_then(Value::as_str)
         .and_then(|alias| kind_and_slug(alias, &app.config.user_prefix, app.identities.server_name(), tenant));
-    let sender_user = UserId::parse(sender)
-        .ok()
-        .and_then(|id| app.identities.openmeet_user(&id))
+    let sender_user = app
+        .identities
+        .openmeet_user(&sender)
         .filter(|(their_tenant, _)| their_tenant == tenant)
         .map(|(_, slug)| slug.to_string());
     Ok(Some(ChatNotification {
@@ -249,7 +249,7 @@ async fn describe(
             slug: kind_slug.map(|(_, slug)| slug),
         },
         event_id: event_id.to_owned(),
-        sender: Sender { matrix_user_id: sender.to_owned(), user: sender_user },
+        sender: Sender { matrix_user_id: sender.to_string(), user: sender_user },
         counts: notification.counts,
         priority: notification.prio.clone().unwrap_or_else(|| "high".to_owned()),
     }))
@@ -257,7 +257,7 @@ async fn describe(
 
 /// A read's answer; a refusal (not visible to whoever asked) is `None`, only a passing failure is an error (the
 /// homeserver then retries the notify).
-fn readable(answer: Result<Option<Value>, crate::homeserver::HomeserverError>) -> Result<Option<Value>, DomainError> {
+fn readable<T>(answer: Result<Option<T>, crate::homeserver::HomeserverError>) -> Result<Option<T>, DomainError> {
     match answer {
         Ok(value) => Ok(value),
         Err(error) if error.is_transient() => Err(error.into()),

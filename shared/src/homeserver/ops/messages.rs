@@ -1,5 +1,5 @@
 //! Room events: sending (under a transaction id the homeserver deduplicates), redacting, reading one event, the
-//! newest event of a relation, and the joined members.
+//! newest event of a relation, and the joined members. Events read come back typed ([`TimelineEvent`]).
 
 use std::collections::BTreeMap;
 
@@ -13,11 +13,12 @@ use ruma::api::client::relations::{
 use ruma::api::client::room::get_room_event;
 use ruma::events::relation::RelationType;
 use ruma::events::{MessageLikeEventType, TimelineEventType};
+use ruma::serde::Raw;
 use ruma::{OwnedEventId, OwnedTransactionId, OwnedUserId, RoomId, UInt};
 use serde_json::Value;
 
-use super::{event_id, json, raw};
-use crate::homeserver::{Acting, Homeserver, HomeserverError};
+use super::{event_id, raw};
+use crate::homeserver::{Acting, Homeserver, HomeserverError, TimelineEvent};
 
 pub use joined_members::v3::RoomMember;
 
@@ -61,10 +62,14 @@ impl Homeserver {
         room_id: &RoomId,
         event: &str,
         acting: Acting<'_>,
-    ) -> Result<Option<Value>, HomeserverError> {
+    ) -> Result<Option<TimelineEvent>, HomeserverError> {
         let request = get_room_event::v3::Request::new(room_id.to_owned(), event_id(event)?);
         match self.send(request, acting).await {
-            Ok(response) => json(&response.event).map(Some),
+            Ok(response) => response
+                .event
+                .deserialize_as_unchecked::<TimelineEvent>()
+                .map(Some)
+                .map_err(|e| HomeserverError::InvalidResponse(format!("an event without an id: {e}"))),
             Err(error) if error.is_not_found() => Ok(None),
             Err(error) => Err(error),
         }
@@ -79,7 +84,7 @@ impl Homeserver {
         acting: Acting<'_>,
     ) -> Result<Option<OwnedEventId>, HomeserverError> {
         let page = self.relations(room_id, event, rel_type, None, None, 1, acting).await?;
-        Ok(page.0.first().and_then(|event| event.get("event_id")?.as_str()?.try_into().ok()))
+        Ok(page.0.into_iter().next().map(|event| event.event_id))
     }
 
     /// A page of the events relating to `event` with `rel_type` (and of `event_type`, if given), newest first, and
@@ -94,7 +99,7 @@ impl Homeserver {
         from: Option<&str>,
         limit: u32,
         acting: Acting<'_>,
-    ) -> Result<(Vec<Value>, Option<String>), HomeserverError> {
+    ) -> Result<(Vec<TimelineEvent>, Option<String>), HomeserverError> {
         let (room_id, event_id) = (room_id.to_owned(), event_id(event)?);
         let (chunk, next_batch) = match event_type {
             None => {
@@ -119,7 +124,7 @@ impl Homeserver {
                 (response.chunk, response.next_batch)
             }
         };
-        Ok((chunk.iter().map(json).collect::<Result<Vec<_>, _>>()?, next_batch))
+        Ok((timeline(&chunk), next_batch))
     }
 
     /// A page of the room's timeline, newest first, holding only events of `types`, and the token of the next page
@@ -131,13 +136,13 @@ impl Homeserver {
         from: Option<&str>,
         limit: u32,
         acting: Acting<'_>,
-    ) -> Result<(Vec<Value>, Option<String>), HomeserverError> {
+    ) -> Result<(Vec<TimelineEvent>, Option<String>), HomeserverError> {
         let mut request = get_message_events::v3::Request::new(room_id.to_owned(), Direction::Backward);
         request.from = from.map(str::to_owned);
         request.limit = UInt::from(limit);
         request.filter.types = Some(types.iter().map(|t| (*t).to_owned()).collect());
         let response = self.send(request, acting).await?;
-        Ok((response.chunk.iter().map(json).collect::<Result<Vec<_>, _>>()?, response.end))
+        Ok((timeline(&response.chunk), response.end))
     }
 
     /// The room's joined members with their profiles, read as `acting`.
@@ -148,4 +153,18 @@ impl Homeserver {
     ) -> Result<BTreeMap<OwnedUserId, RoomMember>, HomeserverError> {
         Ok(self.send(joined_members::v3::Request::new(room_id.to_owned()), acting).await?.joined)
     }
+}
+
+/// A page of events, typed; one without an id (no homeserver serves one) is left out.
+fn timeline<T>(chunk: &[Raw<T>]) -> Vec<TimelineEvent> {
+    chunk
+        .iter()
+        .filter_map(|event| match event.deserialize_as_unchecked::<TimelineEvent>() {
+            Ok(event) => Some(event),
+            Err(error) => {
+                tracing::warn!(%error, "an event without an id: left out");
+                None
+            }
+        })
+        .collect()
 }

@@ -10,7 +10,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
-use serde_json::Value;
 
 use super::content::{self};
 use super::render;
@@ -19,7 +18,7 @@ use super::{Actor, Attachment};
 use crate::app::App;
 use crate::domain::DomainError;
 use crate::domain::rooms::RoomRef;
-use crate::homeserver::HomeserverError;
+use crate::homeserver::{HomeserverError, TimelineEvent};
 use ruma::events::relation::RelationType;
 
 pub mod reaction_cache;
@@ -172,7 +171,7 @@ async fn timeline(
     room: &RoomRef,
     actor: &Actor,
     query: &PageQuery,
-) -> Result<(Vec<Value>, Option<String>), DomainError> {
+) -> Result<(Vec<TimelineEvent>, Option<String>), DomainError> {
     let mut listed = Vec::new();
     let mut from = query.from.clone();
     for _ in 0..MAX_ROUNDS {
@@ -197,9 +196,8 @@ async fn timeline(
 }
 
 /// Edits are applied to what they edit and thread replies live in their thread.
-fn in_main_timeline(event: &Value) -> bool {
-    event.get("type").and_then(Value::as_str) == Some("m.room.message")
-        && !matches!(room::rel_type(event), Some("m.replace" | "m.thread"))
+fn in_main_timeline(event: &TimelineEvent) -> bool {
+    event.is_message() && !matches!(event.rel_type(), Some(RelationType::Replacement | RelationType::Thread))
 }
 
 async fn thread(
@@ -208,7 +206,7 @@ async fn thread(
     actor: &Actor,
     root: &str,
     query: &PageQuery,
-) -> Result<(Vec<Value>, Option<String>), DomainError> {
+) -> Result<(Vec<TimelineEvent>, Option<String>), DomainError> {
     let root_event = room::fetch_message(app, room, root).await?;
     if query.from.as_deref() == Some(ONLY_THE_ROOT_LEFT) {
         return Ok((vec![root_event], None));
@@ -219,8 +217,7 @@ async fn thread(
         app.homeserver.relations(&room.room_id, root, thread, None, from, limit, identity.acting()).await
     })
     .await?;
-    let mut events: Vec<Value> =
-        chunk.into_iter().filter(|e| e.get("type").and_then(Value::as_str) == Some("m.room.message")).collect();
+    let mut events: Vec<TimelineEvent> = chunk.into_iter().filter(TimelineEvent::is_message).collect();
     // The root opens the thread: it is the oldest, so it ends the last page, or makes a page of its own when the
     // replies filled this one.
     if next.is_none() {
@@ -300,13 +297,10 @@ async fn reactions_of(
             Err(HomeserverError::Rejected { .. }) => break,
             Err(error) => return Err(error.into()),
         };
-        for reaction in &chunk {
-            if room::is_redacted(reaction) {
-                continue;
-            }
-            let key = reaction.pointer("/content/m.relates_to/key").and_then(Value::as_str);
-            if let (Some(key), Some(sender)) = (key, room::sender(reaction)) {
-                seen.insert((key.to_owned(), sender.to_owned()));
+        for reaction in chunk.into_iter().filter(|reaction| !reaction.redacted) {
+            let key = reaction.content.relates_to.and_then(|relation| relation.key);
+            if let (Some(key), Some(sender)) = (key, reaction.sender) {
+                seen.insert((key, sender.to_string()));
             }
         }
         from = next;

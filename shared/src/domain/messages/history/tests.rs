@@ -2,8 +2,9 @@
 
 use super::super::content::HTML_FORMAT;
 use super::*;
+use crate::homeserver::TimelineEvent;
 use crate::identity::{Identities, TenantId};
-use serde_json::json;
+use serde_json::{Value, json};
 
 fn identities() -> Identities {
     Identities::new("om_", "localhost", "openmeet").expect("valid")
@@ -13,9 +14,18 @@ fn tenant() -> TenantId {
     TenantId::parse("acme").expect("tenant")
 }
 
-fn event(id: &str, sender: &str, content: Value) -> Value {
+/// An event as the homeserver serves it (the wire JSON), read as the port reads it.
+fn event(id: &str, sender: &str, content: Value) -> TimelineEvent {
+    typed(wire(id, sender, content))
+}
+
+fn wire(id: &str, sender: &str, content: Value) -> Value {
     json!({"type":"m.room.message","event_id":id,"sender":sender,"origin_server_ts":1_700_000_000_123_i64,
            "content":content,"unsigned":{}})
+}
+
+fn typed(event: Value) -> TimelineEvent {
+    serde_json::from_value(event).expect("an event")
 }
 
 #[test]
@@ -56,18 +66,19 @@ fn senders_map_back_to_users_of_the_tenant() {
             None
         );
     }
-    let reaction = json!({"type":"m.reaction","event_id":"$r","sender":"@a:l","origin_server_ts":1,"content":{}});
+    let reaction =
+        typed(json!({"type":"m.reaction","event_id":"$r","sender":"@a:l","origin_server_ts":1,"content":{}}));
     assert_eq!(view(&reaction, &identities(), &tenant()), None);
 }
 
 #[test]
 fn edits_apply_and_html_is_sanitised_again() {
-    let mut message = event("$1", "@om_acme.jane:localhost", json!({"msgtype":"m.text","body":"old"}));
+    let mut message = wire("$1", "@om_acme.jane:localhost", json!({"msgtype":"m.text","body":"old"}));
     message["unsigned"]["m.relations"] = json!({"m.replace": {
         "event_id":"$2","origin_server_ts":1_700_000_100_000_i64,
         "content":{"body":"* new","m.new_content":{"msgtype":"m.text","body":"new","format":HTML_FORMAT,
                    "formatted_body":"<b>new</b><img src=x onerror=alert(1)><script>x</script>"}}}});
-    let shown = view(&message, &identities(), &tenant()).expect("shown");
+    let shown = view(&typed(message), &identities(), &tenant()).expect("shown");
     assert_eq!(shown.body, "new");
     assert_eq!(shown.html, "<b>new</b><img>");
     assert_eq!(shown.edited_at.as_deref(), Some("2023-11-14T22:15:00Z"));
@@ -75,9 +86,9 @@ fn edits_apply_and_html_is_sanitised_again() {
 
 #[test]
 fn redactions_threads_replies_and_attachments_have_their_shape() {
-    let mut deleted = event("$1", "@om_acme.jane:localhost", json!({}));
+    let mut deleted = wire("$1", "@om_acme.jane:localhost", json!({}));
     deleted["unsigned"]["redacted_because"] = json!({"type":"m.room.redaction"});
-    let shown = view(&deleted, &identities(), &tenant()).expect("shown");
+    let shown = view(&typed(deleted), &identities(), &tenant()).expect("shown");
     assert!(shown.deleted && shown.body.is_empty() && shown.html.is_empty());
 
     let in_thread = event(

@@ -2,46 +2,36 @@
 
 use std::collections::BTreeMap;
 
-use ruma::UserId;
-use serde_json::Value;
+use ruma::MilliSecondsSinceUnixEpoch;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::Attachment;
 use super::content::{self, HTML_FORMAT};
 use super::render;
-use super::room::{self};
 use super::*;
+use crate::homeserver::{MessageContent, TimelineEvent};
 use crate::identity::{Identities, TenantId};
 
 /// The API's view of one `m.room.message` event; `None` for anything else.
-pub fn view(event: &Value, identities: &Identities, tenant: &TenantId) -> Option<MessageView> {
-    if event.get("type").and_then(Value::as_str) != Some("m.room.message") {
+pub fn view(event: &TimelineEvent, identities: &Identities, tenant: &TenantId) -> Option<MessageView> {
+    if !event.is_message() {
         return None;
     }
-    let event_id = event.get("event_id").and_then(Value::as_str)?.to_owned();
-    let sent_at = timestamp(event.get("origin_server_ts"))?;
-    let user_id = room::sender(event)
-        .and_then(|sender| UserId::parse(sender).ok())
-        .and_then(|sender| identities.openmeet_user(&sender))
+    let event_id = event.event_id.to_string();
+    let sent_at = timestamp(event.origin_server_ts)?;
+    let user_id = event
+        .sender
+        .as_ref()
+        .and_then(|sender| identities.openmeet_user(sender))
         .filter(|(sender_tenant, _)| sender_tenant == tenant)
         .map(|(_, user)| user.to_string());
-    let original = event.get("content").cloned().unwrap_or(Value::Null);
-    let relates_to = original.get("m.relates_to");
-    let thread_root_id = relates_to
-        .filter(|relation| relation.get("rel_type").and_then(Value::as_str) == Some("m.thread"))
-        .and_then(|relation| relation.get("event_id"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let falling_back = relates_to.and_then(|r| r.get("is_falling_back")).and_then(Value::as_bool) == Some(true);
-    let reply_to_id = relates_to
-        .filter(|_| !falling_back)
-        .and_then(|relation| relation.pointer("/m.in_reply_to/event_id"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let thread_reply_count = event.pointer("/unsigned/m.relations/m.thread/count").and_then(Value::as_u64);
+    let relates_to = event.content.relates_to.as_ref();
+    let thread_root_id = relates_to.and_then(|relation| relation.thread_root()).map(|id| id.to_string());
+    let reply_to_id = relates_to.and_then(|relation| relation.reply_to()).map(|id| id.to_string());
+    let thread_reply_count = event.thread_count;
 
-    if room::is_redacted(event) {
+    if event.redacted {
         return Some(MessageView {
             event_id,
             user_id,
@@ -57,18 +47,17 @@ pub fn view(event: &Value, identities: &Identities, tenant: &TenantId) -> Option
             reactions: BTreeMap::new(),
         });
     }
-    let edit = event.pointer("/unsigned/m.relations/m.replace").filter(|edit| !edit.is_null());
-    let (content, edited_at) = match edit.and_then(|edit| edit.pointer("/content/m.new_content")) {
-        Some(new_content) => (new_content, edit.and_then(|edit| timestamp(edit.get("origin_server_ts")))),
-        None => (&original, None),
+    let content = event.current_content();
+    let edited_at = match &event.latest_edit {
+        Some(edit) if edit.content.new_content.is_some() => timestamp(edit.origin_server_ts),
+        _ => None,
     };
-    let body = content.get("body").and_then(Value::as_str).unwrap_or("").to_owned();
-    let html =
-        match (content.get("format").and_then(Value::as_str), content.get("formatted_body").and_then(Value::as_str)) {
-            // Written by anyone's client: sanitised again on the way out.
-            (Some(HTML_FORMAT), Some(formatted)) => render::sanitise(formatted),
-            _ => render::escape(&body),
-        };
+    let body = content.body.clone().unwrap_or_default();
+    let html = match (content.format.as_deref(), content.formatted_body.as_deref()) {
+        // Written by anyone's client: sanitised again on the way out.
+        (Some(HTML_FORMAT), Some(formatted)) => render::sanitise(formatted),
+        _ => render::escape(&body),
+    };
     Some(MessageView {
         event_id,
         user_id,
@@ -85,54 +74,45 @@ pub fn view(event: &Value, identities: &Identities, tenant: &TenantId) -> Option
     })
 }
 
-pub(super) fn timestamp(millis: Option<&Value>) -> Option<String> {
-    let millis = millis.and_then(Value::as_i64)?;
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000).ok()?.format(&Rfc3339).ok()
+pub(super) fn timestamp(millis: Option<MilliSecondsSinceUnixEpoch>) -> Option<String> {
+    let millis = i128::from(u64::from(millis?.get()));
+    OffsetDateTime::from_unix_timestamp_nanos(millis * 1_000_000).ok()?.format(&Rfc3339).ok()
 }
 
 /// The attachment of a media message (`m.image`, `m.file`, `m.video`, `m.audio` with a plain `url`).
-pub(super) fn attachment_of(content: &Value) -> Option<Attachment> {
-    let msgtype = content.get("msgtype").and_then(Value::as_str)?;
-    if !matches!(msgtype, "m.image" | "m.file" | "m.video" | "m.audio") {
+pub(super) fn attachment_of(content: &MessageContent) -> Option<Attachment> {
+    if !matches!(content.msgtype.as_deref()?, "m.image" | "m.file" | "m.video" | "m.audio") {
         return None;
     }
-    let content_uri = content.get("url").and_then(Value::as_str)?;
+    let content_uri = content.url.as_deref()?;
     let mxc = content::parse_mxc(content_uri)?;
-    let info = content.get("info");
+    let info = content.info.clone().unwrap_or_default();
     // Another client wrote this event: a type outside what uploads accept (HTML, SVG, anything made up) is shown as
     // an opaque download, never passed on for a reader to render.
     let mime_type = info
-        .and_then(|info| info.get("mimetype"))
-        .and_then(Value::as_str)
+        .mimetype
         .map(|declared| declared.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
         .filter(|essence| super::super::media::is_accepted_type(essence))
         .unwrap_or_else(|| "application/octet-stream".to_owned());
-    let dimension = |name: &str| {
-        info.and_then(|info| info.get(name))
-            .and_then(Value::as_u64)
-            .and_then(|n| u32::try_from(n).ok())
-            .filter(|n| *n > 0)
+    let dimension = |n: Option<u64>| n.and_then(|n| u32::try_from(n).ok()).filter(|n| *n > 0);
+    let thumbnail_uri = match info.thumbnail_url.as_deref().and_then(content::parse_mxc) {
+        Some(thumbnail) => Some(content::download_path(&thumbnail)),
+        None if mime_type.starts_with("image/") => Some(content::thumbnail_path(&mxc)),
+        None => None,
     };
-    let thumbnail_uri =
-        match info.and_then(|info| info.get("thumbnail_url")).and_then(Value::as_str).and_then(content::parse_mxc) {
-            Some(thumbnail) => Some(content::download_path(&thumbnail)),
-            None if mime_type.starts_with("image/") => Some(content::thumbnail_path(&mxc)),
-            None => None,
-        };
     // Before Matrix 1.10 the body was the file's name; since then `filename` is, and the body a caption.
-    let filename = [content.get("filename"), content.get("body")]
+    let filename = [content.filename.as_deref(), content.body.as_deref()]
         .into_iter()
         .flatten()
-        .filter_map(Value::as_str)
         .find(|name| !name.is_empty())
         .and_then(super::super::media::displayable_filename);
     Some(Attachment {
         content_uri: content_uri.to_owned(),
         mime_type,
-        size: info.and_then(|info| info.get("size")).and_then(Value::as_u64).unwrap_or(0),
+        size: info.size.unwrap_or(0),
         thumbnail_uri,
         filename,
-        width: dimension("w"),
-        height: dimension("h"),
+        width: dimension(info.w),
+        height: dimension(info.h),
     })
 }
