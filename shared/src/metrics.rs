@@ -1,7 +1,7 @@
 //! Metrics as CloudWatch Embedded Metric Format lines: one JSON object per data point, printed as one line to
 //! stdout, which Lambda ships to CloudWatch Logs, where CloudWatch extracts the metrics (namespace
 //! `OpenMeet/Matrix`). Every metric is also published without dimensions, so alarms can watch the aggregate.
-//! `openmeet-local metrics` summarises the same lines from the local gateway's log.
+//! `openmeet-local ops metrics` summarises the same lines from the local gateway's log.
 
 use serde_json::{Map, Value, json};
 
