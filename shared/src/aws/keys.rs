@@ -350,14 +350,15 @@ impl FromStr for CutoverEntity {
 }
 
 /// `{room id}`, `{room id}:{topic key}` or `{room id}:{user id}`: a room id holds no `@`, a user id starts with it,
-/// and a topic key is the last 24 hex digits after a room id (which has a `:` before its server name).
+/// and a topic key is 24 hex digits after the last `:` (a room id of version 12 has no `:`; an older one's server
+/// name is not 24 hex digits).
 fn zulip_entity(stream: i64, rest: &str) -> CutoverEntity {
     if let Some(at) = rest.find(":@") {
         let (room, user) = (rest[..at].to_owned(), rest[at + 1..].to_owned());
         return CutoverEntity::Joined { stream, room, user };
     }
     if let Some((room, topic)) = rest.rsplit_once(':')
-        && room.contains(':')
+        && room.len() > 1
         && topic.len() == 24
         && topic.chars().all(|c| c.is_ascii_hexdigit())
     {
@@ -417,7 +418,14 @@ mod tests {
             CutoverEntity::Thread { stream: 7, room: room.clone(), topic: "0123456789abcdef01234567".into() },
             CutoverEntity::Joined { stream: 7, room, user: "@ann:localhost:8008".into() },
         ];
-        for entity in entities {
+        let v12 = "!t5q5HGoIK1kuArDvv5_mJ4o7I7rxX7U3oREtd5SmnI0".to_owned();
+        let topic = "0123456789abcdef01234567".to_owned();
+        let v12_entities = [
+            CutoverEntity::Stream { stream: 3, room: v12.clone() },
+            CutoverEntity::Thread { stream: 3, room: v12.clone(), topic },
+            CutoverEntity::Joined { stream: 3, room: v12, user: "@ann:localhost".into() },
+        ];
+        for entity in entities.into_iter().chain(v12_entities) {
             assert_eq!(entity.to_string().parse::<CutoverEntity>(), Ok(entity.clone()), "{entity}");
         }
         assert_eq!(CutoverEntity::Stream { stream: 1, room: "!r:x".into() }.to_string(), "1@!r:x");
