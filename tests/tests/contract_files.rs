@@ -221,6 +221,33 @@ fn template_http_api_events_send_every_route_to_its_function() {
     assert_no_problems("template.yaml's HTTP API events and the route table differ", &problems);
 }
 
+/// A route is added in three files: the route table, its handler and `openapi.yaml` (ADR 0007, "Routes"). Here
+/// the two ways back to more: an HTTP API event for one method (a route, not a prefix) in `template.yaml`, and a
+/// catch-all arm in a function crate, which would let a route compile without its handler.
+#[test]
+fn a_route_is_added_in_three_files() {
+    let template = load_yaml("template.yaml");
+    let (events, mut problems) = template_api_events(&template);
+    for event in events.iter().filter(|event| event.method != "ANY") {
+        problems
+            .push(format!("{}: {} is one method of a path; events are ANY-method prefixes", event.name, event.method));
+    }
+    for function in Function::ALL {
+        let dir = repo_file(&format!("functions/{}/src", function.name()));
+        let entries = std::fs::read_dir(&dir).unwrap_or_else(|error| panic!("{}: {error}", dir.display()));
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(text) = std::fs::read_to_string(&path) else { continue };
+            for (index, line) in text.lines().enumerate() {
+                if line.trim_start().starts_with("_ =>") {
+                    problems.push(format!("{}:{}: a catch-all arm `{}`", path.display(), index + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert_no_problems("a route would need more than its three files", &problems);
+}
+
 /// The selection above agrees with API Gateway's documented examples, so the check means what it says.
 #[test]
 fn api_gateway_selection_follows_the_documented_priorities() {

@@ -6,7 +6,7 @@ use axum::body::Body as AxumBody;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use shared::App;
-use shared::routes::{Function, RouteMatch, match_route};
+use shared::routes::{RouteId, RouteMatch, match_route};
 
 /// API Gateway's payload limit (HTTP API quota "Payload size": 10 MB).
 const MAX_BODY: usize = 10 * 1024 * 1024;
@@ -87,18 +87,19 @@ async fn notify(State(app): State<Arc<App>>, request: Request) -> Response {
     Response::from_parts(parts, AxumBody::from(bytes))
 }
 
-/// Hands a request to the function that owns its route, as API Gateway would.
+/// Hands a request to the function that owns its route (the route's group), as API Gateway would.
 pub async fn call(app: &App, lambda_request: lambda_http::Request) -> lambda_http::Response<lambda_http::Body> {
-    let function = match match_route(lambda_request.method(), lambda_request.uri().path()) {
-        RouteMatch::Found(route, _) => route.function,
-        // Unmatched requests get the same 404/405 answer from any function.
-        _ => Function::Provisioning,
+    let id = match match_route(lambda_request.method(), lambda_request.uri().path()) {
+        RouteMatch::Found(route, _) => Some(route.id),
+        RouteMatch::MethodNotAllowed(_) | RouteMatch::NotFound => None,
     };
-    match function {
-        Function::Provisioning => provisioning::serve(app, lambda_request).await,
-        Function::Rooms => rooms::serve(app, lambda_request).await,
-        Function::Membership => membership::serve(app, lambda_request).await,
-        Function::Messages => messages::serve(app, lambda_request).await,
+    match id {
+        Some(RouteId::Rooms(_)) => rooms::serve(app, lambda_request).await,
+        Some(RouteId::Membership(_)) => membership::serve(app, lambda_request).await,
+        Some(RouteId::Messages(_)) => messages::serve(app, lambda_request).await,
+        // Unmatched requests get the same 404/405 answer from any function; API Gateway's `$default` route (every
+        // path no function's prefix claims) is provisioning's too (template.yaml).
+        Some(RouteId::Provisioning(_)) | None => provisioning::serve(app, lambda_request).await,
     }
 }
 
