@@ -185,8 +185,11 @@ mod tests {
         assert_eq!((read.seconds, read.total), (Some(99.5), Some(12)));
         let import = item("CUTOVER#ZULIP#r#acme", "META", &[("state", "running"), ("sha256", "ab")]);
         assert_eq!(round_trips::<RunMeta>(import).sha256.as_deref(), Some("ab"));
-        round_trips::<EntryRecord>(item("CUTOVER#r1", "BEFORE#user:jane", &[("value", "{}"), ("at", "n:1764000000")]));
-        round_trips::<EntryRecord>(item("CUTOVER#r1", "DONE#user:jane", &[("at", "n:1764000000")]));
+        let entry = |kind| keys::cutover_entry("r1", kind, "user:jane");
+        let before = entry(CutoverEntry::Before);
+        round_trips::<EntryRecord>(item(&before.pk, &before.sk, &[("value", "{}"), ("at", "n:1764000000")]));
+        let done = entry(CutoverEntry::Done);
+        round_trips::<EntryRecord>(item(&done.pk, &done.sk, &[("at", "n:1764000000")]));
         round_trips::<RunRef>(item("CUTOVER#RUNS", "001764000000#r1", &[("run", "r1")]));
     }
 

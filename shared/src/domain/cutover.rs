@@ -3,8 +3,7 @@
 //! record what it is about to change and `verify` can compare. Nothing here decides how a room or a membership
 //! looks: that stays in [`room_lifecycle`], [`membership`] and [`users`].
 //!
-//! State contents are read into typed contents (ruma's, or the few fields of our own metadata event); the one JSON
-//! kept is the metadata's `event` part, compared with the snapshot as written (ADR 0007, "JSON kept on purpose").
+//! State contents are read into typed contents: ruma's, or the few fields of our own metadata event.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -19,7 +18,7 @@ use serde_json::Value;
 use crate::app::App;
 use crate::domain::DomainError;
 use crate::domain::membership::{self, ReconcileReport, Reconciled, Role};
-use crate::domain::room_lifecycle::{self, CancelInput, DeleteMode, Lifecycle, RoomSpec};
+use crate::domain::room_lifecycle::{self, CancelInput, DeleteMode, EventDetails, Lifecycle, RoomSpec};
 use crate::domain::rooms;
 use crate::domain::{platform, tenancy, users};
 use crate::homeserver::Acting;
@@ -125,7 +124,7 @@ pub struct RoomState {
     pub join_rule: Option<String>,
     pub lifecycle: Option<Lifecycle>,
     /// The `event` part of the room's metadata.
-    pub event: Option<Value>,
+    pub event: Option<EventDetails>,
     /// Room ids of its `m.space.parent` events.
     pub parents: Vec<String>,
     /// Joined users, the platform excluded.
@@ -157,8 +156,8 @@ impl RoomState {
 struct MetaFields {
     #[serde(default, deserialize_with = "ruma::serde::default_on_error")]
     state: Option<Lifecycle>,
-    #[serde(default)]
-    event: Option<Value>,
+    #[serde(default, deserialize_with = "ruma::serde::default_on_error")]
+    event: Option<EventDetails>,
 }
 
 /// A topic exactly as written (not ruma's content, which adds an `m.topic` block on the way back).

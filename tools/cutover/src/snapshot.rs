@@ -9,6 +9,7 @@ use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use serde::de::value::{Error as ValueError, StrDeserializer};
 use sha2::{Digest, Sha256};
 use shared::domain::membership::Role;
 use shared::domain::room_lifecycle::{EventRoomInput, GroupRoomInput, Lifecycle, RoomSpec, Visibility};
@@ -352,7 +353,8 @@ impl MemberBuckets {
             let [tenant, kind, slug, rest @ ..] = fields.as_slice() else { continue };
             let list = rooms.entry(((*tenant).to_owned(), (*kind).to_owned(), (*slug).to_owned())).or_default();
             if let [user, role] = rest
-                && let (Ok(user), Ok(role)) = (UserSlug::parse(user), serde_json::from_value(serde_json::json!(role)))
+                && let (Ok(user), Ok(role)) =
+                    (UserSlug::parse(user), Role::deserialize(StrDeserializer::<ValueError>::new(role)))
             {
                 list.push((user, role));
             }
