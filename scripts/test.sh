@@ -58,6 +58,8 @@ scripts/stack.sh start
 
 section "5. integration tests"
 rm -f .local/secrets-seen.txt
+# The in-process suite first (every domain area on a mock homeserver, moto only; seconds): it fails fastest.
+cargo test -p integration-tests --locked --test in_process
 cargo test -p integration-tests --locked --tests -- --skip no_secret_reaches_a_log_line
 
 section "5b. schema-driven fuzzing of the API"
