@@ -5,7 +5,14 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-const AFTER_HELP: &str = "\
+/// The `after_help` of a command: its examples, then the exit codes, environment and runbook every command shares
+/// (the same conventions as `openmeet-local`: functions/local/src/conventions.rs).
+macro_rules! after_help {
+    ($($example:literal),+ $(,)?) => {
+        concat!(
+            "Examples:\n",
+            $("  ", $example, "\n",)+
+            "
 Exit codes:
   0  done: everything applied, no discrepancy, a complete plan
   1  some items failed (listed), verify found discrepancies, or plan could not read some entities
@@ -18,18 +25,20 @@ Environment (the functions' own; locally `set -a; . .local/stack.env; set +a`):
   MATRIX_USER_PREFIX, OPENMEET_TABLE, OPENMEET_KMS_KEY_ID, OPENMEET_QUEUE_URL or OPENMEET_QUEUE_NAME,
   AWS credentials and region (AWS_ENDPOINT_URL locally); RUST_LOG: JSON log lines on stderr.
 
-Example:
-  openmeet-cutover plan --snapshot community.jsonl
-  openmeet-cutover run --snapshot community.jsonl --concurrency 8
-  openmeet-cutover verify --snapshot community.jsonl && echo clean
-
-Runbook: docs/cutover.md; formats and --json reports: docs/cutover-formats.md";
+Runbook: docs/cutover.md; formats and --json reports: docs/cutover-formats.md"
+        )
+    };
+}
 
 #[derive(Parser)]
 #[command(
     name = "openmeet-cutover",
     about = "Bring an OpenMeet community onto Matrix in one maintenance window",
-    after_help = AFTER_HELP
+    after_help = after_help!(
+        "openmeet-cutover plan --snapshot community.jsonl",
+        "openmeet-cutover run --snapshot community.jsonl --concurrency 8",
+        "openmeet-cutover verify --snapshot community.jsonl && echo clean",
+    )
 )]
 pub struct Cli {
     /// One machine-readable JSON report on stdout (progress stays on stderr).
@@ -42,7 +51,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// What `run` would create, change and remove; changes nothing (exit 1 when some reads failed).
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = after_help!("openmeet-cutover plan --snapshot community.jsonl", "openmeet-cutover plan --snapshot community.jsonl --json > plan.json"))]
     Plan {
         /// The community's snapshot (JSON Lines, docs/cutover-formats.md).
         #[arg(long)]
@@ -52,7 +61,7 @@ pub enum Command {
         concurrency: usize,
     },
     /// Makes the homeserver match the snapshot; a re-run continues an unfinished run.
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = after_help!("openmeet-cutover run --snapshot community.jsonl --concurrency 8"))]
     Run {
         /// The community's snapshot (JSON Lines, docs/cutover-formats.md).
         #[arg(long)]
@@ -65,7 +74,7 @@ pub enum Command {
         via_queue: bool,
     },
     /// Compares the snapshot with the homeserver; exit 1 on any discrepancy.
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = after_help!("openmeet-cutover verify --snapshot community.jsonl && echo clean"))]
     Verify {
         /// The community's snapshot (JSON Lines, docs/cutover-formats.md).
         #[arg(long)]
@@ -75,7 +84,7 @@ pub enum Command {
         concurrency: usize,
     },
     /// Undoes a run: restores exactly what it changed.
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = after_help!("openmeet-cutover rollback --run <RUN_ID>"))]
     Rollback {
         /// The run id that `run` printed (or `status` lists).
         #[arg(long)]
@@ -85,14 +94,14 @@ pub enum Command {
         concurrency: usize,
     },
     /// Progress, failures and timing of a run (of every run without --run).
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = after_help!("openmeet-cutover status", "openmeet-cutover status --run <RUN_ID> --json"))]
     Status {
         /// The run id; all runs when absent.
         #[arg(long)]
         run: Option<String>,
     },
     /// Imports Zulip's organization export into the mapped rooms; a re-run continues and imports nothing twice.
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = after_help!("openmeet-cutover import-zulip --export zulip-export/ --mapping mapping.json"))]
     ImportZulip {
         /// The unpacked export (`realm.json`, `messages-*.json`, `uploads/`).
         #[arg(long)]
@@ -105,7 +114,7 @@ pub enum Command {
         concurrency: usize,
     },
     /// Writes a synthetic Zulip export (deterministic for a seed), its mapping and a snapshot provisioning it.
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = after_help!("openmeet-cutover generate-zulip --out z/ --mapping-out z.mapping.json --snapshot-out z.jsonl"))]
     GenerateZulip {
         /// The tenant of the generated users and rooms.
         #[arg(long, default_value = "synthetic")]
@@ -142,7 +151,7 @@ pub enum Command {
         snapshot_out: PathBuf,
     },
     /// Writes a synthetic snapshot (deterministic for a seed).
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = after_help!("openmeet-cutover generate --users 1000 --out community.jsonl"))]
     Generate {
         /// The tenant of every generated entity.
         #[arg(long, default_value = "synthetic")]

@@ -139,8 +139,8 @@ async fn main() -> ExitCode {
                 if report.state == "complete" { ExitCode::SUCCESS } else { ExitCode::from(1) }
             }
             // The import refuses before sending anything, except when a room's worker dies mid-run.
-            Err(invalid) if invalid.0.starts_with("internal:") => stopped(invalid, json),
-            Err(invalid) => bad_input(invalid, json),
+            Err(zulip::import::ImportError::Stopped(error)) => stopped(error, json),
+            Err(zulip::import::ImportError::Refused(invalid)) => bad_input(invalid, json),
         };
     }
     match (cli.command, summary) {
@@ -194,9 +194,9 @@ async fn main() -> ExitCode {
                 });
                 if report.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) }
             }
-            // "no run X" is refused before anything is restored; anything else may come after restoring some.
-            Err(invalid) if invalid.0.starts_with("no run ") => bad_input(invalid.0, json),
-            Err(invalid) => stopped(invalid.0, json),
+            // No such run is refused before anything is restored; anything else may come after restoring some.
+            Err(rollback::RollbackError::NoRun(message)) => bad_input(message, json),
+            Err(rollback::RollbackError::Stopped(invalid)) => stopped(invalid.0, json),
         },
         (Command::Status { run }, _) => match rollback::status(app, run.as_deref()).await {
             Ok(statuses) => {

@@ -73,16 +73,25 @@ fn stage(entity: &CutoverEntity) -> (&'static str, u8) {
     }
 }
 
+/// Why a rollback did not finish: no such run (refused, nothing restored: exit 2), or the run record failed, maybe
+/// after restoring some (exit 3).
+#[derive(Debug)]
+pub enum RollbackError {
+    NoRun(String),
+    Stopped(Invalid),
+}
+
 pub async fn rollback(
     app: &'static App,
     run: &str,
     concurrency: usize,
     quiet: bool,
-) -> Result<RollbackReport, Invalid> {
-    let backend = |e: record::Error| Invalid(format!("the run record (DynamoDB) is unavailable: {e}"));
+) -> Result<RollbackReport, RollbackError> {
+    let backend =
+        |e: record::Error| RollbackError::Stopped(Invalid(format!("the run record (DynamoDB) is unavailable: {e}")));
     let meta = record::meta(&app.store, run).await.map_err(backend)?;
     let Some(meta) = meta else {
-        return Err(Invalid(format!("no run {run}")));
+        return Err(RollbackError::NoRun(format!("no run {run}")));
     };
     let before = record::values::<Value>(&app.store, run, CutoverEntry::Before).await.map_err(backend)?;
     let progress = Progress::new(before.len() as u64, quiet);

@@ -151,7 +151,22 @@ fn unavailable(what: &str, error: impl std::fmt::Display) -> Malformed {
     Malformed(format!("{what}: {error}"))
 }
 
-/// Imports (or continues importing) the export. `Err` only for what stops it before anything is sent.
+/// Why an import did not finish: refused before anything was sent (exit 2), or stopped part-way because a room's
+/// worker died mid-run (exit 3: run it again to continue).
+#[derive(Debug)]
+pub enum ImportError {
+    Refused(Malformed),
+    Stopped(String),
+}
+
+impl From<Malformed> for ImportError {
+    fn from(refused: Malformed) -> Self {
+        ImportError::Refused(refused)
+    }
+}
+
+/// Imports (or continues importing) the export. `Err` only for what stops it before anything is sent, or a room's
+/// worker dying.
 pub async fn import(
     app: &'static App,
     prepared: Prepared,
@@ -159,7 +174,7 @@ pub async fn import(
     concurrency: usize,
     quiet: bool,
     stop: Arc<AtomicBool>,
-) -> Result<ImportReport, Malformed> {
+) -> Result<ImportReport, ImportError> {
     let started = Instant::now();
     let Prepared { realm, mapping, per_stream, direct, sha256 } = prepared;
     let tenant = mapping.tenant.clone();
@@ -169,14 +184,14 @@ pub async fn import(
         let room = match rooms::resolve(app, &tenant, target.kind, &target.slug).await {
             Ok(room) => room,
             Err(DomainError::NotFound { .. }) => {
-                return Err(Malformed(format!(
+                return Err(ImportError::Refused(Malformed(format!(
                     "stream {:?}: {}/{} has no room in tenant {tenant} (run the cutover first)",
                     target.stream,
                     target.kind.path_segment(),
                     target.slug
-                )));
+                ))));
             }
-            Err(error) => return Err(unavailable("the homeserver", error)),
+            Err(error) => return Err(unavailable("the homeserver", error).into()),
         };
         targets.push((target.clone(), room.room_id));
     }
@@ -185,9 +200,11 @@ pub async fn import(
         match history::user_exists(app, &user).await {
             Ok(true) => {}
             Ok(false) => {
-                return Err(Malformed(format!("user {slug} (Zulip user {zulip_id}) is not provisioned in {tenant}")));
+                return Err(
+                    Malformed(format!("user {slug} (Zulip user {zulip_id}) is not provisioned in {tenant}")).into()
+                );
             }
-            Err(error) => return Err(unavailable("the homeserver", error)),
+            Err(error) => return Err(unavailable("the homeserver", error).into()),
         }
     }
 
@@ -328,7 +345,7 @@ pub async fn import(
     for (target, worker) in workers {
         let (room, state, error) = match worker.await {
             Ok(outcome) => outcome,
-            Err(error) => return Err(Malformed(format!("internal: a room's worker ended: {error}"))),
+            Err(error) => return Err(ImportError::Stopped(format!("internal: a room's worker ended: {error}"))),
         };
         let state = match (&read, state) {
             (Err(_), "complete") => "failed",
