@@ -273,6 +273,21 @@ mod tests {
         assert!(matches!(match_route(&Method::GET, "/v1/users/"), RouteMatch::NotFound));
     }
 
+    /// Each route belongs to exactly one function's enum, the one its `function` names.
+    #[test]
+    fn every_route_is_in_its_functions_enum_only() {
+        for route in ROUTES {
+            let owners = [
+                ProvisioningRoute::from_id(route.id).map(|_| ProvisioningRoute::FUNCTION),
+                RoomsRoute::from_id(route.id).map(|_| RoomsRoute::FUNCTION),
+                MembershipRoute::from_id(route.id).map(|_| MembershipRoute::FUNCTION),
+                MessagesRoute::from_id(route.id).map(|_| MessagesRoute::FUNCTION),
+            ];
+            let owners: Vec<Function> = owners.into_iter().flatten().collect();
+            assert_eq!(owners, [route.function], "{}", route.operation_id);
+        }
+    }
+
     #[test]
     fn every_route_is_unique() {
         for (i, a) in ROUTES.iter().enumerate() {
