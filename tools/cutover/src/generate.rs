@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::io::Write;
 
-use serde_json::json;
+use serde::Serialize;
 
 #[derive(Debug, Clone)]
 pub struct Shape {
@@ -41,6 +41,60 @@ impl Random {
 const FIRST: &[&str] = &["Ada", "Bo", "Chen", "Dana", "Emil", "Fatima", "Gus", "Hana", "Ivo", "Jun", "Kai", "Lena"];
 const LAST: &[&str] = &["Berg", "Costa", "Diaz", "Eng", "Fox", "Gray", "Haas", "Ito", "Jones", "Kim", "Lund", "Moss"];
 const TOPICS: &[&str] = &["Chess", "Hiking", "Rust", "Jazz", "Cooking", "Books", "Cycling", "Photo", "Go", "Salsa"];
+
+// The snapshot's lines (`docs/cutover-formats.md`), fields in alphabetical order: the order the first version
+// wrote them in, so that a seed still gives the same file byte for byte.
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserLine<'a> {
+    avatar_url: Option<&'a str>,
+    display_name: String,
+    tenant: &'a str,
+    r#type: &'static str,
+    user_id: String,
+}
+
+#[derive(Serialize)]
+struct GroupLine<'a> {
+    name: String,
+    slug: String,
+    tenant: &'a str,
+    topic: Option<String>,
+    r#type: &'static str,
+    visibility: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EventLine<'a> {
+    ends_at: Option<String>,
+    group_slug: Option<String>,
+    location: Option<String>,
+    name: String,
+    slug: String,
+    starts_at: String,
+    status: &'static str,
+    tenant: &'a str,
+    r#type: &'static str,
+    visibility: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MemberLine<'a> {
+    kind: &'static str,
+    role: &'static str,
+    slug: &'a str,
+    tenant: &'a str,
+    r#type: &'static str,
+    user_id: String,
+}
+
+fn write_line(out: &mut impl Write, line: &impl Serialize) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, line)?;
+    writeln!(out)
+}
 
 /// How many members each room gets: groups by a power law (a few big ones), events small; exactly `total`,
 /// no room above the number of users.
@@ -83,16 +137,23 @@ pub fn generate(shape: &Shape, out: &mut impl Write) -> std::io::Result<()> {
             FIRST[random.below(FIRST.len() as u64) as usize],
             LAST[random.below(LAST.len() as u64) as usize]
         );
-        let line = json!({"type": "user", "tenant": tenant, "userId": format!("u{i:06}"), "displayName": name, "avatarUrl": null});
-        writeln!(out, "{line}")?;
+        let line =
+            UserLine { avatar_url: None, display_name: name, tenant, r#type: "user", user_id: format!("u{i:06}") };
+        write_line(out, &line)?;
     }
     for i in 0..shape.groups {
         let topic = TOPICS[(i % TOPICS.len() as u64) as usize];
         let visibility = if random.unit() < 0.8 { "public" } else { "private" };
         let described = random.unit() < 0.5;
-        let line = json!({"type": "group", "tenant": tenant, "slug": format!("g{i:04}"), "name": format!("{topic} club {i}"),
-            "topic": if described { Some(format!("All about {}", topic.to_lowercase())) } else { None }, "visibility": visibility});
-        writeln!(out, "{line}")?;
+        let line = GroupLine {
+            name: format!("{topic} club {i}"),
+            slug: format!("g{i:04}"),
+            tenant,
+            topic: described.then(|| format!("All about {}", topic.to_lowercase())),
+            r#type: "group",
+            visibility,
+        };
+        write_line(out, &line)?;
     }
     for i in 0..shape.events {
         let in_group = shape.groups > 0 && random.unit() < 0.7;
@@ -105,12 +166,23 @@ pub fn generate(shape: &Shape, out: &mut impl Write) -> std::io::Result<()> {
             "archived"
         };
         let (day, hour) = (1 + i % 28, 17 + random.below(4));
-        let line = json!({"type": "event", "tenant": tenant, "slug": format!("e{i:05}"), "name": format!("Meetup {i}"),
-            "startsAt": format!("2031-{:02}-{day:02}T{hour:02}:00:00Z", 1 + (i / 28) % 12),
-            "endsAt": null, "location": if random.unit() < 0.6 { Some(format!("Room {}", random.below(40))) } else { None },
-            "groupSlug": if in_group { Some(format!("g{:04}", random.below(shape.groups))) } else { None },
-            "visibility": if random.unit() < 0.9 { "public" } else { "private" }, "status": status});
-        writeln!(out, "{line}")?;
+        // Drawn in the first version's order: location, group, visibility.
+        let location = (random.unit() < 0.6).then(|| format!("Room {}", random.below(40)));
+        let group_slug = in_group.then(|| format!("g{:04}", random.below(shape.groups)));
+        let visibility = if random.unit() < 0.9 { "public" } else { "private" };
+        let line = EventLine {
+            ends_at: None,
+            group_slug,
+            location,
+            name: format!("Meetup {i}"),
+            slug: format!("e{i:05}"),
+            starts_at: format!("2031-{:02}-{day:02}T{hour:02}:00:00Z", 1 + (i / 28) % 12),
+            status,
+            tenant,
+            r#type: "event",
+            visibility,
+        };
+        write_line(out, &line)?;
     }
     for (room, size) in room_sizes(shape).into_iter().enumerate() {
         let room = room as u64;
@@ -141,8 +213,8 @@ pub fn generate(shape: &Shape, out: &mut impl Write) -> std::io::Result<()> {
                 _ => "member",
             };
             chosen.insert(user);
-            let line = json!({"type": "member", "tenant": tenant, "kind": kind, "slug": slug, "userId": format!("u{user:06}"), "role": role});
-            writeln!(out, "{line}")?;
+            let line = MemberLine { kind, role, slug: &slug, tenant, r#type: "member", user_id: format!("u{user:06}") };
+            write_line(out, &line)?;
         }
     }
     Ok(())
@@ -169,6 +241,14 @@ mod tests {
         let summary = crate::snapshot::validate(&path).expect("valid");
         assert_eq!((summary.users, summary.groups, summary.events, summary.memberships), (200, 30, 60, 1500));
         let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn a_seed_still_gives_the_first_versions_file() {
+        let mut written = Vec::new();
+        generate(&shape(7), &mut written).expect("generate");
+        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&written));
+        assert_eq!(digest, "55659b82b521322176d0912267d838d7aa1f8ed161f3922f0450128e167513b5");
     }
 
     #[test]
