@@ -42,8 +42,12 @@ pub enum StackCommand {
     #[command(after_help = after_help!(stack: "flock /tmp/openmeet-stack.lock scripts/stack.sh restart"))]
     Restart,
     /// One line per service; exit status 1 unless all answer
-    #[command(after_help = after_help!(stack: "scripts/stack.sh status"))]
-    Status,
+    #[command(after_help = after_help!(stack: "scripts/stack.sh status", "scripts/stack.sh status --json"))]
+    Status {
+        /// The services as one JSON object on stdout (healthy, services: name, pid, url, answering; env, logs)
+        #[arg(long)]
+        json: bool,
+    },
     /// Start, then follow the gateway's log; Ctrl-C stops what this run started
     #[command(after_help = after_help!(stack: "scripts/dev.sh"))]
     Dev,
@@ -178,7 +182,7 @@ pub async fn main(command: StackCommand) -> i32 {
             Ok(()) => stack.start().await,
             Err(error) => Err(error),
         },
-        StackCommand::Status => return i32::from(!stack.print_status().await),
+        StackCommand::Status { json } => return i32::from(!stack.print_status(json).await),
         StackCommand::Dev => dev::run(&stack).await,
         StackCommand::Token { sub, tenant, role, display_name } => {
             let args: Vec<String> = [Some(sub), Some(tenant), role, display_name].into_iter().flatten().collect();

@@ -398,23 +398,34 @@ impl Stack {
     }
 
     /// One line per service; true when all answer.
-    pub async fn print_status(&self) -> bool {
-        let mut healthy = true;
+    /// One line per service (with `json`, one JSON object); returns whether every service answers.
+    pub async fn print_status(&self, json: bool) -> bool {
+        let mut services = Vec::new();
         for service in Service::ALL {
-            let mut state = match self.pid(service) {
+            let (pid, answering) = (self.pid(service), self.answers(service).await);
+            services.push(serde_json::json!({
+                "name": service.name(), "pid": pid, "url": service.url(), "answering": answering
+            }));
+            if json {
+                continue;
+            }
+            let mut state = match pid {
                 Some(pid) => format!("running (pid {pid})"),
                 None => "not started by stack.sh".to_owned(),
             };
-            if self.answers(service).await {
-                state.push_str(&format!(", answering on {}", service.url()));
-            } else {
-                state.push_str(&format!(", NOT answering on {}", service.url()));
-                healthy = false;
-            }
+            let answers = if answering { "answering" } else { "NOT answering" };
+            state.push_str(&format!(", {answers} on {}", service.url()));
             println!("{:<8} {state}", service.name());
         }
-        if self.layout.env_file.is_file() {
-            println!("{:<8} {}", "env", self.layout.env_file.display());
+        let healthy = services.iter().all(|s| s["answering"] == true);
+        let env = self.layout.env_file.is_file().then(|| self.layout.env_file.display().to_string());
+        if json {
+            let logs = self.layout.logs.display().to_string();
+            println!("{}", serde_json::json!({"healthy": healthy, "services": services, "env": env, "logs": logs}));
+            return healthy;
+        }
+        if let Some(env) = env {
+            println!("{:<8} {env}", "env");
         }
         println!("{:<8} {}", "logs", self.layout.logs.display());
         healthy
