@@ -1,4 +1,4 @@
-//! `openmeet-local metrics [LOG_FILE]`: summarises the Embedded Metric Format lines the functions printed
+//! `openmeet-local ops metrics [LOG_FILE] [--json]`: summarises the Embedded Metric Format lines the functions printed
 //! (`shared::metrics`) in a log file: per metric and dimension set, the count, and p50/p95/max for timings.
 
 use std::collections::BTreeMap;
@@ -63,47 +63,78 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-pub fn render(samples: &Samples) -> String {
-    let mut out = String::new();
-    if samples.is_empty() {
-        out.push_str("no metric lines found\n");
-        return out;
-    }
+/// One line of the summary: a metric over one dimension set (or `(all)` of them); timings carry percentiles.
+#[derive(Debug, serde::Serialize)]
+pub struct Row {
+    pub metric: String,
+    pub dimensions: String,
+    pub unit: String,
+    pub count: usize,
+    pub sum: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p50: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p95: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+pub fn rows(samples: &Samples) -> Vec<Row> {
+    let mut out = Vec::new();
     for (name, by_dimensions) in samples {
-        out.push_str(&format!("{name}\n"));
-        let mut rows: Vec<(String, &Series)> =
-            by_dimensions.iter().map(|(dims, series)| (dims.clone(), series)).collect();
-        let all: Series;
+        let mut series: Vec<(String, Series)> = by_dimensions
+            .iter()
+            .map(|(dims, s)| (dims.clone(), Series { unit: s.unit.clone(), values: s.values.clone() }))
+            .collect();
         if by_dimensions.len() > 1 {
             let values = by_dimensions.values().flat_map(|s| s.values.iter().copied()).collect();
             let unit = by_dimensions.values().next().map(|s| s.unit.clone()).unwrap_or_default();
-            all = Series { unit, values };
-            rows.push(("(all)".into(), &all));
+            series.push(("(all)".into(), Series { unit, values }));
         }
-        for (dimensions, series) in rows {
-            let label = if dimensions.is_empty() { "(no dimensions)" } else { dimensions.as_str() };
-            let total: f64 = series.values.iter().sum();
-            if series.unit == "Milliseconds" {
-                let mut sorted = series.values.clone();
-                sorted.sort_by(f64::total_cmp);
-                out.push_str(&format!(
-                    "  {label:<48} count {:>6}  p50 {:>7.0} ms  p95 {:>7.0} ms  max {:>7.0} ms\n",
-                    sorted.len(),
-                    percentile(&sorted, 50.0),
-                    percentile(&sorted, 95.0),
-                    sorted.last().copied().unwrap_or(0.0),
-                ));
-            } else {
-                out.push_str(&format!("  {label:<48} count {:>6}  sum {total}\n", series.values.len()));
-            }
+        for (dimensions, mut series) in series {
+            let timing = series.unit == "Milliseconds";
+            series.values.sort_by(f64::total_cmp);
+            let sorted = &series.values;
+            out.push(Row {
+                metric: name.clone(),
+                dimensions: if dimensions.is_empty() { "(no dimensions)".into() } else { dimensions },
+                count: sorted.len(),
+                sum: sorted.iter().sum(),
+                p50: timing.then(|| percentile(sorted, 50.0)),
+                p95: timing.then(|| percentile(sorted, 95.0)),
+                max: timing.then(|| sorted.last().copied().unwrap_or(0.0)),
+                unit: series.unit,
+            });
         }
     }
     out
 }
 
-pub fn summarise(path: &str) -> Result<String, String> {
+pub fn render(rows: &[Row]) -> String {
+    if rows.is_empty() {
+        return "no metric lines found\n".to_owned();
+    }
+    let mut out = String::new();
+    for (at, row) in rows.iter().enumerate() {
+        if at == 0 || rows[at - 1].metric != row.metric {
+            out.push_str(&format!("{}\n", row.metric));
+        }
+        let label = &row.dimensions;
+        match (row.p50, row.p95, row.max) {
+            (Some(p50), Some(p95), Some(max)) => out.push_str(&format!(
+                "  {label:<48} count {:>6}  p50 {p50:>7.0} ms  p95 {p95:>7.0} ms  max {max:>7.0} ms\n",
+                row.count
+            )),
+            _ => out.push_str(&format!("  {label:<48} count {:>6}  sum {}\n", row.count, row.sum)),
+        }
+    }
+    out
+}
+
+/// The summary of the log at `path`.
+pub fn summarise(path: &str) -> Result<Vec<Row>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("reading {path}: {e}"))?;
-    Ok(render(&collect(&String::from_utf8_lossy(&bytes))))
+    Ok(rows(&collect(&String::from_utf8_lossy(&bytes))))
 }
 
 #[cfg(test)]
@@ -132,7 +163,7 @@ mod tests {
         let health = &samples["ApiLatency"]["Route=getHealth,StatusClass=2xx"];
         assert_eq!(health.values.len(), 100);
         assert_eq!(samples["CircuitOpened"][""].values, vec![1.0]);
-        let rendered = render(&samples);
+        let rendered = render(&rows(&samples));
         assert!(rendered.contains("p50      50 ms  p95      95 ms  max     100 ms"), "{rendered}");
         assert!(rendered.contains("(all)"), "{rendered}");
         assert!(rendered.contains("CircuitOpened\n  (no dimensions)"), "{rendered}");

@@ -57,6 +57,8 @@ pub enum Ops {
         /// The log to read
         #[arg(default_value = ".local/logs/gateway.log")]
         log_file: PathBuf,
+        #[command(flatten)]
+        output: Output,
     },
 }
 
@@ -92,10 +94,10 @@ impl Ops {
     fn json(&self) -> bool {
         match self {
             Ops::Job(job) => job.json(),
-            Ops::SweepSessions { output, .. } | Ops::Redrive { output, .. } | Ops::UpgradeRooms { output, .. } => {
-                output.json
-            }
-            Ops::Metrics { .. } => false,
+            Ops::SweepSessions { output, .. }
+            | Ops::Redrive { output, .. }
+            | Ops::UpgradeRooms { output, .. }
+            | Ops::Metrics { output, .. } => output.json,
         }
     }
 
@@ -113,8 +115,13 @@ impl Ops {
             Ops::SweepSessions { tenant, output } => sweep::sweep_sessions(tenant, output.json).await.map(|()| 0),
             Ops::Redrive { output, .. } => redrive::run(output.json).await.map(|()| 0),
             Ops::UpgradeRooms { tenant, output, .. } => upgrade_rooms::run(tenant, output.json).await,
-            Ops::Metrics { log_file } => {
-                print!("{}", metrics_summary::summarise(&log_file.to_string_lossy()).map_err(Failure::Failed)?);
+            Ops::Metrics { log_file, output } => {
+                let rows = metrics_summary::summarise(&log_file.to_string_lossy()).map_err(Failure::Failed)?;
+                if output.json {
+                    println!("{}", serde_json::to_string(&rows).unwrap_or_default());
+                } else {
+                    print!("{}", metrics_summary::render(&rows));
+                }
                 Ok(0)
             }
         }
