@@ -83,7 +83,7 @@ export function views(errors) {
       assert.match(await info.textContent(), /North bridge/);
       assert.equal(await info.locator("time").getAttribute("datetime"), "2030-06-02T09:00:00Z");
       // The platform's reminder job, run as the schedule would half an hour before the start.
-      const report = JSON.parse((await runLocal(["reminders", "--tenant", tenant, "--now", "2030-06-02T08:30:00Z", "--json"])).trim().split("\n").at(-1));
+      const report = JSON.parse((await runLocal(["ops", "reminders", "--tenant", tenant, "--now", "2030-06-02T08:30:00Z", "--json"])).trim().split("\n").at(-1));
       assert.deepEqual(report.posted, [`${tenant}/events/sunday-ridge-walk soon`]);
       await b.page.locator("#messages > li.message.notice", { hasText: "Reminder: “Sunday ridge walk” starts at 2030-06-02 09:00:00 UTC." }).waitFor();
       const cancelled = await fetch(`${BASE}/v1/events/sunday-ridge-walk/room/cancel`, {
@@ -269,7 +269,7 @@ function smallTargets(page) {
   );
 }
 
-/** `openmeet-local ARGS` (the stack's own binary, built by scripts/web.sh) with the stack's configuration. */
+/** `openmeet-local ARGS` (e.g. `ops reminders …`; the stack's own binary, built by scripts/web.sh) with the stack's configuration. */
 async function runLocal(args) {
   const root = new URL("../../../", import.meta.url).pathname;
   const env = { ...process.env };
