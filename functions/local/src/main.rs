@@ -130,6 +130,13 @@ mod tests {
     }
 
     #[test]
+    fn every_scheduled_job_is_a_command_of_its_one_name() {
+        for job in shared::jobs::Job::ALL {
+            assert!(parse(&["ops", job.name()]).is_ok(), "openmeet-local ops {job}");
+        }
+    }
+
+    #[test]
     fn every_help_ends_with_examples_exit_codes_and_runbook() {
         let root = Cli::command();
         let mut paths = vec![vec![]];
