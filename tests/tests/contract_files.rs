@@ -63,7 +63,7 @@ fn set_difference<'a, T: Ord + std::fmt::Debug>(a: &'a BTreeSet<T>, b: &'a BTree
 // ------------------------------------------------------------------------------------------------------------------
 
 /// One `HttpApi` event of `template.yaml`: a route of API Gateway (`path: None` is the `$default` route).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct ApiEvent {
     function: String,
     method: String,
@@ -187,10 +187,17 @@ fn sample_paths(route: &Route) -> Vec<String> {
 fn template_http_api_events_send_every_route_to_its_function() {
     let template = load_yaml("template.yaml");
     let (events, mut problems) = template_api_events(&template);
+    problems.extend(routing_problems(&events));
+    assert_no_problems("template.yaml's HTTP API events and the route table differ", &problems);
+}
+
+/// Where API Gateway would send each route of the table, given `events`, and what is wrong with that.
+fn routing_problems(events: &[ApiEvent]) -> Vec<String> {
+    let mut problems = Vec::new();
     let mut reached = BTreeSet::new();
     for route in ROUTES {
         for path in sample_paths(route) {
-            match api_gateway_select(&events, route.method.as_str(), &path) {
+            match api_gateway_select(events, route.method.as_str(), &path) {
                 Ok(Some(event)) if event.function == route.function.logical_id() => {
                     reached.insert(event.name.clone());
                 }
@@ -214,11 +221,35 @@ fn template_http_api_events_send_every_route_to_its_function() {
             problems.push(format!("{}: no route of the table reaches it", event.name));
         }
     }
-    match api_gateway_select(&events, "GET", "/v1/no-such-route") {
+    match api_gateway_select(events, "GET", "/v1/no-such-route") {
         Ok(Some(event)) if event.path.is_none() && event.function == Function::Provisioning.logical_id() => {}
         other => problems.push(format!("an unknown path must reach $default on ProvisioningFunction, got {other:?}")),
     }
-    assert_no_problems("template.yaml's HTTP API events and the route table differ", &problems);
+    problems
+}
+
+/// The check above fails when a prefix is missing (the route falls to `$default`, another function), when two
+/// events claim one path equally, and when an event reaches no route.
+#[test]
+fn routing_problems_are_found() {
+    let template = load_yaml("template.yaml");
+    let (events, _) = template_api_events(&template);
+    assert!(routing_problems(&events).is_empty());
+    let without_media: Vec<ApiEvent> =
+        events.iter().filter(|event| event.path.as_deref() != Some("/v1/{kind}/{slug}/media")).cloned().collect();
+    let problems = routing_problems(&without_media);
+    assert!(
+        problems.iter().any(|p| p.starts_with("uploadMedia:") && p.contains("ProvisioningFunction")),
+        "{problems:?}"
+    );
+    let mut doubled = events.clone();
+    doubled.push(ApiEvent { name: "Twin".to_owned(), ..events[events.len() - 1].clone() });
+    assert!(routing_problems(&doubled).iter().any(|p| p.contains("match it equally")));
+    let mut stray = events.clone();
+    let stray_event =
+        ApiEvent { path: Some("/v1/nothing/{proxy+}".to_owned()), name: "Stray".to_owned(), ..events[0].clone() };
+    stray.push(stray_event);
+    assert!(routing_problems(&stray).iter().any(|p| p.starts_with("Stray: no route")));
 }
 
 /// A route is added in three files: the route table, its handler and `openapi.yaml` (ADR 0007, "Routes"). Here
