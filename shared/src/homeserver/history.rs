@@ -17,7 +17,7 @@ impl Homeserver {
         room_id: &OwnedRoomId,
         event_type: &str,
         txn_id: &str,
-        content: &serde_json::Value,
+        content: &impl serde::Serialize,
         ts_ms: u64,
         acting: Acting<'_>,
     ) -> Result<OwnedEventId, HomeserverError> {

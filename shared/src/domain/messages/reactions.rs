@@ -6,6 +6,7 @@ use super::send;
 use crate::app::App;
 use crate::domain::rooms::RoomRef;
 use crate::domain::{DomainError, Outcome};
+use ruma::events::TimelineEventType;
 use ruma::events::relation::RelationType;
 
 const MAX_KEY_CHARS: usize = 64;
@@ -68,7 +69,7 @@ async fn own_reactions(
             let from = from.as_deref();
             async move {
                 let annotation = RelationType::Annotation;
-                let reactions = Some("m.reaction");
+                let reactions = Some(TimelineEventType::Reaction);
                 app.homeserver
                     .relations(&room.room_id, event_id, annotation, reactions, from, 100, identity.acting())
                     .await

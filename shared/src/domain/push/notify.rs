@@ -10,8 +10,8 @@
 //! misconfigured homeserver send one) are not even parsed, and the event is built from ids and counts only.
 
 use ruma::UserId;
+use ruma::events::room::canonical_alias::RoomCanonicalAliasEventContent;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::app::App;
 use crate::aws::events::{BusEvent, EventBus};
@@ -20,7 +20,7 @@ use crate::domain::DomainError;
 use crate::homeserver::Acting;
 use crate::identity::{TenantId, UserSlug};
 
-use super::{APP_ID, DATA_USER, pushers};
+use super::{APP_ID, pushers};
 
 pub const SOURCE: &str = "openmeet.chat";
 pub const DETAIL_TYPE: &str = "ChatNotification";
@@ -60,8 +60,16 @@ pub struct Device {
     pub pushkey: String,
     #[serde(default)]
     pub pushkey_ts: Option<u64>,
-    #[serde(default)]
-    pub data: Value,
+    #[serde(default, deserialize_with = "crate::homeserver::timeline::lenient")]
+    pub data: Option<DeviceData>,
+}
+
+/// The pusher's `data` as the platform set it (`super::pushers`): the Matrix user it pushes for, under
+/// [`super::DATA_USER`].
+#[derive(Debug, Default, Deserialize)]
+pub struct DeviceData {
+    #[serde(rename = "org.openmeet.user", default, deserialize_with = "crate::homeserver::timeline::lenient")]
+    pub user: Option<String>,
 }
 
 // The pushkey is a secret: never in a debug print.
@@ -159,7 +167,7 @@ fn owner(app: &App, device: &Device) -> Option<(TenantId, UserSlug)> {
     if device.app_id != APP_ID {
         return None;
     }
-    let user_id = UserId::parse(device.data.get(DATA_USER)?.as_str()?).ok()?;
+    let user_id = UserId::parse(device.data.as_ref()?.user.as_deref()?).ok()?;
     let (tenant, user) = app.identities.openmeet_user(&user_id)?;
     pushers::is_pushkey_of(app, &tenant, &user, &device.pushkey).then_some((tenant, user))
 }
@@ -231,10 +239,9 @@ async fn describe(
         None => readable(homeserver.state_content(room_ref, "m.room.canonical_alias", "", Acting::Platform).await)?,
     };
     let kind_slug = alias
-        .as_ref()
-        .and_then(|content| content.get("alias"))
-        .and_then(Value::as_str)
-        .and_then(|alias| kind_and_slug(alias, &app.config.user_prefix, app.identities.server_name(), tenant));
+        .and_then(|content| serde_json::from_value::<RoomCanonicalAliasEventContent>(content).ok())
+        .and_then(|content| content.alias)
+        .and_then(|alias| kind_and_slug(alias.as_str(), &app.config.user_prefix, app.identities.server_name(), tenant));
     let sender_user = app
         .identities
         .openmeet_user(&sender)

@@ -19,7 +19,10 @@ fn an_event_id_only_notify_parses_and_drops_everything_else() {
     assert_eq!(notification.prio.as_deref(), Some("high"));
     assert_eq!(notification.devices.len(), 1);
     assert_eq!(notification.devices[0].app_id, APP_ID);
-    assert_eq!(notification.devices[0].data[DATA_USER], "@om_acme.bob:localhost");
+    let data = notification.devices[0].data.as_ref().expect("data");
+    assert_eq!(data.user.as_deref(), Some("@om_acme.bob:localhost"));
+    // The field's name is the one the platform writes.
+    assert_eq!(super::super::DATA_USER, "org.openmeet.user");
     let printed = format!("{notification:?}");
     assert!(!printed.contains("secret plans") && !printed.contains("abcd"), "{printed}");
 }

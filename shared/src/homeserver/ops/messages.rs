@@ -95,7 +95,7 @@ impl Homeserver {
         room_id: &RoomId,
         event: &str,
         rel_type: RelationType,
-        event_type: Option<&str>,
+        event_type: Option<TimelineEventType>,
         from: Option<&str>,
         limit: u32,
         acting: Acting<'_>,
@@ -115,7 +115,7 @@ impl Homeserver {
                     room_id,
                     event_id,
                     rel_type,
-                    TimelineEventType::from(event_type),
+                    event_type,
                 );
                 request.dir = Direction::Backward;
                 request.limit = Some(UInt::from(limit));
@@ -132,7 +132,7 @@ impl Homeserver {
     pub async fn room_messages(
         &self,
         room_id: &RoomId,
-        types: &[&str],
+        types: &[TimelineEventType],
         from: Option<&str>,
         limit: u32,
         acting: Acting<'_>,
@@ -140,7 +140,7 @@ impl Homeserver {
         let mut request = get_message_events::v3::Request::new(room_id.to_owned(), Direction::Backward);
         request.from = from.map(str::to_owned);
         request.limit = UInt::from(limit);
-        request.filter.types = Some(types.iter().map(|t| (*t).to_owned()).collect());
+        request.filter.types = Some(types.iter().map(ToString::to_string).collect());
         let response = self.send(request, acting).await?;
         Ok((timeline(&response.chunk), response.end))
     }

@@ -19,6 +19,7 @@ use crate::app::App;
 use crate::domain::DomainError;
 use crate::domain::rooms::RoomRef;
 use crate::homeserver::{HomeserverError, TimelineEvent};
+use ruma::events::TimelineEventType;
 use ruma::events::relation::RelationType;
 
 pub mod reaction_cache;
@@ -180,7 +181,7 @@ async fn timeline(
         let (chunk, end) = get_as(app, actor, |identity: Identity| {
             let from = from.as_deref();
             async move {
-                let types = ["m.room.message"];
+                let types = [TimelineEventType::RoomMessage];
                 app.homeserver.room_messages(&room.room_id, &types, from, limit, identity.acting()).await
             }
         })
@@ -289,7 +290,7 @@ async fn reactions_of(
     let mut from: Option<String> = None;
     let room_id = crate::homeserver::room_id(room_id)?;
     for _ in 0..MAX_REACTION_PAGES {
-        let (annotation, reactions) = (RelationType::Annotation, Some("m.reaction"));
+        let (annotation, reactions) = (RelationType::Annotation, Some(TimelineEventType::Reaction));
         let page =
             homeserver.relations(&room_id, event_id, annotation, reactions, from.as_deref(), 100, identity.acting());
         let (chunk, next) = match page.await {
