@@ -5,8 +5,9 @@
 //!
 //! State contents are read into typed contents: ruma's, or the few fields of our own metadata event.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
+use ruma::events::StaticEventContent;
 use ruma::events::room::join_rules::RoomJoinRulesEventContent;
 use ruma::events::room::name::RoomNameEventContent;
 use ruma::events::room::topic::RoomTopicEventContent;
@@ -22,6 +23,7 @@ use crate::domain::room_lifecycle::{self, CancelInput, DeleteMode, EventDetails,
 use crate::domain::rooms;
 use crate::domain::{platform, tenancy, users};
 use crate::homeserver::Acting;
+use crate::homeserver::admin_rooms::StateEvent;
 use crate::identity::{RoomKind, Slug, TenantId, UserSlug};
 
 /// A user as the homeserver knows it.
@@ -180,40 +182,47 @@ pub async fn read_room(app: &App, alias: &OwnedRoomAliasId) -> Result<Option<Roo
     };
     let members = app.homeserver.admin_room_members(room_id.as_str()).await?;
     let platform = app.identities.platform_user_id();
-    let mut events: HashMap<String, Value> = HashMap::new();
-    let mut parents = Vec::new();
-    for event in state {
-        if event.event_type == "m.space.parent" {
-            // A removed link is an empty content.
-            let fields: BTreeMap<String, IgnoredAny> = serde_json::from_value(event.content).unwrap_or_default();
-            if !fields.is_empty() {
-                parents.push(event.state_key);
-            }
-        } else if event.state_key.is_empty() {
-            events.insert(event.event_type, event.content);
-        }
-    }
-    let power = membership::PowerLevels::from_content(events.get("m.room.power_levels").unwrap_or(&Value::Null));
-    let meta: MetaFields = content(&mut events, room_lifecycle::META_EVENT).unwrap_or_default();
-    let joined = members.into_iter().filter(|id| *id != platform.as_str()).collect();
-    Ok(Some(RoomState {
-        room_id: room_id.to_string(),
-        name: content::<RoomNameEventContent>(&mut events, "m.room.name").map(|c| c.name),
-        topic: content::<RoomTopicEventContent>(&mut events, "m.room.topic").map(|c| c.topic).filter(|t| !t.is_empty()),
-        join_rule: content::<RoomJoinRulesEventContent>(&mut events, "m.room.join_rules")
-            .map(|c| c.join_rule.as_str().to_owned()),
-        lifecycle: meta.state,
-        event: meta.event,
-        parents,
-        joined,
-        levels: power.users,
-        users_default: power.users_default,
-    }))
+    Ok(Some(RoomState::read(room_id.to_string(), &state, members, platform.as_str())))
 }
 
-/// The room-wide state event of `event_type` as `T` (`None`: absent, or not a `T`).
-fn content<T: DeserializeOwned>(events: &mut HashMap<String, Value>, event_type: &str) -> Option<T> {
-    serde_json::from_value(events.remove(event_type)?).ok()
+impl RoomState {
+    /// The room as its current state and joined members show it; `platform` is left out of the members.
+    pub fn read(room_id: String, state: &[StateEvent], members: Vec<String>, platform: &str) -> RoomState {
+        let room_wide = |event_type: &str| state.iter().find(|e| e.event_type == event_type && e.state_key.is_empty());
+        let power = membership::PowerLevels::from_content(
+            room_wide("m.room.power_levels").map_or(&Value::Null, |event| &event.content),
+        );
+        let meta: MetaFields = room_wide(room_lifecycle::META_EVENT)
+            .and_then(|event| serde_json::from_value(event.content.clone()).ok())
+            .unwrap_or_default();
+        // A removed link is an empty content.
+        let parents = state
+            .iter()
+            .filter(|event| event.event_type == "m.space.parent")
+            .filter(|event| {
+                serde_json::from_value::<BTreeMap<String, IgnoredAny>>(event.content.clone())
+                    .is_ok_and(|fields| !fields.is_empty())
+            })
+            .map(|event| event.state_key.clone())
+            .collect();
+        RoomState {
+            room_id,
+            name: single::<RoomNameEventContent>(state).map(|c| c.name),
+            topic: single::<RoomTopicEventContent>(state).map(|c| c.topic).filter(|t| !t.is_empty()),
+            join_rule: single::<RoomJoinRulesEventContent>(state).map(|c| c.join_rule.as_str().to_owned()),
+            lifecycle: meta.state,
+            event: meta.event,
+            parents,
+            joined: members.into_iter().filter(|id| id != platform).collect(),
+            levels: power.users,
+            users_default: power.users_default,
+        }
+    }
+}
+
+/// The room-wide state event of `C`'s type, as `C` (`None`: absent, or not of its shape).
+fn single<C: StaticEventContent + DeserializeOwned>(state: &[StateEvent]) -> Option<C> {
+    state.iter().filter(|event| event.state_key.is_empty()).find_map(StateEvent::typed)
 }
 
 /// Makes the room of a group (with its space) or an event match `spec` and `lifecycle`, through
@@ -296,5 +305,58 @@ pub async fn reconcile_members(
             "conflict",
             "the reconcile is larger than OPENMEET_RECONCILE_INLINE_CHANGES allows inline",
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::domain::room_lifecycle::META_EVENT;
+
+    fn state(events: Value) -> Vec<StateEvent> {
+        serde_json::from_value(events).expect("state events")
+    }
+
+    #[test]
+    fn a_room_reads_typed_from_its_state() {
+        let events = state(json!([
+            {"type": "m.room.name", "state_key": "", "content": {"name": "Chess"}},
+            {"type": "m.room.topic", "state_key": "", "content": {"topic": ""}},
+            {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "restricted"}},
+            {"type": "m.room.power_levels", "state_key": "", "content": {"users": {"@a:x": 50}, "users_default": 0}},
+            {"type": META_EVENT, "state_key": "", "content": {"state": "cancelled", "tenant": "t",
+                "event": {"startsAt": "2031-01-01T18:00:00Z", "location": "Hall"}}},
+            {"type": "m.space.parent", "state_key": "!space:x", "content": {"via": ["x"]}},
+            {"type": "m.space.parent", "state_key": "!old:x", "content": {}},
+            {"type": "m.room.member", "state_key": "@a:x", "content": {"membership": "join"}}
+        ]));
+        let members = vec!["@a:x".to_owned(), "@platform:x".to_owned()];
+        let room = RoomState::read("!r:x".into(), &events, members, "@platform:x");
+        assert_eq!((room.name.as_deref(), room.topic.as_deref()), (Some("Chess"), None));
+        assert_eq!(room.join_rule.as_deref(), Some("restricted"));
+        assert_eq!(room.lifecycle, Some(Lifecycle::Cancelled));
+        let event = room.event.as_ref().expect("event details");
+        assert_eq!((event.starts_at.as_str(), event.location.as_deref()), ("2031-01-01T18:00:00Z", Some("Hall")));
+        assert_eq!((room.level_of("@a:x"), room.level_of("@b:x")), (50, 0));
+        assert_eq!((room.parents, room.joined), (vec!["!space:x".to_owned()], vec!["@a:x".to_owned()]));
+    }
+
+    #[test]
+    fn unknown_or_missing_state_reads_as_none() {
+        let events = state(json!([
+            {"type": "m.room.name", "state_key": "other", "content": {"name": "not room-wide"}},
+            {"type": META_EVENT, "state_key": "", "content": {"state": "paused", "event": {"startsAt": "x"}}},
+            {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock_restricted"}}
+        ]));
+        let room = RoomState::read("!r:x".into(), &events, Vec::new(), "@platform:x");
+        assert_eq!((room.name, room.lifecycle), (None, None));
+        assert!(room.event.is_some(), "a lifecycle this version does not know leaves the event details readable");
+        assert_eq!(room.join_rule.as_deref(), Some("knock_restricted"));
+        assert_eq!(
+            RoomState::read("!r:x".into(), &[], Vec::new(), "@p:x"),
+            RoomState { room_id: "!r:x".into(), ..RoomState::default() }
+        );
     }
 }
