@@ -56,25 +56,30 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let command = match cli.command {
+    match Cli::parse().command {
         // The supervisor prints for people; its services log JSON themselves.
         Command::Stack(command) => {
-            let code = stack::main(command).await;
-            return ExitCode::from(u8::try_from(code).unwrap_or(conventions::FAILED));
+            ExitCode::from(u8::try_from(stack::main(command).await).unwrap_or(conventions::FAILED))
         }
-        command => command,
-    };
-    shared::app::init_logging();
-    let result = match command {
-        Command::Ops(ops) => return ops::main(ops).await,
-        Command::Serve => serve::serve().await,
-        Command::Bootstrap => serve::bootstrap_only().await.map(|_| ()),
-        Command::Stack(_) => Ok(()),
-    };
+        Command::Ops(ops) => {
+            shared::app::init_logging();
+            ops::main(ops).await
+        }
+        Command::Serve => {
+            shared::app::init_logging();
+            exit("serve", serve::serve().await)
+        }
+        Command::Bootstrap => {
+            shared::app::init_logging();
+            exit("bootstrap", serve::bootstrap_only().await.map(|_| ()))
+        }
+    }
+}
+
+fn exit(command: &str, result: Result<(), String>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => conventions::fail("serve", conventions::FAILED, &error, false),
+        Err(error) => conventions::fail(command, conventions::FAILED, &error, false),
     }
 }
 
