@@ -60,6 +60,34 @@ async fn put_member_joins_and_merges_the_level() {
     w.hs.verify().await;
 }
 
+/// A removal kicks the member from the room and from the group's space, once: a repeat after they left kicks
+/// nothing and is still 204.
+#[tokio::test]
+async fn removal_kicks_once_and_a_repeat_does_nothing() {
+    let w = World::new("member-rm").await;
+    let (user, slug, room, space) = ("rex", "g", room_id("r"), room_id("s"));
+    let user_id = w.mxid(user);
+    w.active_room(slug, &room).await;
+    w.hs.mock_resolve_alias(&w.alias(&format!("space.{slug}"))).ok(&space).mount().await;
+    let levels = json!({"users": {}, "users_default": 0, "events_default": 0, "state_default": 150});
+    w.hs.mock_state_event(&room, "m.room.power_levels", "").ok(levels).mount().await;
+    for id in [&room, &space] {
+        let joined = json!({"membership": "join"});
+        w.hs.mock_state_event(id, "m.room.member", &user_id).ok(joined).up_to_n_times(1).mount().await;
+        w.hs.mock_state_event(id, "m.room.member", &user_id).ok(json!({"membership": "leave"})).mount().await;
+        w.hs.mock_member_action(id, "kick").ok().expect(1).mount().await;
+    }
+
+    for attempt in ["first", "repeat"] {
+        let delete = request("DELETE", &format!("/v1/groups/{slug}/members/{user}"), Some(&w.service_jwt()), None);
+        let (status, reply) = answer(&membership::serve(&w.app, delete).await);
+        assert_eq!(status, 204, "{attempt}: {reply} after {:?}", w.hs.calls().await);
+    }
+    let kicks = w.hs.requests("POST", &format!("/_matrix/client/v3/rooms/{room}/kick")).await;
+    assert_eq!(body(&kicks[0])["user_id"], user_id.as_str());
+    w.hs.verify().await;
+}
+
 /// Unknown roles and bodies are refused before any homeserver write; users may not manage members.
 #[tokio::test]
 async fn bad_roles_call_nothing() {

@@ -1,10 +1,64 @@
 //! Operations (the retry queue): sends met by an outage are queued (202) and lose nothing; the worker's batch
 //! replays them in order per room, holding a failed room's later records back; the operation reads back.
 
+use std::time::Duration;
+
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use serde_json::json;
 
 use super::support::{World, answer, request, room_id};
+
+/// A homeserver that does not answer within the request timeout is an outage too: the send is queued (202), and
+/// once the homeserver is back the worker delivers that very message, once.
+#[tokio::test]
+async fn a_send_the_homeserver_does_not_answer_is_queued() {
+    let w = World::with("hang", &[("MATRIX_REQUEST_TIMEOUT_MS", "300")]).await;
+    let (slug, room) = ("gh", room_id("rh"));
+    w.active_room(slug, &room).await;
+    w.hs.mock_room_send(&room).hangs(Duration::from_millis(300)).expect(1).mount().await;
+    let post = request(
+        "POST",
+        &format!("/v1/groups/{slug}/messages"),
+        Some(&w.user_jwt("hal")),
+        Some(json!({"body": "still here", "format": "plain"})),
+    );
+    let (status, reply) = answer(&messages::serve(&w.app, post).await);
+    assert_eq!(status, 202, "{reply} after {:?}", w.hs.calls().await);
+    let queued = w.queued(1).await;
+    assert_eq!(queued.len(), 1, "one queued operation");
+    let record = queued[0].body.clone().unwrap_or_default();
+    assert!(record.contains(reply["operationId"].as_str().unwrap_or("?")), "{record} for {reply}");
+    w.hs.verify().await;
+
+    w.hs.reset().await;
+    w.active_room(slug, &room).await;
+    w.hs.mock_room_send(&room).ok("$late").expect(1).mount().await;
+    let outcome = retry_worker::process_batch(&w.app, batch(queued), None).await;
+    assert!(outcome.batch_item_failures.is_empty(), "delivered");
+    let sends = w.hs.requests("PUT", &format!("/_matrix/client/v3/rooms/{room}/send/")).await;
+    assert_eq!(super::support::body(&sends[0])["body"], "still here");
+    w.hs.verify().await;
+}
+
+/// The worker's event for records received from the emulator.
+fn batch(messages: Vec<aws_sdk_sqs::types::Message>) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    event.records = messages.into_iter().map(record).collect();
+    event
+}
+
+fn record(message: aws_sdk_sqs::types::Message) -> SqsMessage {
+    let mut record = SqsMessage::default();
+    record.message_id = message.message_id;
+    record.body = message.body;
+    record.attributes = message
+        .attributes
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, value)| (name.as_str().to_owned(), value))
+        .collect();
+    record
+}
 
 /// Room A's queued send is delivered; room B's first failure holds B's later record back untried (partial batch
 /// failure); an unreadable record is acknowledged.
@@ -43,23 +97,7 @@ async fn queued_sends_replay_in_order_with_partial_batch_failures() {
     w.hs.mock_room_send(&room_a).ok("$a1").expect(1).mount().await;
     w.hs.mock_room_send(&room_b).error(503, "M_UNKNOWN", "Service unavailable").expect(1).mount().await;
 
-    let mut records: Vec<SqsMessage> = w
-        .queued(3)
-        .await
-        .into_iter()
-        .map(|message| {
-            let mut record = SqsMessage::default();
-            record.message_id = message.message_id;
-            record.body = message.body;
-            record.attributes = message
-                .attributes
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(name, value)| (name.as_str().to_owned(), value))
-                .collect();
-            record
-        })
-        .collect();
+    let mut records: Vec<SqsMessage> = w.queued(3).await.into_iter().map(record).collect();
     assert_eq!(records.len(), 3, "three queued operations");
     let mut unreadable = SqsMessage::default();
     unreadable.message_id = Some("unreadable".into());

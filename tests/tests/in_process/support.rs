@@ -22,6 +22,11 @@ pub struct World {
 impl World {
     /// A fresh tenant, homeserver and FIFO queue. The circuit never opens: tests make the homeserver fail.
     pub async fn new(name: &str) -> World {
+        World::with(name, &[]).await
+    }
+
+    /// [`World::new`] with more configuration (`MATRIX_REQUEST_TIMEOUT_MS`, say).
+    pub async fn with(name: &str, settings: &[(&'static str, &str)]) -> World {
         let s = stack();
         let hs = MockHomeserver::start(s.var("MATRIX_AS_TOKEN")).await;
         let sqs = aws_sdk_sqs::Client::new(&s.aws().await);
@@ -40,6 +45,8 @@ impl World {
             ("OPENMEET_QUEUE_NAME", queue_name),
             ("OPENMEET_QUEUE_URL", String::new()),
         ]);
+        let mut overrides = overrides;
+        overrides.extend(settings.iter().map(|(name, value)| (*name, value.to_string())));
         let config = shared::config::Config::from_lookup(|name| {
             overrides.get(name).cloned().or_else(|| s.env.get(name).cloned()).filter(|v| !v.is_empty())
         })
