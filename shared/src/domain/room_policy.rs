@@ -102,6 +102,20 @@ pub fn space_child(server_name: &str) -> Result<SpaceChildEventContent, DomainEr
     Ok(content)
 }
 
+/// Whether a room's link up to its space is the policy's (`space_parent`); keys we do not model do not count.
+pub fn is_policy_parent(link: &SpaceParentEventContent, server_name: &str) -> bool {
+    via_only(&link.via, server_name) && link.canonical
+}
+
+/// Whether a space's link down to a room is the policy's (`space_child`).
+pub fn is_policy_child(link: &SpaceChildEventContent, server_name: &str) -> bool {
+    via_only(&link.via, server_name) && link.suggested && link.order.is_none()
+}
+
+fn via_only(via: &[OwnedServerName], server_name: &str) -> bool {
+    matches!(via, [server] if server.as_str() == server_name)
+}
+
 fn server(name: &str) -> Result<OwnedServerName, DomainError> {
     OwnedServerName::try_from(name).map_err(|_| DomainError::Internal)
 }

@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::app::App;
 use crate::aws::keys;
@@ -23,6 +22,7 @@ use crate::domain::DomainError;
 use crate::domain::platform::PLATFORM_DEVICE;
 use crate::domain::tenancy;
 use crate::domain::users::{self, AvatarChange};
+use crate::homeserver::AdminDevice;
 use crate::identity::{TenantId, UserSlug};
 
 /// The device index is spread over this many partitions (no hot key at sign-in peaks).
@@ -175,20 +175,14 @@ async fn web_devices(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<Ve
     Ok(merge_last_use(&listed, &issued))
 }
 
-fn merge_last_use(listed: &Value, issued: &BTreeMap<String, u64>) -> Vec<WebDevice> {
+fn merge_last_use(listed: &[AdminDevice], issued: &BTreeMap<String, u64>) -> Vec<WebDevice> {
     listed
-        .get("devices")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|device| {
-            let device_id = device.get("device_id").and_then(Value::as_str)?;
-            if is_platform_device(device_id) {
-                return None;
-            }
-            let seen = device.get("last_seen_ts").and_then(Value::as_u64).unwrap_or(0);
-            let last_used_ms = seen.max(issued.get(device_id).copied().unwrap_or(0));
-            Some(WebDevice { device_id: device_id.to_owned(), last_used_ms })
+        .iter()
+        .filter(|device| !is_platform_device(&device.device_id))
+        .map(|device| {
+            let seen = device.last_seen_ts.unwrap_or(0);
+            let last_used_ms = seen.max(issued.get(&device.device_id).copied().unwrap_or(0));
+            WebDevice { device_id: device.device_id.clone(), last_used_ms }
         })
         .collect()
 }
@@ -276,7 +270,6 @@ async fn forget_vanished(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn device_ids_are_validated_and_the_server_device_is_reserved() {
@@ -300,12 +293,13 @@ mod tests {
 
     #[test]
     fn last_use_is_the_later_of_seen_and_issued_and_the_server_device_is_not_a_web_device() {
-        let listed = json!({"devices": [
-            {"device_id": "OPENMEET_SERVER", "last_seen_ts": 5},
-            {"device_id": "OPENMEET_IMPORT", "last_seen_ts": 1},
-            {"device_id": "A", "last_seen_ts": 900},
-            {"device_id": "B", "last_seen_ts": null},
-        ]});
+        let device = |id: &str, seen| AdminDevice { device_id: id.into(), last_seen_ts: seen };
+        let listed = vec![
+            device("OPENMEET_SERVER", Some(5)),
+            device("OPENMEET_IMPORT", Some(1)),
+            device("A", Some(900)),
+            device("B", None),
+        ];
         let issued = BTreeMap::from([("A".to_owned(), 100), ("B".to_owned(), 300)]);
         assert_eq!(
             merge_last_use(&listed, &issued),

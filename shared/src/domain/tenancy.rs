@@ -2,12 +2,13 @@
 //! of the tenant joins; the tenant's public rooms admit that space's members through `restricted` join rules, so
 //! "public" means tenant-public with any token. The tenant-walls Synapse module refuses the rest.
 //!
-//! [`upgrade_all`] carries rooms made before the walls over: the one-shot `openmeet-local upgrade-rooms`.
+//! [`upgrade_all`] carries rooms made before the walls over: the one-shot `openmeet-local ops upgrade-rooms`.
 
 use std::collections::BTreeSet;
 
 use ruma::events::EmptyStateKey;
 use ruma::events::room::join_rules::{JoinRule, RoomJoinRulesEventContent};
+use ruma::events::room::member::MembershipState;
 use ruma::{OwnedRoomId, UserId};
 use serde::Deserialize;
 use serde_json::Value;
@@ -233,12 +234,11 @@ async fn managed_rooms(app: &App) -> Result<Vec<(OwnedRoomId, ManagedRoom)>, Dom
 fn foreign_members(app: &App, tenant: &TenantId, state: &RoomState) -> Vec<ruma::OwnedUserId> {
     let (prefix, server) = (app.config.user_prefix.as_str(), app.identities.server_name());
     state
-        .events()
-        .filter(|(event_type, _, content)| {
-            *event_type == "m.room.member"
-                && matches!(content.get("membership").and_then(Value::as_str), Some("join" | "invite" | "knock"))
+        .memberships()
+        .filter(|(_, membership)| {
+            matches!(membership, MembershipState::Join | MembershipState::Invite | MembershipState::Knock)
         })
-        .filter_map(|(_, user, _)| UserId::parse(user).ok())
+        .filter_map(|(user, _)| UserId::parse(user).ok())
         .filter(|user| is_foreign(prefix, server, tenant, user) && *user != app.identities.platform_user_id())
         .collect()
 }

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::domain::membership::{PowerLevels, merge_power_levels};
-use crate::domain::room_policy::converge_power_levels;
+use crate::domain::room_policy::{converge_power_levels, is_policy_child, is_policy_parent};
 use crate::homeserver::admin_rooms::StateEvent;
 
 /// The service's latest word on one member: a power level, or `None` (removed), given at `version` (ms).
@@ -145,11 +145,6 @@ fn typed<C: StaticEventContent + DeserializeOwned>(state: &[StateEvent], key: &s
     state.iter().find(|e| e.event_type == C::TYPE && e.state_key == key).and_then(StateEvent::typed)
 }
 
-/// Routed through exactly our server, as the policy writes it.
-fn via_us(via: &[ruma::OwnedServerName], server_name: &str) -> bool {
-    matches!(via, [server] if server.as_str() == server_name)
-}
-
 pub fn compare(desired: &Desired, observed: &Observed<'_>, context: &Context<'_>) -> Comparison {
     let mut comparison = Comparison::default();
     let members: BTreeMap<&str, MemberState<'_>> = observed
@@ -229,13 +224,13 @@ pub fn compare(desired: &Desired, observed: &Observed<'_>, context: &Context<'_>
     if let Some(parent) = &desired.parent {
         let server = desired.server_name.as_str();
         let linked = typed::<SpaceParentEventContent>(observed.state, parent)
-            .is_some_and(|link| via_us(&link.via, server) && link.canonical);
+            .is_some_and(|link| is_policy_parent(&link, server));
         if !linked {
             comparison.drift.push(Drift::SpaceParent { parent: parent.clone() });
         }
         if let Some(parent_state) = observed.parent_state {
             let linked = typed::<SpaceChildEventContent>(parent_state, &desired.room_id)
-                .is_some_and(|link| via_us(&link.via, server) && link.suggested && link.order.is_none());
+                .is_some_and(|link| is_policy_child(&link, server));
             if !linked {
                 comparison.drift.push(Drift::SpaceChild { parent: parent.clone() });
             }

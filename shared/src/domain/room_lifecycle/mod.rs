@@ -9,12 +9,15 @@
 use std::time::Duration;
 
 use ruma::OwnedRoomId;
+use ruma::events::space::child::SpaceChildEventContent;
 use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::domain::DomainError;
 use crate::domain::platform;
-use crate::domain::room_policy::{Admission, converge_power_levels, initial_power_levels};
+use crate::domain::room_policy::{
+    Admission, converge_power_levels, initial_power_levels, is_policy_child, space_child,
+};
 use crate::domain::rooms::{self, RoomRef};
 use crate::domain::tenancy;
 use crate::homeserver::RoomState;
@@ -67,7 +70,7 @@ pub async fn ensure(
         return Err(DomainError::conflict("conflict", format!("this room is {}", serde_json::json!(lifecycle))));
     }
     if let (false, Some(new)) = (created, &spec.event) {
-        let old_name = text_of(&state, "m.room.name", "name");
+        let old_name = name_of(&state);
         if let Some(text) = describe_change(old_name.as_deref(), event_details_of(&state).as_ref(), &spec.name, new) {
             // Before the state changes: a retry after a crash recomputes the same change and the same txn id.
             let old = serde_json::to_string(&event_details_of(&state)).unwrap_or_default();
@@ -85,9 +88,11 @@ pub async fn ensure(
             // The group's space follows the group's name, topic and visibility as its chat room does.
             converge(app, parent.as_str(), &parent_state, space_state(&spec, &admission)).await?;
         }
-        let content = json!({"via": [server], "suggested": true});
-        if parent_state.content("m.space.child", room_id.as_str()) != Some(&content) {
-            platform::put_state(app, parent.as_str(), "m.space.child", room_id.as_str(), &content).await?;
+        let linked = parent_state
+            .typed::<SpaceChildEventContent>(room_id.as_str())
+            .is_some_and(|link| is_policy_child(&link, &server));
+        if !linked {
+            platform::put_typed_state(app, parent.as_str(), &*room_id, &space_child(&server)?).await?;
         }
     }
     let room = RoomRef { kind, slug: slug.clone(), alias, room_id };
@@ -235,8 +240,8 @@ pub async fn view(app: &App, room: &RoomRef) -> Result<RoomView, DomainError> {
         slug: room.slug.to_string(),
         room_id: room.room_id.to_string(),
         alias: Some(room.alias.to_string()),
-        name: text_of(&state, "m.room.name", "name").unwrap_or_default(),
-        topic: text_of(&state, "m.room.topic", "topic").filter(|t| !t.is_empty()),
+        name: name_of(&state).unwrap_or_default(),
+        topic: topic_of(&state).filter(|t| !t.is_empty()),
         state: lifecycle_of(&state),
         member_count: member_count(app, &state),
     })

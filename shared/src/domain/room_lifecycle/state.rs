@@ -5,8 +5,10 @@
 //! ensure would then see a difference). See `room_policy`.
 
 use ruma::api::client::room::create_room::v3::Request as CreateRoom;
+use ruma::events::room::name::RoomNameEventContent;
+use ruma::events::room::topic::RoomTopicEventContent;
 use ruma::{OwnedRoomAliasId, OwnedRoomId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -109,20 +111,36 @@ pub(super) fn digest(parts: &[&str]) -> String {
     hex::encode(&hasher.finalize()[..12])
 }
 
+/// The fields of the metadata event read here; the event itself stays JSON (its other keys survive a write-back).
+/// A field that does not parse reads as absent, without hiding the other.
+#[derive(Default, Deserialize)]
+struct MetaFields {
+    #[serde(default, deserialize_with = "ruma::serde::default_on_error")]
+    state: Option<Lifecycle>,
+    #[serde(default, deserialize_with = "ruma::serde::default_on_error")]
+    event: Option<EventDetails>,
+}
+
+fn meta_fields(state: &RoomState) -> MetaFields {
+    state.single(META_EVENT).and_then(|meta| serde_json::from_value(meta.clone()).ok()).unwrap_or_default()
+}
+
 pub(super) fn lifecycle_of(state: &RoomState) -> Lifecycle {
-    state
-        .single(META_EVENT)
-        .and_then(|meta| meta.get("state"))
-        .and_then(|s| serde_json::from_value(s.clone()).ok())
-        .unwrap_or(Lifecycle::Active)
+    meta_fields(state).state.unwrap_or(Lifecycle::Active)
 }
 
 pub(super) fn event_details_of(state: &RoomState) -> Option<EventDetails> {
-    state.single(META_EVENT).and_then(|meta| meta.get("event")).and_then(|e| serde_json::from_value(e.clone()).ok())
+    meta_fields(state).event
 }
 
-pub(super) fn text_of(state: &RoomState, event_type: &str, field: &str) -> Option<String> {
-    state.single(event_type).and_then(|c| c.get(field)).and_then(Value::as_str).map(str::to_owned)
+/// The room's name (`m.room.name`).
+pub(super) fn name_of(state: &RoomState) -> Option<String> {
+    state.typed::<RoomNameEventContent>("").map(|content| content.name)
+}
+
+/// The room's topic (`m.room.topic`'s plain text).
+pub(super) fn topic_of(state: &RoomState) -> Option<String> {
+    state.typed::<RoomTopicEventContent>("").map(|content| content.topic)
 }
 
 /// The `createRoom` request of a group's or event's chat room: everything [`desired_state`] wants is in it, so a

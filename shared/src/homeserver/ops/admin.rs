@@ -18,6 +18,15 @@ pub struct AdminUser {
     pub deactivated: bool,
 }
 
+/// A device as the admin API lists it (the fields used here).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AdminDevice {
+    pub device_id: String,
+    /// When the homeserver last saw the device (ms since the epoch); `None` when never.
+    #[serde(default)]
+    pub last_seen_ts: Option<u64>,
+}
+
 /// Values of a 404 are "absent"; everything else is the error.
 fn absent_on_404<T>(outcome: Result<T, HomeserverError>) -> Result<Option<T>, HomeserverError> {
     match outcome {
@@ -62,10 +71,16 @@ impl Homeserver {
             .map(drop)
     }
 
-    /// A user's devices as the admin API lists them (`{"devices": [...], "total": n}`).
-    pub async fn user_devices(&self, user_id: &ruma::UserId) -> Result<Value, HomeserverError> {
+    /// A user's devices as the admin API lists them.
+    pub async fn user_devices(&self, user_id: &ruma::UserId) -> Result<Vec<AdminDevice>, HomeserverError> {
+        #[derive(Deserialize)]
+        struct Devices {
+            #[serde(default)]
+            devices: Vec<AdminDevice>,
+        }
         let path = format!("/_synapse/admin/v2/users/{}/devices", encode(user_id.as_str()));
-        self.call(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await
+        let listed: Devices = self.call(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await?;
+        Ok(listed.devices)
     }
 
     /// One page of the server's rooms (admin room list), read into the caller's view of it.

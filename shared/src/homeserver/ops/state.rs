@@ -49,13 +49,17 @@ impl RoomState {
         self.0.iter().map(|((event_type, key), content)| (event_type.as_str(), key.as_str(), content))
     }
 
+    /// Every `m.room.member` event's user and membership (events without a readable membership are skipped).
+    pub fn memberships(&self) -> impl Iterator<Item = (&str, MembershipState)> {
+        self.events().filter(|(event_type, _, _)| *event_type == "m.room.member").filter_map(|(_, user, content)| {
+            let member = serde_json::from_value::<MemberContent>(content.clone()).ok()?;
+            Some((user, member.membership))
+        })
+    }
+
     /// The users whose `m.room.member` membership is `join`.
     pub fn joined(&self) -> impl Iterator<Item = &str> {
-        self.events()
-            .filter(|(event_type, _, content)| {
-                *event_type == "m.room.member" && content.get("membership").and_then(Value::as_str) == Some("join")
-            })
-            .map(|(_, user, _)| user)
+        self.memberships().filter(|(_, membership)| *membership == MembershipState::Join).map(|(user, _)| user)
     }
 }
 
