@@ -112,6 +112,13 @@ pub fn api_gateway_select<'a>(
     }
 }
 
+/// The `routeKey` API Gateway puts in a route's events: the event it selects (`ANY {path}`, or `$default`).
+pub fn route_key(events: &[ApiEvent], route: &Route) -> Option<String> {
+    let path = sample_paths(route).into_iter().next()?;
+    let event = api_gateway_select(events, route.method.as_str(), &path).ok()??;
+    Some(event.path.as_ref().map_or_else(|| "$default".to_owned(), |path| format!("{} {path}", event.method)))
+}
+
 /// Concrete request paths for a route template: each parameter filled with a sample (`{kind}` with both kinds).
 fn sample_paths(route: &Route) -> Vec<String> {
     let fill = |kind: &str| {
