@@ -385,6 +385,10 @@ mod tests {
             content["m.relates_to"],
             json!({"rel_type":"m.thread","event_id":"$root","is_falling_back":true,"m.in_reply_to":{"event_id":"$last"}})
         );
+        // A genuine reply inside a thread says `is_falling_back: false` (ruma's own type would leave it out).
+        let in_thread = Placement::Thread { root: "$root".into(), in_reply_to: "$e".into(), is_falling_back: false };
+        let content = wire("x", &Rendered::default(), None, &in_thread).expect("fits");
+        assert_eq!(content["m.relates_to"]["is_falling_back"], false);
         let reply = wire("x", &Rendered::default(), None, &Placement::Reply { to: "$e".into() }).expect("ok");
         assert_eq!(reply["m.relates_to"], json!({"m.in_reply_to":{"event_id":"$e"}}));
     }

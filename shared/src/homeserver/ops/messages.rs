@@ -24,7 +24,8 @@ pub use joined_members::v3::RoomMember;
 
 impl Homeserver {
     /// Sends a message-like event; a repeat with the same transaction id (same device) returns the first event.
-    /// The content is raw JSON: ours carries keys ruma does not model (`m.mentions` fallbacks, attachments).
+    /// The content goes as it is: JSON the domain serialised from its typed contents (`domain::messages::content`),
+    /// sent at once or carried by the retry queue as it was.
     pub async fn send_message_event(
         &self,
         room_id: &RoomId,
@@ -112,10 +113,7 @@ impl Homeserver {
             }
             Some(event_type) => {
                 let mut request = get_relating_events_with_rel_type_and_event_type::v1::Request::new(
-                    room_id,
-                    event_id,
-                    rel_type,
-                    event_type,
+                    room_id, event_id, rel_type, event_type,
                 );
                 request.dir = Direction::Backward;
                 request.limit = Some(UInt::from(limit));
