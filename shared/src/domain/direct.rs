@@ -1,5 +1,8 @@
 //! Direct messages: one room per pair of users of a tenant, found by an alias derived from the sorted pair, both
 //! users joined, and `m.direct` account data set for both.
+//!
+//! JSON kept on purpose (docs/adr/0007): `m.direct` is a read-modify-write whose other entries must survive as they
+//! are.
 
 use ruma::api::client::room::create_room::v3::Request as CreateRoom;
 use serde_json::Value;

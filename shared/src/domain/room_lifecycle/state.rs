@@ -1,8 +1,10 @@
-//! Pure state: the state events a spec asks for, what differs from the room's, and the creation bodies.
+//! Pure state: the state events a spec asks for, what differs from the room's, the creation requests, and the
+//! typed reads of a room's name, topic and metadata.
 //!
-//! Contents are JSON (`json!`), compared as JSON with what the homeserver holds: our own metadata event, and
-//! exactly the keys we write (ruma's typed contents would add some, e.g. the topic's `m.topic` block, and every
-//! ensure would then see a difference). See `room_policy`.
+//! The desired state is compared in its wire form with what the homeserver holds: ruma's typed contents (join
+//! rules, space parent) serialised, and, JSON kept on purpose (docs/adr/0007), our own metadata event and the topic
+//! with exactly the keys we write (ruma's topic content would add the `m.topic` block, and every ensure would then
+//! see a difference). See `room_policy`.
 
 use ruma::api::client::room::create_room::v3::Request as CreateRoom;
 use ruma::events::room::name::RoomNameEventContent;
