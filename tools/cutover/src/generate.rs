@@ -47,51 +47,51 @@ const TOPICS: &[&str] = &["Chess", "Hiking", "Rust", "Jazz", "Cooking", "Books",
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct UserLine<'a> {
-    avatar_url: Option<&'a str>,
-    display_name: String,
-    tenant: &'a str,
-    r#type: &'static str,
-    user_id: String,
+pub(crate) struct UserLine<'a> {
+    pub(crate) avatar_url: Option<&'a str>,
+    pub(crate) display_name: String,
+    pub(crate) tenant: &'a str,
+    pub(crate) r#type: &'static str,
+    pub(crate) user_id: String,
 }
 
 #[derive(Serialize)]
-struct GroupLine<'a> {
-    name: String,
-    slug: String,
-    tenant: &'a str,
-    topic: Option<String>,
-    r#type: &'static str,
-    visibility: &'static str,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct EventLine<'a> {
-    ends_at: Option<String>,
-    group_slug: Option<String>,
-    location: Option<String>,
-    name: String,
-    slug: String,
-    starts_at: String,
-    status: &'static str,
-    tenant: &'a str,
-    r#type: &'static str,
-    visibility: &'static str,
+pub(crate) struct GroupLine<'a> {
+    pub(crate) name: String,
+    pub(crate) slug: String,
+    pub(crate) tenant: &'a str,
+    pub(crate) topic: Option<String>,
+    pub(crate) r#type: &'static str,
+    pub(crate) visibility: &'static str,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct MemberLine<'a> {
-    kind: &'static str,
-    role: &'static str,
-    slug: &'a str,
-    tenant: &'a str,
-    r#type: &'static str,
-    user_id: String,
+pub(crate) struct EventLine<'a> {
+    pub(crate) ends_at: Option<String>,
+    pub(crate) group_slug: Option<String>,
+    pub(crate) location: Option<String>,
+    pub(crate) name: String,
+    pub(crate) slug: String,
+    pub(crate) starts_at: String,
+    pub(crate) status: &'static str,
+    pub(crate) tenant: &'a str,
+    pub(crate) r#type: &'static str,
+    pub(crate) visibility: &'static str,
 }
 
-fn write_line(out: &mut impl Write, line: &impl Serialize) -> std::io::Result<()> {
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct MemberLine<'a> {
+    pub(crate) kind: &'static str,
+    pub(crate) role: &'static str,
+    pub(crate) slug: &'a str,
+    pub(crate) tenant: &'a str,
+    pub(crate) r#type: &'static str,
+    pub(crate) user_id: String,
+}
+
+pub(crate) fn write_line(out: &mut impl Write, line: &impl Serialize) -> std::io::Result<()> {
     serde_json::to_writer(&mut *out, line)?;
     writeln!(out)
 }

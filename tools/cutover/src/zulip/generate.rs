@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::generate::Random;
+use crate::generate::{GroupLine, MemberLine, Random, UserLine, write_line};
 
 #[derive(Debug, Clone)]
 pub struct ZulipShape {
@@ -176,19 +176,18 @@ pub fn generate(shape: &ZulipShape, dir: &Path, mapping: &Path, snapshot: &Path)
     let mut out = std::io::BufWriter::new(std::fs::File::create(snapshot)?);
     let tenant = &shape.tenant;
     for i in 0..shape.users {
-        let line = json!({"type": "user", "tenant": tenant, "userId": user_slug(i), "displayName": full_name(i),
-                          "avatarUrl": null});
-        writeln!(out, "{line}")?;
+        let (user_id, display_name) = (user_slug(i), full_name(i));
+        write_line(&mut out, &UserLine { avatar_url: None, display_name, tenant, r#type: "user", user_id })?;
     }
     for s in 0..shape.streams {
-        let line = json!({"type": "group", "tenant": tenant, "slug": room_slug(s), "name": stream_name(s),
-                          "topic": null, "visibility": "public"});
-        writeln!(out, "{line}")?;
+        let (name, slug) = (stream_name(s), room_slug(s));
+        let group = GroupLine { name, slug: slug.clone(), tenant, topic: None, r#type: "group", visibility: "public" };
+        write_line(&mut out, &group)?;
         for i in 0..shape.users {
             let role = if i == 0 { "owner" } else { "member" };
-            let line = json!({"type": "member", "tenant": tenant, "kind": "groups", "slug": room_slug(s),
-                              "userId": user_slug(i), "role": role});
-            writeln!(out, "{line}")?;
+            let member =
+                MemberLine { kind: "groups", role, slug: &slug, tenant, r#type: "member", user_id: user_slug(i) };
+            write_line(&mut out, &member)?;
         }
     }
     out.flush()
