@@ -27,11 +27,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
 const HTTP_EVENT: &str = r#"{
-  "version": "2.0", "routeKey": "GET /v1/health", "rawPath": "/v1/health", "rawQueryString": "",
+  "version": "2.0", "routeKey": "$default", "rawPath": "/v1/health", "rawQueryString": "",
   "headers": {"accept": "application/json", "host": "bench.execute-api.eu-west-1.amazonaws.com"},
   "requestContext": {"accountId": "123456789012", "apiId": "bench", "domainName": "bench.execute-api.eu-west-1.amazonaws.com",
     "http": {"method": "GET", "path": "/v1/health", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.10", "userAgent": "bench"},
-    "requestId": "bench", "routeKey": "GET /v1/health", "stage": "$default", "time": "20/Mar/2027:17:59:12 +0000",
+    "requestId": "bench", "routeKey": "$default", "stage": "$default", "time": "20/Mar/2027:17:59:12 +0000",
     "timeEpoch": 1805565552000},
   "isBase64Encoded": false
 }"#;
