@@ -273,8 +273,11 @@ mod tests {
 
     #[test]
     fn homeserver_refusal_is_502_with_retry_after() {
-        let error =
-            ApiError::from(HomeserverError::Rejected { status: 500, errcode: "M_UNKNOWN".into(), message: "x".into() });
+        let error = ApiError::from(HomeserverError::Rejected {
+            status: 500,
+            errcode: ruma::api::error::ErrorCode::Unknown,
+            message: "x".into(),
+        });
         assert_eq!(error.status(), 502);
         assert_eq!(error.retry_after_secs(), Some(HOMESERVER_REJECTED_RETRY_AFTER_SECS));
     }

@@ -134,7 +134,11 @@ pub fn roster(wanted: &[(UserSlug, Role)]) -> BTreeMap<Role, Vec<String>> {
 
 /// A stored operation that no longer parses: refused for good, never retried.
 pub(crate) fn invalid(what: &str) -> HomeserverError {
-    HomeserverError::Rejected { status: 400, errcode: "M_INVALID_PARAM".into(), message: format!("invalid {what}") }
+    HomeserverError::Rejected {
+        status: 400,
+        errcode: ruma::api::error::ErrorCode::InvalidParam,
+        message: format!("invalid {what}"),
+    }
 }
 
 pub(crate) fn unroster(roster: &BTreeMap<Role, Vec<String>>) -> Result<Vec<(UserSlug, Role)>, HomeserverError> {

@@ -38,7 +38,7 @@ fn raw<T>(content: &Value) -> Result<Raw<T>, HomeserverError> {
 fn invalid(kind: &str, value: &str) -> HomeserverError {
     HomeserverError::Rejected {
         status: 400,
-        errcode: "M_INVALID_PARAM".into(),
+        errcode: ruma::api::error::ErrorCode::InvalidParam,
         message: format!("not a valid {kind}: {value:?}"),
     }
 }
