@@ -87,7 +87,8 @@ pub struct MediaInfo {
     pub thumbnail_url: Option<String>,
 }
 
-/// `m.mentions`: who a message notifies (the same keys as ruma's `Mentions`, read leniently and written as is).
+/// `m.mentions`: who a message notifies. The keys of ruma's `Mentions`, but read leniently and written in mention
+/// order (ruma's is a sorted set of parsed ids).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mentions {
     #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "lenient_strings")]

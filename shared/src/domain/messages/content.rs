@@ -1,7 +1,7 @@
 //! The `m.room.message` contents we send: text, attachments, threads, replies, edits, mentions; and the size check
 //! that keeps every one of them under the homeserver's event limit.
 //!
-//! Typed ([`MessageContent`], [`EditContent`]) over ruma's `FormattedBody` and `RelationType` and the port's
+//! Typed ([`NewMessage`], [`EditContent`]) over ruma's `FormattedBody` and `RelationType` and the port's
 //! `Mentions` and `MediaInfo`, serialised with exactly the keys clients and the tests read: not ruma's
 //! `RoomMessageEventContent`, which drops `is_falling_back: false` and has no `w`/`h` for files and audio.
 //!
@@ -152,7 +152,7 @@ pub enum Placement {
 
 /// A new message's content, as sent.
 #[derive(Debug, Clone, Serialize)]
-pub struct MessageContent {
+pub struct NewMessage {
     pub msgtype: &'static str,
     pub body: String,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
@@ -241,8 +241,8 @@ pub fn message_content(
     rendered: &Rendered,
     attachment: Option<&Attachment>,
     placement: &Placement,
-) -> Result<MessageContent, DomainError> {
-    let content = MessageContent {
+) -> Result<NewMessage, DomainError> {
+    let content = NewMessage {
         msgtype: msgtype_for(attachment),
         body: body.to_owned(),
         formatted: formatted(rendered.html.as_deref()),
