@@ -67,7 +67,7 @@ pub async fn ensure(
     let state = settled_state(app, room_id.as_str()).await?;
     let lifecycle = lifecycle_of(&state);
     if !created && lifecycle != Lifecycle::Active {
-        return Err(DomainError::conflict("conflict", format!("this room is {}", serde_json::json!(lifecycle))));
+        return Err(DomainError::conflict("conflict", format!("this room is \"{}\"", lifecycle.as_str())));
     }
     if let (false, Some(new)) = (created, &spec.event) {
         let old_name = name_of(&state);

@@ -31,13 +31,21 @@ impl Lifecycle {
         }
     }
 
+    /// The name recorded and shown (as serialised).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lifecycle::Active => "active",
+            Lifecycle::Cancelled => "cancelled",
+            Lifecycle::Archived => "archived",
+        }
+    }
+
     /// The lifecycle a recorded name (`active`, `cancelled`, `archived`) stands for; anything else reads as active.
     pub fn from_name(name: &str) -> Lifecycle {
-        match name {
-            "cancelled" => Lifecycle::Cancelled,
-            "archived" => Lifecycle::Archived,
-            _ => Lifecycle::Active,
-        }
+        [Lifecycle::Cancelled, Lifecycle::Archived]
+            .into_iter()
+            .find(|l| l.as_str() == name)
+            .unwrap_or(Lifecycle::Active)
     }
 }
 

@@ -7,6 +7,9 @@
 //! see a difference). See `room_policy`.
 
 use ruma::api::client::room::create_room::v3::Request as CreateRoom;
+use ruma::events::room::canonical_alias::RoomCanonicalAliasEventContent;
+use ruma::events::room::guest_access::{GuestAccess, RoomGuestAccessEventContent};
+use ruma::events::room::history_visibility::{HistoryVisibility, RoomHistoryVisibilityEventContent};
 use ruma::events::room::name::RoomNameEventContent;
 use ruma::events::room::topic::RoomTopicEventContent;
 use ruma::{OwnedRoomAliasId, OwnedRoomId};
@@ -33,19 +36,22 @@ pub(super) fn desired_state(
     server_name: &str,
 ) -> Vec<(String, String, Value)> {
     let (tenant, kind, slug) = owner;
-    let mut meta = json!({"tenant": tenant.as_str(), "kind": kind.as_str(), "slug": slug.as_str(), "state": lifecycle});
-    if let Some(event) = &spec.event {
-        meta["event"] = json!(event);
-    }
-    let mut state = vec![
-        ("m.room.name".to_owned(), String::new(), json!({"name": spec.name})),
-        ("m.room.topic".to_owned(), String::new(), json!({"topic": spec.topic.clone().unwrap_or_default()})),
-        ("m.room.join_rules".to_owned(), String::new(), as_json(&join_rules(admission))),
-        ("m.room.history_visibility".to_owned(), String::new(), json!({"history_visibility": "shared"})),
-        ("m.room.guest_access".to_owned(), String::new(), json!({"guest_access": "forbidden"})),
-        ("m.room.canonical_alias".to_owned(), String::new(), json!({"alias": alias.as_str()})),
-        (META_EVENT.to_owned(), String::new(), meta),
-    ];
+    let meta = DesiredMeta {
+        tenant: tenant.as_str(),
+        kind: kind.as_str(),
+        slug: slug.as_str(),
+        state: lifecycle,
+        event: spec.event.as_ref(),
+    };
+    let mut canonical_alias = RoomCanonicalAliasEventContent::new();
+    canonical_alias.alias = Some(alias.clone());
+    let mut state = space_state(spec, admission);
+    state.extend([
+        room_wide("m.room.history_visibility", &RoomHistoryVisibilityEventContent::new(HistoryVisibility::Shared)),
+        room_wide("m.room.guest_access", &RoomGuestAccessEventContent::new(GuestAccess::Forbidden)),
+        room_wide("m.room.canonical_alias", &canonical_alias),
+        room_wide(META_EVENT, &meta),
+    ]);
     if let Some(parent) = parent {
         let link = space_parent(server_name).map(|content| as_json(&content)).unwrap_or_default();
         state.push(("m.space.parent".to_owned(), parent.to_string(), link));
@@ -58,12 +64,29 @@ fn as_json<C: Serialize>(content: &C) -> Value {
     serde_json::to_value(content).unwrap_or_default()
 }
 
+/// A room-wide (empty state key) event of the desired state.
+fn room_wide<C: Serialize>(event_type: &str, content: &C) -> (String, String, Value) {
+    (event_type.to_owned(), String::new(), as_json(content))
+}
+
+/// The metadata event as a room's spec wants it (the room's own may carry more keys, which stay).
+#[derive(Serialize)]
+struct DesiredMeta<'a> {
+    tenant: &'a str,
+    kind: &'a str,
+    slug: &'a str,
+    state: Lifecycle,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event: Option<&'a EventDetails>,
+}
+
 /// What a group's space shows: the group's name and topic; it admits whom the group's room admits.
 pub(super) fn space_state(spec: &RoomSpec, admission: &Admission) -> Vec<(String, String, Value)> {
     vec![
-        ("m.room.name".to_owned(), String::new(), json!({"name": spec.name})),
-        ("m.room.topic".to_owned(), String::new(), json!({"topic": spec.topic.clone().unwrap_or_default()})),
-        ("m.room.join_rules".to_owned(), String::new(), as_json(&join_rules(admission))),
+        room_wide("m.room.name", &RoomNameEventContent::new(spec.name.clone())),
+        // As written (JSON kept on purpose): ruma's topic content would add the `m.topic` block.
+        room_wide("m.room.topic", &json!({"topic": spec.topic.clone().unwrap_or_default()})),
+        room_wide("m.room.join_rules", &join_rules(admission)),
     ]
 }
 

@@ -78,6 +78,49 @@ fn only_differing_state_is_written() {
 fn lifecycle_only_ever_restricts_posting_further() {
     assert!(Lifecycle::Active.events_default() < Lifecycle::Cancelled.events_default());
     assert!(Lifecycle::Cancelled.events_default() < Lifecycle::Archived.events_default());
+    for lifecycle in [Lifecycle::Active, Lifecycle::Cancelled, Lifecycle::Archived] {
+        assert_eq!(serde_json::to_value(lifecycle).ok(), Some(serde_json::Value::from(lifecycle.as_str())));
+        assert_eq!(Lifecycle::from_name(lifecycle.as_str()), lifecycle);
+    }
     assert_eq!(DeleteMode::parse(None).ok(), Some(DeleteMode::Archive));
     assert!(DeleteMode::parse(Some("nuke")).is_err());
+}
+
+#[test]
+fn desired_state_is_written_as_rooms_made_before_hold_it() {
+    // Rooms already made hold exactly these contents: a typed content that serialised otherwise would make every
+    // ensure rewrite them.
+    let tenant = TenantId::parse("t").expect("tenant");
+    let slug = Slug::parse("s").expect("slug");
+    let alias = OwnedRoomAliasId::try_from("#om_t.event.s:localhost").expect("alias");
+    let parent = ruma::OwnedRoomId::try_from("!space:localhost").expect("room id");
+    let details = EventDetails { starts_at: "2030-01-01T10:00:00Z".into(), ends_at: None, location: None };
+    let spec = RoomSpec {
+        name: "N".into(),
+        topic: Some("T".into()),
+        visibility: Visibility::Private,
+        event: Some(details),
+        group: None,
+    };
+    let owner = (&tenant, RoomKind::Event, &slug);
+    let state =
+        desired_state(&spec, owner, &alias, Lifecycle::Cancelled, &Admission::InviteOnly, Some(&parent), "localhost");
+    let content =
+        |event_type: &str| state.iter().find(|(t, _, _)| t == event_type).map(|(_, _, c)| c.clone()).expect(event_type);
+    assert_eq!(content("m.room.name"), serde_json::json!({"name": "N"}));
+    assert_eq!(content("m.room.topic"), serde_json::json!({"topic": "T"}));
+    assert_eq!(content("m.room.join_rules"), serde_json::json!({"join_rule": "invite"}));
+    assert_eq!(content("m.room.history_visibility"), serde_json::json!({"history_visibility": "shared"}));
+    assert_eq!(content("m.room.guest_access"), serde_json::json!({"guest_access": "forbidden"}));
+    assert_eq!(content("m.room.canonical_alias"), serde_json::json!({"alias": "#om_t.event.s:localhost"}));
+    assert_eq!(
+        content(META_EVENT),
+        serde_json::json!({"tenant": "t", "kind": "event", "slug": "s", "state": "cancelled",
+            "event": {"startsAt": "2030-01-01T10:00:00Z"}})
+    );
+    let (_, key, link) = state.iter().find(|(t, _, _)| t == "m.space.parent").expect("a parent link");
+    assert_eq!(
+        (key.as_str(), link),
+        ("!space:localhost", &serde_json::json!({"via": ["localhost"], "canonical": true}))
+    );
 }
