@@ -7,19 +7,21 @@
 /// only the repository), then the exit codes and the runbook every command shares.
 macro_rules! after_help {
     (ops: $($example:literal),+ $(,)?) => {
-        after_help!(@ "Environment: the functions' own (README \"Configuration\"): MATRIX_HOMESERVER_URL, \
-MATRIX_SERVER_NAME,\n  MATRIX_AS_TOKEN (or OPENMEET_SECRETS_ARN), OPENMEET_TABLE, OPENMEET_KMS_KEY_ID, \
-OPENMEET_QUEUE_URL or\n  OPENMEET_QUEUE_NAME, AWS credentials and region; locally: set -a; . .local/stack.env; set +a.\n  \
-With --stack NAME, redrive and upgrade-rooms read a deployed stack's retry-worker environment (AWS CLI).";
+        after_help!(@
+            "Environment: the functions' own (README \"Configuration\"): MATRIX_HOMESERVER_URL, MATRIX_SERVER_NAME,\n"
+            "  MATRIX_AS_TOKEN (or OPENMEET_SECRETS_ARN), OPENMEET_TABLE, OPENMEET_KMS_KEY_ID, OPENMEET_QUEUE_URL or\n"
+            "  OPENMEET_QUEUE_NAME, AWS credentials and region; locally: set -a; . .local/stack.env; set +a.\n"
+            "  With --stack NAME, redrive and upgrade-rooms read a deployed stack's retry-worker environment (AWS CLI).";
             $($example),+)
     };
     (stack: $($example:literal),+ $(,)?) => {
         after_help!(stack ""; $($example),+)
     };
     // `$settings`: the command's own environment variables, first.
-    (stack $settings:literal; $($example:literal),+ $(,)?) => {
-        after_help!(@ $settings "Environment: none needed; run inside the repository (OPENMEET_STACK_ROOT overrides), \
-normally through\n  scripts/stack.sh, dev.sh, web.sh and bench-postgres.sh (they install the Python venv first).";
+    (stack $($settings:literal)+; $($example:literal),+ $(,)?) => {
+        after_help!(@ $($settings)+
+            "Environment: none needed; run inside the repository (OPENMEET_STACK_ROOT overrides), normally through\n"
+            "  scripts/stack.sh, dev.sh, web.sh and bench-postgres.sh (they install the Python venv first).";
             $($example),+)
     };
     (@ $($environment:literal)+; $($example:literal),+) => {

@@ -89,7 +89,7 @@ mod tests {
 
     use super::{Cli, Command};
     use crate::ops::Ops;
-    use crate::ops::jobs::Job;
+    use crate::ops::jobs::{EventRooms, Job};
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("openmeet-local").chain(args.iter().copied()))
@@ -108,9 +108,15 @@ mod tests {
             Command::Ops(Ops::Job(Job::DriftRepair { dry_run: true, tenant: Some(_), all: false, .. }))
         ));
         let retention = parse(&["ops", "retention", "--now", "2026-12-01T00:00:00Z"]).expect("valid");
-        assert!(matches!(retention.command, Command::Ops(Ops::Job(Job::Retention { now: Some(1_796_083_200), .. }))));
+        assert!(matches!(
+            retention.command,
+            Command::Ops(Ops::Job(Job::Retention { rooms: EventRooms { now: Some(1_796_083_200), .. }, .. }))
+        ));
         let reminders = parse(&["ops", "reminders", "--now", "12"]).expect("valid");
-        assert!(matches!(reminders.command, Command::Ops(Ops::Job(Job::Reminders { now: Some(12), .. }))));
+        assert!(matches!(
+            reminders.command,
+            Command::Ops(Ops::Job(Job::Reminders { rooms: EventRooms { now: Some(12), .. }, .. }))
+        ));
         let refused = [
             &["ops", "reminders", "--dry-run"][..],
             &["ops", "sweep-expired", "--now", "1"],

@@ -51,7 +51,10 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// What `run` would create, change and remove; changes nothing (exit 1 when some reads failed).
-    #[command(after_help = after_help!("openmeet-cutover plan --snapshot community.jsonl", "openmeet-cutover plan --snapshot community.jsonl --json > plan.json"))]
+    #[command(after_help = after_help!(
+        "openmeet-cutover plan --snapshot community.jsonl",
+        "openmeet-cutover plan --snapshot community.jsonl --json > plan.json",
+    ))]
     Plan {
         /// The community's snapshot (JSON Lines, docs/cutover-formats.md).
         #[arg(long)]
@@ -114,7 +117,9 @@ pub enum Command {
         concurrency: usize,
     },
     /// Writes a synthetic Zulip export (deterministic for a seed), its mapping and a snapshot provisioning it.
-    #[command(after_help = after_help!("openmeet-cutover generate-zulip --out z/ --mapping-out z.mapping.json --snapshot-out z.jsonl"))]
+    #[command(after_help = after_help!(
+        "openmeet-cutover generate-zulip --out z/ --mapping-out z.mapping.json --snapshot-out z.jsonl",
+    ))]
     GenerateZulip {
         /// The tenant of the generated users and rooms.
         #[arg(long, default_value = "synthetic")]

@@ -19,7 +19,10 @@ use super::{Failure, Output, print_report, tenant};
 #[derive(Subcommand, Debug)]
 pub enum Job {
     /// One drift-repair pass (README "Self-healing"; every 10 min in AWS)
-    #[command(name = Name::DriftRepair.name(), after_help = after_help!(ops: "openmeet-local ops drift-repair --dry-run --tenant acme"))]
+    #[command(
+        name = Name::DriftRepair.name(),
+        after_help = after_help!(ops: "openmeet-local ops drift-repair --dry-run --tenant acme")
+    )]
     DriftRepair {
         /// List the drift, change nothing (not even the cursor)
         #[arg(long)]
@@ -34,34 +37,35 @@ pub enum Job {
         output: Output,
     },
     /// Archives (and, with OPENMEET_RETENTION_PURGE_DAYS > 0, purges) event rooms past retention; every 6 h
-    #[command(name = Name::Retention.name(), after_help = after_help!(ops: "openmeet-local ops retention --dry-run --now 2031-01-01T00:00:00Z"))]
+    #[command(
+        name = Name::Retention.name(),
+        after_help = after_help!(ops: "openmeet-local ops retention --dry-run --now 2031-01-01T00:00:00Z")
+    )]
     Retention {
         /// List what is due, change nothing
         #[arg(long)]
         dry_run: bool,
-        /// Only tenant T's event rooms
-        #[arg(long, value_name = "T", value_parser = tenant)]
-        tenant: Option<TenantId>,
-        /// Pretend it is TIME (RFC 3339 or epoch seconds)
-        #[arg(long, value_name = "TIME", value_parser = parse_time)]
-        now: Option<u64>,
+        #[command(flatten)]
+        rooms: EventRooms,
         #[command(flatten)]
         output: Output,
     },
     /// Posts the event reminders that are due, each once; every 5 min in AWS
-    #[command(name = Name::Reminders.name(), after_help = after_help!(ops: "openmeet-local ops reminders --tenant acme"))]
+    #[command(
+        name = Name::Reminders.name(),
+        after_help = after_help!(ops: "openmeet-local ops reminders --tenant acme")
+    )]
     Reminders {
-        /// Only tenant T's event rooms
-        #[arg(long, value_name = "T", value_parser = tenant)]
-        tenant: Option<TenantId>,
-        /// Pretend it is TIME (RFC 3339 or epoch seconds)
-        #[arg(long, value_name = "TIME", value_parser = parse_time)]
-        now: Option<u64>,
+        #[command(flatten)]
+        rooms: EventRooms,
         #[command(flatten)]
         output: Output,
     },
     /// Deletes expired records TTL has not removed yet (OPENMEET_SWEEP_ITEMS a run, from a cursor); hourly
-    #[command(name = Name::SweepExpired.name(), after_help = after_help!(ops: "openmeet-local ops sweep-expired"))]
+    #[command(
+        name = Name::SweepExpired.name(),
+        after_help = after_help!(ops: "openmeet-local ops sweep-expired")
+    )]
     SweepExpired {
         /// The whole table in one go, from the start (no cursor, no item budget)
         #[arg(long)]
@@ -69,6 +73,17 @@ pub enum Job {
         #[command(flatten)]
         output: Output,
     },
+}
+
+/// `--tenant T --now TIME`: which event rooms, and when the job believes it is.
+#[derive(clap::Args, Debug)]
+pub struct EventRooms {
+    /// Only tenant T's event rooms
+    #[arg(long, value_name = "T", value_parser = tenant)]
+    pub tenant: Option<TenantId>,
+    /// Pretend it is TIME (RFC 3339 or epoch seconds)
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub now: Option<u64>,
 }
 
 fn parse_time(value: &str) -> Result<u64, String> {
@@ -127,7 +142,7 @@ async fn run(app: &App, settings: &SelfHealSettings, job: Job) -> Result<usize, 
             print_report(output.json, &report, lines.collect(), &summary);
             Ok(report.failures)
         }
-        Job::Retention { dry_run, tenant, now, output } => {
+        Job::Retention { dry_run, rooms: EventRooms { tenant, now }, output } => {
             let now = now.unwrap_or_else(now_secs);
             let tenant = tenant.as_ref().map(TenantId::as_str);
             let report = retention::run(app, settings, now, tenant, dry_run).await.map_err(|e| e.to_string())?;
@@ -145,7 +160,7 @@ async fn run(app: &App, settings: &SelfHealSettings, job: Job) -> Result<usize, 
             print_report(output.json, &report, lines, &summary);
             Ok(report.failed.len())
         }
-        Job::Reminders { tenant, now, output } => {
+        Job::Reminders { rooms: EventRooms { tenant, now }, output } => {
             let now = now.unwrap_or_else(now_secs);
             let tenant = tenant.as_ref().map(TenantId::as_str);
             let report = reminders::run(app, settings, now, tenant).await.map_err(|e| e.to_string())?;

@@ -85,8 +85,9 @@ pub enum StackCommand {
         "scripts/stack.sh deny"))]
     Deny,
     /// schemathesis from openapi.yaml against the running stack, bounded: no 5xx, no answer outside the contract
-    #[command(after_help = after_help!(stack "Settings: FUZZ_EXAMPLES (cases per operation, default 12), FUZZ_MAX_TIME \
-(seconds, default 120),\n  FUZZ_SEED (default 18: the same cases every run), FUZZ_API (default http://127.0.0.1:3000).\n";
+    #[command(after_help = after_help!(stack
+        "Settings: FUZZ_EXAMPLES (cases per operation, default 12), FUZZ_MAX_TIME (seconds, default 120),\n"
+        "  FUZZ_SEED (default 18: the same cases every run), FUZZ_API (default http://127.0.0.1:3000).\n";
         "FUZZ_EXAMPLES=4 scripts/stack.sh fuzz"))]
     Fuzz,
     /// cargo lambda build --release --arm64 of every function; checks each bootstrap is an arm64 executable
