@@ -6,7 +6,7 @@
 #   scripts/stack.sh start     start what is not running yet; returns once everything is healthy
 #   scripts/stack.sh stop      stop what `start` (or dev.sh) started
 #   scripts/stack.sh restart   stop, then start
-#   scripts/stack.sh status    one line per service; exit status 1 unless all answer
+#   scripts/stack.sh status    one line per service (--json: one object); exit status 1 unless all answer
 #   scripts/stack.sh token SUB TENANT [service|user] [DISPLAY NAME]
 #                              print an HS256 JWT for the local API (valid $TOKEN_TTL s, default 3600)
 #   scripts/stack.sh env       print the path of .local/stack.env
