@@ -23,7 +23,8 @@ kinds!(
     DirectoryVisibility,
     Joined,
     AdminRoomState,
-    AdminRoomDetails
+    AdminRoomDetails,
+    Timeline
 );
 
 impl<'a> Endpoint<'a, Empty> {
@@ -195,4 +196,23 @@ impl<'a> Endpoint<'a, AdminRoomDetails> {
             }),
         )
     }
+}
+
+impl<'a> Endpoint<'a, Timeline> {
+    /// A page of events, newest first (`dir=b`), ending at the room's creation when `end` is `None`.
+    pub fn ok(self, chunk: Vec<Value>, end: Option<&str>) -> Mounted<'a> {
+        let mut page = json!({"chunk": chunk, "start": "t8-49860_0_0_0_0_0_0_0_0_0_0_0_0_0"});
+        if let Some(end) = end {
+            page["end"] = json!(end);
+        }
+        self.json(200, page)
+    }
+}
+
+/// A timeline message event as `/messages` returns it.
+pub fn message_event(room_id: &str, event_id: &str, sender: &str, ts: u64, content: Value) -> Value {
+    json!({
+        "type": "m.room.message", "content": content, "event_id": event_id, "room_id": room_id, "sender": sender,
+        "origin_server_ts": ts, "unsigned": {"age": 2190510, "membership": "join"}, "user_id": sender,
+    })
 }

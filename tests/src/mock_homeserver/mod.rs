@@ -166,6 +166,11 @@ impl MockHomeserver {
         self.endpoint("PUT", path)
     }
 
+    /// `GET /_matrix/client/v3/rooms/{room_id}/messages` (a page of the timeline).
+    pub fn mock_room_messages(&self, room_id: &str) -> Endpoint<'_, Timeline> {
+        self.endpoint("GET", format!(r"^/_matrix/client/v3/rooms/{}/messages$", segment(room_id)))
+    }
+
     /// `GET /_matrix/client/v3/rooms/{room_id}/joined_members`.
     pub fn mock_joined_members(&self, room_id: &str) -> Endpoint<'_, JoinedMembers> {
         self.endpoint("GET", format!(r"^/_matrix/client/v3/rooms/{}/joined_members$", segment(room_id)))

@@ -5,6 +5,8 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
+use integration_tests::mock_homeserver::{member_event, message_event};
+
 use super::support::{World, answer, body, request, room_id, with_header};
 
 fn post(slug: &str, jwt: &str, text: &str) -> lambda_http::Request {
@@ -74,5 +76,36 @@ async fn a_refusal_by_the_homeserver_is_a_4xx() {
     assert_eq!(status, 403, "{reply} after {:?}", w.hs.calls().await);
     assert_ne!(reply["error"], Value::Null, "{reply}");
     assert!(w.queued(0).await.is_empty(), "nothing queued");
+    w.hs.verify().await;
+}
+
+/// A member reads the room's history: the homeserver's page read on the member's behalf, messages mapped to
+/// OpenMeet users (the platform's own events left out); a non-member reads nothing.
+#[tokio::test]
+async fn a_member_reads_history_and_a_stranger_reads_nothing() {
+    let w = World::new("history").await;
+    let (slug, room) = ("gr", room_id("r"));
+    let (ann, bob) = (w.mxid("ann"), w.mxid("bob"));
+    w.active_room(slug, &room).await;
+    w.hs.mock_state_event(&room, "m.room.member", &ann).ok(json!({"membership": "join"})).mount().await;
+    w.hs.mock_state_event(&room, "m.room.member", &w.mxid("eve")).not_found().mount().await;
+    let page = vec![
+        message_event(&room, "$2", &bob, 1_796_439_573_429, json!({"msgtype": "m.text", "body": "second"})),
+        member_event(&room, &bob, "join"),
+        message_event(&room, "$1", &ann, 1_796_439_573_280, json!({"msgtype": "m.text", "body": "first"})),
+    ];
+    w.hs.mock_room_messages(&room).ok(page, None).expect(1).mount().await;
+
+    let list = request("GET", &format!("/v1/groups/{slug}/messages"), Some(&w.user_jwt("ann")), None);
+    let (status, reply) = answer(&messages::serve(&w.app, list).await);
+    assert_eq!(status, 200, "{reply} after {:?}", w.hs.calls().await);
+    let text = reply.to_string();
+    assert!(text.contains("\"first\"") && text.contains("\"second\""), "both messages: {reply}");
+    assert!(text.contains("\"$1\"") && text.contains("\"$2\""), "their event ids: {reply}");
+    assert!(!text.contains(&bob), "senders are OpenMeet users, not Matrix ids: {reply}");
+
+    let stranger = request("GET", &format!("/v1/groups/{slug}/messages"), Some(&w.user_jwt("eve")), None);
+    let (status, reply) = answer(&messages::serve(&w.app, stranger).await);
+    assert_eq!(status, 403, "{reply}");
     w.hs.verify().await;
 }
