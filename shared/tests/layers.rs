@@ -1,7 +1,8 @@
 //! The layers of ADR 0007, checked by reading the sources: every `crate::…` path a file of `shared/src` names (and
 //! every `shared::…` path of the HTTP functions and the cutover) must point to a layer it may know, and the
-//! top-level modules of `shared`, like the domain's, import each other without a cycle. Comments and string
-//! literals are skipped; a failure names file:line and the rule. Plain file reading: it runs in milliseconds.
+//! top-level modules of `shared`, like the domain's, import each other without a cycle; ARCHITECTURE.md names every
+//! module placed in a layer. Comments and string literals are skipped; a failure names file:line and the rule.
+//! Plain file reading: it runs in milliseconds.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -185,6 +186,20 @@ fn the_handlers_and_the_cutover_keep_to_their_layer() {
         }
     }
     assert!(violations.is_empty(), "forbidden imports (ADR 0007):\n{}", violations.join("\n"));
+}
+
+/// ARCHITECTURE.md's code map names every module placed in a layer here (test-only modules aside), so a new module
+/// is placed in both.
+#[test]
+fn the_code_map_names_every_module_in_a_layer() {
+    let map = std::fs::read_to_string(root().join("ARCHITECTURE.md")).unwrap_or_default();
+    let tests_only = ["hostile_input", "http_props", "ratelimit_tests"];
+    let modules = LEAVES.iter().chain(PORTS).chain(EDGE).chain(DOMAIN_TIERS.iter().flat_map(|tier| tier.iter()));
+    let missing: Vec<&&str> = modules
+        .filter(|name| !tests_only.contains(name))
+        .filter(|name| !map.contains(&format!("`{name}`")) && !map.contains(&format!("`{name}/`")))
+        .collect();
+    assert!(missing.is_empty(), "modules ARCHITECTURE.md's code map does not name: {missing:?}");
 }
 
 /// The rules themselves, on made-up imports: each kind of violation is caught, the allowed ones pass.
