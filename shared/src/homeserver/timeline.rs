@@ -158,7 +158,14 @@ struct WireContent {
 
 impl From<Map<String, Value>> for MessageContent {
     fn from(json: Map<String, Value>) -> Self {
-        let Ok(wire) = serde_json::from_value::<WireContent>(Value::Object(json.clone())) else {
+        let value = Value::Object(json);
+        // Read from a borrow: the content is kept whole besides, not copied first.
+        let wire = WireContent::deserialize(&value);
+        let json = match value {
+            Value::Object(json) => json,
+            _ => Map::new(),
+        };
+        let Ok(wire) = wire else {
             return MessageContent { json, ..MessageContent::default() };
         };
         MessageContent {
