@@ -144,3 +144,51 @@ async fn bad_room_input_calls_nothing() {
     assert_eq!(answer(&rooms::serve(&w.app, as_user).await).0, 403);
     assert!(w.hs.calls().await.is_empty(), "{:?}", w.hs.calls().await);
 }
+
+/// Creates the private event room `slug` (no group) on a homeserver that does not have it yet.
+async fn event_room(w: &World, slug: &str) -> Creations {
+    let creations = Creations { space: room_id("unused"), room: room_id("event"), bodies: Arc::default() };
+    let alias = w.alias(&format!("event.{slug}"));
+    w.hs.mock_resolve_alias(&alias).not_found().up_to_n_times(1).mount().await;
+    w.hs.mock_resolve_alias(&alias).ok(&creations.room).mount().await;
+    w.hs.mock_create_room().respond_with(creations.clone()).expect(1).mount().await;
+    w.hs.mock_room_state(&creations.room).respond_with(StateOf(creations.clone(), false)).mount().await;
+    w.hs.mock_directory_visibility(&creations.room).ok(false).mount().await;
+    w.hs.mock_put_any_state(&creations.room).ok("$state").mount().await;
+    let body = json!({"name": "Ridge walk", "visibility": "private", "startsAt": "2027-03-20T18:00:00Z"});
+    let put = request("PUT", &format!("/v1/events/{slug}/room"), Some(&w.service_jwt()), Some(body));
+    let (status, reply) = answer(&rooms::serve(&w.app, put).await);
+    assert_eq!(status, 201, "{reply} after {:?}", w.hs.calls().await);
+    creations
+}
+
+/// Cancelling an event posts the reason as the platform and stops members posting (power levels) before the
+/// room's lifecycle is marked cancelled.
+#[tokio::test]
+async fn a_cancelled_event_room_says_why_and_stops_posting() {
+    let w = World::new("cancel").await;
+    let creations = event_room(&w, "walk").await;
+    let room = creations.room.clone();
+    let platform = "@openmeet:localhost";
+    w.hs.mock_admin_create_device(platform).ok().mount().await;
+    w.hs.mock_room_send(&room).ok("$notice").expect(1).mount().await;
+
+    let cancel =
+        request("POST", "/v1/events/walk/room/cancel", Some(&w.service_jwt()), Some(json!({"reason": "Rain"})));
+    let (status, reply) = answer(&rooms::serve(&w.app, cancel).await);
+    assert_eq!(status, 200, "{reply} after {:?}", w.hs.calls().await);
+    let notices = w.hs.requests("PUT", &format!("/_matrix/client/v3/rooms/{room}/send/")).await;
+    assert!(body(&notices[0])["body"].as_str().unwrap_or_default().contains("Rain"), "{}", body(&notices[0]));
+    let state = |kind: &str| format!("/_matrix/client/v3/rooms/{room}/state/{kind}");
+    let levels = w.hs.requests("PUT", &state("m.room.power_levels")).await;
+    let events_default = levels.last().map(|r| body(r)["events_default"].as_i64().unwrap_or(0)).unwrap_or(0);
+    assert!(events_default > 0, "members can no longer post: {:?}", levels.last().map(body));
+    let lifecycle = w.hs.requests("PUT", &state("org.openmeet.room")).await;
+    assert_eq!(
+        lifecycle.last().map(|r| body(r)["state"].clone()),
+        Some(json!("cancelled")),
+        "{:?}",
+        w.hs.calls().await
+    );
+    w.hs.verify().await;
+}
