@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 
 use serde::de::DeserializeOwned;
+use serde::de::value::{Error as ValueError, StrDeserializer};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::keys::{self, CutoverEntry};
@@ -21,9 +22,9 @@ pub struct RunMeta {
     pub snapshot: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
-    /// `running`, `complete`, `failed`, `rolledBack`, `rollbackFailed`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<String>,
+    /// A state this version does not know reads as none.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "known_state")]
+    pub state: Option<RunState>,
     /// Epoch seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<u64>,
@@ -44,6 +45,49 @@ pub struct RunMeta {
     pub export: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+}
+
+/// Where a run or an import stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RunState {
+    Running,
+    Complete,
+    Failed,
+    /// An import stopped on request (SIGINT/SIGTERM): running it again continues.
+    Interrupted,
+    RolledBack,
+    RollbackFailed,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Complete => "complete",
+            RunState::Failed => "failed",
+            RunState::Interrupted => "interrupted",
+            RunState::RolledBack => "rolledBack",
+            RunState::RollbackFailed => "rollbackFailed",
+        }
+    }
+
+    /// A run in this state is what the next run of its snapshot continues (a failed one: its failures are redone).
+    pub fn continues(self) -> bool {
+        matches!(self, RunState::Running | RunState::Failed)
+    }
+}
+
+impl std::fmt::Display for RunState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The state as stored (text), or none when this version does not know it.
+fn known_state<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<RunState>, D::Error> {
+    let text = Option::<String>::deserialize(deserializer)?;
+    Ok(text.and_then(|text| RunState::deserialize(StrDeserializer::<ValueError>::new(&text)).ok()))
 }
 
 fn number_or_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<f64>, D::Error> {
@@ -182,7 +226,7 @@ mod tests {
         let counted = [("failures", "n:0"), ("seconds", "n:99.5")];
         let meta = item("CUTOVER#20261126T051600-abcdef", "META", &[&started[..], &finished, &counted].concat());
         let read: RunMeta = round_trips(meta);
-        assert_eq!((read.seconds, read.total), (Some(99.5), Some(12)));
+        assert_eq!((read.seconds, read.total, read.state), (Some(99.5), Some(12), Some(RunState::Complete)));
         let import = item("CUTOVER#ZULIP#r#acme", "META", &[("state", "running"), ("sha256", "ab")]);
         assert_eq!(round_trips::<RunMeta>(import).sha256.as_deref(), Some("ab"));
         let entry = |kind| keys::cutover_entry("r1", kind, "user:jane");
@@ -191,6 +235,17 @@ mod tests {
         let done = entry(CutoverEntry::Done);
         round_trips::<EntryRecord>(item(&done.pk, &done.sk, &[("at", "n:1764000000")]));
         round_trips::<RunRef>(item("CUTOVER#RUNS", "001764000000#r1", &[("run", "r1")]));
+    }
+
+    #[test]
+    fn states_are_written_as_the_first_version_wrote_them() {
+        for state in [RunState::Running, RunState::Failed, RunState::Interrupted, RunState::RollbackFailed] {
+            let text = serde_json::to_string(&state).expect("serialises");
+            assert_eq!(text, format!("\"{state}\""));
+        }
+        let unknown = item("CUTOVER#r1", "META", &[("state", "paused"), ("total", "n:3")]);
+        let read = crate::aws::records::decode::<RunMeta>(unknown).expect("decodes");
+        assert_eq!((read.state, read.total), (None, Some(3)));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use clap::Parser;
 use cli::{Cli, Command};
 use openmeet_cutover::{generate, plan, rollback, run, snapshot, verify, zulip};
 use serde::Serialize;
+use shared::aws::cutover_runs::RunState;
 
 fn bad_input(message: impl std::fmt::Display, json: bool) -> ExitCode {
     if json {
@@ -136,7 +137,7 @@ async fn main() -> ExitCode {
         return match zulip::import::import(app, prepared, export, *concurrency, quiet, stop).await {
             Ok(report) => {
                 emit(json, &report, || zulip::import::render(&report));
-                if report.state == "complete" { ExitCode::SUCCESS } else { ExitCode::from(1) }
+                if report.state == RunState::Complete { ExitCode::SUCCESS } else { ExitCode::from(1) }
             }
             // The import refuses before sending anything, except when a room's worker dies mid-run.
             Err(zulip::import::ImportError::Stopped(error)) => stopped(error, json),

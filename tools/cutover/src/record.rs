@@ -14,7 +14,7 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use shared::aws::cutover_runs::{CutoverRuns, Entry, RunMeta};
+use shared::aws::cutover_runs::{CutoverRuns, Entry, RunMeta, RunState};
 use shared::aws::keys::{CutoverEntity, CutoverEntry};
 use shared::aws::store::{self, Store};
 use tokio::sync::{mpsc, oneshot};
@@ -26,7 +26,7 @@ pub async fn open_run(store: &Store, path: &str, digest: &str) -> Result<(String
     let runs = CutoverRuns(store);
     if let Some(run) = runs.run_of_snapshot(digest).await?
         && let Some(meta) = runs.meta(&run).await?
-        && matches!(meta.state.as_deref(), Some("running" | "failed"))
+        && meta.state.is_some_and(RunState::continues)
     {
         return Ok((run, meta.started_at.unwrap_or(0), true));
     }
@@ -35,7 +35,7 @@ pub async fn open_run(store: &Store, path: &str, digest: &str) -> Result<(String
     let meta = RunMeta {
         snapshot: Some(path.to_owned()),
         digest: Some(digest.to_owned()),
-        state: Some("running".to_owned()),
+        state: Some(RunState::Running),
         started_at: Some(started),
         ..RunMeta::default()
     };
@@ -71,10 +71,10 @@ pub async fn set_meta(store: &Store, run: &str, update: &RunMeta) -> Result<(), 
 
 /// Marks the run's state. A complete or rolled-back run is no longer what a run of its snapshot continues; a failed
 /// one is (its failures are redone, its done entities skipped, its `Before` records kept).
-pub async fn finish(store: &Store, run: &str, digest: &str, state: &str) -> Result<(), Error> {
-    let update = RunMeta { state: Some(state.to_owned()), finished_at: Some(store::now_secs()), ..RunMeta::default() };
+pub async fn finish(store: &Store, run: &str, digest: &str, state: RunState) -> Result<(), Error> {
+    let update = RunMeta { state: Some(state), finished_at: Some(store::now_secs()), ..RunMeta::default() };
     set_meta(store, run, &update).await?;
-    if !matches!(state, "running" | "failed") {
+    if !state.continues() {
         CutoverRuns(store).forget_snapshot(digest).await?;
     }
     Ok(())

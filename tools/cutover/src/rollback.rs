@@ -7,6 +7,7 @@
 use serde::Serialize;
 use serde_json::Value;
 use shared::App;
+use shared::aws::cutover_runs::RunState;
 use shared::aws::keys::{CutoverEntity, CutoverEntry};
 use shared::domain::cutover::{self, UserState};
 use shared::identity::RoomKind;
@@ -122,7 +123,7 @@ pub async fn rollback(
         .await;
     }
     progress.finish();
-    let state = if report.failures.is_empty() { "rolledBack" } else { "rollbackFailed" };
+    let state = if report.failures.is_empty() { RunState::RolledBack } else { RunState::RollbackFailed };
     let digest = meta.digest.unwrap_or_default();
     record::finish(&app.store, run, &digest, state).await.map_err(backend)?;
     Ok(report)
@@ -166,7 +167,7 @@ pub async fn status(app: &'static App, run: Option<&str>) -> Result<Vec<RunStatu
         failures.sort();
         statuses.push(RunStatus {
             run_id: run.clone(),
-            state: meta.state.unwrap_or_default(),
+            state: meta.state.map(RunState::as_str).unwrap_or_default().to_owned(),
             snapshot: meta.snapshot.unwrap_or_default(),
             started_at: meta.started_at.unwrap_or(0),
             finished_at: meta.finished_at,

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 use shared::App;
-use shared::aws::cutover_runs::{RunMeta, milliseconds};
+use shared::aws::cutover_runs::{RunMeta, RunState, milliseconds};
 use shared::aws::keys::{CutoverEntity, CutoverEntry};
 use shared::domain::DomainError;
 use shared::domain::cutover;
@@ -260,7 +260,7 @@ pub async fn run(
 
     let flushed = run.recorder.flush().await;
     report.seconds = started.elapsed().as_secs_f64();
-    let state = if report.failures.is_empty() && flushed.is_ok() { "complete" } else { "failed" };
+    let state = if report.failures.is_empty() && flushed.is_ok() { RunState::Complete } else { RunState::Failed };
     let phases = serde_json::to_string(&report.phases).unwrap_or_default();
     let summary_update = RunMeta {
         phases: Some(phases),

@@ -18,6 +18,7 @@ use openmeet_cutover::zulip::import;
 use ruma::{OwnedRoomId, OwnedUserId};
 use serde_json::{Value, json};
 use shared::App;
+use shared::aws::cutover_runs::RunState;
 use shared::domain::history_import::IMPORT_DEVICE;
 use shared::homeserver::Acting;
 use tokio::sync::Semaphore;
@@ -184,7 +185,7 @@ async fn main() {
     let stop = Arc::new(AtomicBool::new(false));
     let report = import::import(app, prepared, &all[0].export, concurrency, true, stop).await.expect("import");
     let seconds = started.elapsed().as_secs_f64();
-    assert_eq!(report.state, "complete", "{}", import::render(&report));
+    assert_eq!(report.state, RunState::Complete, "{}", import::render(&report));
     let imported = report.imported_now;
     let (rate, base_rate) = (imported as f64 / seconds, base_sent as f64 / base_seconds);
     println!("zulip import vs raw appservice sends, {streams} rooms, concurrency {concurrency}");

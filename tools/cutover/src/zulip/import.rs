@@ -12,7 +12,7 @@ use std::time::Instant;
 use ruma::OwnedUserId;
 use serde::Serialize;
 use shared::App;
-use shared::aws::cutover_runs::RunMeta;
+use shared::aws::cutover_runs::{RunMeta, RunState};
 use shared::aws::keys::{CutoverEntity, CutoverEntry};
 use shared::domain::DomainError;
 use shared::domain::history_import as history;
@@ -123,7 +123,7 @@ pub struct StreamReport {
     pub edited: u64,
     pub skipped: BTreeMap<String, u64>,
     /// `complete`, `interrupted` or `failed`.
-    pub state: &'static str,
+    pub state: RunState,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -135,7 +135,7 @@ pub struct ImportReport {
     pub export: String,
     pub sha256: String,
     pub tenant: String,
-    pub state: &'static str,
+    pub state: RunState,
     pub streams: Vec<StreamReport>,
     /// Streams of the export the mapping leaves out, with their message counts (not imported).
     pub unmapped_streams: BTreeMap<String, u64>,
@@ -231,7 +231,7 @@ pub async fn import(
         .collect();
     let done = record::keys(&app.store, &import_id, CutoverEntry::Done).await.map_err(backend)?;
     let meta = RunMeta {
-        state: Some("running".to_owned()),
+        state: Some(RunState::Running),
         export: Some(export_dir.display().to_string()),
         sha256: Some(sha256.clone()),
         ..RunMeta::default()
@@ -333,7 +333,7 @@ pub async fn import(
         export: export_dir.display().to_string(),
         sha256,
         tenant: tenant.to_string(),
-        state: "complete",
+        state: RunState::Complete,
         streams: Vec::new(),
         unmapped_streams,
         direct_messages: direct,
@@ -348,10 +348,10 @@ pub async fn import(
             Err(error) => return Err(ImportError::Stopped(format!("internal: a room's worker ended: {error}"))),
         };
         let state = match (&read, state) {
-            (Err(_), "complete") => "failed",
+            (Err(_), RunState::Complete) => RunState::Failed,
             (_, state) => state,
         };
-        if state != "complete" && report.state != "failed" {
+        if state != RunState::Complete && report.state != RunState::Failed {
             report.state = state;
         }
         report.imported_now += room.sent_now;
@@ -376,13 +376,13 @@ pub async fn import(
     progress.finish();
     let flushed = shared.recorder.flush().await;
     if let Err(error) = flushed {
-        report.state = "failed";
+        report.state = RunState::Failed;
         tracing::error!(%error, "the import's record could not be stored");
     }
     report.placeholders_created = shared.placeholders.load(Ordering::Relaxed);
     report.seconds = started.elapsed().as_secs_f64();
     report.messages_per_second = report.imported_now as f64 / report.seconds.max(0.001);
-    let state = RunMeta { state: Some(report.state.to_owned()), ..RunMeta::default() };
+    let state = RunMeta { state: Some(report.state), ..RunMeta::default() };
     let _ = record::set_meta(&app.store, &import_id, &state).await;
     Ok(report)
 }
@@ -395,7 +395,7 @@ async fn work(
     recorded: HashSet<String>,
     done_before: bool,
     progress: Progress,
-) -> (Room, &'static str, Option<String>) {
+) -> (Room, RunState, Option<String>) {
     let mut error = room.load_members(&shared, recorded).await.err().map(|e| e.to_string());
     let mut interrupted = false;
     while let Some(message) = messages.recv().await {
@@ -423,9 +423,9 @@ async fn work(
         }
     }
     let state = match (&error, interrupted) {
-        (Some(_), _) => "failed",
-        (None, true) => "interrupted",
-        (None, false) => "complete",
+        (Some(_), _) => RunState::Failed,
+        (None, true) => RunState::Interrupted,
+        (None, false) => RunState::Complete,
     };
     (room, state, error)
 }
