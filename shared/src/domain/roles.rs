@@ -67,6 +67,8 @@ impl Role {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PowerLevels {
     pub users_default: i64,
+    /// Who may post: `None` when the content does not say (the spec's default is 0).
+    pub events_default: Option<i64>,
     /// Explicit entries of the `users` map, by Matrix user id.
     pub users: BTreeMap<String, i64>,
 }
@@ -79,12 +81,13 @@ pub(crate) fn level_value(value: &Value) -> Option<i64> {
 impl PowerLevels {
     pub fn from_content(content: &Value) -> PowerLevels {
         let users_default = content.get("users_default").and_then(level_value).unwrap_or(0);
+        let events_default = content.get("events_default").and_then(level_value);
         let users = content
             .get("users")
             .and_then(Value::as_object)
             .map(|users| users.iter().filter_map(|(user, level)| Some((user.clone(), level_value(level)?))).collect())
             .unwrap_or_default();
-        PowerLevels { users_default, users }
+        PowerLevels { users_default, events_default, users }
     }
 
     /// The level a user effectively has: their entry, else `users_default`.

@@ -262,7 +262,7 @@ fn wanted_levels(desired: &Desired, current: &Value, comparison: &Comparison, co
     if let Some(converged) = converge_power_levels(&content) {
         content = converged;
     }
-    if content.get("events_default").and_then(Value::as_i64) != Some(desired.events_default) {
+    if PowerLevels::from_content(&content).events_default != Some(desired.events_default) {
         content["events_default"] = Value::from(desired.events_default);
     }
     content

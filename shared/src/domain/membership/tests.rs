@@ -130,6 +130,9 @@ fn power_levels_read_defaults_and_string_levels() {
     assert_eq!(power.level_of("@c:x"), 0);
     assert_eq!(power.level_of("@nobody:x"), 0);
     assert_eq!(PowerLevels::from_content(&json!({"users_default": 5})).level_of("@a:x"), 5);
+    // Who may post, as old rooms may carry it (a string) and as absent (the caller knows the default).
+    assert_eq!(PowerLevels::from_content(&json!({"events_default": "50"})).events_default, Some(50));
+    assert_eq!(PowerLevels::from_content(&json!({})).events_default, None);
 }
 
 #[test]

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use crate::app::App;
 use crate::domain::DomainError;
 use crate::domain::platform;
+use crate::domain::roles::PowerLevels;
 use crate::domain::room_policy::{
     Admission, converge_power_levels, initial_power_levels, is_policy_child, space_child,
 };
@@ -136,7 +137,7 @@ async fn restrict_posting(app: &App, room_id: &str, lifecycle: Lifecycle) -> Res
     let state = platform::room_state(app, room_id).await?;
     let mut levels = state.single("m.room.power_levels").cloned().unwrap_or_else(|| initial_power_levels(0));
     let converged = converge_power_levels(&levels);
-    let current = levels.get("events_default").and_then(Value::as_i64).unwrap_or(0);
+    let current = PowerLevels::from_content(&levels).events_default.unwrap_or(0);
     if current >= lifecycle.events_default() && converged.is_none() {
         return Ok(());
     }
