@@ -15,6 +15,7 @@ use shared::identity::RoomKind;
 use crate::before::{MembersBefore, RoomBefore};
 use crate::exec::{Progress, for_each, with_retries};
 use crate::record;
+use crate::run::PhaseReport;
 use crate::snapshot::Invalid;
 
 #[derive(Debug, Clone, Serialize)]
@@ -140,7 +141,8 @@ pub struct RunStatus {
     pub seconds: Option<f64>,
     pub total: Option<u64>,
     pub done: usize,
-    pub phases: Value,
+    /// `None` until the run has finished once.
+    pub phases: Option<Vec<PhaseReport>>,
     /// Entities whose last attempt failed and that are not done since.
     pub failures: Vec<(String, String)>,
 }
@@ -174,7 +176,7 @@ pub async fn status(app: &'static App, run: Option<&str>) -> Result<Vec<RunStatu
             seconds: meta.seconds,
             total: meta.total,
             done: done.len(),
-            phases: serde_json::from_str(&meta.phases.unwrap_or_default()).unwrap_or(Value::Null),
+            phases: meta.phases.and_then(|phases| serde_json::from_str(&phases).ok()),
             failures,
         });
     }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use shared::App;
 use shared::aws::cutover_runs::{RunMeta, RunState, milliseconds};
 use shared::aws::keys::{CutoverEntity, CutoverEntry};
@@ -21,10 +21,11 @@ use crate::exec::{Progress, for_each, with_retries};
 use crate::record::{self, Recorder};
 use crate::snapshot::{self, Invalid, MemberBuckets, Summary};
 
-#[derive(Debug, Clone, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// One phase of a run, as reported and as stored in the run's summary (`status` reads it back).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct PhaseReport {
-    pub phase: &'static str,
+    pub phase: String,
     pub items: u64,
     pub applied: u64,
     pub skipped: u64,
@@ -305,7 +306,7 @@ impl Phase {
 
     /// Adds the phase to the report; returns how many entities it created.
     fn finish(self, report: &mut RunReport, outcomes: Vec<Outcome>) -> u64 {
-        let mut phase = PhaseReport { phase: self.name, ..PhaseReport::default() };
+        let mut phase = PhaseReport { phase: self.name.to_owned(), ..PhaseReport::default() };
         let mut created = 0;
         for outcome in outcomes {
             phase.items += 1;
