@@ -109,3 +109,23 @@ async fn a_member_reads_history_and_a_stranger_reads_nothing() {
     assert_eq!(status, 403, "{reply}");
     w.hs.verify().await;
 }
+
+/// A user past their write budget gets 429 with `Retry-After`, and nothing reaches the homeserver.
+#[tokio::test]
+async fn a_spent_write_budget_is_429_and_sends_nothing() {
+    let w = World::with("budget", &[("OPENMEET_RATE_USER", "2")]).await;
+    let (slug, room) = ("gb", room_id("r"));
+    w.active_room(slug, &room).await;
+    w.hs.mock_room_send(&room).ok("$within").expect(2).mount().await;
+    let jwt = w.user_jwt("pat");
+    let mut statuses = Vec::new();
+    for text in ["one", "two", "three"] {
+        let response = messages::serve(&w.app, post(slug, &jwt, text)).await;
+        if response.status() == 429 {
+            assert!(response.headers().contains_key("retry-after"), "{:?}", response.headers());
+        }
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [201, 201, 429]);
+    w.hs.verify().await;
+}

@@ -69,3 +69,21 @@ async fn bad_input_calls_nothing_and_deletion_deactivates() {
     assert_eq!(status, 204, "{reply} after {:?}", w.hs.calls().await);
     w.hs.verify().await;
 }
+
+/// A user the homeserver does not know reads as 404; one it knows, with their name.
+#[tokio::test]
+async fn a_user_reads_back_as_the_homeserver_has_them() {
+    let w = World::new("users-get").await;
+    let (known, unknown) = (w.mxid("kim"), w.mxid("nobody"));
+    w.hs.mock_admin_user(&known).ok(&known, "Kim K.").expect(1).mount().await;
+    w.hs.mock_admin_user(&unknown).not_found().expect(1).mount().await;
+    let service = w.service_jwt();
+    let (status, user) =
+        answer(&provisioning::serve(&w.app, request("GET", "/v1/users/kim", Some(&service), None)).await);
+    assert_eq!(status, 200, "{user}");
+    assert_eq!(user["displayName"], "Kim K.", "{user}");
+    assert_eq!(user["matrixUserId"], known.as_str(), "{user}");
+    let missing = answer(&provisioning::serve(&w.app, request("GET", "/v1/users/nobody", Some(&service), None)).await);
+    assert_eq!(missing.0, 404, "{}", missing.1);
+    w.hs.verify().await;
+}
