@@ -10,7 +10,6 @@ use ruma::events::EmptyStateKey;
 use ruma::events::room::join_rules::{JoinRule, RoomJoinRulesEventContent};
 use ruma::events::room::member::MembershipState;
 use ruma::{OwnedRoomId, UserId};
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::app::App;
@@ -186,20 +185,6 @@ pub struct UpgradeReport {
     pub failed: Vec<(String, String)>,
 }
 
-#[derive(Deserialize)]
-struct RoomList {
-    #[serde(default)]
-    rooms: Vec<ListedRoom>,
-    next_batch: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct ListedRoom {
-    room_id: String,
-    canonical_alias: Option<String>,
-    creator: Option<String>,
-}
-
 /// Every room the platform created under its namespace, read with the admin room list.
 async fn managed_rooms(app: &App) -> Result<Vec<(OwnedRoomId, ManagedRoom)>, DomainError> {
     let platform = app.identities.platform_user_id();
@@ -207,7 +192,7 @@ async fn managed_rooms(app: &App) -> Result<Vec<(OwnedRoomId, ManagedRoom)>, Dom
     let mut found = Vec::new();
     let mut from = 0u64;
     loop {
-        let page: RoomList = app.homeserver.admin_rooms_page(from, 500).await?;
+        let page = app.homeserver.admin_rooms_page(from, 500).await?;
         for room in &page.rooms {
             let managed = room
                 .canonical_alias
@@ -221,7 +206,7 @@ async fn managed_rooms(app: &App) -> Result<Vec<(OwnedRoomId, ManagedRoom)>, Dom
                 found.push((room_id, managed));
             }
         }
-        match page.next_batch.as_ref().and_then(|n| n.as_u64().or_else(|| n.as_str()?.parse().ok())) {
+        match page.next_batch {
             Some(next) if next > from => from = next,
             _ => return Ok(found),
         }

@@ -29,7 +29,8 @@ pub use crate::token::AccessToken;
 pub use circuit::{CircuitBreaker, CircuitState};
 pub use error::HomeserverError;
 pub use ops::{
-    AdminDevice, AdminUser, HttpPusher, MemberAction, PusherEntry, RoomMember, RoomRule, RoomState, StateEntry, Visibility,
+    AdminDevice, AdminRoom, AdminRoomsPage, AdminUser, HttpPusher, MemberAction, PusherEntry, RoomMember, RoomRule,
+    RoomState, StateEntry, Visibility,
 };
 pub(crate) use ops::{event_id, room_id, user_id};
 pub use timeline::{MessageContent, TimelineEvent};

@@ -2,7 +2,6 @@
 //! behind named operations: the domain asks for a user, a device, a room list, never for a path.
 
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::homeserver::{Acting, Homeserver, HomeserverError, encode};
@@ -25,6 +24,41 @@ pub struct AdminDevice {
     /// When the homeserver last saw the device (ms since the epoch); `None` when never.
     #[serde(default)]
     pub last_seen_ts: Option<u64>,
+}
+
+/// One page of the admin room list (the fields used here).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AdminRoomsPage {
+    #[serde(default)]
+    pub rooms: Vec<AdminRoom>,
+    /// Where the next page starts; `None` on the last page. Synapse sends a number (older versions a string).
+    #[serde(default, deserialize_with = "offset")]
+    pub next_batch: Option<u64>,
+}
+
+/// A room of the admin room list.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AdminRoom {
+    pub room_id: String,
+    #[serde(default)]
+    pub canonical_alias: Option<String>,
+    #[serde(default)]
+    pub creator: Option<String>,
+}
+
+fn offset<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Offset {
+        Number(u64),
+        Text(String),
+        Other(serde::de::IgnoredAny),
+    }
+    Ok(match Option::<Offset>::deserialize(deserializer)? {
+        Some(Offset::Number(n)) => Some(n),
+        Some(Offset::Text(text)) => text.parse().ok(),
+        Some(Offset::Other(_)) | None => None,
+    })
 }
 
 /// Values of a 404 are "absent"; everything else is the error.
@@ -83,8 +117,8 @@ impl Homeserver {
         Ok(listed.devices)
     }
 
-    /// One page of the server's rooms (admin room list), read into the caller's view of it.
-    pub async fn admin_rooms_page<T: DeserializeOwned>(&self, from: u64, limit: u32) -> Result<T, HomeserverError> {
+    /// One page of the server's rooms (admin room list).
+    pub async fn admin_rooms_page(&self, from: u64, limit: u32) -> Result<AdminRoomsPage, HomeserverError> {
         let path = format!("/_synapse/admin/v1/rooms?limit={limit}&from={from}");
         self.call(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await
     }
@@ -136,4 +170,22 @@ impl Homeserver {
 
 fn account_data_path(user_id: &ruma::UserId, event_type: &str) -> String {
     format!("/_matrix/client/v3/user/{}/account_data/{}", encode(user_id.as_str()), encode(event_type))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_list_pages_read_the_offset_as_a_number_or_a_string() {
+        let page = |json: &str| serde_json::from_str::<AdminRoomsPage>(json).expect("a page");
+        assert_eq!(page(r#"{"rooms": [], "next_batch": 500}"#).next_batch, Some(500));
+        assert_eq!(page(r#"{"rooms": [], "next_batch": "1000"}"#).next_batch, Some(1000));
+        assert_eq!(page(r#"{"rooms": [{"room_id": "!r:l"}]}"#).next_batch, None);
+        assert_eq!(page(r#"{"next_batch": null}"#).next_batch, None);
+        assert_eq!(
+            page(r#"{"rooms": [{"room_id": "!r:l", "creator": "@p:l"}]}"#).rooms[0].creator.as_deref(),
+            Some("@p:l")
+        );
+    }
 }

@@ -16,7 +16,7 @@ mod state;
 use ruma::serde::Raw;
 use serde_json::Value;
 
-pub use admin::{AdminDevice, AdminUser};
+pub use admin::{AdminDevice, AdminRoom, AdminRoomsPage, AdminUser};
 pub use membership::MemberAction;
 pub use messages::RoomMember;
 pub use push::RoomRule;
