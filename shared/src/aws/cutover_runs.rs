@@ -193,16 +193,27 @@ impl CutoverRuns<'_> {
         Ok(entries.into_iter().map(|(entity, _)| entity).collect())
     }
 
+    /// A run's entries of one kind with their values as stored (JSON text), for a reader that decides their type
+    /// by the entity.
+    pub async fn documents(
+        &self,
+        run: &str,
+        kind: CutoverEntry,
+    ) -> Result<Vec<(String, Option<String>)>, BackendError> {
+        let entries = self.0.records::<EntryRecord>(&keys::cutover_run(run), kind.prefix()).await?;
+        Ok(entries.into_iter().map(|(entity, record)| (entity, record.value)).collect())
+    }
+
     /// A run's entries of one kind with their values (`None` when absent or not a `T`).
     pub async fn values<T: DeserializeOwned>(
         &self,
         run: &str,
         kind: CutoverEntry,
     ) -> Result<Vec<(String, Option<T>)>, BackendError> {
-        let entries = self.0.records::<EntryRecord>(&keys::cutover_run(run), kind.prefix()).await?;
-        Ok(entries
+        let documents = self.documents(run, kind).await?;
+        Ok(documents
             .into_iter()
-            .map(|(entity, record)| (entity, record.value.and_then(|value| serde_json::from_str(&value).ok())))
+            .map(|(entity, value)| (entity, value.and_then(|value| serde_json::from_str(&value).ok())))
             .collect())
     }
 

@@ -94,6 +94,11 @@ pub async fn values<T: DeserializeOwned>(
     CutoverRuns(store).values(run, kind).await
 }
 
+/// A run's items of one kind with their values as stored (JSON text).
+pub async fn documents(store: &Store, run: &str, kind: CutoverEntry) -> Result<Vec<(String, Option<String>)>, Error> {
+    CutoverRuns(store).documents(run, kind).await
+}
+
 /// The runs, oldest first.
 pub async fn runs(store: &Store) -> Result<Vec<String>, Error> {
     CutoverRuns(store).runs().await

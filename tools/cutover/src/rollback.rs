@@ -5,7 +5,6 @@
 //! renamed rooms get their name and topic back, users it created are deactivated, changed profiles are restored.
 
 use serde::Serialize;
-use serde_json::Value;
 use shared::App;
 use shared::aws::cutover_runs::RunState;
 use shared::aws::keys::{CutoverEntity, CutoverEntry};
@@ -26,14 +25,14 @@ pub struct RollbackReport {
     pub failures: Vec<String>,
 }
 
-/// A `Before` record: its entity and its value, read as that entity's type when restored.
-type Recorded = (CutoverEntity, Option<Value>);
+/// A `Before` record: its entity and its value as stored, read as that entity's type when restored.
+type Recorded = (CutoverEntity, Option<String>);
 
 /// The recorded value as `T`.
-fn read<T: serde::de::DeserializeOwned>(entity: &CutoverEntity, value: &Option<Value>) -> Result<T, String> {
+fn read<T: serde::de::DeserializeOwned>(entity: &CutoverEntity, value: &Option<String>) -> Result<T, String> {
     let unreadable = |detail: String| format!("unreadable record of {entity}: {detail}");
-    let value = value.clone().ok_or_else(|| unreadable("no value".into()))?;
-    serde_json::from_value(value).map_err(|e| unreadable(e.to_string()))
+    let value = value.as_deref().ok_or_else(|| unreadable("no value".into()))?;
+    serde_json::from_str(value).map_err(|e| unreadable(e.to_string()))
 }
 
 async fn restore(app: &'static App, (entity, value): &Recorded) -> Result<(), String> {
@@ -95,7 +94,7 @@ pub async fn rollback(
     let Some(meta) = meta else {
         return Err(RollbackError::NoRun(format!("no run {run}")));
     };
-    let before = record::values::<Value>(&app.store, run, CutoverEntry::Before).await.map_err(backend)?;
+    let before = record::documents(&app.store, run, CutoverEntry::Before).await.map_err(backend)?;
     let progress = Progress::new(before.len() as u64, quiet);
     let mut report = RollbackReport { run_id: run.to_owned(), restored: 0, failures: Vec::new() };
     let mut recorded: Vec<Recorded> = Vec::new();
