@@ -73,7 +73,7 @@ fn creation_request(tenant: &TenantId, alias: &ruma::OwnedRoomAliasId) -> Result
         topic: None,
         is_space: false,
         admission: Admission::InviteOnly,
-        meta: room_policy::meta(tenant.as_str(), "direct"),
+        meta: room_policy::meta(tenant.as_str(), "direct", None),
         extra_state: Vec::new(),
         power_levels: room_policy::initial_power_levels(0),
     })

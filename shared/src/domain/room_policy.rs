@@ -162,8 +162,16 @@ pub fn converge_power_levels(current: &Value) -> Option<Value> {
 
 /// A room's metadata event content: how the tenant-walls module (and anyone reading the homeserver) knows whose
 /// room it is.
-pub fn meta(tenant: &str, kind: &str) -> Value {
-    json!({"tenant": tenant, "kind": kind})
+pub fn meta(tenant: &str, kind: &str, slug: Option<&str>) -> Value {
+    #[derive(Serialize)]
+    struct Meta<'a> {
+        tenant: &'a str,
+        kind: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        slug: Option<&'a str>,
+    }
+    // Serialising three strings cannot fail.
+    serde_json::to_value(Meta { tenant, kind, slug }).unwrap_or_default()
 }
 
 /// Everything a managed room is created with.
@@ -299,7 +307,7 @@ mod tests {
             topic: Some("T"),
             is_space: false,
             admission: Admission::InviteOnly,
-            meta: meta("t", "group"),
+            meta: meta("t", "group", None),
             extra_state: vec![],
             power_levels: initial_power_levels(0),
         })

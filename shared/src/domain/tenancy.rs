@@ -32,7 +32,7 @@ pub async fn tenant_space(app: &App, tenant: &TenantId) -> Result<OwnedRoomId, D
         topic: Some("Everyone in this OpenMeet community"),
         is_space: true,
         admission: Admission::InviteOnly,
-        meta: room_policy::meta(tenant.as_str(), "tenant"),
+        meta: room_policy::meta(tenant.as_str(), "tenant", None),
         extra_state: Vec::new(),
         power_levels: initial_power_levels(Role::Owner.power_level()),
     })?;
@@ -163,11 +163,7 @@ impl ManagedRoom {
             ManagedRoom::Event(_, s) => ("event", Some(s)),
             ManagedRoom::Direct(_) => ("direct", None),
         };
-        let mut meta = room_policy::meta(self.tenant().as_str(), kind);
-        if let Some(slug) = slug {
-            meta["slug"] = Value::from(slug.as_str());
-        }
-        meta
+        room_policy::meta(self.tenant().as_str(), kind, slug.map(Slug::as_str))
     }
 }
 

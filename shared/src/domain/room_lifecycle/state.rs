@@ -204,8 +204,7 @@ pub(super) fn space_creation_request(
     slug: &Slug,
     admission: &Admission,
 ) -> Result<CreateRoom, DomainError> {
-    let mut meta = room_policy::meta(tenant.as_str(), "space");
-    meta["slug"] = json!(slug.as_str());
+    let meta = room_policy::meta(tenant.as_str(), "space", Some(slug.as_str()));
     room_policy::creation_request(Creation {
         alias,
         name: &spec.name,
