@@ -120,64 +120,72 @@ pub enum Command {
     #[command(after_help = after_help!(
         "openmeet-cutover generate-zulip --out z/ --mapping-out z.mapping.json --snapshot-out z.jsonl",
     ))]
-    GenerateZulip {
-        /// The tenant of the generated users and rooms.
-        #[arg(long, default_value = "synthetic")]
-        tenant: String,
-        /// Mapped users.
-        #[arg(long, default_value_t = 6)]
-        users: u64,
-        /// Users missing from the mapping (imported as placeholders).
-        #[arg(long, default_value_t = 1)]
-        ghosts: u64,
-        /// Streams (each becomes a group room).
-        #[arg(long, default_value_t = 2)]
-        streams: u64,
-        /// Topics per stream (each becomes a thread).
-        #[arg(long, default_value_t = 3)]
-        topics: u64,
-        /// Messages in all.
-        #[arg(long, default_value_t = 60)]
-        messages: u64,
-        /// Every n-th message links an upload (0: none).
-        #[arg(long, default_value_t = 9)]
-        upload_every: u64,
-        /// Seed of the generator: the same seed writes the same files.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// The export directory to write.
-        #[arg(long)]
-        out: PathBuf,
-        /// The mapping file to write.
-        #[arg(long)]
-        mapping_out: PathBuf,
-        /// The snapshot to write (run it before import-zulip).
-        #[arg(long)]
-        snapshot_out: PathBuf,
-    },
+    GenerateZulip(GenerateZulip),
     /// Writes a synthetic snapshot (deterministic for a seed).
     #[command(after_help = after_help!("openmeet-cutover generate --users 1000 --out community.jsonl"))]
-    Generate {
-        /// The tenant of every generated entity.
-        #[arg(long, default_value = "synthetic")]
-        tenant: String,
-        /// Users.
-        #[arg(long, default_value_t = 200)]
-        users: u64,
-        /// Groups.
-        #[arg(long, default_value_t = 30)]
-        groups: u64,
-        /// Events (some in a group).
-        #[arg(long, default_value_t = 60)]
-        events: u64,
-        /// Memberships in all (at most users x rooms).
-        #[arg(long, default_value_t = 1500)]
-        memberships: u64,
-        /// Seed of the generator: the same seed writes the same snapshot.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Output file (stdout when absent).
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
+    Generate(Generate),
+}
+
+/// `generate-zulip`'s shape and output files.
+#[derive(clap::Args)]
+pub struct GenerateZulip {
+    /// The tenant of the generated users and rooms.
+    #[arg(long, default_value = "synthetic")]
+    pub tenant: String,
+    /// Mapped users.
+    #[arg(long, default_value_t = 6)]
+    pub users: u64,
+    /// Users missing from the mapping (imported as placeholders).
+    #[arg(long, default_value_t = 1)]
+    pub ghosts: u64,
+    /// Streams (each becomes a group room).
+    #[arg(long, default_value_t = 2)]
+    pub streams: u64,
+    /// Topics per stream (each becomes a thread).
+    #[arg(long, default_value_t = 3)]
+    pub topics: u64,
+    /// Messages in all.
+    #[arg(long, default_value_t = 60)]
+    pub messages: u64,
+    /// Every n-th message links an upload (0: none).
+    #[arg(long, default_value_t = 9)]
+    pub upload_every: u64,
+    /// Seed of the generator: the same seed writes the same files.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The export directory to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The mapping file to write.
+    #[arg(long)]
+    pub mapping_out: PathBuf,
+    /// The snapshot to write (run it before import-zulip).
+    #[arg(long)]
+    pub snapshot_out: PathBuf,
+}
+
+/// `generate`'s shape and output.
+#[derive(clap::Args)]
+pub struct Generate {
+    /// The tenant of every generated entity.
+    #[arg(long, default_value = "synthetic")]
+    pub tenant: String,
+    /// Users.
+    #[arg(long, default_value_t = 200)]
+    pub users: u64,
+    /// Groups.
+    #[arg(long, default_value_t = 30)]
+    pub groups: u64,
+    /// Events (some in a group).
+    #[arg(long, default_value_t = 60)]
+    pub events: u64,
+    /// Memberships in all (at most users x rooms).
+    #[arg(long, default_value_t = 1500)]
+    pub memberships: u64,
+    /// Seed of the generator: the same seed writes the same snapshot.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Output file (stdout when absent).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
