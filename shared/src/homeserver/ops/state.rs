@@ -106,13 +106,10 @@ impl Homeserver {
 
     /// The room's power levels, read as the platform (a room without any has the spec's defaults).
     pub async fn power_levels(&self, room_id: &RoomId) -> Result<RoomPowerLevelsEventContent, HomeserverError> {
+        // No power levels event reads as an empty content: every field at the spec's default.
         let content = self.state_content(room_id, "m.room.power_levels", "", Acting::Platform).await?;
-        match content {
-            Some(content) => serde_json::from_value(content)
-                .map_err(|e| HomeserverError::InvalidResponse(format!("power levels: {e}"))),
-            None => serde_json::from_value(serde_json::json!({}))
-                .map_err(|e| HomeserverError::InvalidResponse(format!("power levels: {e}"))),
-        }
+        serde_json::from_value(content.unwrap_or_else(|| Value::Object(Default::default())))
+            .map_err(|e| HomeserverError::InvalidResponse(format!("power levels: {e}")))
     }
 
     /// A user's membership in a room as the homeserver sees it; `None` when they never had one.
