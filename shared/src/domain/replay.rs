@@ -7,11 +7,11 @@ use crate::app::App;
 use crate::aws::BackendError;
 use crate::aws::intents::Intents;
 use crate::aws::operations::{self as records, Counter, Operations};
-use crate::settings::RetryPolicy;
 use crate::domain::DomainError;
 use crate::domain::operations::*;
 use crate::homeserver::{Acting, HomeserverError};
 use crate::identity::{RoomKind, Slug, TenantId, UserSlug};
+use crate::settings::RetryPolicy;
 
 /// How one replay ended, for the worker.
 #[derive(Debug, thiserror::Error)]
