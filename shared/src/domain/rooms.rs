@@ -152,9 +152,5 @@ pub async fn require_member(app: &App, room: &RoomRef, caller: &Caller) -> Resul
 /// Joins a local user with the homeserver's admin join (it invites first where the join rules ask for it). Joining
 /// someone already joined is success. The tenant-walls module refuses a user of another tenant even here.
 pub async fn admin_join(app: &App, room_id: &ruma::RoomId, user_id: &ruma::UserId) -> Result<(), DomainError> {
-    match app.homeserver.admin_join(room_id.as_str(), user_id.as_str()).await {
-        Ok(_) => Ok(()),
-        Err(error) if error.is_membership_already_applied() => Ok(()),
-        Err(error) => Err(error.into()),
-    }
+    app.homeserver.admin_join(room_id.as_str(), user_id.as_str()).await.map_err(DomainError::from)
 }

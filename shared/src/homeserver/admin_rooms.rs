@@ -83,10 +83,17 @@ impl Homeserver {
     }
 
     /// Joins a local user into a room the platform is in (no invite needed, no user token).
+    /// Someone already joined is success.
     pub async fn admin_join(&self, room_id: &str, user_id: &str) -> Result<(), HomeserverError> {
         let path = format!("/_synapse/admin/v1/join/{}", encode(room_id));
         let body = json!({"user_id": user_id});
-        self.call::<Value>(reqwest::Method::POST, &path, Acting::Platform, Some(&body)).await.map(|_| ())
+        let outcome = self.call::<Value>(reqwest::Method::POST, &path, Acting::Platform, Some(&body)).await.map(|_| ());
+        match (<&ruma::RoomId>::try_from(room_id), <&ruma::UserId>::try_from(user_id)) {
+            (Ok(room), Ok(user)) => {
+                self.unless_it_holds(outcome, room, user, |m| matches!(m, Some(MembershipState::Join))).await
+            }
+            _ => outcome,
+        }
     }
 
     /// Takes a room out of the server-wide directory (a no-op when it is not listed).

@@ -92,17 +92,11 @@ impl HomeserverError {
         matches!(self, HomeserverError::Rejected { errcode: ErrorCode::DuplicateAnnotation, .. })
     }
 
-    /// Synapse answers a membership change that already holds with 403 "already in the room" / "not in the room":
-    /// for an idempotent operation that is success. Its errcode is a plain `M_FORBIDDEN`, so only the message tells.
-    pub fn is_membership_already_applied(&self) -> bool {
-        match self {
-            HomeserverError::Rejected { status: 403, message, .. } => {
-                message.contains("already in the room")
-                    || message.contains("not in the room")
-                    || message.contains("already banned")
-            }
-            _ => false,
-        }
+    /// A 403. Synapse also answers a membership change that already holds ("already in the room", "not in the
+    /// room") with a plain `M_FORBIDDEN`, so the port asks the room's state on such a refusal instead of reading
+    /// the wording (`Homeserver::unless_it_holds`).
+    pub fn is_forbidden(&self) -> bool {
+        matches!(self, HomeserverError::Rejected { status: 403, .. })
     }
 }
 
@@ -175,9 +169,9 @@ mod tests {
     }
 
     #[test]
-    fn membership_that_already_holds_is_recognised() {
-        let error = classify(403, r#"{"errcode":"M_FORBIDDEN","error":"@a:x is already in the room."}"#);
-        assert!(error.is_membership_already_applied());
-        assert!(!classify(403, r#"{"errcode":"M_FORBIDDEN","error":"no power"}"#).is_membership_already_applied());
+    fn a_refusal_is_told_by_its_status_not_its_wording() {
+        assert!(classify(403, r#"{"errcode":"M_FORBIDDEN","error":"@a:x is already in the room."}"#).is_forbidden());
+        assert!(classify(403, r#"{"errcode":"M_FORBIDDEN","error":"no power"}"#).is_forbidden());
+        assert!(!classify(404, r#"{"errcode":"M_NOT_FOUND","error":"x"}"#).is_forbidden());
     }
 }

@@ -94,7 +94,7 @@ pub async fn leave(app: &App, room_id: &OwnedRoomId, user_id: &UserId) -> Result
     let acting = Acting::Masquerade { user: user_id, device: None };
     match app.homeserver.leave(room_id, acting).await {
         Ok(_) => Ok(()),
-        Err(error) if error.is_not_found() || error.is_membership_already_applied() => Ok(()),
+        Err(error) if error.is_not_found() => Ok(()),
         Err(HomeserverError::Rejected { status: 403, .. }) => Ok(()),
         Err(error) => Err(error.into()),
     }

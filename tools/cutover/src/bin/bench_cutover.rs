@@ -47,14 +47,14 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CallCounter {
 
 static BASELINE_CALLS: AtomicU64 = AtomicU64::new(0);
 
-/// One direct call, retried as `run` retries (rate limits, outages); "not found" and "already in the room" are
-/// answers, not failures.
+/// One direct call, retried as `run` retries (rate limits, outages); "not found" and a refusal (the baseline's
+/// joins of someone already in the room) are answers, not failures.
 async fn call(app: &App, method: reqwest::Method, path: &str, acting: Acting<'_>, body: Option<Value>) -> Value {
     BASELINE_CALLS.fetch_add(1, Ordering::Relaxed);
     let attempt = || async {
         match app.homeserver.call::<Value>(method.clone(), path, acting, body.as_ref()).await {
             Ok(value) => Ok(value),
-            Err(error) if error.is_not_found() || error.is_membership_already_applied() => Ok(Value::Null),
+            Err(error) if error.is_not_found() || error.is_forbidden() => Ok(Value::Null),
             Err(error) => Err(shared::domain::DomainError::from(error)),
         }
     };
