@@ -5,6 +5,7 @@
 //! are.
 
 use ruma::api::client::room::create_room::v3::Request as CreateRoom;
+use ruma::events::room::member::MembershipState;
 use serde_json::Value;
 
 use crate::app::App;
@@ -42,9 +43,9 @@ pub async fn ensure(
     // The caller asked for the room, so they are joined; the other person is joined when the room is new, and
     // invited again (never joined against their will) when they have left it.
     for (user_id, is_caller) in [(&my_id, true), (&other_id, false)] {
-        match rooms::membership_of(app, &room_id, user_id.as_str()).await?.as_deref() {
-            Some("join" | "invite" | "ban") => {}
-            Some("leave") if !is_caller => invite(app, &room_id, user_id).await?,
+        match rooms::membership_of(app, &room_id, user_id.as_str()).await? {
+            Some(MembershipState::Join | MembershipState::Invite | MembershipState::Ban) => {}
+            Some(MembershipState::Leave) if !is_caller => invite(app, &room_id, user_id).await?,
             _ => rooms::admin_join(app, &room_id, user_id).await?,
         }
     }

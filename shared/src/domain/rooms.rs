@@ -1,5 +1,6 @@
 //! Rooms of groups and events: found by their canonical alias, the homeserver being the source of truth.
 
+use ruma::events::room::member::MembershipState;
 use std::time::Duration;
 
 use ruma::api::error::ErrorCode;
@@ -131,10 +132,13 @@ pub async fn resolve_path(app: &App, tenant: &TenantId, kind: &str, slug: &str) 
 }
 
 /// A user's membership in a room as the homeserver sees it (`join`, `invite`, `leave`, `ban`), if any.
-pub async fn membership_of(app: &App, room_id: &ruma::RoomId, user_id: &str) -> Result<Option<String>, DomainError> {
+pub async fn membership_of(
+    app: &App,
+    room_id: &ruma::RoomId,
+    user_id: &str,
+) -> Result<Option<MembershipState>, DomainError> {
     let user_id = crate::homeserver::user_id(user_id)?;
-    let membership = app.homeserver.membership(room_id, &user_id).await?;
-    Ok(membership.map(|membership| membership.as_str().to_owned()))
+    Ok(app.homeserver.membership(room_id, &user_id).await?)
 }
 
 /// Services may act on any room of their tenant; users only on rooms they have joined.
@@ -143,8 +147,8 @@ pub async fn require_member(app: &App, room: &RoomRef, caller: &Caller) -> Resul
         return Ok(());
     };
     let user_id = app.identities.matrix_user_id(&caller.tenant, user);
-    match membership_of(app, &room.room_id, user_id.as_str()).await?.as_deref() {
-        Some("join") => Ok(()),
+    match membership_of(app, &room.room_id, user_id.as_str()).await? {
+        Some(MembershipState::Join) => Ok(()),
         _ => Err(DomainError::not_permitted("only members of this room may do that")),
     }
 }

@@ -58,7 +58,7 @@ pub async fn admit(app: &App, tenant: &TenantId, user_id: &UserId) -> Result<(),
 /// A read first: joins into one room are serialised by the homeserver, and a tenant's space is the one room every
 /// admission touches, so the already-joined case must not queue for it.
 async fn join_space(app: &App, space: &OwnedRoomId, user_id: &UserId) -> Result<(), DomainError> {
-    if rooms::membership_of(app, space, user_id.as_str()).await?.as_deref() == Some("join") {
+    if rooms::membership_of(app, space, user_id.as_str()).await? == Some(MembershipState::Join) {
         return Ok(());
     }
     rooms::admin_join(app, space, user_id).await

@@ -76,7 +76,7 @@ pub(super) async fn read_tenant_view(
     let mut view = TenantView { users_default: power.users_default, ..TenantView::default() };
     let platform = app.identities.platform_user_id();
     for (member, membership) in members {
-        let Some(membership) = Membership::parse(membership.as_str()).filter(|m| *m != Membership::Leave) else {
+        let Some(membership) = Membership::from_state(&membership).filter(|m| *m != Membership::Leave) else {
             continue;
         };
         if let Some(user) = tenant_user(app, tenant, &member) {
@@ -187,7 +187,7 @@ pub(super) async fn other_owner_exists(
             continue;
         };
         let membership = membership_of(app, room_id, user_id).await?;
-        if membership.as_deref().and_then(Membership::parse).is_some_and(Membership::is_member) {
+        if membership.as_ref().and_then(Membership::from_state).is_some_and(Membership::is_member) {
             return Ok(true);
         }
         tracing::debug!(user = %user, "owner entry of a non-member ignored");
@@ -219,7 +219,7 @@ pub(super) async fn current_membership(
     room_id: &RoomId,
     user_id: &UserId,
 ) -> Result<Option<Membership>, DomainError> {
-    Ok(membership_of(app, room_id, user_id.as_str()).await?.as_deref().and_then(Membership::parse))
+    Ok(membership_of(app, room_id, user_id.as_str()).await?.as_ref().and_then(Membership::from_state))
 }
 
 /// A group's space, whose membership follows the group's (so Matrix clients show the hierarchy); `None` for other

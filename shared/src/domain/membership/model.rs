@@ -68,13 +68,15 @@ pub enum Membership {
 }
 
 impl Membership {
-    pub fn parse(value: &str) -> Option<Membership> {
-        match value {
-            "join" => Some(Membership::Join),
-            "invite" => Some(Membership::Invite),
-            "knock" => Some(Membership::Knock),
-            "ban" => Some(Membership::Ban),
-            "leave" => Some(Membership::Leave),
+    /// The homeserver's membership, where it is one this API speaks of.
+    pub fn from_state(state: &ruma::events::room::member::MembershipState) -> Option<Membership> {
+        use ruma::events::room::member::MembershipState as State;
+        match state {
+            State::Join => Some(Membership::Join),
+            State::Invite => Some(Membership::Invite),
+            State::Knock => Some(Membership::Knock),
+            State::Ban => Some(Membership::Ban),
+            State::Leave => Some(Membership::Leave),
             _ => None,
         }
     }

@@ -1,6 +1,7 @@
 //! Homeserver reads and writes shared by the message operations: acting as the caller, reading events, members and
 //! power levels, and turning the homeserver's refusals into the API's errors.
 
+use ruma::events::room::member::MembershipState;
 use std::future::Future;
 
 use ruma::UserId;
@@ -193,7 +194,7 @@ pub async fn explain_failure(app: &App, room: &RoomRef, actor: &Actor, error: Do
         return error;
     }
     match rooms::membership_of(app, &room.room_id, &matrix_id(app, actor)).await {
-        Ok(Some(membership)) if membership == "join" => error,
+        Ok(Some(MembershipState::Join)) => error,
         Ok(_) => DomainError::not_permitted("only members of this room may do that"),
         Err(_) => error,
     }
