@@ -118,3 +118,12 @@ impl ZulipExport {
         std::fs::write(self.dir.join(name), value.to_string()).expect(name);
     }
 }
+
+/// The room of a tenant's group, by its alias (the platform resolves it).
+pub async fn group_room(tenant: &str, slug: &str) -> String {
+    let alias = format!("#om_{tenant}.group.{slug}:{}", stack().var("MATRIX_SERVER_NAME"));
+    let path = format!("/_matrix/client/v3/directory/room/{}", crate::encode_path(&alias));
+    let (status, body) = stack().matrix(reqwest::Method::GET, &path, None, None).await;
+    assert_eq!(status, 200, "{body}");
+    body["room_id"].as_str().expect("room id").to_owned()
+}

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use integration_tests::cutover_cli::{ExportShape, ZulipExport, command};
+use integration_tests::cutover_cli::{ExportShape, ZulipExport, command, group_room};
 use integration_tests::{encode_path, stack};
 use reqwest::Method;
 use serde_json::Value;
@@ -34,14 +34,6 @@ fn messages(export: &ZulipExport) -> Vec<Value> {
 /// A synthetic export for a fresh tenant whose users and rooms the cutover has provisioned.
 fn provisioned(prefix: &str, messages: u64) -> ZulipExport {
     ZulipExport::provisioned(prefix, ExportShape { users: 4, messages, upload_every: 9, seed: 3 })
-}
-
-async fn room_of(tenant: &str, slug: &str) -> String {
-    let alias = format!("#om_{tenant}.group.{slug}:{}", stack().var("MATRIX_SERVER_NAME"));
-    let path = format!("/_matrix/client/v3/directory/room/{}", encode_path(&alias));
-    let (status, body) = stack().matrix(Method::GET, &path, None, None).await;
-    assert_eq!(status, 200, "{body}");
-    body["room_id"].as_str().expect("room id").to_owned()
 }
 
 /// Every event of the room, in timeline order (the platform is in every room).
@@ -94,7 +86,7 @@ async fn an_export_comes_across_as_threads_with_senders_times_reactions_edits_an
     };
     let messages = messages(&export);
     for (index, stream) in ["stream-0", "stream-1"].into_iter().enumerate() {
-        let room = room_of(&export.tenant, &format!("zs{index:03}")).await;
+        let room = group_room(&export.tenant, &format!("zs{index:03}")).await;
         let events = timeline(&room).await;
         let texts = imported(&events, "message");
         let expected: Vec<&Value> =
@@ -201,7 +193,7 @@ async fn an_export_comes_across_as_threads_with_senders_times_reactions_edits_an
     assert_eq!(status, 200, "{info}");
     assert!(info["displayname"].as_str().is_some_and(|n| n.ends_with("(Zulip, imported)")), "{info}");
     assert_eq!(info["password_hash"].as_str().filter(|h| !h.is_empty()), None, "{info}");
-    let room = room_of(&export.tenant, "zs000").await;
+    let room = group_room(&export.tenant, "zs000").await;
     let path =
         format!("/_matrix/client/v3/rooms/{}/state/m.room.member/{}", encode_path(&room), encode_path(&placeholder));
     let (_, member) = s.matrix(Method::GET, &path, None, None).await;
@@ -253,7 +245,7 @@ async fn a_killed_import_continues_and_leaves_every_message_once() {
     let realm = export.read("realm.json");
     let messages = messages(&export);
     for (index, stream) in ["stream-0", "stream-1"].into_iter().enumerate() {
-        let room = room_of(&export.tenant, &format!("zs{index:03}")).await;
+        let room = group_room(&export.tenant, &format!("zs{index:03}")).await;
         let events = timeline(&room).await;
         let mut seen: BTreeMap<(String, i64, String), u32> = BTreeMap::new();
         for event in events.iter().filter(|e| !e["content"][ORIGIN].is_null()) {
@@ -315,7 +307,7 @@ async fn a_malformed_export_exits_2_with_nothing_imported() {
     }
     assert_eq!(std::fs::read_to_string(export.dir.join("messages-000001.json")).expect("messages"), original);
     for slug in ["zs000", "zs001"] {
-        let room = room_of(&export.tenant, slug).await;
+        let room = group_room(&export.tenant, slug).await;
         let events = timeline(&room).await;
         assert!(events.iter().all(|e| e["content"][ORIGIN].is_null()), "something was imported into {slug}");
     }

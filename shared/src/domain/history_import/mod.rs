@@ -12,6 +12,7 @@
 
 pub mod content;
 pub mod emoji;
+pub mod live;
 
 use std::collections::HashSet;
 

@@ -165,6 +165,39 @@ impl From<Malformed> for ImportError {
     }
 }
 
+/// History never lands after a message people posted (ADR 0010): every stream's room is checked before anything
+/// is written, and one live room refuses the whole import, naming each such stream and room.
+async fn refuse_live_rooms(
+    app: &'static App,
+    targets: &[(mapping::StreamTarget, ruma::OwnedRoomId)],
+) -> Result<(), ImportError> {
+    let mut live = Vec::new();
+    for (target, room_id) in targets {
+        match history::live::newest_live_message(app, room_id).await {
+            Ok(None) => {}
+            Ok(Some(message)) => live.push(format!(
+                "stream {:?} → {}/{} (room {room_id}): {} posted {}",
+                target.stream,
+                target.kind.path_segment(),
+                target.slug,
+                message.sender,
+                message.event_id
+            )),
+            Err(error) => return Err(unavailable("the homeserver", error).into()),
+        }
+    }
+    if live.is_empty() {
+        return Ok(());
+    }
+    Err(Malformed(format!(
+        "people already posted in the room of {} stream(s); imported history would appear after their messages, \
+         so nothing was imported: {}",
+        live.len(),
+        live.join("; ")
+    ))
+    .into())
+}
+
 /// Imports (or continues importing) the export. `Err` only for what stops it before anything is sent, or a room's
 /// worker dying.
 pub async fn import(
@@ -207,6 +240,7 @@ pub async fn import(
             Err(error) => return Err(unavailable("the homeserver", error).into()),
         }
     }
+    refuse_live_rooms(app, &targets).await?;
 
     let stated =
         history::upload_limit(app).await.map_err(|e| unavailable("the homeserver's media configuration", e))?;
