@@ -1,7 +1,8 @@
 //! History never lands after a live message (docs/adr/0010-history-before-live.md): `import-zulip` against the
 //! local stack refuses, exit 2 naming the stream and the room, when people already posted in a stream's room (by the
 //! API, or raw with the browser's own Matrix token), and then nothing of the whole import is written; a member's
-//! edit or the import's own history does not count as live; rooms without live messages import as before.
+//! edit or the import's own history does not count as live (a later export continues); a finished import re-run
+//! after the rooms opened sends nothing and succeeds.
 
 use integration_tests::cutover_cli::{ExportShape, ZulipExport, group_room};
 use integration_tests::{encode_path, stack};
@@ -69,34 +70,55 @@ async fn a_live_message_refuses_the_whole_import_naming_stream_and_room() {
 }
 
 #[tokio::test]
-async fn imported_history_and_a_members_edit_of_it_are_not_live() {
+async fn the_imports_own_history_and_a_members_edit_are_not_live() {
     let export = ZulipExport::provisioned("zquiet", ExportShape { users: 4, messages: 20, upload_every: 9, seed: 6 });
     let tenant = export.tenant.clone();
+    // The first export holds the older half of the messages; the later one all of them.
+    let file = "messages-000001.json";
+    let full = export.read(file);
+    let mut older = full.clone();
+    let all = full["zerver_message"].as_array().expect("messages").clone();
+    older["zerver_message"] = json!(all[..all.len() / 2]);
+    export.write(file, &older);
     let (code, report, stderr) = export.import();
     assert_eq!(code, 0, "{report} {stderr}");
     let room = group_room(&tenant, "zs000").await;
     let events = timeline(&room).await;
-    assert!(imported(&events) > 0, "imported as before");
+    let first = imported(&events);
+    assert!(first > 0, "imported as before");
 
     // The member who wrote an imported message edits it: an edit takes no place in the timeline.
-    let member = stack().matrix_user_id(&tenant, "zu0001");
-    let own = events.iter().find(|e| e["sender"] == member.as_str() && e["type"] == "m.room.message");
-    if let Some(own) = own {
-        let s = stack();
-        let (token, _) = s.session(&tenant, "zu0001", None).await;
-        let target = own["event_id"].as_str().expect("event id");
-        let edit = json!({
-            "msgtype": "m.text", "body": "* fixed",
-            "m.new_content": {"msgtype": "m.text", "body": "fixed"},
-            "m.relates_to": {"rel_type": "m.replace", "event_id": target},
-        });
-        let path = format!("/_matrix/client/v3/rooms/{}/send/m.room.message/edit-1", encode_path(&room));
-        let (status, body) = s.matrix(Method::PUT, &path, Some(&token), Some(edit)).await;
-        assert_eq!(status, 200, "{body}");
-    }
-    // The re-run (resumption) finds only the import's own history: it goes ahead and sends nothing twice.
+    let s = stack();
+    let prefix = format!("@om_{tenant}.");
+    let own = events.iter().find(|e| {
+        let sender = e["sender"].as_str().unwrap_or("");
+        sender.starts_with(&prefix) && !sender.contains("zulip=") && !e["content"][ORIGIN].is_null()
+    });
+    let own = own.expect("an imported message by a mapped member");
+    let sender = own["sender"].as_str().unwrap_or("");
+    let slug = sender.trim_start_matches(&prefix).split(':').next().unwrap_or("");
+    let (token, _) = s.session(&tenant, slug, None).await;
+    let edit = json!({
+        "msgtype": "m.text", "body": "* fixed",
+        "m.new_content": {"msgtype": "m.text", "body": "fixed"},
+        "m.relates_to": {"rel_type": "m.replace", "event_id": own["event_id"]},
+    });
+    let path = format!("/_matrix/client/v3/rooms/{}/send/m.room.message/edit-1", encode_path(&room));
+    let (status, body) = s.matrix(Method::PUT, &path, Some(&token), Some(edit)).await;
+    assert_eq!(status, 200, "{body}");
+
+    // The later export continues past the edit: only the import's own history is in the room.
+    export.write(file, &full);
+    let (code, report, stderr) = export.import();
+    assert_eq!(code, 0, "{report} {stderr}");
+    assert!(report["importedNow"].as_u64() > Some(0), "{report}");
+
+    // Once people talk, a re-run of the finished import has nothing to send: it goes ahead, sending nothing.
+    post(&tenant, "zu0002", "zs000", "now we are live").await;
+    let before = ids(&room).await;
     let (code, again, stderr) = export.import();
     assert_eq!(code, 0, "{again} {stderr}");
     assert_eq!(again["importedNow"], 0, "{again}");
+    assert_eq!(ids(&room).await, before);
     let _ = std::fs::remove_dir_all(export.dir.parent().expect("dir"));
 }

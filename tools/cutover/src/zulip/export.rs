@@ -283,8 +283,9 @@ pub fn read_messages(path: &Path) -> Result<Vec<Message>, Malformed> {
 /// Per stream: how many messages it has, checked against the realm's tables. Streams every file once. A message
 /// sent after `now` (seconds since the epoch: the import's start) is refused: it would sort above everything
 /// posted later.
-pub fn validate(realm: &Realm, now: f64) -> Result<(HashMap<i64, u64>, u64), Malformed> {
+pub fn validate(realm: &Realm, now: f64) -> Result<Tally, Malformed> {
     let mut per_stream: HashMap<i64, u64> = HashMap::new();
+    let mut newest: HashMap<i64, i64> = HashMap::new();
     let mut other = 0;
     let mut last = i64::MIN;
     for path in &realm.message_files {
@@ -308,12 +309,24 @@ pub fn validate(realm: &Realm, now: f64) -> Result<(HashMap<i64, u64>, u64), Mal
                 return Err(Malformed(format!("{}: date_sent is in the future (after the import's start)", at())));
             }
             match realm.stream_of_recipient.get(&message.recipient) {
-                Some(stream) => *per_stream.entry(*stream).or_default() += 1,
+                Some(stream) => {
+                    *per_stream.entry(*stream).or_default() += 1;
+                    // Ids ascend across the files: the last one seen is the stream's newest.
+                    newest.insert(*stream, message.id);
+                }
                 None => other += 1,
             }
         }
     }
-    Ok((per_stream, other))
+    Ok(Tally { per_stream, direct: other, newest })
+}
+
+/// What [`validate`] counted: messages per stream, direct messages, and each stream's newest message id.
+#[derive(Debug)]
+pub struct Tally {
+    pub per_stream: HashMap<i64, u64>,
+    pub direct: u64,
+    pub newest: HashMap<i64, i64>,
 }
 
 /// SHA-256 of the export for the compliance archive: every file under the directory, in byte order of their

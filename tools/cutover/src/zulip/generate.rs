@@ -217,7 +217,7 @@ mod tests {
         let (export_dir, mapping_file, snapshot) = (dir.join("export"), dir.join("m.json"), dir.join("s.jsonl"));
         generate(&shape(), &export_dir, &mapping_file, &snapshot).expect("generates");
         let realm = export::load(&export_dir).expect("loads");
-        let (per_stream, direct) = export::validate(&realm, f64::MAX).expect("valid");
+        let export::Tally { per_stream, direct, .. } = export::validate(&realm, f64::MAX).expect("valid");
         assert_eq!(per_stream.values().sum::<u64>() + direct, 30);
         assert!(direct > 0 && realm.uploads.len() >= 2 && !realm.reactions.is_empty());
         let mapped = mapping::load(&mapping_file, &realm).expect("mapping");

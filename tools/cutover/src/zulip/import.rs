@@ -36,6 +36,8 @@ pub struct Prepared {
     pub per_stream: HashMap<i64, u64>,
     /// Messages outside streams (direct messages): not imported.
     pub direct: u64,
+    /// Stream id → its newest message id in the export.
+    pub newest: HashMap<i64, i64>,
     pub sha256: String,
 }
 
@@ -44,9 +46,9 @@ pub fn prepare(export_dir: &Path, mapping_file: &Path) -> Result<Prepared, Malfo
     let realm = export::load(export_dir)?;
     let mapping = mapping::load(mapping_file, &realm)?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-    let (per_stream, direct) = export::validate(&realm, now)?;
+    let export::Tally { per_stream, direct, newest } = export::validate(&realm, now)?;
     let sha256 = export::sha256(export_dir)?;
-    Ok(Prepared { realm, mapping, per_stream, direct, sha256 })
+    Ok(Prepared { realm, mapping, per_stream, direct, newest, sha256 })
 }
 
 /// What every room's worker shares.
@@ -165,8 +167,8 @@ impl From<Malformed> for ImportError {
     }
 }
 
-/// History never lands after a message people posted (ADR 0010): every stream's room is checked before anything
-/// is written, and one live room refuses the whole import, naming each such stream and room.
+/// History never lands after a message people posted (ADR 0010): every room with messages still to import is
+/// checked before anything is written, and one live room refuses the whole import, naming each such stream and room.
 async fn refuse_live_rooms(
     app: &'static App,
     targets: &[(mapping::StreamTarget, ruma::OwnedRoomId)],
@@ -209,7 +211,7 @@ pub async fn import(
     stop: Arc<AtomicBool>,
 ) -> Result<ImportReport, ImportError> {
     let started = Instant::now();
-    let Prepared { realm, mapping, per_stream, direct, sha256 } = prepared;
+    let Prepared { realm, mapping, per_stream, direct, newest, sha256 } = prepared;
     let tenant = mapping.tenant.clone();
     // The homeserver side of the checks: every room exists, every mapped user is provisioned.
     let mut targets = Vec::new();
@@ -240,7 +242,6 @@ pub async fn import(
             Err(error) => return Err(unavailable("the homeserver", error).into()),
         }
     }
-    refuse_live_rooms(app, &targets).await?;
 
     let stated =
         history::upload_limit(app).await.map_err(|e| unavailable("the homeserver's media configuration", e))?;
@@ -264,6 +265,17 @@ pub async fn import(
         .filter_map(|key| key.parse().ok())
         .collect();
     let done = record::keys(&app.store, &import_id, CutoverEntry::Done).await.map_err(backend)?;
+    // Only rooms that would get a message: a finished import re-run after its rooms opened sends nothing and goes on.
+    let pending: Vec<_> = targets
+        .iter()
+        .filter(|(target, room_id)| {
+            let entity = room::entity(target.stream_id, room_id).to_string();
+            let last = checkpoints.get(&entity).cloned().flatten().map_or(i64::MIN, |c| c.last);
+            newest.get(&target.stream_id).is_some_and(|newest| *newest > last)
+        })
+        .cloned()
+        .collect();
+    refuse_live_rooms(app, &pending).await?;
     let meta = RunMeta {
         state: Some(RunState::Running),
         export: Some(export_dir.display().to_string()),
