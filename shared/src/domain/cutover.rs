@@ -18,7 +18,9 @@ use serde_json::Value;
 
 use crate::app::App;
 use crate::domain::DomainError;
+use crate::domain::drift::intent;
 use crate::domain::membership::{self, ReconcileReport, Reconciled, Role};
+use crate::domain::operations;
 use crate::domain::room_lifecycle::{self, CancelInput, DeleteMode, EventDetails, Lifecycle, RoomSpec};
 use crate::domain::rooms;
 use crate::domain::{platform, tenancy, users};
@@ -61,18 +63,22 @@ pub async fn ensure_user(
     avatar_url: Option<&str>,
     current: &UserState,
 ) -> Result<bool, DomainError> {
-    if current.deactivated {
-        return Err(DomainError::conflict("user_deleted", "this user was deleted; its Matrix identity is retired"));
-    }
     let user_id = app.identities.matrix_user_id(tenant, user);
+    // The snapshot lists this user, so OpenMeet holds them: a deactivated Matrix id is one a cutover's rollback
+    // retired (the run records it as absent, so that its own rollback deactivates it again), and it comes back.
+    if current.deactivated {
+        app.homeserver.reactivate_user(&user_id).await?;
+    }
     let created = !current.exists && users::register(app, tenant, user).await?;
-    // A fresh registration carries the localpart as its display name. The profile is set before the user joins
-    // anything: afterwards each change would also rewrite their member event in every room.
-    let shown = if current.exists { current.display_name.as_deref() } else { None };
+    // A fresh registration carries the localpart as its display name; a reactivated profile is rewritten whole.
+    // The profile is set before the user joins anything: afterwards each change would also rewrite their member
+    // event in every room.
+    let fresh = !current.exists || current.deactivated;
+    let shown = if fresh { None } else { current.display_name.as_deref() };
     if shown != Some(display_name) {
         set_profile(app, &user_id, "displayname", display_name).await?;
     }
-    let avatar_now = if current.exists { current.avatar_url.as_deref() } else { None };
+    let avatar_now = if fresh { None } else { current.avatar_url.as_deref() };
     if avatar_now != avatar_url {
         set_profile(app, &user_id, "avatar_url", avatar_url.unwrap_or("")).await?;
     }
@@ -86,14 +92,14 @@ async fn set_profile(app: &App, user_id: &UserId, field: &str, value: &str) -> R
     Ok(app.homeserver.set_profile_field(user_id, field, value, acting).await?)
 }
 
-/// Puts a user back as `before` found them: a user who did not exist is deactivated.
+/// Puts a user back as `before` found them: a user who did not exist, or was deactivated, is deactivated.
 pub async fn restore_user(
     app: &App,
     tenant: &TenantId,
     user: &UserSlug,
     before: &UserState,
 ) -> Result<(), DomainError> {
-    if !before.exists {
+    if !before.exists || before.deactivated {
         return users::delete(app, tenant, user).await;
     }
     let now = read_user(app, tenant, user).await?;
@@ -237,8 +243,14 @@ pub async fn ensure_room(
     current: Option<&RoomState>,
 ) -> Result<bool, DomainError> {
     let now = current.and_then(|room| room.lifecycle).unwrap_or(Lifecycle::Active);
+    // Recorded as the API records it (`requests::put_room`), so that drift repair and retention see the room.
+    let version = operations::now_version();
     if now == lifecycle && now != Lifecycle::Active {
-        // A cancelled or archived room is read-only: there is nothing more to converge.
+        // A cancelled or archived room is read-only: there is nothing more to converge (its settings may still
+        // be unrecorded, by a run from before they were).
+        if let Some(room) = current {
+            intent::record_room(app, tenant, kind, slug, &room.room_id, &spec, version).await?;
+        }
         return Ok(false);
     }
     if now == Lifecycle::Archived || (now == Lifecycle::Cancelled && lifecycle == Lifecycle::Active) {
@@ -247,14 +259,25 @@ pub async fn ensure_room(
             format!("this room is {} and cannot be reopened", serde_json::to_value(now).unwrap_or_default()),
         ));
     }
-    let created =
-        if now == Lifecycle::Active { room_lifecycle::ensure(app, tenant, kind, slug, spec).await?.1 } else { false };
+    let (room_id, created) = match current {
+        Some(room) if now != Lifecycle::Active => (room.room_id.clone(), false),
+        _ => {
+            let (view, created) = room_lifecycle::ensure(app, tenant, kind, slug, spec.clone()).await?;
+            (view.room_id, created)
+        }
+    };
+    intent::record_room(app, tenant, kind, slug, &room_id, &spec, version).await?;
+    let at = version / 1000;
     match lifecycle {
         Lifecycle::Active => {}
         Lifecycle::Cancelled => {
             room_lifecycle::cancel(app, tenant, slug, CancelInput::default()).await?;
+            intent::record_lifecycle(app, tenant, kind, slug, "cancelled", version, at).await?;
         }
-        Lifecycle::Archived => room_lifecycle::delete(app, tenant, kind, slug, DeleteMode::Archive).await?,
+        Lifecycle::Archived => {
+            room_lifecycle::delete(app, tenant, kind, slug, DeleteMode::Archive).await?;
+            intent::record_lifecycle(app, tenant, kind, slug, "archived", version, at).await?;
+        }
     }
     Ok(created)
 }
@@ -269,7 +292,9 @@ pub async fn restore_room(
     before: Option<&RoomState>,
 ) -> Result<(), DomainError> {
     let Some(before) = before else {
-        return room_lifecycle::delete(app, tenant, kind, slug, DeleteMode::Purge).await;
+        room_lifecycle::delete(app, tenant, kind, slug, DeleteMode::Purge).await?;
+        // A purged room is no longer managed (as `requests::delete_room` records it).
+        return intent::forget_room(app, tenant, kind, slug).await;
     };
     let Some(now) = read_room(app, &app.identities.room_alias(tenant, kind, slug)).await? else {
         return Ok(());
@@ -299,8 +324,14 @@ pub async fn reconcile_members(
     dry_run: bool,
 ) -> Result<ReconcileReport, DomainError> {
     let room = rooms::resolve(app, tenant, kind, slug).await?;
+    let version = operations::now_version();
     match membership::reconcile(app, tenant, &room, wanted, dry_run, true).await? {
-        Reconciled::Applied(report) => Ok(report),
+        Reconciled::Applied(report) if dry_run => Ok(report),
+        Reconciled::Applied(report) => {
+            // The list becomes the room's desired members, as the API's reconcile records it.
+            intent::record_roster(app, tenant, kind.path_segment(), slug.as_str(), wanted, version).await?;
+            Ok(report)
+        }
         Reconciled::TooLarge(_) => Err(DomainError::conflict(
             "conflict",
             "the reconcile is larger than OPENMEET_RECONCILE_INLINE_CHANGES allows inline",

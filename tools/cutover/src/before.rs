@@ -17,8 +17,9 @@ pub trait Before: Serialize + DeserializeOwned + Send + Sync {
 }
 
 impl Before for UserState {
+    /// A deactivated user counts as absent: the run brings them back, and its rollback retires them again.
     fn absent(&self) -> bool {
-        !self.exists
+        !self.exists || self.deactivated
     }
 }
 
@@ -92,5 +93,7 @@ mod tests {
             serde_json::from_str(r#"{"exists":true,"deactivated":false,"displayName":"Jane","avatarUrl":null}"#)
                 .expect("reads");
         assert!(!user.absent());
+        // A rollback's retired user is brought back by the next run, and retired again by that run's rollback.
+        assert!(UserState { deactivated: true, ..user }.absent());
     }
 }

@@ -91,6 +91,14 @@ impl Homeserver {
         absent_on_404(self.call::<Value>(reqwest::Method::POST, &path, Acting::Platform, Some(&body)).await).map(drop)
     }
 
+    /// Reactivates a deactivated user (Synapse 1.163 asks no password for it): marks them active and not erased and
+    /// recreates their profile row; rooms are not rejoined.
+    pub async fn reactivate_user(&self, user_id: &ruma::UserId) -> Result<(), HomeserverError> {
+        let path = format!("/_synapse/admin/v2/users/{}", encode(user_id.as_str()));
+        let body = json!({"deactivated": false});
+        self.call::<Value>(reqwest::Method::PUT, &path, Acting::Platform, Some(&body)).await.map(drop)
+    }
+
     /// Creates a device for a user (a no-op when it exists), so the appservice may assert it.
     pub async fn create_device(&self, user_id: &ruma::UserId, device_id: &str) -> Result<(), HomeserverError> {
         let path = format!("/_synapse/admin/v2/users/{}/devices", encode(user_id.as_str()));
