@@ -149,7 +149,7 @@ pub struct ImportReport {
     pub messages_per_second: f64,
 }
 
-fn unavailable(what: &str, error: impl std::fmt::Display) -> Malformed {
+pub(super) fn unavailable(what: &str, error: impl std::fmt::Display) -> Malformed {
     Malformed(format!("{what}: {error}"))
 }
 
@@ -165,39 +165,6 @@ impl From<Malformed> for ImportError {
     fn from(refused: Malformed) -> Self {
         ImportError::Refused(refused)
     }
-}
-
-/// History never lands after a message people posted (ADR 0010): every room with messages still to import is
-/// checked before anything is written, and one live room refuses the whole import, naming each such stream and room.
-async fn refuse_live_rooms(
-    app: &'static App,
-    targets: &[(mapping::StreamTarget, ruma::OwnedRoomId)],
-) -> Result<(), ImportError> {
-    let mut live = Vec::new();
-    for (target, room_id) in targets {
-        match history::live::newest_live_message(app, room_id).await {
-            Ok(None) => {}
-            Ok(Some(message)) => live.push(format!(
-                "stream {:?} → {}/{} (room {room_id}): {} posted {}",
-                target.stream,
-                target.kind.path_segment(),
-                target.slug,
-                message.sender,
-                message.event_id
-            )),
-            Err(error) => return Err(unavailable("the homeserver", error).into()),
-        }
-    }
-    if live.is_empty() {
-        return Ok(());
-    }
-    Err(Malformed(format!(
-        "people already posted in the room of {} stream(s); imported history would appear after their messages, \
-         so nothing was imported: {}",
-        live.len(),
-        live.join("; ")
-    ))
-    .into())
 }
 
 /// Imports (or continues importing) the export. `Err` only for what stops it before anything is sent, or a room's
@@ -275,7 +242,7 @@ pub async fn import(
         })
         .cloned()
         .collect();
-    refuse_live_rooms(app, &pending).await?;
+    super::live::refuse_live_rooms(app, &pending, concurrency).await?;
     let meta = RunMeta {
         state: Some(RunState::Running),
         export: Some(export_dir.display().to_string()),

@@ -7,5 +7,6 @@ pub mod generate;
 #[cfg(test)]
 mod hostile_tests;
 pub mod import;
+pub mod live;
 pub mod mapping;
 pub mod room;
