@@ -7,8 +7,6 @@
 //! in an OpenMeet user id, so no OpenMeet identity maps to it ([`crate::identity::Identities::openmeet_user`] answers
 //! `None`): no JWT can ask for its session, it has no password and is never logged in, and it belongs to the tenant
 //! (the tenant-walls module reads the tenant from the localpart). Its display name says it is an imported Zulip user.
-//!
-//! `json!` bodies here go to appservice and profile endpoints that ruma has no masquerading request for.
 
 pub mod content;
 pub mod emoji;
