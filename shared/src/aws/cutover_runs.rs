@@ -45,6 +45,12 @@ pub struct RunMeta {
     pub export: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// The snapshot's tenants, comma-separated (a cutover run): what a later delta run's base must cover.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenants: Option<String>,
+    /// The run a delta run compared its snapshot with (its unchanged entities were skipped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
 }
 
 /// Where a run or an import stands.
@@ -52,6 +58,8 @@ pub struct RunMeta {
 #[serde(rename_all = "camelCase")]
 pub enum RunState {
     Running,
+    /// Stopped on purpose after a phase (`run --until`): the next run of the snapshot continues it.
+    Staged,
     Complete,
     Failed,
     /// An import stopped on request (SIGINT/SIGTERM): running it again continues.
@@ -64,6 +72,7 @@ impl RunState {
     pub fn as_str(self) -> &'static str {
         match self {
             RunState::Running => "running",
+            RunState::Staged => "staged",
             RunState::Complete => "complete",
             RunState::Failed => "failed",
             RunState::Interrupted => "interrupted",
@@ -74,7 +83,7 @@ impl RunState {
 
     /// A run in this state is what the next run of its snapshot continues (a failed one: its failures are redone).
     pub fn continues(self) -> bool {
-        matches!(self, RunState::Running | RunState::Failed)
+        matches!(self, RunState::Running | RunState::Staged | RunState::Failed)
     }
 }
 
@@ -250,7 +259,7 @@ mod tests {
 
     #[test]
     fn states_are_written_as_the_first_version_wrote_them() {
-        for state in [RunState::Running, RunState::Failed, RunState::Interrupted, RunState::RollbackFailed] {
+        for state in [RunState::Running, RunState::Staged, RunState::Failed, RunState::Interrupted, RunState::RollbackFailed] {
             let text = serde_json::to_string(&state).expect("serialises");
             assert_eq!(text, format!("\"{state}\""));
         }

@@ -50,10 +50,12 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// What `run` would create, change and remove; changes nothing (exit 1 when some reads failed).
+    /// What `run` would create, change and remove; changes nothing (exit 1 when some reads failed). With a base
+    /// run (the newest complete one of the same tenants, or --base), only the entities changed since it are read.
     #[command(after_help = after_help!(
         "openmeet-cutover plan --snapshot community.jsonl",
-        "openmeet-cutover plan --snapshot community.jsonl --json > plan.json",
+        "openmeet-cutover plan --snapshot window.jsonl --json > delta.json",
+        "openmeet-cutover plan --snapshot window.jsonl --full",
     ))]
     Plan {
         /// The community's snapshot (JSON Lines, docs/cutover-formats.md).
@@ -62,9 +64,16 @@ pub enum Command {
         /// Homeserver reads in flight at once.
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
+        #[command(flatten)]
+        base: BaseArgs,
     },
-    /// Makes the homeserver match the snapshot; a re-run continues an unfinished run.
-    #[command(after_help = after_help!("openmeet-cutover run --snapshot community.jsonl --concurrency 8"))]
+    /// Makes the homeserver match the snapshot; a re-run continues an unfinished run. A new snapshot is applied
+    /// as a delta against the newest complete run of the same tenants (unchanged entities cost no homeserver call).
+    #[command(after_help = after_help!(
+        "openmeet-cutover run --snapshot community.jsonl --concurrency 8",
+        "openmeet-cutover run --snapshot staged.jsonl --until rooms",
+        "openmeet-cutover run --snapshot window.jsonl --base <RUN_ID>",
+    ))]
     Run {
         /// The community's snapshot (JSON Lines, docs/cutover-formats.md).
         #[arg(long)]
@@ -72,6 +81,11 @@ pub enum Command {
         /// Homeserver operations in flight at once.
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
+        /// Stop after this phase: the run is left staged, and the next run of the snapshot continues it.
+        #[arg(long, value_enum)]
+        until: Option<Stage>,
+        #[command(flatten)]
+        base: BaseArgs,
         /// Fan the work out through the SQS queue to the Lambda functions (not available yet: exits 2).
         #[arg(long)]
         via_queue: bool,
@@ -112,6 +126,10 @@ pub enum Command {
         /// The mapping: tenant, streams to rooms, addresses to users.
         #[arg(long)]
         mapping: PathBuf,
+        /// Imports this mapped stream into a read-only history room linked from its room instead of the room
+        /// itself (for rooms where people already posted); repeatable.
+        #[arg(long = "history-room", value_name = "STREAM")]
+        history_room: Vec<String>,
         /// Messages in flight at once (rooms in parallel; one at a time within a room).
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
@@ -124,6 +142,27 @@ pub enum Command {
     /// Writes a synthetic snapshot (deterministic for a seed).
     #[command(after_help = after_help!("openmeet-cutover generate --users 1000 --out community.jsonl"))]
     Generate(Generate),
+}
+
+/// The last phase of a staged run.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Stage {
+    /// Users only.
+    Users,
+    /// Users, then group and event rooms (not their members).
+    Rooms,
+}
+
+/// Which earlier run a delta compares with.
+#[derive(clap::Args)]
+pub struct BaseArgs {
+    /// The run to compare with (default: the newest complete run of the snapshot's tenants, unless it ran this
+    /// very snapshot).
+    #[arg(long, conflicts_with = "full")]
+    pub base: Option<String>,
+    /// No base: read and converge every entity (repairs drift made since the last run).
+    #[arg(long)]
+    pub full: bool,
 }
 
 /// `generate-zulip`'s shape and output files.

@@ -6,12 +6,12 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use openmeet_cutover::{generate, plan, rollback, run, snapshot, verify, zulip};
+use openmeet_cutover::{delta, generate, plan, rollback, run, snapshot, verify, zulip};
 use shared::App;
 use shared::aws::cutover_runs::RunState;
 use shared::identity::TenantId;
 
-use crate::cli::{Generate, GenerateZulip};
+use crate::cli::{BaseArgs, Generate, GenerateZulip, Stage};
 use crate::{bad_input, emit, stopped};
 
 /// Exit 0 when `clean`, else 1 (some items failed, discrepancies, unread entities).
@@ -89,9 +89,17 @@ pub fn generate_zulip(args: GenerateZulip, json: bool) -> ExitCode {
     }
 }
 
-pub async fn import_zulip(export: &Path, mapping: &Path, concurrency: usize, json: bool) -> Result<ExitCode, ExitCode> {
+pub async fn import_zulip(
+    export: &Path,
+    mapping: &Path,
+    history_rooms: &[String],
+    concurrency: usize,
+    json: bool,
+) -> Result<ExitCode, ExitCode> {
     // The whole export and mapping are checked before connecting; the rooms and users before anything is sent.
-    let prepared = zulip::import::prepare(export, mapping).map_err(|invalid| bad_input(invalid, json))?;
+    let prepared = zulip::import::prepare(export, mapping)
+        .and_then(|prepared| prepared.with_history_rooms(history_rooms))
+        .map_err(|invalid| bad_input(invalid, json))?;
     let (app, quiet) = connect(json).await?;
     let stop = stop_on_signals(quiet);
     Ok(match zulip::import::import(app, prepared, export, concurrency, quiet, stop).await {
@@ -105,9 +113,18 @@ pub async fn import_zulip(export: &Path, mapping: &Path, concurrency: usize, jso
     })
 }
 
-pub async fn plan(path: &Path, concurrency: usize, json: bool) -> Result<ExitCode, ExitCode> {
+/// `--base RUN`, `--full`, or the newest base.
+fn base_of(args: BaseArgs) -> delta::Base {
+    match (args.base, args.full) {
+        (_, true) => delta::Base::Full,
+        (Some(run), false) => delta::Base::Run(run),
+        (None, false) => delta::Base::Newest,
+    }
+}
+
+pub async fn plan(path: &Path, concurrency: usize, base: BaseArgs, json: bool) -> Result<ExitCode, ExitCode> {
     let (summary, (app, quiet)) = read_only(path, json).await?;
-    Ok(match plan::plan(app, path, summary, concurrency, quiet).await {
+    Ok(match plan::plan_with(app, path, summary, concurrency, quiet, &base_of(base)).await {
         Ok(report) => {
             emit(json, &report, || plan::render(&report));
             // A plan with unread entities is incomplete: a script must not take it for "nothing to do".
@@ -117,7 +134,14 @@ pub async fn plan(path: &Path, concurrency: usize, json: bool) -> Result<ExitCod
     })
 }
 
-pub async fn run(path: &Path, concurrency: usize, via_queue: bool, json: bool) -> Result<ExitCode, ExitCode> {
+pub async fn run(
+    path: &Path,
+    concurrency: usize,
+    until: Option<Stage>,
+    base: BaseArgs,
+    via_queue: bool,
+    json: bool,
+) -> Result<ExitCode, ExitCode> {
     let summary = validated(path, json)?;
     if via_queue {
         return Err(bad_input(
@@ -126,7 +150,12 @@ pub async fn run(path: &Path, concurrency: usize, via_queue: bool, json: bool) -
         ));
     }
     let (app, quiet) = connect(json).await?;
-    Ok(match run::run(app, path, summary, concurrency, quiet).await {
+    let until = until.map(|stage| match stage {
+        Stage::Users => run::Until::Users,
+        Stage::Rooms => run::Until::Rooms,
+    });
+    let options = run::Options { concurrency, quiet, until, base: base_of(base) };
+    Ok(match run::run_with(app, path, summary, &options).await {
         Ok(report) => {
             emit(json, &report, || run_text(&report));
             done(report.failures.is_empty())
@@ -208,17 +237,36 @@ pub async fn status(run: Option<&str>, json: bool) -> Result<ExitCode, ExitCode>
 }
 
 fn run_text(report: &run::RunReport) -> String {
-    let mut text = format!("run {}{}\n", report.run_id, if report.continued { " (continued)" } else { "" });
+    let base = report.base.as_deref().map(|base| format!(", delta against {base}")).unwrap_or_default();
+    let continued = if report.continued { " (continued)" } else { "" };
+    let mut text = format!("run {} {}{continued}{base}\n", report.run_id, report.state);
     for phase in &report.phases {
         text.push_str(&format!(
-            "  {:12} {:>7} items: {:>7} applied, {:>7} already done, {:>5} failed; {:.1}s, {:.1}/s\n",
-            phase.phase, phase.items, phase.applied, phase.skipped, phase.failed, phase.seconds, phase.per_second
+            "  {:12} {:>7} items: {:>7} unchanged, {:>7} applied ({} created, {} removed), {:>7} already done, \
+             {:>5} failed; {} homeserver calls, {:.1}s, {:.1}/s\n",
+            phase.phase,
+            phase.items,
+            phase.unchanged,
+            phase.applied,
+            phase.created,
+            phase.removed,
+            phase.skipped,
+            phase.failed,
+            phase.calls,
+            phase.seconds,
+            phase.per_second
         ));
     }
     text.push_str(&format!(
-        "  created {} users and {} rooms in {:.1}s\n",
-        report.users_created, report.rooms_created, report.seconds
+        "  created {} users and {} rooms in {:.1}s; {} homeserver calls\n",
+        report.users_created, report.rooms_created, report.seconds, report.homeserver_calls
     ));
+    for room in &report.rooms_left {
+        text.push_str(&format!("  left {room}: no longer in the snapshot (not deleted: see docs/cutover.md)\n"));
+    }
+    if report.state == RunState::Staged {
+        text.push_str("  staged: run the same snapshot again to continue with the remaining phases\n");
+    }
     for failure in &report.failures {
         text.push_str(&format!("  failed {}: {}\n", failure.entity, failure.error));
     }

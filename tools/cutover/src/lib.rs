@@ -2,6 +2,8 @@
 //! over the functions' own domain code, plus a synthetic snapshot generator. See `docs/cutover.md`.
 
 pub mod before;
+pub mod calls;
+pub mod delta;
 pub mod exec;
 pub mod generate;
 pub mod plan;

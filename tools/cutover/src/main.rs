@@ -42,22 +42,20 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     // Log lines (JSON, as the functions write) go to stderr only when asked for with RUST_LOG.
     let logging = std::env::var_os("RUST_LOG").is_some();
-    if logging {
-        let _ = tracing_subscriber_init();
-    }
+    tracing_subscriber_init(logging);
     // The functions' metric lines would mix into the report: stderr with the logs, else nowhere.
     shared::metrics::off_stdout(logging);
     let json = cli.json;
     let outcome = match cli.command {
-        Command::Plan { snapshot, concurrency } => commands::plan(&snapshot, concurrency, json).await,
-        Command::Run { snapshot, concurrency, via_queue } => {
-            commands::run(&snapshot, concurrency, via_queue, json).await
+        Command::Plan { snapshot, concurrency, base } => commands::plan(&snapshot, concurrency, base, json).await,
+        Command::Run { snapshot, concurrency, until, base, via_queue } => {
+            commands::run(&snapshot, concurrency, until, base, via_queue, json).await
         }
         Command::Verify { snapshot, concurrency } => commands::verify(&snapshot, concurrency, json).await,
         Command::Rollback { run, concurrency } => commands::rollback(&run, concurrency, json).await,
         Command::Status { run } => commands::status(run.as_deref(), json).await,
-        Command::ImportZulip { export, mapping, concurrency } => {
-            commands::import_zulip(&export, &mapping, concurrency, json).await
+        Command::ImportZulip { export, mapping, history_room, concurrency } => {
+            commands::import_zulip(&export, &mapping, &history_room, concurrency, json).await
         }
         Command::GenerateZulip(args) => Ok(commands::generate_zulip(args, json)),
         Command::Generate(args) => Ok(commands::generate(args, json)),
@@ -65,8 +63,15 @@ async fn main() -> ExitCode {
     outcome.unwrap_or_else(|stopped_early| stopped_early)
 }
 
-/// The functions' JSON log lines, on stderr: stdout carries the report.
-fn tracing_subscriber_init() -> Result<(), ()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().map_err(|_| ())?;
-    tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).try_init().map_err(|_| ())
+/// The functions' JSON log lines on stderr when asked for (stdout carries the report), and always the counter of
+/// homeserver calls that the run report states (beside the log filter, so it sees every call).
+fn tracing_subscriber_init(logging: bool) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let log = logging
+        .then(tracing_subscriber::EnvFilter::try_from_default_env)
+        .and_then(Result::ok)
+        .map(|filter| tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr).with_filter(filter));
+    let _ = tracing_subscriber::registry().with(log).with(openmeet_cutover::calls::Counter).try_init();
 }

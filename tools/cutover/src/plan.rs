@@ -1,5 +1,8 @@
-//! `plan`: what `run` would create, change and remove, read from the homeserver; changes nothing.
+//! `plan`: what `run` would create, change and remove, read from the homeserver; changes nothing. With a base run
+//! (a delta), an entity whose fingerprint the base recorded as done is unchanged without a read, users the base had
+//! and the snapshot lost are to remove, and rooms it lost are listed as left.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use serde::Serialize;
@@ -8,7 +11,9 @@ use shared::aws::keys::CutoverEntity;
 use shared::domain::cutover;
 use shared::identity::RoomKind;
 
+use crate::delta::{self, Base};
 use crate::exec::{Progress, for_each, with_retries};
+use crate::record;
 use crate::snapshot::{self, Invalid, MemberBuckets, Summary};
 use crate::verify::{room_discrepancies, user_discrepancies};
 
@@ -19,12 +24,17 @@ pub struct KindPlan {
     pub change: Vec<String>,
     pub remove: Vec<String>,
     pub unchanged: u64,
+    /// Rooms the base run had that the snapshot no longer lists: a run leaves them as they are.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub left: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PlanReport {
     pub snapshot: Summary,
+    /// The run the delta compares with; none: every entity was read.
+    pub base: Option<String>,
     pub users: KindPlan,
     pub rooms: KindPlan,
     pub memberships: KindPlan,
@@ -62,6 +72,7 @@ fn add(plan: &mut KindPlan, errors: &mut Vec<String>, items: Vec<Item>) {
     }
 }
 
+/// The plan against the newest base.
 pub async fn plan(
     app: &'static App,
     path: &Path,
@@ -69,8 +80,32 @@ pub async fn plan(
     concurrency: usize,
     quiet: bool,
 ) -> Result<PlanReport, Invalid> {
+    plan_with(app, path, summary, concurrency, quiet, &Base::Newest).await
+}
+
+/// Whether the base recorded this entity as done with this fingerprint.
+fn same(base: &HashMap<String, String>, key: &str, fingerprint: &str) -> bool {
+    base.get(key).is_some_and(|print| print == fingerprint)
+}
+
+pub async fn plan_with(
+    app: &'static App,
+    path: &Path,
+    summary: Summary,
+    concurrency: usize,
+    quiet: bool,
+    base: &Base,
+) -> Result<PlanReport, Invalid> {
+    let backend = |e: record::Error| Invalid(format!("the run record (DynamoDB) is unavailable: {e}"));
+    let base_id = delta::choose(&app.store, &summary, base).await?;
+    let fingerprints = match &base_id {
+        Some(run) => record::fingerprints(&app.store, run).await.map_err(backend)?,
+        None => HashMap::new(),
+    };
+    let fingerprints = std::sync::Arc::new(fingerprints);
     let progress = Progress::new(summary.users + summary.groups + summary.events + summary.memberships, quiet);
     let mut report = PlanReport {
+        base: base_id,
         snapshot: summary.clone(),
         users: KindPlan::default(),
         rooms: KindPlan::default(),
@@ -82,10 +117,16 @@ pub async fn plan(
     for_each(
         snapshot::users(path)?,
         concurrency,
-        |u| async move {
-            let key = CutoverEntity::User(u.tenant.clone(), u.user.clone()).to_string();
-            let read = with_retries(|| cutover::read_user(app, &u.tenant, &u.user)).await;
-            classify(key, read.map(|state| state.exists.then(|| user_discrepancies(&u, &state))))
+        |u| {
+            let prints = fingerprints.clone();
+            async move {
+                let key = CutoverEntity::User(u.tenant.clone(), u.user.clone()).to_string();
+                if same(&prints, &key, &u.fingerprint) {
+                    return Item::Unchanged;
+                }
+                let read = with_retries(|| cutover::read_user(app, &u.tenant, &u.user)).await;
+                classify(key, read.map(|state| state.exists.then(|| user_discrepancies(&u, &state))))
+            }
         },
         |item| {
             progress.add(1);
@@ -100,11 +141,17 @@ pub async fn plan(
         for_each(
             snapshot::rooms(path, kind)?,
             concurrency,
-            |r| async move {
-                let key = CutoverEntity::Room(r.tenant.clone(), r.kind, r.slug.clone()).to_string();
-                let alias = app.identities.room_alias(&r.tenant, r.kind, &r.slug);
-                let read = with_retries(|| cutover::read_room(app, &alias)).await;
-                classify(key, read.map(|state| state.map(|state| room_discrepancies(&r, &state, None))))
+            |r| {
+                let prints = fingerprints.clone();
+                async move {
+                    let key = CutoverEntity::Room(r.tenant.clone(), r.kind, r.slug.clone()).to_string();
+                    if same(&prints, &key, &r.fingerprint) {
+                        return Item::Unchanged;
+                    }
+                    let alias = app.identities.room_alias(&r.tenant, r.kind, &r.slug);
+                    let read = with_retries(|| cutover::read_room(app, &alias)).await;
+                    classify(key, read.map(|state| state.map(|state| room_discrepancies(&r, &state, None))))
+                }
             },
             |item| {
                 progress.add(1);
@@ -121,32 +168,39 @@ pub async fn plan(
         for_each(
             buckets.bucket(index)?,
             concurrency,
-            |r| async move {
-                let key = CutoverEntity::Members(r.tenant.clone(), r.kind, r.slug.clone()).to_string();
-                let who = |user: &str| format!("{key}:{user}");
-                let units = r.members.len() as u64;
-                let alias = app.identities.room_alias(&r.tenant, r.kind, &r.slug);
-                let items = match with_retries(|| cutover::read_room(app, &alias)).await {
-                    Ok(None) => r.members.iter().map(|(user, _)| Item::Create(who(user.as_str()))).collect(),
-                    Ok(Some(_)) => {
-                        match with_retries(|| {
-                            cutover::reconcile_members(app, &r.tenant, r.kind, &r.slug, &r.members, true)
-                        })
-                        .await
-                        {
-                            Ok(diff) => {
-                                let mut items: Vec<Item> = diff.added.iter().map(|u| Item::Create(who(u))).collect();
-                                items.extend(diff.role_changed.iter().map(|u| Item::Change(who(u))));
-                                items.push(Item::Remove(diff.removed.iter().map(|u| who(u)).collect()));
-                                items.extend((0..diff.unchanged).map(|_| Item::Unchanged));
-                                items
-                            }
-                            Err(error) => vec![Item::Error(format!("{key}: {error}"))],
-                        }
+            |r| {
+                let prints = fingerprints.clone();
+                async move {
+                    let key = CutoverEntity::Members(r.tenant.clone(), r.kind, r.slug.clone()).to_string();
+                    let who = |user: &str| format!("{key}:{user}");
+                    let units = r.members.len() as u64;
+                    if same(&prints, &key, &r.fingerprint()) {
+                        return (units, (0..units).map(|_| Item::Unchanged).collect());
                     }
-                    Err(error) => vec![Item::Error(format!("{key}: {error}"))],
-                };
-                (units, items)
+                    let alias = app.identities.room_alias(&r.tenant, r.kind, &r.slug);
+                    let items = match with_retries(|| cutover::read_room(app, &alias)).await {
+                        Ok(None) => r.members.iter().map(|(user, _)| Item::Create(who(user.as_str()))).collect(),
+                        Ok(Some(_)) => {
+                            match with_retries(|| {
+                                cutover::reconcile_members(app, &r.tenant, r.kind, &r.slug, &r.members, true)
+                            })
+                            .await
+                            {
+                                Ok(diff) => {
+                                    let mut items: Vec<Item> =
+                                        diff.added.iter().map(|u| Item::Create(who(u))).collect();
+                                    items.extend(diff.role_changed.iter().map(|u| Item::Change(who(u))));
+                                    items.push(Item::Remove(diff.removed.iter().map(|u| who(u)).collect()));
+                                    items.extend((0..diff.unchanged).map(|_| Item::Unchanged));
+                                    items
+                                }
+                                Err(error) => vec![Item::Error(format!("{key}: {error}"))],
+                            }
+                        }
+                        Err(error) => vec![Item::Error(format!("{key}: {error}"))],
+                    };
+                    (units, items)
+                }
             },
             |(units, items)| {
                 progress.add(units);
@@ -156,6 +210,10 @@ pub async fn plan(
         .await;
     }
     progress.finish();
+    let gone = delta::gone_users(&fingerprints, &summary, path)?;
+    report.users.remove =
+        gone.iter().map(|(tenant, user)| CutoverEntity::User(tenant.clone(), user.clone()).to_string()).collect();
+    report.rooms.left = delta::gone_rooms(&fingerprints, &summary, path)?;
     Ok(report)
 }
 
@@ -178,6 +236,12 @@ pub fn render(report: &PlanReport) -> String {
                 out.push_str(&format!("  … and {} more to {verb}\n", list.len() - 5));
             }
         }
+    }
+    for room in &report.rooms.left {
+        out.push_str(&format!("  left {room}: no longer in the snapshot, a run leaves it as it is\n"));
+    }
+    if let Some(base) = &report.base {
+        out.push_str(&format!("delta against run {base} (unchanged: skipped without a homeserver read)\n"));
     }
     for error in &report.errors {
         out.push_str(&format!("could not read: {error}\n"));

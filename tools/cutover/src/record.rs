@@ -10,7 +10,7 @@
 //!
 //! Markers are written in batches by one recorder task; a `BEFORE` record is acknowledged before its change starts.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -21,14 +21,21 @@ use tokio::sync::{mpsc, oneshot};
 
 pub type Error = shared::error::BackendError;
 
-/// The run a `run` of this snapshot continues (its id and start), or a new one.
-pub async fn open_run(store: &Store, path: &str, digest: &str) -> Result<(String, u64, bool), Error> {
+/// The run a `run` of this snapshot continues (its id, its summary and `true`), or a new one (`base`: the run it
+/// compares with, recorded in its summary).
+pub async fn open_run(
+    store: &Store,
+    path: &str,
+    digest: &str,
+    tenants: &[String],
+    base: Option<&str>,
+) -> Result<(String, RunMeta, bool), Error> {
     let runs = CutoverRuns(store);
     if let Some(run) = runs.run_of_snapshot(digest).await?
         && let Some(meta) = runs.meta(&run).await?
         && meta.state.is_some_and(RunState::continues)
     {
-        return Ok((run, meta.started_at.unwrap_or(0), true));
+        return Ok((run, meta, true));
     }
     let run = format!("{}-{}", chrono_like_stamp(), &uuid::Uuid::new_v4().simple().to_string()[..6]);
     let started = store::now_secs();
@@ -37,10 +44,33 @@ pub async fn open_run(store: &Store, path: &str, digest: &str) -> Result<(String
         digest: Some(digest.to_owned()),
         state: Some(RunState::Running),
         started_at: Some(started),
+        tenants: Some(tenants.join(",")),
+        base: base.map(str::to_owned),
         ..RunMeta::default()
     };
     runs.start(&run, &meta, digest, started).await?;
-    Ok((run, started, false))
+    Ok((run, meta, false))
+}
+
+/// The newest complete run whose snapshot covered every one of `tenants` (a run recorded before fingerprints has
+/// no tenants and is never a base).
+pub async fn newest_base(store: &Store, tenants: &[String]) -> Result<Option<String>, Error> {
+    let runs = CutoverRuns(store);
+    for run in runs.runs().await?.into_iter().rev() {
+        let Some(meta) = runs.meta(&run).await? else { continue };
+        let covered: HashSet<&str> = meta.tenants.as_deref().unwrap_or_default().split(',').collect();
+        if meta.state == Some(RunState::Complete) && tenants.iter().all(|t| covered.contains(t.as_str())) {
+            return Ok(Some(run));
+        }
+    }
+    Ok(None)
+}
+
+/// A run's `Done` entities with the fingerprint each was done with (entities done without one are left out: a
+/// delta cannot tell whether they changed).
+pub async fn fingerprints(store: &Store, run: &str) -> Result<HashMap<String, String>, Error> {
+    let done = CutoverRuns(store).values::<String>(run, CutoverEntry::Done).await?;
+    Ok(done.into_iter().filter_map(|(entity, print)| Some((entity, print?))).collect())
 }
 
 /// A sortable, readable run id prefix (UTC, seconds).
@@ -179,6 +209,11 @@ impl Recorder {
 
     pub fn done(&self, entity: &CutoverEntity) {
         let _ = self.sender.send(Write::Entry(self.item(CutoverEntry::Done, entity, None), None));
+    }
+
+    /// Done, with the fingerprint of the snapshot input it was done with (what the next delta compares).
+    pub fn done_with(&self, entity: &CutoverEntity, fingerprint: &str) {
+        self.put(CutoverEntry::Done, entity, &fingerprint);
     }
 
     pub fn failed(&self, entity: &CutoverEntity, error: &str) {

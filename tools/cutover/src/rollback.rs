@@ -2,14 +2,19 @@
 //!
 //! Rollback restores what the run changed and nothing else, from its `Before` records: member lists of rooms that
 //! existed before go back to their members and roles, rooms it created are purged (a group's space with it),
-//! renamed rooms get their name and topic back, users it created are deactivated, changed profiles are restored.
+//! renamed rooms get their name and topic back (and the recorded desired name with it, so drift repair keeps it),
+//! users it created are deactivated, users it deactivated (gone from a delta's snapshot) are reactivated first, and
+//! changed profiles are restored. A cancellation is not undone: its notice was posted (docs/cutover.md).
 
 use serde::Serialize;
 use shared::App;
 use shared::aws::cutover_runs::RunState;
 use shared::aws::keys::{CutoverEntity, CutoverEntry};
-use shared::domain::cutover::{self, UserState};
-use shared::identity::RoomKind;
+use shared::aws::desired_state::{DesiredStates, RoomSettings};
+use shared::domain::cutover::{self, RoomState, UserState};
+use shared::domain::drift::intent;
+use shared::domain::operations;
+use shared::identity::{RoomKind, Slug, TenantId, UserSlug};
 
 use crate::before::{MembersBefore, RoomBefore};
 use crate::exec::{Progress, for_each, with_retries};
@@ -40,12 +45,20 @@ async fn restore(app: &'static App, (entity, value): &Recorded) -> Result<(), St
     match entity {
         CutoverEntity::User(tenant, user) => {
             let state: UserState = read(entity, value)?;
+            if active(&state) {
+                // Deactivated by the run (gone from its snapshot): back before their memberships are restored.
+                with_retries(|| reinstate(app, tenant, user)).await.map_err(error)?;
+            }
             with_retries(|| cutover::restore_user(app, tenant, user, &state)).await.map_err(error)
         }
         CutoverEntity::Room(tenant, kind, slug) => {
             let before: RoomBefore = read(entity, value)?;
             let state = before.state.as_ref();
-            with_retries(|| cutover::restore_room(app, tenant, *kind, slug, state)).await.map_err(error)
+            with_retries(|| cutover::restore_room(app, tenant, *kind, slug, state)).await.map_err(error)?;
+            match state {
+                Some(state) => with_retries(|| desired_name(app, tenant, *kind, slug, state)).await.map_err(error),
+                None => Ok(()),
+            }
         }
         CutoverEntity::Members(tenant, kind, slug) => {
             let before: MembersBefore = read(entity, value)?;
@@ -63,14 +76,51 @@ async fn restore(app: &'static App, (entity, value): &Recorded) -> Result<(), St
     }
 }
 
-/// The order of rollback: members first (while the run's users still exist), then event rooms (they link to their
-/// group's space), then groups (and their spaces), users last.
-fn stage(entity: &CutoverEntity) -> (&'static str, u8) {
+/// Whether a recorded user was there and active before the run (so a deactivation by the run is undone).
+fn active(state: &UserState) -> bool {
+    state.exists && !state.deactivated
+}
+
+/// Reactivates a user the run deactivated (a no-op for one who is active).
+async fn reinstate(app: &App, tenant: &TenantId, user: &UserSlug) -> Result<(), shared::domain::DomainError> {
+    if cutover::read_user(app, tenant, user).await?.deactivated {
+        app.homeserver.reactivate_user(&app.identities.matrix_user_id(tenant, user)).await?;
+    }
+    Ok(())
+}
+
+/// The recorded desired name becomes the restored one (the drift pass would otherwise put the run's name back).
+async fn desired_name(
+    app: &App,
+    tenant: &TenantId,
+    kind: RoomKind,
+    slug: &Slug,
+    before: &RoomState,
+) -> Result<(), shared::domain::DomainError> {
+    let key = intent::key(tenant, kind.path_segment(), slug.as_str());
+    let states = DesiredStates(&app.store);
+    let (Some(managed), Some(name)) = (states.room(&key).await?, before.name.clone()) else {
+        return Ok(());
+    };
+    if managed.settings.name != name {
+        let settings = RoomSettings { name, ..managed.settings };
+        states.put_settings(&key, &settings, operations::now_version()).await?;
+    }
+    Ok(())
+}
+
+/// The order of rollback: users the run deactivated come back first (to be members again), then members (while
+/// the run's users still exist), then event rooms (they link to their group's space), then groups (and their
+/// spaces), users the run created or changed last.
+fn stage((entity, value): &Recorded) -> (&'static str, u8) {
     match entity {
-        CutoverEntity::Members(..) => ("members", 0),
-        CutoverEntity::Room(_, RoomKind::Event, _) => ("room", 1),
-        CutoverEntity::Room(_, RoomKind::Group, _) => ("room", 2),
-        _ => ("user", 3),
+        CutoverEntity::User(..) if read::<UserState>(entity, value).is_ok_and(|state| active(&state)) => {
+            ("reinstate", 0)
+        }
+        CutoverEntity::Members(..) => ("members", 1),
+        CutoverEntity::Room(_, RoomKind::Event, _) => ("room", 2),
+        CutoverEntity::Room(_, RoomKind::Group, _) => ("room", 3),
+        _ => ("user", 4),
     }
 }
 
@@ -104,10 +154,10 @@ pub async fn rollback(
             Err(error) => report.failures.push(format!("{key}: {error}")),
         }
     }
-    recorded.sort_by_key(|(entity, _)| stage(entity).1);
-    for phase in ["members", "room", "user"] {
+    recorded.sort_by_key(|item| stage(item).1);
+    for phase in ["reinstate", "members", "room", "user"] {
         progress.phase(phase);
-        let items: Vec<Recorded> = recorded.iter().filter(|(entity, _)| stage(entity).0 == phase).cloned().collect();
+        let items: Vec<Recorded> = recorded.iter().filter(|item| stage(item).0 == phase).cloned().collect();
         for_each(
             items,
             concurrency,

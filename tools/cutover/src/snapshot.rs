@@ -8,8 +8,8 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use serde::de::value::{Error as ValueError, StrDeserializer};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use shared::domain::membership::Role;
 use shared::domain::room_lifecycle::{EventRoomInput, GroupRoomInput, Lifecycle, RoomSpec, Visibility};
@@ -25,7 +25,7 @@ pub enum Record {
     Member(MemberRecord),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct UserRecord {
     pub tenant: String,
@@ -35,7 +35,7 @@ pub struct UserRecord {
     pub avatar_url: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct GroupRecord {
     pub tenant: String,
@@ -46,7 +46,7 @@ pub struct GroupRecord {
     pub visibility: Visibility,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EventRecord {
     pub tenant: String,
@@ -80,6 +80,8 @@ pub struct User {
     pub user: UserSlug,
     pub display_name: String,
     pub avatar_url: Option<String>,
+    /// What a delta compares with the base run's record ([`fingerprint`]).
+    pub fingerprint: String,
 }
 
 /// A validated group or event room.
@@ -90,6 +92,8 @@ pub struct Room {
     pub slug: Slug,
     pub spec: RoomSpec,
     pub lifecycle: Lifecycle,
+    /// What a delta compares with the base run's record ([`fingerprint`]).
+    pub fingerprint: String,
 }
 
 /// One room's desired member list (possibly empty).
@@ -99,6 +103,21 @@ pub struct RoomMembers {
     pub kind: RoomKind,
     pub slug: Slug,
     pub members: Vec<(UserSlug, Role)>,
+}
+
+impl RoomMembers {
+    /// The fingerprint of the member list: its members with their roles, sorted (the file's order does not count).
+    pub fn fingerprint(&self) -> String {
+        let mut members: Vec<(&str, &str)> = self.members.iter().map(|(u, r)| (u.as_str(), r.as_str())).collect();
+        members.sort_unstable();
+        fingerprint(&members)
+    }
+}
+
+/// SHA-256 (hex) over the canonical JSON of an entity's snapshot input: a record's fields in their declared order.
+/// Two snapshots that give an entity the same input give it the same fingerprint, so a delta run skips it.
+pub fn fingerprint<T: Serialize>(input: &T) -> String {
+    hex::encode(Sha256::digest(serde_json::to_vec(input).unwrap_or_default()))
 }
 
 pub enum Valid {
@@ -143,6 +162,7 @@ pub fn parse_line(text: &str) -> Result<Valid, String> {
     let tenant = |t: &str| TenantId::parse(t).map_err(|e| e.to_string());
     Ok(match record {
         Record::User(u) => {
+            let print = fingerprint(&u);
             let avatar = users::parse_avatar(Some(u.avatar_url.clone()), &[]).map_err(|e| e.to_string())?;
             let avatar_url = match avatar {
                 users::AvatarChange::Mxc(mxc) => Some(mxc),
@@ -153,9 +173,11 @@ pub fn parse_line(text: &str) -> Result<Valid, String> {
                 user: UserSlug::parse(&u.user_id).map_err(|e| e.to_string())?,
                 display_name: users::validate_display_name(&u.display_name).map_err(|e| e.to_string())?,
                 avatar_url,
+                fingerprint: print,
             })
         }
         Record::Group(g) => Valid::Room(Room {
+            fingerprint: fingerprint(&g),
             tenant: tenant(&g.tenant)?,
             kind: RoomKind::Group,
             slug: Slug::parse(&g.slug).map_err(|e| e.to_string())?,
@@ -164,6 +186,7 @@ pub fn parse_line(text: &str) -> Result<Valid, String> {
             lifecycle: Lifecycle::Active,
         }),
         Record::Event(e) => Valid::Room(Room {
+            fingerprint: fingerprint(&e),
             tenant: tenant(&e.tenant)?,
             kind: RoomKind::Event,
             slug: Slug::parse(&e.slug).map_err(|e| e.to_string())?,
