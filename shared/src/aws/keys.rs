@@ -236,6 +236,10 @@ pub enum CutoverEntry {
     ThreadRoot,
     /// A Zulip import: a user it joined to send their history.
     Joined,
+    /// A Zulip import: a block of a room's imported messages (Zulip id → events, content digest).
+    Ledger,
+    /// A Zulip import: a sender whose power level it raised to post into a read-only room (the level before).
+    Raised,
 }
 
 impl CutoverEntry {
@@ -247,6 +251,8 @@ impl CutoverEntry {
             CutoverEntry::Checkpoint => "CKPT#",
             CutoverEntry::ThreadRoot => "ROOT#",
             CutoverEntry::Joined => "JOINED#",
+            CutoverEntry::Ledger => "LEDGER#",
+            CutoverEntry::Raised => "RAISED#",
         }
     }
 }
@@ -254,7 +260,7 @@ impl CutoverEntry {
 /// What a run's entry is about: the part of the sort key after its kind's prefix. Written as
 /// `user:{tenant}:{user}`, `room:{tenant}:{kind}:{slug}`, `members:{tenant}:{kind}:{slug}` (a cutover run; a
 /// failure may name `tenant:{tenant}`), and `{stream}@{room id}`, `{stream}@{room id}:{topic key}`,
-/// `{stream}@{room id}:{user id}` (a Zulip import).
+/// `{stream}@{room id}:{user id}`, `{stream}@{room id}#{block}` (a Zulip import).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum CutoverEntity {
     Tenant(TenantId),
@@ -278,6 +284,12 @@ pub enum CutoverEntity {
         stream: i64,
         room: String,
         user: String,
+    },
+    /// Block `block` of a stream's imported messages in a room.
+    Block {
+        stream: i64,
+        room: String,
+        block: u32,
     },
 }
 
@@ -305,6 +317,7 @@ impl fmt::Display for CutoverEntity {
             CutoverEntity::Stream { stream, room } => write!(f, "{stream}@{room}"),
             CutoverEntity::Thread { stream, room, topic } => write!(f, "{stream}@{room}:{topic}"),
             CutoverEntity::Joined { stream, room, user } => write!(f, "{stream}@{room}:{user}"),
+            CutoverEntity::Block { stream, room, block } => write!(f, "{stream}@{room}#{block}"),
         }
     }
 }
@@ -353,6 +366,12 @@ impl FromStr for CutoverEntity {
 /// and a topic key is 24 hex digits after the last `:` (a room id of version 12 has no `:`; an older one's server
 /// name is not 24 hex digits).
 fn zulip_entity(stream: i64, rest: &str) -> CutoverEntity {
+    // Neither a room id nor a user id holds `#`: a block number follows it.
+    if let Some((room, block)) = rest.rsplit_once('#')
+        && let Ok(block) = block.parse::<u32>()
+    {
+        return CutoverEntity::Block { stream, room: room.to_owned(), block };
+    }
     if let Some(at) = rest.find(":@") {
         let (room, user) = (rest[..at].to_owned(), rest[at + 1..].to_owned());
         return CutoverEntity::Joined { stream, room, user };
@@ -416,7 +435,8 @@ mod tests {
             CutoverEntity::Members(tenant, RoomKind::Group, slug),
             CutoverEntity::Stream { stream: 7, room: room.clone() },
             CutoverEntity::Thread { stream: 7, room: room.clone(), topic: "0123456789abcdef01234567".into() },
-            CutoverEntity::Joined { stream: 7, room, user: "@ann:localhost:8008".into() },
+            CutoverEntity::Joined { stream: 7, room: room.clone(), user: "@ann:localhost:8008".into() },
+            CutoverEntity::Block { stream: 7, room, block: 12 },
         ];
         let v12 = "!t5q5HGoIK1kuArDvv5_mJ4o7I7rxX7U3oREtd5SmnI0".to_owned();
         let topic = "0123456789abcdef01234567".to_owned();

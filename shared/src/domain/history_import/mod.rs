@@ -9,6 +9,7 @@
 //! (the tenant-walls module reads the tenant from the localpart). Its display name says it is an imported Zulip user.
 
 pub mod content;
+pub mod delta;
 pub mod emoji;
 pub mod live;
 

@@ -67,6 +67,8 @@ pub struct Shared {
     pub upload_limit: u64,
     pub stop: Arc<AtomicBool>,
     permits: Semaphore,
+    /// Every message id of the export, once it was read to its end (what was deleted in Zulip is not in it).
+    pub export_ids: std::sync::OnceLock<HashSet<i64>>,
 }
 
 impl Shared {
@@ -123,6 +125,9 @@ pub struct StreamReport {
     pub reactions: u64,
     pub files: u64,
     pub edited: u64,
+    /// Edits and deletions made in Zulip after an earlier import, carried by this run.
+    pub edits_carried: u64,
+    pub deletions_carried: u64,
     pub skipped: BTreeMap<String, u64>,
     /// `complete`, `interrupted` or `failed`.
     pub state: RunState,
@@ -232,6 +237,7 @@ pub async fn import(
         .filter_map(|key| key.parse().ok())
         .collect();
     let done = record::keys(&app.store, &import_id, CutoverEntry::Done).await.map_err(backend)?;
+    let mut ledgers = super::delta::Recorded::load(&app.store, &import_id).await.map_err(backend)?;
     // Only rooms that would get a message: a finished import re-run after its rooms opened sends nothing and goes on.
     let pending: Vec<_> = targets
         .iter()
@@ -286,6 +292,7 @@ pub async fn import(
         upload_limit,
         stop: stop.clone(),
         permits: Semaphore::new(concurrency.max(1)),
+        export_ids: std::sync::OnceLock::new(),
     });
 
     // One worker per room, fed by the reader through a bounded channel.
@@ -311,7 +318,8 @@ pub async fn import(
                 _ => None,
             })
             .collect();
-        let room = Room::new(target.stream_id, room_id.clone(), counts, room_roots);
+        let mut room = Room::new(target.stream_id, room_id.clone(), counts, room_roots);
+        ledgers.give(&mut room);
         let (sender, receiver) = mpsc::channel(512);
         channels.entry(target.stream_id).or_default().push(sender);
         let done_before = done.contains(&entity);
@@ -319,7 +327,9 @@ pub async fn import(
         workers.push((target.clone(), tokio::spawn(work(shared, room, receiver, recorded, done_before, progress))));
     }
     let reader_stop = stop.clone();
+    let reader_shared = shared.clone();
     let reader = tokio::task::spawn_blocking(move || -> Result<(), String> {
+        let mut ids = HashSet::new();
         for path in files {
             if reader_stop.load(Ordering::Relaxed) {
                 break;
@@ -329,6 +339,7 @@ pub async fn import(
                 if reader_stop.load(Ordering::Relaxed) {
                     break;
                 }
+                ids.insert(message.id);
                 let Some(stream) = stream_of_recipient.get(&message.recipient) else { continue };
                 let Some(senders) = channels.get(stream) else { continue };
                 for sender in senders {
@@ -336,6 +347,10 @@ pub async fn import(
                     let _ = sender.blocking_send(message.clone());
                 }
             }
+        }
+        // Set before the channels close: a room's finish redacts only against a complete read.
+        if !reader_stop.load(Ordering::Relaxed) {
+            let _ = reader_shared.export_ids.set(ids);
         }
         Ok(())
     });
@@ -381,6 +396,8 @@ pub async fn import(
             reactions: c.reactions,
             files: c.files,
             edited: c.edited,
+            edits_carried: room.edits_now,
+            deletions_carried: room.deletions_now,
             skipped: c.skipped.clone(),
             state,
             error: error.or_else(|| read.as_ref().err().map(|e| format!("reading the export: {e}"))),
@@ -429,9 +446,10 @@ async fn work(
         progress.add(1);
     }
     interrupted |= shared.stopping();
-    if error.is_none() && !interrupted && (room.sent_now > 0 || !done_before) {
+    let mark_read = room.sent_now > 0 || !done_before;
+    if error.is_none() && !interrupted && (mark_read || room.changes_pending(&shared)) {
         let _permit = shared.permits.acquire().await;
-        if let Err(failure) = room.finish(&shared).await {
+        if let Err(failure) = room.finish(&shared, mark_read).await {
             error = Some(format!("read markers: {failure}"));
         }
     }
@@ -451,7 +469,8 @@ pub fn render(report: &ImportReport) -> String {
     );
     for s in &report.streams {
         text.push_str(&format!(
-            "  {:20} → {}/{}: {} of {} messages ({} now), {} threads, {} reactions, {} files, {} edited, {}\n",
+            "  {:20} → {}/{}: {} of {} messages ({} now), {} threads, {} reactions, {} files, {} edited, \
+             {} edits and {} deletions carried, {}\n",
             s.stream,
             s.kind,
             s.slug,
@@ -462,6 +481,8 @@ pub fn render(report: &ImportReport) -> String {
             s.reactions,
             s.files,
             s.edited,
+            s.edits_carried,
+            s.deletions_carried,
             s.state
         ));
         for (reason, count) in &s.skipped {

@@ -1,6 +1,7 @@
 //! `import-zulip` and `generate-zulip`: Zulip's organization export into the OpenMeet rooms (see `docs/cutover.md`,
 //! "Importing the Zulip history").
 
+pub mod delta;
 pub mod export;
 pub mod files;
 pub mod generate;

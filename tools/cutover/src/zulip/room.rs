@@ -37,6 +37,11 @@ pub struct Counts {
     pub files: u64,
     pub edited: u64,
     pub skipped: BTreeMap<String, u64>,
+    /// Edits and deletions made in Zulip after the message was imported, carried by later imports.
+    #[serde(default)]
+    pub edits_carried: u64,
+    #[serde(default)]
+    pub deletions_carried: u64,
 }
 
 /// A topic's thread root, as recorded ([`CutoverEntry::ThreadRoot`]).
@@ -60,6 +65,14 @@ pub struct Room {
     /// Users the import joined only to send their history (they leave at the end).
     pub joined_by_import: HashSet<String>,
     pub sent_now: u64,
+    /// What a later export's changes need ([`super::delta`]): the imported messages, the senders raised to post
+    /// into a read-only room, the room's posting level once read, the message events of the message being sent.
+    pub ledger: super::delta::Ledger,
+    pub raised: HashMap<String, super::delta::RaisedLevel>,
+    pub(super) posting: Option<(i64, shared::domain::roles::PowerLevels)>,
+    pub(super) sent_events: Vec<String>,
+    pub edits_now: u64,
+    pub deletions_now: u64,
 }
 
 pub fn entity(stream_id: i64, room_id: &OwnedRoomId) -> CutoverEntity {
@@ -83,6 +96,12 @@ impl Room {
             joined: HashSet::new(),
             joined_by_import: HashSet::new(),
             sent_now: 0,
+            ledger: Default::default(),
+            raised: HashMap::new(),
+            posting: None,
+            sent_events: Vec::new(),
+            edits_now: 0,
+            deletions_now: 0,
         }
     }
 
@@ -97,12 +116,12 @@ impl Room {
         Ok(())
     }
 
-    fn txn(&self, shared: &Shared, message: i64, part: &str) -> String {
+    pub(super) fn txn(&self, shared: &Shared, message: i64, part: &str) -> String {
         derived_txn_id(&["zulip-import", &shared.realm_key, self.room_id.as_str(), &message.to_string(), part])
     }
 
     /// Joins a sender who is not in the room, recording first that the import did it.
-    async fn ensure_joined(&mut self, shared: &Shared, user: &UserId) -> Result<(), DomainError> {
+    pub(super) async fn ensure_joined(&mut self, shared: &Shared, user: &UserId) -> Result<(), DomainError> {
         if self.joined.contains(user.as_str()) {
             return Ok(());
         }
@@ -208,7 +227,7 @@ impl Room {
         Ok(delta)
     }
 
-    async fn send(
+    pub(super) async fn send(
         &mut self,
         shared: &Shared,
         sender: &UserId,
@@ -217,8 +236,13 @@ impl Room {
         event_type: &str,
         content: &Value,
     ) -> Result<Option<String>, DomainError> {
+        self.may_post(shared, sender).await?;
         let event = history::send(shared.app, &self.room_id, sender, txn, ts, event_type, content).await?;
-        Ok(event.map(|e: OwnedEventId| e.to_string()))
+        let event = event.map(|e: OwnedEventId| e.to_string());
+        if let (Some(event), "m.room.message") = (&event, event_type) {
+            self.sent_events.push(event.clone());
+        }
+        Ok(event)
     }
 
     /// The linked upload in the media repository, or `None` (counted as skipped) when the export lacks it.
@@ -266,6 +290,7 @@ impl Room {
     /// Imports the message unless done before; `Err` stops the room (its order must hold).
     pub async fn message(&mut self, shared: &Shared, message: &Message) -> Result<bool, DomainError> {
         if message.id <= self.counts.last {
+            self.carry_edit(shared, message).await?;
             return Ok(false);
         }
         let delta = with_retries(|| {
@@ -277,8 +302,12 @@ impl Room {
             }
         })
         .await;
-        let (delta, after) = delta?;
+        let (delta, mut after) = delta?;
+        let events = std::mem::take(&mut after.sent_events);
+        // The text's event comes first when there is one: more message events than files.
+        let had_text = events.len() as u64 > delta.files;
         self.restore(after);
+        self.remember(shared, message, had_text, events);
         self.add(message.id, delta);
         self.sent_now += 1;
         shared.recorder.put(CutoverEntry::Checkpoint, &self.entity(), &self.counts);
@@ -295,6 +324,12 @@ impl Room {
             joined: self.joined.clone(),
             joined_by_import: self.joined_by_import.clone(),
             sent_now: 0,
+            ledger: Default::default(),
+            raised: self.raised.clone(),
+            posting: self.posting.clone(),
+            sent_events: Vec::new(),
+            edits_now: 0,
+            deletions_now: 0,
         }
     }
 
@@ -303,6 +338,8 @@ impl Room {
         self.last_in_thread = after.last_in_thread;
         self.joined = after.joined;
         self.joined_by_import = after.joined_by_import;
+        self.raised = after.raised;
+        self.posting = after.posting;
     }
 
     fn add(&mut self, id: i64, delta: Counts) {
@@ -321,10 +358,14 @@ impl Room {
         }
     }
 
-    /// After the last message: every member's read marker at the newest imported event; users joined only for the
-    /// import leave.
-    pub async fn finish(&mut self, shared: &Shared) -> Result<(), DomainError> {
-        if let Some(event) = self.counts.event.clone().and_then(|e| OwnedEventId::try_from(e).ok()) {
+    /// After the last message: messages deleted in Zulip redacted (after a complete read of the export), every
+    /// member's read marker at the newest imported event (when `mark_read`: new messages came), senders raised for
+    /// the import put back, users joined only for the import leave.
+    pub async fn finish(&mut self, shared: &Shared, mark_read: bool) -> Result<(), DomainError> {
+        if let Some(in_export) = shared.export_ids.get() {
+            self.carry_deletions(shared, in_export).await?;
+        }
+        if mark_read && let Some(event) = self.counts.event.clone().and_then(|e| OwnedEventId::try_from(e).ok()) {
             let members = history::joined_members(shared.app, &self.room_id).await?;
             for member in members {
                 let Ok(user) = OwnedUserId::try_from(member.as_str()) else { continue };
@@ -334,6 +375,7 @@ impl Room {
                 }
             }
         }
+        self.restore_levels(shared).await?;
         for member in self.joined_by_import.clone() {
             let Ok(user) = OwnedUserId::try_from(member.as_str()) else { continue };
             with_retries(|| history::leave(shared.app, &self.room_id, &user)).await?;
@@ -343,7 +385,7 @@ impl Room {
     }
 }
 
-fn recorder_down(error: String) -> DomainError {
+pub(super) fn recorder_down(error: String) -> DomainError {
     tracing::error!(%error, "could not record the import's progress");
     DomainError::Backend(shared::error::BackendError::Unavailable {
         service: "run record",
