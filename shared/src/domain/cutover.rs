@@ -82,8 +82,10 @@ pub async fn ensure_user(
     if avatar_now != avatar_url {
         set_profile(app, &user_id, "avatar_url", avatar_url.unwrap_or("")).await?;
     }
-    // Like the reconcile's provisioning (`users::ensure_profile`), a bulk path: the tenant's space is joined at the
-    // user's first session (`sessions::create`), since joins into one room are serialised by the homeserver.
+    // Into the tenant's space now (the first session would do it): every tenant-public room is `restricted` to that
+    // space, so each of the user's later joins is then one masquerade join, one event, instead of an admin join's
+    // invite and join (docs/adr/0011-bulk-memberships.md). One join per user, into one room, in the users stage.
+    tenancy::admit(app, tenant, &user_id).await?;
     Ok(created)
 }
 
@@ -313,7 +315,8 @@ pub async fn restore_room(
 }
 
 /// Makes the room's members exactly `wanted` through the one reconcile of [`membership`], inline whatever its
-/// size (the cutover is the background job), and regardless of the last-owner rule (the snapshot is the truth).
+/// size (the cutover is the background job), and regardless of the last-owner rule (the snapshot is the truth):
+/// its bulk path ([`membership::reconcile_bulk`]: one write per membership, one write in flight in the room).
 /// With `dry_run`, only reports.
 pub async fn reconcile_members(
     app: &App,
@@ -325,18 +328,15 @@ pub async fn reconcile_members(
 ) -> Result<ReconcileReport, DomainError> {
     let room = rooms::resolve(app, tenant, kind, slug).await?;
     let version = operations::now_version();
-    match membership::reconcile(app, tenant, &room, wanted, dry_run, true).await? {
-        Reconciled::Applied(report) if dry_run => Ok(report),
-        Reconciled::Applied(report) => {
-            // The list becomes the room's desired members, as the API's reconcile records it.
-            intent::record_roster(app, tenant, kind.path_segment(), slug.as_str(), wanted, version).await?;
-            Ok(report)
-        }
-        Reconciled::TooLarge(_) => Err(DomainError::conflict(
-            "conflict",
-            "the reconcile is larger than OPENMEET_RECONCILE_INLINE_CHANGES allows inline",
-        )),
+    if dry_run {
+        return match membership::reconcile(app, tenant, &room, wanted, true, true).await? {
+            Reconciled::Applied(report) | Reconciled::TooLarge(report) => Ok(report),
+        };
     }
+    let report = membership::reconcile_bulk(app, tenant, &room, wanted, true).await?;
+    // The list becomes the room's desired members, as the API's reconcile records it.
+    intent::record_roster(app, tenant, kind.path_segment(), slug.as_str(), wanted, version).await?;
+    Ok(report)
 }
 
 #[cfg(test)]

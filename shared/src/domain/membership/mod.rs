@@ -17,6 +17,7 @@ use crate::homeserver::MemberAction;
 use crate::identity::{TenantId, UserSlug};
 
 mod apply;
+mod bulk;
 mod model;
 mod plan;
 #[cfg(test)]
@@ -24,6 +25,7 @@ mod tests;
 
 pub use crate::domain::roles::*;
 use apply::*;
+pub use bulk::*;
 pub use model::*;
 pub use plan::*;
 
