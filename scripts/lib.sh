@@ -51,10 +51,10 @@ exec_stack() {
   local bin="${CARGO_TARGET_DIR:-$STACK_ROOT/target}/debug/openmeet-local" STEP="4/8 build"
   case "${1:-}" in
     env) printf '%s\n' "$LOCAL_DIR/stack.env" && return 0 ;;
-    start | restart | dev | deny | fuzz | lambda-build) ensure_venv ;;
+    start | restart | dev | deny | fuzz | lambda-build | workers | bench-workers) ensure_venv ;;
   esac
   # Otherwise the binary is used as it is, unless it predates `stack` (so a broken tree can still stop the stack).
-  if { [[ -z "${OPENMEET_LOCAL_BIN:-}" && "${1:-}" =~ ^(start|restart|dev|deny|fuzz|lambda-build)$ ]]; } || ! "$bin" stack env >/dev/null 2>&1; then
+  if { [[ -z "${OPENMEET_LOCAL_BIN:-}" && "${1:-}" =~ ^(start|restart|dev|deny|fuzz|lambda-build|workers|bench-workers)$ ]]; } || ! "$bin" stack env >/dev/null 2>&1; then
     command -v cargo >/dev/null || die "cargo is required (https://rustup.rs)"
     say "cargo build -p openmeet-local"
     cargo build -p openmeet-local || die "cargo build -p openmeet-local failed"

@@ -14,12 +14,15 @@
 #   scripts/stack.sh deny      cargo deny over the workspace (deny.toml)
 #   scripts/stack.sh fuzz      schemathesis from openapi.yaml against the running stack, bounded
 #   scripts/stack.sh lambda-build   the arm64 Lambda artifacts, as deployed
+# Synapse on workers, beside the default stack (docs/adr/0012-synapse-workers.md; tests: scripts/test-workers.sh):
+#   scripts/stack.sh workers start|stop|restart|status   PostgreSQL, Redis, main + 2 persisters + 2 workers, router :8018
+#   scripts/stack.sh bench-workers   cutover and import benchmarks there, CPU-ms per process
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 case "${1:-}" in
-  start | stop | restart | status | token | env | deny | fuzz | lambda-build) exec_stack "$@" ;;
+  start | stop | restart | status | token | env | deny | fuzz | lambda-build | workers | bench-workers) exec_stack "$@" ;;
   -h | --help | help) usage ;;
   *) usage >&2 && exit 2 ;;
 esac

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::Layout;
 use super::env_file::{parse, read_value};
+use super::workers_setup::pg_bin;
 
 const PG_PORT: &str = "5433";
 const HS_URL: &str = "http://127.0.0.1:8009";
@@ -21,18 +22,6 @@ async fn run(program: impl AsRef<std::ffi::OsStr>, args: &[&str], cwd: &Path) ->
         Ok(status) => Err(format!("{} {} failed ({status})", program.to_string_lossy(), args.join(" "))),
         Err(e) => Err(format!("{}: {e}", program.to_string_lossy())),
     }
-}
-
-/// Debian's newest PostgreSQL, `/usr/lib/postgresql/<version>/bin`.
-fn pg_bin() -> Option<PathBuf> {
-    let mut bins: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .flatten()
-        .filter_map(|e| Some((e.file_name().to_str()?.split('.').next()?.parse().ok()?, e.path().join("bin"))))
-        .filter(|(_, bin)| bin.is_dir())
-        .collect();
-    bins.sort();
-    bins.pop().map(|(_, bin)| bin)
 }
 
 async fn as_postgres(command: &str, root: &Path) -> Result<(), String> {

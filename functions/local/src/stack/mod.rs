@@ -5,6 +5,7 @@
 //! is installed.
 
 mod bench_postgres;
+mod bench_workers;
 mod cmd;
 mod deny;
 mod dev;
@@ -17,6 +18,8 @@ mod services;
 mod synapse;
 mod token;
 mod web_page;
+mod workers;
+mod workers_setup;
 
 use std::path::{Path, PathBuf};
 
@@ -80,6 +83,18 @@ pub enum StackCommand {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Synapse on workers beside the default stack (PostgreSQL, Redis, main + 2 event persisters + 2 generic
+    /// workers, a router on :8018, a gateway on :3010): start | stop | restart | status
+    #[command(after_help = after_help!(stack: "scripts/stack.sh workers start", "scripts/stack.sh workers status --json",
+        "scripts/test-workers.sh"))]
+    Workers {
+        #[command(subcommand)]
+        command: workers::WorkersCommand,
+    },
+    /// The cutover and Zulip import benchmarks on the workers profile, with CPU-ms per process from /proc
+    #[command(after_help = after_help!(stack: "scripts/stack.sh bench-workers",
+        "scripts/stack.sh bench-workers --cutover \"400 8 8 2000 8\" --zulip \"4000 8 8\""))]
+    BenchWorkers(bench_workers::BenchWorkersArgs),
     /// cargo deny check licenses bans sources (deny.toml), offline; advisories too with OPENMEET_ADVISORY_DB
     #[command(after_help = after_help!(stack "OPENMEET_ADVISORY_DB: a clone of the RustSec advisory database.\n";
         "scripts/stack.sh deny"))]
@@ -191,6 +206,10 @@ pub async fn main(command: StackCommand) -> i32 {
         }
         StackCommand::BenchPostgres { args } => {
             bench_postgres::main(&stack.layout, &args).await.map_err(|e| services::Failure::Error("pg", e))
+        }
+        StackCommand::Workers { command } => return workers::main(stack.layout, command).await,
+        StackCommand::BenchWorkers(args) => {
+            bench_workers::main(stack.layout, args).await.map_err(|e| services::Failure::Error("bench-workers", e))
         }
         StackCommand::Web { args } => {
             web_page::main(&stack, &args).await.map_err(|e| services::Failure::Error("web", e))
