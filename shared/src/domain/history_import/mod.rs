@@ -11,6 +11,7 @@
 pub mod content;
 pub mod delta;
 pub mod emoji;
+pub mod history_room;
 pub mod live;
 
 use std::collections::HashSet;

@@ -39,6 +39,16 @@ pub struct Prepared {
     /// Stream id → its newest message id in the export.
     pub newest: HashMap<i64, i64>,
     pub sha256: String,
+    /// `--history-room`: streams whose history goes into their live room's linked history room.
+    pub history_streams: std::collections::BTreeSet<i64>,
+}
+
+impl Prepared {
+    /// Names the streams for `--history-room` (each must be mapped).
+    pub fn with_history_rooms(mut self, streams: &[String]) -> Result<Prepared, Malformed> {
+        self.history_streams = super::history_room::check_streams(&self.mapping, streams)?;
+        Ok(self)
+    }
 }
 
 /// Reads and checks everything that needs no homeserver: a malformed export or mapping is refused here.
@@ -48,7 +58,7 @@ pub fn prepare(export_dir: &Path, mapping_file: &Path) -> Result<Prepared, Malfo
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     let export::Tally { per_stream, direct, newest } = export::validate(&realm, now)?;
     let sha256 = export::sha256(export_dir)?;
-    Ok(Prepared { realm, mapping, per_stream, direct, newest, sha256 })
+    Ok(Prepared { realm, mapping, per_stream, direct, newest, sha256, history_streams: Default::default() })
 }
 
 /// What every room's worker shares.
@@ -133,6 +143,8 @@ pub struct StreamReport {
     pub state: RunState,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_room: Option<super::history_room::HistoryRoomReport>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -183,7 +195,7 @@ pub async fn import(
     stop: Arc<AtomicBool>,
 ) -> Result<ImportReport, ImportError> {
     let started = Instant::now();
-    let Prepared { realm, mapping, per_stream, direct, newest, sha256 } = prepared;
+    let Prepared { realm, mapping, per_stream, direct, newest, sha256, history_streams } = prepared;
     let tenant = mapping.tenant.clone();
     // The homeserver side of the checks: every room exists, every mapped user is provisioned.
     let mut targets = Vec::new();
@@ -215,6 +227,7 @@ pub async fn import(
         }
     }
 
+    let (live_rooms, uncreated) = super::history_room::redirect(app, &mapping, &history_streams, &mut targets).await?;
     let stated =
         history::upload_limit(app).await.map_err(|e| unavailable("the homeserver's media configuration", e))?;
     let upload_limit = stated.unwrap_or(files::MAX_FILE).min(files::MAX_FILE);
@@ -244,11 +257,16 @@ pub async fn import(
         .filter(|(target, room_id)| {
             let entity = room::entity(target.stream_id, room_id).to_string();
             let last = checkpoints.get(&entity).cloned().flatten().map_or(i64::MIN, |c| c.last);
+            let last = if uncreated.contains(&target.stream_id) { i64::MIN } else { last };
             newest.get(&target.stream_id).is_some_and(|newest| *newest > last)
         })
         .cloned()
         .collect();
-    super::live::refuse_live_rooms(app, &pending, concurrency).await?;
+    // A history room yet to be created has nobody in it to check.
+    let existing: Vec<_> = pending.iter().filter(|(t, _)| !uncreated.contains(&t.stream_id)).cloned().collect();
+    super::live::refuse_live_rooms(app, &existing, concurrency).await?;
+    let pending = pending.iter().map(|(t, _)| t.stream_id).collect();
+    let history_rooms = super::history_room::open(app, &mapping, &live_rooms, &pending, &mut targets).await?;
     let meta = RunMeta {
         state: Some(RunState::Running),
         export: Some(export_dir.display().to_string()),
@@ -401,6 +419,7 @@ pub async fn import(
             skipped: c.skipped.clone(),
             state,
             error: error.or_else(|| read.as_ref().err().map(|e| format!("reading the export: {e}"))),
+            history_room: None,
         });
     }
     progress.finish();
@@ -409,6 +428,7 @@ pub async fn import(
         report.state = RunState::Failed;
         tracing::error!(%error, "the import's record could not be stored");
     }
+    super::history_room::close(app, &mapping, &history_rooms, &mut report).await;
     report.placeholders_created = shared.placeholders.load(Ordering::Relaxed);
     report.seconds = started.elapsed().as_secs_f64();
     report.messages_per_second = report.imported_now as f64 / report.seconds.max(0.001);
@@ -491,6 +511,7 @@ pub fn render(report: &ImportReport) -> String {
         if let Some(error) = &s.error {
             text.push_str(&format!("      error: {error}\n"));
         }
+        text.push_str(&super::history_room::render(s.history_room.as_ref()));
     }
     for (stream, count) in &report.unmapped_streams {
         text.push_str(&format!("  not mapped: stream {stream:?} ({count} messages)\n"));

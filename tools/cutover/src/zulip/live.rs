@@ -51,7 +51,8 @@ pub async fn refuse_live_rooms(
     }
     Err(Malformed(format!(
         "people already posted in the room of {} stream(s); imported history would appear after their messages, \
-         so nothing was imported: {}",
+         so nothing was imported (to import such a stream into a read-only history room linked from its room, name \
+         it with --history-room): {}",
         live.len(),
         live.join("; ")
     ))

@@ -5,6 +5,7 @@ pub mod delta;
 pub mod export;
 pub mod files;
 pub mod generate;
+pub mod history_room;
 #[cfg(test)]
 mod hostile_tests;
 pub mod import;
