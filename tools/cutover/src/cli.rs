@@ -118,7 +118,10 @@ pub enum Command {
         run: Option<String>,
     },
     /// Imports Zulip's organization export into the mapped rooms; a re-run continues and imports nothing twice.
-    #[command(after_help = after_help!("openmeet-cutover import-zulip --export zulip-export/ --mapping mapping.json"))]
+    #[command(after_help = after_help!(
+        "openmeet-cutover import-zulip --export zulip-export/ --mapping mapping.json",
+        "openmeet-cutover import-zulip --export zulip-export/ --mapping mapping.json --history-room general",
+    ))]
     ImportZulip {
         /// The unpacked export (`realm.json`, `messages-*.json`, `uploads/`).
         #[arg(long)]
