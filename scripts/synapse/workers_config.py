@@ -32,7 +32,7 @@ def write_log_config(name):
     own = yaml.safe_load(yaml.safe_dump(log))
     for handler in own.get("handlers", {}).values():
         if "filename" in handler:
-            handler["filename"] = f"{log_dir}/workers-{name}.log"
+            handler["filename"] = f"{log_dir}/{name}.log"
     path = f"{wdir}/log-{name}.yaml"
     open(path, "w").write(yaml.safe_dump(own))
     return path
@@ -79,10 +79,12 @@ workers = "\n".join(f"        server {HOST}:{c};" for c, _ in WORKERS.values() i
 router = f"""# Rendered by scripts/synapse/workers_config.py: the workers profile's router (nginx) on {HOST}:{router_port}.
 worker_processes 1;
 pid {wdir}/router.pid;
-error_log {log_dir}/workers-router-error.log warn;
+error_log {log_dir}/router-error.log warn;
 events {{ worker_connections 1024; }}
 http {{
-    access_log off;
+    # Which process served what: the room key and the upstream, to check the routing (and count calls per process).
+    log_format routed '$msec $request_method $uri room=$openmeet_room upstream=$upstream_addr status=$status';
+    access_log {log_dir}/router-access.log routed;
     client_max_body_size 50m;
     client_body_temp_path {wdir}/router-tmp;
     proxy_temp_path {wdir}/router-tmp;
@@ -110,6 +112,7 @@ http {{
         proxy_set_header Connection "";
         proxy_set_header Host $host;
         proxy_set_header X-Forwarded-For $remote_addr;
+        proxy_set_header X-Forwarded-Proto http;
         proxy_read_timeout 600s;
         location ~ "{ROOM}" {{ proxy_pass http://openmeet_workers; }}
         location ~ "{V1_ROOM}" {{ proxy_pass http://openmeet_workers; }}

@@ -99,8 +99,11 @@ impl Proc {
         Some(format!("http://127.0.0.1:{port}/health"))
     }
 
-    pub fn log(self, layout: &Layout) -> PathBuf {
-        layout.logs.join(format!("workers-{}-stdout.log", self.name()))
+    pub fn log(self, dirs: &Dirs) -> PathBuf {
+        match self {
+            Proc::Gateway => dirs.logs.join("gateway.log"),
+            _ => dirs.logs.join(format!("{}-stdout.log", self.name())),
+        }
     }
 }
 
@@ -180,7 +183,7 @@ impl Workers {
         }
         process::stop(&self.dirs.run, proc.name(), &proc.pattern(&self.dirs), Duration::from_secs(20)).await;
         let (program, args, envs) = self.command(proc)?;
-        let log = proc.log(&self.layout);
+        let log = proc.log(&self.dirs);
         let launch = Launch { name: proc.name(), program: &program, args, envs, log: &log };
         let pid = process::spawn(&self.dirs.run, &self.layout.root, launch)?;
         say(proc.name(), &format!("started (pid {pid}), log {}", log.display()));
@@ -195,7 +198,7 @@ impl Workers {
             let pid = std::fs::read_to_string(pid_file).ok().and_then(|t| process::parse_pid(&t));
             let gone = !pid.is_some_and(process::alive);
             if gone || Instant::now() >= deadline {
-                let log = proc.log(&self.layout);
+                let log = proc.log(&self.dirs);
                 show_log_tail(&log, 30);
                 let why = if gone { "exited during start-up" } else { "did not answer in time" };
                 return Err(format!("{} {why} (see {})", proc.name(), log.display()));

@@ -23,13 +23,21 @@ pub struct Dirs {
     pub root: PathBuf,
     pub run: PathBuf,
     pub pg: PathBuf,
+    /// Every process's log; the gateway's is `gateway.log`, where the tests look for it (`STACK_LOG_DIR`).
+    pub logs: PathBuf,
     pub env_file: PathBuf,
 }
 
 impl Dirs {
     pub fn new(layout: &Layout) -> Dirs {
         let root = layout.root.join(".local/workers");
-        Dirs { run: root.join("run"), pg: root.join("pg"), env_file: root.join("stack.env"), root }
+        Dirs {
+            run: root.join("run"),
+            pg: root.join("pg"),
+            logs: root.join("logs"),
+            env_file: root.join("stack.env"),
+            root,
+        }
     }
 }
 
@@ -170,13 +178,13 @@ pub async fn ensure_database(dirs: &Dirs) -> Result<(), String> {
 
 /// Renders the profile's Synapse and router configuration from the default stack's rendered homeserver.yaml.
 pub async fn render(layout: &Layout, dirs: &Dirs) -> Result<(), String> {
-    for dir in [dirs.root.join("media_store"), dirs.root.join("router-tmp"), dirs.run.clone(), layout.logs.clone()] {
+    for dir in [dirs.root.join("media_store"), dirs.root.join("router-tmp"), dirs.run.clone(), dirs.logs.clone()] {
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     let python = layout.venv.join("bin/python");
     let script = layout.templates.join("workers_config.py").display().to_string();
     let source = layout.synapse.join("homeserver.yaml").display().to_string();
-    let (wdir, logs) = (dirs.root.display().to_string(), layout.logs.display().to_string());
+    let (wdir, logs) = (dirs.root.display().to_string(), dirs.logs.display().to_string());
     run(&python, &[&script, &source, &wdir, &logs, PG_PORT, REDIS_PORT, ROUTER_PORT], &layout.root).await
 }
 
@@ -227,6 +235,10 @@ pub fn stack_env(default_env: &str, dirs: &Dirs) -> String {
             "OPENMEET_LISTEN" => Some(GATEWAY_LISTEN.to_owned()),
             "OPENMEET_PUSH_GATEWAY_URL" => Some(format!("{GATEWAY_URL}/_matrix/push/v1/notify")),
             "SYNAPSE_PID_FILE" => Some(main_pid.clone()),
+            "STACK_LOG_DIR" => Some(dirs.logs.display().to_string()),
+            // Production's default, not the default stack's 5 s (set short for its outage tests, which stay there): a
+            // queue of joins into one room waits behind the room's persister, one replication hop per event.
+            "MATRIX_REQUEST_TIMEOUT_MS" => Some("10000".to_owned()),
             "OPENMEET_TABLE" | "OPENMEET_QUEUE_NAME" | "OPENMEET_EVENT_BUS" | "OPENMEET_NOTIFICATION_QUEUE" => {
                 line.split_once('=').map(|(_, v)| v.replacen("openmeet-local", "openmeet-workers", 1))
             }
