@@ -1,6 +1,6 @@
 //! The window's import of a newer Zulip export (issue 26, items 1 and 4), against the local stack: staged with an
 //! export E, then E2 = E + newer messages (one in a new topic, one mentioning a member), one message edited and one
-//! deleted in Zulip since E. Exactly the new messages are appended in order, the edit shows as the new text, the
+//! deleted in Zulip since E, one stream renamed. Exactly the new messages are appended in order, the edit shows as the new text, the
 //! deleted message is redacted, a re-run sends nothing, and the mentioned member's own /sync shows nothing unread.
 //! A cancelled event's room receives its history and is exactly as read-only afterwards. Each test uses its own
 //! tenant.
@@ -103,6 +103,19 @@ async fn a_newer_export_appends_new_messages_and_carries_edits_and_deletions_onc
     let (new_topic, mentioning) = (newer[fresh[0]]["id"].clone(), newer[fresh[1]]["id"].clone());
     newer.retain(|m| m["id"] != deleted);
     write_messages(&export, &newer);
+    // stream-1 was renamed in Zulip: the mapping names it by its new name, its room's import continues.
+    let mut realm = export.read("realm.json");
+    for stream in realm["zerver_stream"].as_array_mut().expect("streams") {
+        if stream["name"] == "stream-1" {
+            stream["name"] = json!("stream-1-renamed");
+        }
+    }
+    export.write("realm.json", &realm);
+    let mut mapping: Value = serde_json::from_slice(&std::fs::read(&export.mapping).expect("mapping")).expect("json");
+    let target = mapping["streams"]["stream-1"].take();
+    mapping["streams"]["stream-1-renamed"] = target;
+    mapping["streams"].as_object_mut().expect("streams").remove("stream-1");
+    std::fs::write(&export.mapping, mapping.to_string()).expect("mapping");
     // The mentioned member holds a browser session before the window's import.
     let (token, _) = s.session(&export.tenant, "zu0001", None).await;
 
@@ -112,8 +125,12 @@ async fn a_newer_export_appends_new_messages_and_carries_edits_and_deletions_onc
     let new_in_0 = fresh.len() as u64;
     assert_eq!(zero["importedNow"].as_u64(), Some(new_in_0), "{zero}");
     assert_eq!((zero["editsCarried"].as_u64(), zero["deletionsCarried"].as_u64()), (Some(1), Some(1)), "{zero}");
-    let one = stream_report(&report, "stream-1");
+    let one = stream_report(&report, "stream-1-renamed");
     assert_eq!((one["editsCarried"].as_u64(), one["deletionsCarried"].as_u64()), (Some(0), Some(0)), "{one}");
+    let new_in_1 = ids_of(&newer, STREAM_1).len() - ids_of(&staged, STREAM_1).len();
+    assert_eq!(one["importedNow"].as_u64(), Some(new_in_1 as u64), "{one}");
+    let (_, order_1) = imported(&group_room(&export.tenant, "zs001").await).await;
+    assert_eq!(order_1, ids_of(&newer, STREAM_1), "the renamed stream's room: each message once, in order");
 
     // Exactly E2's messages, in order: the new ones after the staged ones, the deleted one gone.
     let (after, order) = imported(&room).await;
