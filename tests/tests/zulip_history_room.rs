@@ -3,7 +3,9 @@
 //! with each person's own token (a session from `POST /v1/me/matrix-session`): a member of the live room finds the
 //! history room from it (state event, the group's space), joins it, reads the whole history in order, has nothing
 //! unread and cannot post; a same-tenant non-member and a member of another tenant can neither join nor read it; a
-//! re-run imports nothing twice; without the option the refusal stays as it was.
+//! later export (the window's) adds only its newer messages there, after the others, and closes it again; a re-run
+//! imports nothing twice; without the option the refusal stays as it was. Passes on the workers profile too
+//! (`OPENMEET_STACK_ENV=.local/workers/stack.env`).
 
 use integration_tests::cutover_cli::{ExportShape, ZulipExport, cutover, group_room};
 use integration_tests::{encode_path, stack, unique};
@@ -48,6 +50,13 @@ async fn a_live_rooms_history_goes_into_a_linked_room_its_members_alone_read() {
     let s = stack();
     let export = ZulipExport::provisioned("zhist", ExportShape { users: 4, messages: 24, upload_every: 0, seed: 8 });
     let tenant = export.tenant.clone();
+    // The first export holds the older two thirds of the messages; the later one (the window's) all of them.
+    let file = "messages-000001.json";
+    let full = export.read(file);
+    let mut older = full.clone();
+    let all_messages = full["zerver_message"].as_array().expect("messages").clone();
+    older["zerver_message"] = json!(all_messages[..all_messages.len() * 2 / 3]);
+    export.write(file, &older);
     let live = group_room(&tenant, "zs000").await;
     let jwt = s.user_jwt(&tenant, "zu0001", None);
     let body = json!({"body": "we are live already", "format": "plain"});
@@ -71,6 +80,7 @@ async fn a_live_rooms_history_goes_into_a_linked_room_its_members_alone_read() {
     assert_eq!(stream["historyRoom"]["linked"], true, "{stream}");
     let in_export = stream["inExport"].as_u64().expect("inExport");
     assert!(in_export > 0 && stream["messages"] == in_export, "{stream}");
+    assert_eq!(stream["historyRoom"]["created"], true, "{stream}");
 
     // The live room got no imported message; it names its history room; the group's space lists it.
     assert!(imported(&live, None).await.1.is_empty(), "nothing imported into the live room");
@@ -120,11 +130,36 @@ async fn a_live_rooms_history_goes_into_a_linked_room_its_members_alone_read() {
         assert_eq!(imported(&history, Some(token)).await.0, 403);
     }
 
+    // The window's export: only the newer messages, into the same history room, after the older ones; closed again.
+    export.write(file, &full);
+    let (code, window, stderr) = import_with(&export, &["stream-0"]);
+    assert_eq!(code, 0, "{window} {stderr}");
+    let stream = window["streams"].as_array().expect("streams").iter().find(|s| s["stream"] == "stream-0").cloned();
+    let stream = stream.expect("stream-0 reported");
+    assert_eq!(stream["roomId"], history.as_str(), "{stream}");
+    assert_eq!(stream["historyRoom"]["created"], false, "{stream}");
+    assert_eq!(stream["historyRoom"]["linked"], true, "{stream}");
+    let added = stream["importedNow"].as_u64().expect("importedNow");
+    assert!(added > 0, "{stream}");
+    let (_, after) = imported(&history, Some(&member)).await;
+    let event_ids = |events: &[Value]| events.iter().map(|e| e["event_id"].clone()).collect::<Vec<_>>();
+    assert_eq!(event_ids(&after[..all.len()]), event_ids(&all), "the earlier history is untouched, first");
+    let ids: Vec<i64> = after.iter().filter_map(|e| e["content"][ORIGIN]["messageId"].as_i64()).collect();
+    assert!(ids.windows(2).all(|w| w[0] <= w[1]), "still in Zulip's order: {ids:?}");
+    assert_eq!(stream["messages"], stream["inExport"], "{stream}");
+    let path = format!("/_matrix/client/v3/rooms/{}/send/m.room.message/h-2", encode_path(&history));
+    let (status, _) =
+        s.matrix(Method::PUT, &path, Some(&member), Some(json!({"msgtype": "m.text", "body": "x"}))).await;
+    assert_eq!(status, 403, "read-only again");
+    let (_, sync) = s.matrix(Method::GET, "/_matrix/client/v3/sync?timeout=0", Some(&member), None).await;
+    let unread = &sync["rooms"]["join"][&history]["unread_notifications"];
+    assert_eq!(unread["notification_count"].as_u64(), Some(0), "the member in it read up to the end: {unread}");
+
     // A re-run imports nothing twice.
     let (code, again, stderr) = import_with(&export, &["stream-0"]);
     assert_eq!(code, 0, "{again} {stderr}");
     assert_eq!(again["importedNow"], 0, "{again}");
-    assert_eq!(imported(&history, None).await.1.len(), all.len());
+    assert_eq!(imported(&history, None).await.1.len(), after.len());
     assert!(imported(&live, None).await.1.is_empty());
     let _ = std::fs::remove_dir_all(export.dir.parent().expect("dir"));
 }
