@@ -18,8 +18,8 @@ HOST = "127.0.0.1"
 MAIN_CLIENT, MAIN_REPLICATION = 8090, 9090
 # name -> (client port or None, replication port or None)
 WORKERS = {
-    "persister1": (None, 9091),
-    "persister2": (None, 9092),
+    "persister1": (8093, 9091),
+    "persister2": (8094, 9092),
     "worker1": (8091, None),
     "worker2": (8092, None),
 }
@@ -68,22 +68,52 @@ for name, (client, replication) in WORKERS.items():
               "worker_log_config": write_log_config(name)}
     open(f"{wdir}/{name}.yaml", "w").write(yaml.safe_dump(worker))
 
-# Client endpoints a generic worker serves (Synapse docs/workers.md, generic_worker): the room-scoped reads and writes
-# (events are created on the worker and persisted by the room's persister), room creation, joins, sync. Receipts,
-# typing, read markers, account data, upgrades, media, admin and registration stay on main.
+# Client endpoints a generic worker serves (Synapse docs/workers.md, generic_worker). Room-scoped ones (sends, state,
+# joins, invites, kicks, members, /messages...) go to the room's own event persister, computed as Synapse shards the
+# events stream (sha256 of the room id, little-endian, modulo the writers: synapse/config/_base.py): the process that
+# persists the room creates its events (no replication hop) and reads what it just wrote. A room's reads on another
+# process lag its writes (measured: a generic worker re-read the power levels it had just written, stale, five
+# times in a row). Room creation, sync and joins by alias go to the generic workers; receipts, typing, read markers,
+# account data, upgrades, media, admin and registration stay on main.
 ROOM = r"^/_matrix/client/(api/v1|r0|v3|unstable)/rooms/[^/]+/" \
     r"(send|state|redact|join|invite|leave|ban|unban|kick|members|joined_members|messages|context|event|aliases|initialSync)(/|$)"
 V1_ROOM = r"^/_matrix/client/(v1|unstable)/rooms/[^/]+/(hierarchy|relations|threads|timestamp_to_event)(/|$)"
-OTHER = r"^/_matrix/client/(api/v1|r0|v3|unstable)/(createRoom$|join/|sync$|joined_rooms$|versions$)"
-workers = "\n".join(f"        server {HOST}:{c};" for c, _ in WORKERS.values() if c)
+JOIN = r"^/_matrix/client/(api/v1|r0|v3|unstable)/join/"
+OTHER = r"^/_matrix/client/(api/v1|r0|v3|unstable)/(createRoom$|sync$|joined_rooms$|versions$)"
+writers = [n for n, (_, r) in WORKERS.items() if r]
+generic = [c for n, (c, r) in WORKERS.items() if c and not r]
+router_js = f"""// Rendered by scripts/synapse/workers_config.py: the room's event persister, as Synapse shards the events stream.
+const crypto = require('crypto');
+const WRITERS = {writers!r};
+
+function writer(r) {{
+    const m = r.uri.match(/^\\/_matrix\\/client\\/[^\\/]+\\/(?:v1\\/)?(?:rooms|join)\\/(![^\\/]+)/);
+    if (!m) {{
+        return 'openmeet_workers';
+    }}
+    const digest = crypto.createHash('sha256').update(m[1]).digest();
+    let remainder = 0;
+    for (let i = digest.length - 1; i >= 0; i--) {{
+        remainder = (remainder * 256 + digest[i]) % WRITERS.length;
+    }}
+    return WRITERS[remainder];
+}}
+
+export default {{ writer }};
+"""
+open(f"{wdir}/router.js", "w").write(router_js)
+workers = "\n".join(f"        server {HOST}:{c};" for c in generic)
+persisters = "\n".join(
+    f"    upstream {n} {{\n        server {HOST}:{c};\n        keepalive 16;\n    }}" for n, (c, r) in WORKERS.items() if c and r)
 router = f"""# Rendered by scripts/synapse/workers_config.py: the workers profile's router (nginx) on {HOST}:{router_port}.
+load_module /usr/lib/nginx/modules/ngx_http_js_module.so;
 worker_processes 1;
 pid {wdir}/router.pid;
 error_log {log_dir}/router-error.log warn;
 events {{ worker_connections 1024; }}
 http {{
-    # Which process served what: the room key and the upstream, to check the routing (and count calls per process).
-    log_format routed '$msec $request_method $uri room=$openmeet_room upstream=$upstream_addr status=$status';
+    # Which process served what (the room's writer, the upstream): to check the routing and count calls per process.
+    log_format routed '$msec $request_method $uri writer=$openmeet_writer upstream=$upstream_addr status=$status';
     access_log {log_dir}/router-access.log routed;
     client_max_body_size 50m;
     client_body_temp_path {wdir}/router-tmp;
@@ -91,17 +121,14 @@ http {{
     fastcgi_temp_path {wdir}/router-tmp;
     uwsgi_temp_path {wdir}/router-tmp;
     scgi_temp_path {wdir}/router-tmp;
-    # One room's calls go to one worker (its pagination tokens and its event order); calls naming no room spread.
-    map $uri $openmeet_room {{
-        "~^/_matrix/client/[^/]+/rooms/(?<room>[^/]+)/" $room;
-        "~^/_matrix/client/[^/]+/join/(?<room>[^/]+)" $room;
-        default $request_id;
-    }}
+    js_path {wdir};
+    js_import router from router.js;
+    js_set $openmeet_writer router.writer;
     upstream openmeet_workers {{
-        hash $openmeet_room consistent;
 {workers}
         keepalive 32;
     }}
+{persisters}
     upstream openmeet_main {{
         server {HOST}:{MAIN_CLIENT};
         keepalive 32;
@@ -114,8 +141,9 @@ http {{
         proxy_set_header X-Forwarded-For $remote_addr;
         proxy_set_header X-Forwarded-Proto http;
         proxy_read_timeout 600s;
-        location ~ "{ROOM}" {{ proxy_pass http://openmeet_workers; }}
-        location ~ "{V1_ROOM}" {{ proxy_pass http://openmeet_workers; }}
+        location ~ "{ROOM}" {{ proxy_pass http://$openmeet_writer; }}
+        location ~ "{V1_ROOM}" {{ proxy_pass http://$openmeet_writer; }}
+        location ~ "{JOIN}" {{ proxy_pass http://$openmeet_writer; }}
         location ~ "{OTHER}" {{ proxy_pass http://openmeet_workers; }}
         location / {{ proxy_pass http://openmeet_main; }}
     }}

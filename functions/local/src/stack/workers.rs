@@ -1,7 +1,8 @@
 //! `openmeet-local stack workers start|stop|restart|status` (scripts/stack.sh workers …): Synapse on workers, beside
 //! the default stack, on its own ports and state in `.local/workers/`: PostgreSQL and Redis from Debian, Synapse main,
-//! 2 event persisters (the events stream sharded by room) + 2 generic workers from the venv, a router (nginx) on
-//! 127.0.0.1:8018 that sends the client endpoints generic workers serve to them, hashed by room, and the rest to main,
+//! 2 event persisters (the events stream sharded by room) + 2 generic workers from the venv, a router (nginx + njs) on
+//! 127.0.0.1:8018 that sends room-scoped client calls to the room's persister, room creation and sync to the generic
+//! workers, and the rest to main,
 //! and a gateway on 127.0.0.1:3010 whose homeserver is the router. It shares the default stack's moto, secrets and
 //! appservice, so the same tests run against it with `OPENMEET_STACK_ENV=.local/workers/stack.env`
 //! (scripts/test-workers.sh). ADR 0012.
@@ -217,6 +218,8 @@ impl Workers {
             return Err(format!("moto does not answer on {}: start the default stack first", super::MOTO_URL));
         }
         setup::ensure_installed(&self.layout).await?;
+        // The router is the gate's nginx with njs (it computes each room's persister).
+        super::gate::ensure_installed().await?;
         setup::render(&self.layout, &self.dirs).await?;
         setup::ensure_cluster(&self.layout, &self.dirs).await?;
         setup::write_stack_env(&self.layout, &self.dirs)?;

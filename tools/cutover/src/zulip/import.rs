@@ -43,14 +43,6 @@ pub struct Prepared {
     pub history_streams: std::collections::BTreeSet<i64>,
 }
 
-impl Prepared {
-    /// Names the streams for `--history-room` (each must be mapped).
-    pub fn with_history_rooms(mut self, streams: &[String]) -> Result<Prepared, Malformed> {
-        self.history_streams = super::history_room::check_streams(&self.mapping, streams)?;
-        Ok(self)
-    }
-}
-
 /// Reads and checks everything that needs no homeserver: a malformed export or mapping is refused here.
 pub fn prepare(export_dir: &Path, mapping_file: &Path) -> Result<Prepared, Malformed> {
     let realm = export::load(export_dir)?;
