@@ -14,7 +14,7 @@ use shared::aws::cutover_runs::RunState;
 use shared::domain::history_import::history_room::{self, HistoryRoom};
 
 use super::export::Malformed;
-use super::import::{ImportReport, unavailable};
+use super::import::{ImportReport, Prepared, unavailable};
 use super::mapping::{Mapping, StreamTarget};
 use crate::exec::with_retries;
 
@@ -29,6 +29,14 @@ pub struct HistoryRoomReport {
     pub created: bool,
     /// Closed (read-only, open to the live room's members) and linked from the live room and its space.
     pub linked: bool,
+}
+
+impl Prepared {
+    /// Names the streams for `--history-room` (each must be mapped).
+    pub fn with_history_rooms(mut self, streams: &[String]) -> Result<Prepared, Malformed> {
+        self.history_streams = check_streams(&self.mapping, streams)?;
+        Ok(self)
+    }
 }
 
 /// The streams named by `--history-room`, checked against the mapping: each must be a mapped stream.
