@@ -64,6 +64,15 @@ pub struct ZulipExport {
 
 impl ZulipExport {
     pub fn provisioned(prefix: &str, shape: ExportShape) -> Self {
+        let (export, snapshot) = Self::generated(prefix, shape);
+        let snapshot = snapshot.display().to_string();
+        let (code, report, stderr) = cutover(&["run", "--snapshot", &snapshot, "--json"]);
+        assert_eq!(code, 0, "provisioning failed: {report} {stderr}");
+        export
+    }
+
+    /// The export, its mapping and the snapshot that provisions it (not run), for a fresh tenant.
+    pub fn generated(prefix: &str, shape: ExportShape) -> (Self, PathBuf) {
         let tenant = unique(prefix).replace('-', "");
         let base = std::env::temp_dir().join(format!("zulip-{tenant}"));
         let export = Self { tenant: tenant.clone(), dir: base.join("export"), mapping: base.join("mapping.json") };
@@ -98,9 +107,13 @@ impl ZulipExport {
         ];
         let (code, _, stderr) = cutover(&args);
         assert_eq!(code, 0, "{stderr}");
-        let (code, report, stderr) = cutover(&["run", "--snapshot", &snapshot, "--json"]);
-        assert_eq!(code, 0, "provisioning failed: {report} {stderr}");
-        export
+        (export, base.join("snapshot.jsonl"))
+    }
+
+    /// `import-zulip --json` of another export directory (a later export of the same realm) with this mapping.
+    pub fn import_from(&self, dir: &std::path::Path) -> (i32, Value, String) {
+        let (dir, mapping) = (dir.display().to_string(), self.mapping.display().to_string());
+        cutover(&["import-zulip", "--export", &dir, "--mapping", &mapping, "--json"])
     }
 
     /// `import-zulip --json` of this export with its mapping.

@@ -10,6 +10,7 @@ use serde_json::Value;
 use shared::App;
 use shared::domain::DomainError;
 use shared::domain::cutover::{self, RoomState, UserState};
+use shared::domain::history_import;
 use shared::domain::membership::Role;
 use shared::domain::room_lifecycle::{Lifecycle, Visibility};
 use shared::homeserver::{Acting, encode};
@@ -169,7 +170,8 @@ async fn tenant_users(app: &App, tenant: &TenantId) -> Result<HashSet<String>, D
         let page: UsersPage =
             app.homeserver.call(reqwest::Method::GET, &path, Acting::Platform, None::<&Value>).await?;
         for user in page.users {
-            if user.name.starts_with(&prefix) && !user.deactivated {
+            // An import's placeholder is a Zulip sender without an account, never an OpenMeet user.
+            if user.name.starts_with(&prefix) && !user.deactivated && !history_import::is_placeholder(&user.name) {
                 users.insert(user.name);
             }
         }

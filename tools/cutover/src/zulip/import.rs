@@ -321,10 +321,15 @@ pub async fn import(
                 _ => None,
             })
             .collect();
+        // A finished room's import-joined senders have left already: a later import (the window's) must not make
+        // them leave again once the run's memberships made them members.
+        let finished = done.contains(&entity);
         let recorded: HashSet<String> = joined
             .iter()
             .filter_map(|key| match key {
-                CutoverEntity::Joined { stream, room, user } if this_room(stream, room) => Some(user.clone()),
+                CutoverEntity::Joined { stream, room, user } if !finished && this_room(stream, room) => {
+                    Some(user.clone())
+                }
                 _ => None,
             })
             .collect();
