@@ -131,3 +131,30 @@ pub fn render(room: Option<&HistoryRoomReport>) -> String {
     let state = if room.linked { "read-only, linked from the live room" } else { "open: the import did not complete" };
     format!("      into history room {} ({}) of {}: {state}\n", room.alias, room.room_id, room.live_room_id)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::identity::{RoomKind, Slug, TenantId};
+
+    #[test]
+    fn only_mapped_streams_get_a_history_room() {
+        let target = |id: i64, name: &str| StreamTarget {
+            stream_id: id,
+            stream: name.to_owned(),
+            kind: RoomKind::Group,
+            slug: Slug::parse("chess").expect("slug"),
+        };
+        let mapping = Mapping {
+            tenant: TenantId::parse("acme").expect("tenant"),
+            streams: vec![target(7, "general"), target(9, "random")],
+            users: Default::default(),
+            digest: String::new(),
+        };
+        let named = check_streams(&mapping, &["random".to_owned()]).expect("mapped");
+        assert_eq!(named.into_iter().collect::<Vec<_>>(), vec![9]);
+        let refused = check_streams(&mapping, &["General".to_owned()]).expect_err("names are exact");
+        assert!(refused.0.contains("--history-room \"General\""), "{}", refused.0);
+        assert!(render(None).is_empty());
+    }
+}
