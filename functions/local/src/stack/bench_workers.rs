@@ -2,7 +2,7 @@
 //! the Zulip import benchmark (bench_zulip) against the workers profile (started when it is not running), while the
 //! CPU time of every process of the homeserver is read from `/proc/<pid>/stat` (utime+stime; PostgreSQL's backends
 //! summed into "postgres", with the children it has reaped) at each phase the benchmark announces on stderr ("run:",
-//! "baseline:", "import:"). Prints, per phase, CPU-ms per membership (cutover) or per message (import) for main,
+//! "ceiling:", "import:"). Prints, per phase, CPU-ms per membership (cutover) or per message (import) for main,
 //! persister1, persister2, worker1, worker2, postgres, redis and the router. The benches print their own rates and
 //! their ratio to the baseline measured in the same run.
 
@@ -112,7 +112,9 @@ async fn run_one(workers: &Workers, bench: &str, args: &str, unit: &str) -> Resu
     let mut current: Option<(String, Instant, BTreeMap<&'static str, u64>)> = None;
     while let Ok(Some(line)) = lines.next_line().await {
         eprintln!("{line}");
-        let Some((name, _)) = line.split_once(':').filter(|(n, _)| ["run", "baseline", "import"].contains(n)) else {
+        let Some((name, _)) =
+            line.split_once(':').filter(|(n, _)| ["run", "baseline", "ceiling", "import"].contains(n))
+        else {
             continue;
         };
         units = count_before(&line, unit).or(units);
