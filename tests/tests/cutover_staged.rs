@@ -213,7 +213,9 @@ async fn a_staged_community_takes_only_its_delta_in_the_window() {
     let (before, after) = (rosters(&s_records), rosters(&s2_records));
     let changed_rosters = after.iter().filter(|(room, list)| before.get(*room) != Some(list)).count() as u64;
     let gone_user = format!("user:{tenant}:u000005");
+    let started = std::time::Instant::now();
     let plan = ok(&["plan", "--snapshot", &s2_file, "--json"]);
+    eprintln!("window plan: {:.2}s", started.elapsed().as_secs_f64());
     assert_eq!(plan["base"].as_str(), Some(run_id.as_str()), "{plan}");
     let names = |list: &Value| -> BTreeSet<String> {
         list.as_array().expect("list").iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()
@@ -270,8 +272,9 @@ async fn a_staged_community_takes_only_its_delta_in_the_window() {
 
     // Rolling the window back restores S, but for the cancellation (its notice was posted).
     let window_id = window["runId"].as_str().expect("runId");
+    let started = std::time::Instant::now();
     let rolled = ok(&["rollback", "--run", window_id, "--json"]);
-    eprintln!("window rollback: {rolled}");
+    eprintln!("window rollback: {:.2}s {rolled}", started.elapsed().as_secs_f64());
     let (code, verified, stderr) = cutover(&["verify", "--snapshot", &s_file, "--json"]);
     let found: Vec<&str> =
         verified["discrepancies"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();

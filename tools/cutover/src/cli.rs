@@ -81,7 +81,8 @@ pub enum Command {
         /// Homeserver operations in flight at once.
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
-        /// Stop after this phase: the run is left staged, and the next run of the snapshot continues it.
+        /// Stop after this phase (users; rooms: users, groups, events): the run is left staged, and the next run
+        /// of the snapshot continues it.
         #[arg(long, value_enum)]
         until: Option<Stage>,
         #[command(flatten)]
@@ -147,12 +148,11 @@ pub enum Command {
     Generate(Generate),
 }
 
-/// The last phase of a staged run.
+/// The last phase of a staged run: `users`, or `rooms` (users, then group and event rooms, not their members).
+// No doc comments on the variants: clap would switch `--help` to its long layout.
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum Stage {
-    /// Users only.
     Users,
-    /// Users, then group and event rooms (not their members).
     Rooms,
 }
 
