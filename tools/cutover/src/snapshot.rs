@@ -439,6 +439,31 @@ mod tests {
     }
 
     #[test]
+    fn fingerprints_change_with_the_input_only() {
+        let user = |line: &str| match parse_line(line) {
+            Ok(Valid::User(u)) => u.fingerprint,
+            _ => panic!("a user"),
+        };
+        assert_eq!(user(USER), user(USER));
+        assert_ne!(user(USER), user(&USER.replace("\"Alice\"", "\"Alicia\"")));
+        let Ok(Valid::Room(group)) = parse_line(GROUP) else { panic!("a group") };
+        let Ok(Valid::Room(renamed)) = parse_line(&GROUP.replace("Chess club", "Chess")) else { panic!("a group") };
+        assert_ne!(group.fingerprint, renamed.fingerprint);
+        let slug = |s: &str| UserSlug::parse(s).expect("slug");
+        let list = |members: Vec<(UserSlug, Role)>| RoomMembers {
+            tenant: group.tenant.clone(),
+            kind: RoomKind::Group,
+            slug: group.slug.clone(),
+            members,
+        };
+        let (a, b) = ((slug("a"), Role::Owner), (slug("b"), Role::Member));
+        let one = list(vec![a.clone(), b.clone()]).fingerprint();
+        assert_eq!(one, list(vec![b.clone(), a.clone()]).fingerprint(), "the file's order does not count");
+        assert_ne!(one, list(vec![a.clone(), (slug("b"), Role::Moderator)]).fingerprint(), "a role counts");
+        assert_ne!(one, list(vec![a]).fingerprint(), "a member counts");
+    }
+
+    #[test]
     fn the_sample_snapshot_validates() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/cutover-sample.jsonl");
         let summary = validate(&path).expect("valid");
