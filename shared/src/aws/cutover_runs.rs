@@ -161,6 +161,20 @@ impl CutoverRuns<'_> {
         self.0.put_record(&keys::cutover_index(started, run), &reference).await
     }
 
+    /// The newest complete run of a set of tenants (`tenants`: the digest the tool makes of it).
+    pub async fn base_of(&self, tenants: &str) -> Result<Option<String>, BackendError> {
+        let pointer: Option<RunRef> = self.0.record(&keys::cutover_base(tenants)).await?;
+        Ok(pointer.and_then(|pointer| pointer.run))
+    }
+
+    /// Sets (or, with `None`, clears) the newest complete run of a set of tenants.
+    pub async fn set_base(&self, tenants: &str, run: Option<&str>) -> Result<(), BackendError> {
+        match run {
+            Some(run) => self.0.put_record(&keys::cutover_base(tenants), &RunRef { run: Some(run.to_owned()) }).await,
+            None => self.0.delete_key(&keys::cutover_base(tenants)).await,
+        }
+    }
+
     /// The snapshot no longer has an unfinished run.
     pub async fn forget_snapshot(&self, digest: &str) -> Result<(), BackendError> {
         self.0.delete_key(&keys::cutover_snapshot(digest)).await
@@ -259,7 +273,9 @@ mod tests {
 
     #[test]
     fn states_are_written_as_the_first_version_wrote_them() {
-        for state in [RunState::Running, RunState::Staged, RunState::Failed, RunState::Interrupted, RunState::RollbackFailed] {
+        for state in
+            [RunState::Running, RunState::Staged, RunState::Failed, RunState::Interrupted, RunState::RollbackFailed]
+        {
             let text = serde_json::to_string(&state).expect("serialises");
             assert_eq!(text, format!("\"{state}\""));
         }

@@ -20,6 +20,7 @@
 //! | cutover run / import: summary  | `CUTOVER#{run}`                 | `META`                    |
 //! | cutover run / import: entries  | `CUTOVER#{run}`                 | `{kind}{entity}`          |
 //! | a snapshot's unfinished run    | `CUTOVER#SNAPSHOT#{digest}`     | `RUN`                     |
+//! | newest complete run of tenants | `CUTOVER#BASE#{tenants digest}` | `RUN`                     |
 //! | index of cutover runs          | `CUTOVER#RUNS`                  | `{started:012}#{run}`     |
 //! | write budget: a user's         | `RL#{tenant}#U#{user}`          | `W#{windowStart}`         |
 //! | write budget: a tenant's users | `RL#{tenant}#users`             | `W#{windowStart}`         |
@@ -389,6 +390,11 @@ fn zulip_entity(stream: i64, rest: &str) -> CutoverEntity {
 /// The unfinished run of a snapshot, which a re-run continues.
 pub fn cutover_snapshot(digest: &str) -> Key {
     Key::new(format!("CUTOVER#SNAPSHOT#{digest}"), "RUN")
+}
+
+/// The newest complete cutover run of a set of tenants (`tenants`: a digest of the sorted set), a delta's base.
+pub fn cutover_base(tenants: &str) -> Key {
+    Key::new(format!("CUTOVER#BASE#{tenants}"), "RUN")
 }
 
 /// The index of runs, by start (epoch seconds, zero-padded to 12 digits so that keys sort by time).

@@ -14,6 +14,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
 use shared::aws::cutover_runs::{CutoverRuns, Entry, RunMeta, RunState};
 use shared::aws::keys::{CutoverEntity, CutoverEntry};
 use shared::aws::store::{self, Store};
@@ -52,18 +53,36 @@ pub async fn open_run(
     Ok((run, meta, false))
 }
 
-/// The newest complete run whose snapshot covered every one of `tenants` (a run recorded before fingerprints has
-/// no tenants and is never a base).
+/// The key of a set of tenants: SHA-256 of the sorted, comma-joined ids (a key stays short for any number).
+pub fn tenants_key(tenants: &[String]) -> String {
+    let mut sorted: Vec<&str> = tenants.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    hex::encode(Sha256::digest(sorted.join(",").as_bytes()))
+}
+
+/// The newest complete run of exactly these tenants (one read: a pointer each complete run moves to itself, and a
+/// rollback moves back to the run's own base). Runs recorded before fingerprints never set it.
 pub async fn newest_base(store: &Store, tenants: &[String]) -> Result<Option<String>, Error> {
+    CutoverRuns(store).base_of(&tenants_key(tenants)).await
+}
+
+/// After a run completes it is the tenants' newest base; after a rollback of that run, its own base is again.
+async fn move_base(store: &Store, run: &str, meta: &RunMeta, state: RunState) -> Result<(), Error> {
+    let Some(tenants) = meta.tenants.as_deref().filter(|t| !t.is_empty()) else { return Ok(()) };
+    let tenants: Vec<String> = tenants.split(',').map(str::to_owned).collect();
+    let key = tenants_key(&tenants);
     let runs = CutoverRuns(store);
-    for run in runs.runs().await?.into_iter().rev() {
-        let Some(meta) = runs.meta(&run).await? else { continue };
-        let covered: HashSet<&str> = meta.tenants.as_deref().unwrap_or_default().split(',').collect();
-        if meta.state == Some(RunState::Complete) && tenants.iter().all(|t| covered.contains(t.as_str())) {
-            return Ok(Some(run));
+    match state {
+        RunState::Complete => runs.set_base(&key, Some(run)).await,
+        RunState::RolledBack | RunState::RollbackFailed if runs.base_of(&key).await?.as_deref() == Some(run) => {
+            let previous = match meta.base.as_deref() {
+                Some(base) => runs.meta(base).await?.filter(|m| m.state == Some(RunState::Complete)).map(|_| base),
+                None => None,
+            };
+            runs.set_base(&key, previous).await
         }
+        _ => Ok(()),
     }
-    Ok(None)
 }
 
 /// A run's `Done` entities with the fingerprint each was done with (entities done without one are left out: a
@@ -104,6 +123,9 @@ pub async fn set_meta(store: &Store, run: &str, update: &RunMeta) -> Result<(), 
 pub async fn finish(store: &Store, run: &str, digest: &str, state: RunState) -> Result<(), Error> {
     let update = RunMeta { state: Some(state), finished_at: Some(store::now_secs()), ..RunMeta::default() };
     set_meta(store, run, &update).await?;
+    if let Some(meta) = meta(store, run).await? {
+        move_base(store, run, &meta, state).await?;
+    }
     if !state.continues() {
         CutoverRuns(store).forget_snapshot(digest).await?;
     }
