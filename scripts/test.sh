@@ -13,7 +13,7 @@
 #   7. Lambda artifacts              cargo lambda build --release --arm64 of every function (stack.sh lambda-build)
 # The stack is stopped afterwards unless it was already running before this command.
 # Not run here (time budget): the same room, membership, cutover and import tests on Synapse on workers,
-# scripts/test-workers.sh (about 10 minutes more; docs/adr/0012-synapse-workers.md).
+# scripts/test-workers.sh (8–10 minutes more; docs/adr/0012-synapse-workers.md).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 started_at=$SECONDS
