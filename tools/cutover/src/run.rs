@@ -260,7 +260,8 @@ pub async fn run_with(
     for tenant in &summary.tenants {
         let tenant = shared::identity::TenantId::parse(tenant).map_err(|e| Invalid(e.to_string()))?;
         // Known from a base or an earlier part of the run: the space exists already.
-        let known = run.base.keys().chain(run.done.iter()).any(|key| key.starts_with(&format!("user:{tenant}:")));
+        let prefix = format!("user:{tenant}:");
+        let known = run.base.keys().chain(run.done.iter()).any(|key| key.starts_with(&prefix));
         if known {
             continue;
         }
