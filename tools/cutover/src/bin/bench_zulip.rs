@@ -1,13 +1,18 @@
-//! Benchmark of `openmeet-cutover import-zulip` beside raw appservice sends of the same messages (same senders,
-//! timestamps, threads and reactions, the same read markers at the end, the same concurrency: rooms in parallel,
-//! one message at a time within a room) in the same run, on a synthetic export, against the running stack:
+//! Benchmark of `openmeet-cutover import-zulip` against the raw ceiling of the same homeserver operations, in the
+//! same run, on a synthetic export, against the running stack:
 //!
 //!   set -a; . .local/stack.env; set +a
-//!   cargo run --release -p openmeet-cutover --bin bench_zulip -- [MESSAGES STREAMS CONCURRENCY]
+//!   cargo run --release -p openmeet-cutover --bin bench_zulip -- [MESSAGES STREAMS]
 //!
-//! Prints messages/s of both, the ratio import/baseline, and the projected import time of 1,000,000 messages.
+//! Both tenants are staged as the runbook stages them: users and rooms first (`run --until rooms`), the history
+//! before anyone is a member. The ceiling sends with `?ts=` as the appservice, one message at a time per room: it
+//! is first swept over 1, 2, 4, 8 and 16 rooms at once (capped at STREAMS) on a warm-up slice, then the whole
+//! export (senders joined by the admin join before their first message, as the import does; topics as threads,
+//! reactions, the read markers at the end) goes at the best; then the import runs at that concurrency. Prints
+//! messages/s of both, the ratio, CPU-ms per message of each Synapse process (`/proc`), and the projected time of
+//! 1,000,000 messages.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -22,6 +27,9 @@ use shared::aws::cutover_runs::RunState;
 use shared::domain::history_import::IMPORT_DEVICE;
 use shared::homeserver::Acting;
 use tokio::sync::Semaphore;
+
+mod bench_support;
+use bench_support::{cpu_line, sweep, synapse_cpu_ms};
 
 struct Paths {
     tenant: String,
@@ -40,10 +48,13 @@ fn paths(tenant: &str) -> Paths {
     }
 }
 
-/// Provisions the tenant's users and rooms with the cutover (not timed).
+/// Stages the tenant's users and rooms with the cutover, no memberships yet (not timed).
 async fn provision(app: &'static App, p: &Paths, concurrency: usize) {
+    use openmeet_cutover::run::{Options, Until, run_with};
     let summary = openmeet_cutover::snapshot::validate(&p.snapshot).expect("snapshot");
-    let report = openmeet_cutover::run::run(app, &p.snapshot, summary, concurrency, true).await.expect("run");
+    let options =
+        Options { concurrency, quiet: true, until: Some(Until::Rooms), base: openmeet_cutover::delta::Base::Full };
+    let report = run_with(app, &p.snapshot, summary, &options).await.expect("run");
     assert!(report.failures.is_empty(), "provisioning failed: {:?}", report.failures);
 }
 
@@ -96,6 +107,7 @@ async fn baseline(app: &'static App, p: &Paths, concurrency: usize) -> (u64, f64
         channels.insert(stream, tx);
         let (realm, senders, permits) = (realm.clone(), senders.clone(), permits.clone());
         workers.push(tokio::spawn(async move {
+            let mut joined: HashSet<OwnedUserId> = HashSet::new();
             let mut roots: HashMap<String, String> = HashMap::new();
             let mut last = HashMap::new();
             let mut sent = 0u64;
@@ -103,6 +115,9 @@ async fn baseline(app: &'static App, p: &Paths, concurrency: usize) -> (u64, f64
             while let Some(m) = rx.recv().await {
                 let _permit = permits.acquire().await;
                 let sender = &senders[&m.sender];
+                if joined.insert(sender.clone()) {
+                    app.homeserver.admin_join(room.as_str(), sender.as_str()).await.expect("sender join");
+                }
                 let topic = m.subject.to_lowercase();
                 let mut content = json!({"msgtype": "m.text", "body": m.content, "m.mentions": {}});
                 if let Some(root) = roots.get(&topic) {
@@ -114,6 +129,10 @@ async fn baseline(app: &'static App, p: &Paths, concurrency: usize) -> (u64, f64
                 let event = retried(app, &room, sender, &txn, m.ts_ms(), "m.room.message", &content).await;
                 roots.entry(topic.clone()).or_insert_with(|| event.clone());
                 for r in realm.reactions.get(&m.id).into_iter().flatten() {
+                    if joined.insert(senders[&r.user_profile].clone()) {
+                        let reactor = &senders[&r.user_profile];
+                        app.homeserver.admin_join(room.as_str(), reactor.as_str()).await.expect("reactor join");
+                    }
                     let key = shared::domain::history_import::emoji::reaction_key(
                         &r.reaction_type,
                         &r.emoji_code,
@@ -129,7 +148,7 @@ async fn baseline(app: &'static App, p: &Paths, concurrency: usize) -> (u64, f64
             }
             if let Some(event) = newest.and_then(|e| ruma::OwnedEventId::try_from(e).ok()) {
                 let _permit = permits.acquire().await;
-                for user in senders.values() {
+                for user in &joined {
                     let acting = Acting::Masquerade { user, device: None };
                     let _ = app.homeserver.set_read_markers(&room, &event, acting).await;
                 }
@@ -154,11 +173,33 @@ async fn baseline(app: &'static App, p: &Paths, concurrency: usize) -> (u64, f64
     (sent, started.elapsed().as_secs_f64())
 }
 
+/// The raw ceiling's warm-up: `per_room` messages with `?ts=` from one sender into each of `c` rooms, one at a
+/// time per room.
+async fn sweep_slice(app: &'static App, rooms: &[OwnedRoomId], sender: &OwnedUserId, c: usize, step: usize) -> u64 {
+    let per_room = 15;
+    let mut running = tokio::task::JoinSet::new();
+    for room in rooms.iter().take(c) {
+        let (room, sender) = (room.clone(), sender.clone());
+        running.spawn(async move {
+            for n in 0..per_room {
+                let content = json!({"msgtype": "m.text", "body": format!("warm-up {n}"), "m.mentions": {}});
+                let txn = format!("warm{room}-{step}-{n}");
+                retried(app, &room, &sender, &txn, 1_500_000_000_000, "m.room.message", &content).await;
+            }
+        });
+    }
+    let mut sent = 0;
+    while let Some(done) = running.join_next().await {
+        sent += u64::from(done.is_ok()) * per_room;
+    }
+    sent
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let arg = |i: usize, default: u64| args.get(i).copied().unwrap_or(default);
-    let (messages, streams, concurrency) = (arg(0, 2000), arg(1, 8), arg(2, 8) as usize);
+    let (messages, streams) = (arg(0, 2000), arg(1, 16));
     shared::metrics::off_stdout(false);
     let app = openmeet_cutover::app().await.expect("configuration: export .local/stack.env");
     let stamp = uuid::Uuid::new_v4().simple().to_string();
@@ -175,25 +216,57 @@ async fn main() {
             seed: 7,
         };
         generate(&shape, &p.export, &p.mapping, &p.snapshot).expect("generate");
-        provision(app, p, concurrency).await;
+        provision(app, p, 8).await;
     }
-    eprintln!("baseline: {messages} messages into {streams} rooms, concurrency {concurrency}");
-    let (base_sent, base_seconds) = baseline(app, &all[1], concurrency).await;
+    // The sweep's rooms: the ceiling tenant's, one sender joined to each first (not timed).
+    let tenant = shared::identity::TenantId::parse(&all[1].tenant).expect("tenant");
+    let mapping: Value = serde_json::from_slice(&std::fs::read(&all[1].mapping).expect("mapping")).expect("mapping");
+    let mut rooms = Vec::new();
+    for target in mapping["streams"].as_object().expect("streams").values() {
+        let slug = shared::identity::Slug::parse(target["slug"].as_str().expect("slug")).expect("slug");
+        let room = shared::domain::rooms::resolve(app, &tenant, shared::identity::RoomKind::Group, &slug).await;
+        rooms.push(room.expect("room").room_id);
+    }
+    let first = mapping["users"].as_object().and_then(|users| users.values().next()?.as_str()).expect("a user");
+    let sender = app.identities.matrix_user_id(&tenant, &shared::identity::UserSlug::parse(first).expect("slug"));
+    shared::credentials::ensure_device(&app.homeserver, &sender, IMPORT_DEVICE).await.expect("device");
+    for room in &rooms {
+        app.homeserver.admin_join(room.as_str(), sender.as_str()).await.expect("join");
+    }
+    let levels: Vec<usize> = [1, 2, 4, 8, 16].into_iter().filter(|c| *c <= rooms.len()).collect();
+    let step = std::sync::atomic::AtomicUsize::new(0);
+    let (best, rates) = sweep("sends", &levels, |c| {
+        let n = step.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (rooms, sender) = (&rooms, &sender);
+        async move { sweep_slice(app, rooms, sender, c, n).await }
+    })
+    .await;
+
+    eprintln!("ceiling: {messages} messages into {streams} rooms, {best} at once");
+    let cpu_start = synapse_cpu_ms();
+    let (base_sent, base_seconds) = baseline(app, &all[1], best).await;
+    let cpu_base = cpu_line(&cpu_start, &synapse_cpu_ms(), base_sent, "message");
     eprintln!("import: the same export for another tenant");
     let prepared = import::prepare(&all[0].export, &all[0].mapping).expect("valid export");
+    let cpu_start = synapse_cpu_ms();
     let started = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
-    let report = import::import(app, prepared, &all[0].export, concurrency, true, stop).await.expect("import");
+    let report = import::import(app, prepared, &all[0].export, best, true, stop).await.expect("import");
     let seconds = started.elapsed().as_secs_f64();
     assert_eq!(report.state, RunState::Complete, "{}", import::render(&report));
     let imported = report.imported_now;
+    let cpu_import = cpu_line(&cpu_start, &synapse_cpu_ms(), imported, "message");
     let (rate, base_rate) = (imported as f64 / seconds, base_sent as f64 / base_seconds);
-    println!("zulip import vs raw appservice sends, {streams} rooms, concurrency {concurrency}");
+    let shown = rates.iter().map(|(c, r)| format!("{c}:{r:.1}")).collect::<Vec<_>>().join(" ");
+    println!("zulip import vs the raw ceiling, {streams} rooms, same homeserver, same run");
+    println!("sweep sends/s by rooms at once: {shown}  (best {best})");
     println!(
         "import   {imported:6} messages in {seconds:6.1}s: {rate:7.1} messages/s (reactions and read markers included)"
     );
-    println!("baseline {base_sent:6} messages in {base_seconds:6.1}s: {base_rate:7.1} messages/s");
-    println!("ratio import/baseline {:.2}", rate / base_rate);
+    println!("ceiling  {base_sent:6} messages in {base_seconds:6.1}s: {base_rate:7.1} messages/s");
+    println!("ratio import/ceiling {:.2}", rate / base_rate);
+    println!("ceiling {cpu_base}");
+    println!("import  {cpu_import}");
     println!("projected for 1,000,000 messages: {:.1} h", 1_000_000.0 / rate / 3600.0);
     for p in &all {
         let _ = std::fs::remove_dir_all(p.export.parent().expect("dir"));
