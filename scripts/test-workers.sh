@@ -34,6 +34,10 @@ for test in "${present[@]}"; do
   cargo test -p integration-tests --test "$test" --locked || failed+=("$test")
 done
 echo "[test-workers] done in $((SECONDS - started_at))s"
+# The router sends a room's calls to the persister Synapse shards the room to: a persister never forwards an event.
+forwarded=$(cat .local/workers/logs/persister*.log | grep -c 'synapse-replication://persister[0-9]*/_synapse/replication/send_events' || true)
+echo "[test-workers] events a persister forwarded to another (the router's shard disagreeing with Synapse's): $forwarded"
+if ((forwarded > 0)); then failed+=("router-shard"); fi
 if ((${#failed[@]})); then
   echo "[test-workers] FAILED on the workers profile: ${failed[*]}" >&2
   exit 1
