@@ -163,3 +163,60 @@ async fn a_live_rooms_history_goes_into_a_linked_room_its_members_alone_read() {
     assert!(imported(&live, None).await.1.is_empty());
     let _ = std::fs::remove_dir_all(export.dir.parent().expect("dir"));
 }
+
+#[tokio::test]
+async fn an_event_rooms_history_room_is_listed_in_its_groups_space_and_admits_the_events_members_only() {
+    let s = stack();
+    let export = ZulipExport::provisioned("zhevt", ExportShape { users: 4, messages: 12, upload_every: 0, seed: 9 });
+    let tenant = export.tenant.clone();
+    let service = s.service_jwt(&tenant);
+    let body =
+        json!({"name": "Hike", "startsAt": "2026-12-05T09:00:00Z", "groupSlug": "zs001", "visibility": "private"});
+    let (status, room) = s.api(Method::PUT, "/v1/events/zhike/room", Some(&service), Some(body)).await;
+    assert_eq!(status, 201, "{room}");
+    let live = room["roomId"].as_str().expect("roomId").to_owned();
+    let (status, body) =
+        s.api(Method::PUT, "/v1/events/zhike/members/zu0003", Some(&service), Some(json!({"role": "member"}))).await;
+    assert_eq!(status, 200, "{body}");
+    let jwt = s.user_jwt(&tenant, "zu0003", None);
+    let body = json!({"body": "see you at the trailhead", "format": "plain"});
+    let (status, body) = s.api(Method::POST, "/v1/events/zhike/messages", Some(&jwt), Some(body)).await;
+    assert!(status.is_success(), "{status} {body}");
+    let mut mapping: Value = serde_json::from_slice(&std::fs::read(&export.mapping).expect("mapping")).expect("json");
+    mapping["streams"]["stream-1"] = json!({"kind": "events", "slug": "zhike"});
+    std::fs::write(&export.mapping, mapping.to_string()).expect("mapping");
+
+    let (code, report, stderr) = import_with(&export, &["stream-1"]);
+    assert_eq!(code, 0, "{report} {stderr}");
+    let stream = report["streams"].as_array().expect("streams").iter().find(|s| s["stream"] == "stream-1").cloned();
+    let stream = stream.expect("stream-1 reported");
+    let history = stream["roomId"].as_str().expect("roomId").to_owned();
+    assert_eq!(stream["historyRoom"]["liveRoomId"], live.as_str(), "{stream}");
+    let alias = format!("#om_{tenant}.history.event.zhike:{}", s.var("MATRIX_SERVER_NAME"));
+    assert_eq!(stream["historyRoom"]["alias"], alias.as_str(), "{stream}");
+    assert!(imported(&live, None).await.1.is_empty());
+    assert_eq!(state(&live, LINK, "").await, (200, json!({"room_id": history})));
+    let space_alias = format!("#om_{tenant}.space.zs001:{}", s.var("MATRIX_SERVER_NAME"));
+    let path = format!("/_matrix/client/v3/directory/room/{}", encode_path(&space_alias));
+    let (_, space) = s.matrix(Method::GET, &path, None, None).await;
+    let space = space["room_id"].as_str().expect("space id");
+    assert_eq!(state(space, "m.space.child", &history).await.0, 200, "listed in the event's group's space");
+
+    // The event's member joins and reads; a member of the group who is not in the (private) event room cannot.
+    let (attendee, _) = s.session(&tenant, "zu0003", None).await;
+    assert_eq!(join(&history, &attendee).await.0, 200);
+    let (status, read) = imported(&history, Some(&attendee)).await;
+    assert_eq!((status, read.len() as u64), (200, stream["messages"].as_u64().expect("messages")));
+    // A sender of that history outside the event room cannot join (they can read back what they were in the room
+    // for while the import sent as them: their own Zulip stream); a group member who sent nothing can do neither.
+    let (sender, _) = s.session(&tenant, "zu0002", None).await;
+    assert_eq!(join(&history, &sender).await.0, 403);
+    s.provision(&tenant, "zgroupie", "Groupie").await;
+    let path = "/v1/groups/zs001/members/zgroupie";
+    let (status, body) = s.api(Method::PUT, path, Some(&service), Some(json!({"role": "member"}))).await;
+    assert_eq!(status, 200, "{body}");
+    let (groupie, _) = s.session(&tenant, "zgroupie", None).await;
+    assert_eq!(join(&history, &groupie).await.0, 403);
+    assert_eq!(imported(&history, Some(&groupie)).await.0, 403);
+    let _ = std::fs::remove_dir_all(export.dir.parent().expect("dir"));
+}
