@@ -147,3 +147,36 @@ pub async fn created_rooms(app: &App, run: &str) -> Result<HashSet<CutoverEntity
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_the_base_had_and_the_snapshot_lost() {
+        let lines = [
+            r#"{"type":"user","tenant":"acme","userId":"alice","displayName":"Alice","avatarUrl":null}"#,
+            r#"{"type":"group","tenant":"acme","slug":"chess","name":"Chess","topic":null,"visibility":"public"}"#,
+        ];
+        let path = std::env::temp_dir().join(format!("delta-test-{}.jsonl", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&path, lines.join("\n")).expect("write");
+        let summary = snapshot::validate(&path).expect("valid");
+        let base: HashMap<String, String> = [
+            "user:acme:alice",
+            "user:acme:bob",
+            "user:globex:carol",
+            "room:acme:groups:chess",
+            "room:acme:events:gone",
+            "members:acme:events:gone",
+        ]
+        .into_iter()
+        .map(|key| (key.to_owned(), "print".to_owned()))
+        .collect();
+        let users = gone_users(&base, &summary, &path).expect("users");
+        let names: Vec<String> = users.iter().map(|(t, u)| format!("{t}/{u}")).collect();
+        assert_eq!(names, ["acme/bob"], "another tenant's user is not this snapshot's to remove");
+        assert_eq!(gone_rooms(&base, &summary, &path).expect("rooms"), ["room:acme:events:gone"]);
+        assert!(gone_users(&HashMap::new(), &summary, &path).expect("no base").is_empty());
+        let _ = std::fs::remove_file(path);
+    }
+}
