@@ -382,7 +382,7 @@ async fn main() {
     let show = |rates: &[(usize, f64)]| rates.iter().map(|(c, r)| format!("{c}:{r:.1}")).collect::<Vec<_>>().join(" ");
     println!("sweep rooms/s by rooms at once: {}  (best {room_c})", show(&room_sweep));
     println!(
-        "sweep memberships/s (warm-up joins incl. room creation) by rooms at once: {}  (best {member_c})",
+        "sweep memberships/s (12 joins per warm-up room) by rooms at once: {}  (best {member_c})",
         show(&member_sweep)
     );
     let ceilings = [ceiling_users, ceiling_rooms, raw_members.rate];
