@@ -192,5 +192,9 @@ mod tests {
         let link = serde_json::to_value(Link { room_id: OwnedRoomId::try_from("!h:localhost").expect("id") });
         assert_eq!(link.expect("serialises"), json!({"room_id": "!h:localhost"}));
         assert!(CLOSED > crate::domain::roles::Role::Owner.power_level());
+        // No managed kind: the room-wide passes (upgrade, retention by alias) never take it for one of theirs.
+        let parse = |alias: &str| crate::domain::tenancy::ManagedRoom::from_alias("om_", "localhost", alias);
+        assert_eq!(parse("#om_acme.history.group.chess:localhost"), None);
+        assert_eq!(parse("#om_acme.history.event.a.b:localhost"), None);
     }
 }
