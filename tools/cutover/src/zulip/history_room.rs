@@ -14,7 +14,7 @@ use shared::aws::cutover_runs::RunState;
 use shared::domain::history_import::history_room::{self, HistoryRoom};
 
 use super::export::Malformed;
-use super::import::{ImportReport, Prepared, unavailable};
+use super::import::{ImportError, ImportReport, Prepared, unavailable};
 use super::mapping::{Mapping, StreamTarget};
 use crate::exec::with_retries;
 
@@ -75,14 +75,14 @@ pub async fn redirect(
 }
 
 /// Creates or opens the history rooms of the named streams that have messages to import, and points their targets
-/// at them. Answers them by stream.
+/// at them. Answers them by stream. A failure here may follow writes (a room created): exit 3, run it again.
 pub async fn open(
     app: &'static App,
     mapping: &Mapping,
     live_rooms: &HashMap<i64, OwnedRoomId>,
     pending: &BTreeSet<i64>,
     targets: &mut [(StreamTarget, OwnedRoomId)],
-) -> Result<HashMap<i64, HistoryRoom>, Malformed> {
+) -> Result<HashMap<i64, HistoryRoom>, ImportError> {
     let mut opened = HashMap::new();
     for (target, room_id) in targets.iter_mut() {
         let Some(live) = live_rooms.get(&target.stream_id).filter(|_| pending.contains(&target.stream_id)) else {
@@ -91,7 +91,7 @@ pub async fn open(
         let (tenant, kind, slug) = (&mapping.tenant, target.kind, &target.slug);
         let room = with_retries(|| history_room::open(app, tenant, kind, slug, live))
             .await
-            .map_err(|e| unavailable(&format!("stream {:?}: its history room", target.stream), e))?;
+            .map_err(|e| ImportError::Stopped(format!("stream {:?}: its history room: {e}", target.stream)))?;
         *room_id = room.room_id.clone();
         opened.insert(target.stream_id, room);
     }
