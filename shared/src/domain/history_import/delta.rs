@@ -5,7 +5,7 @@
 
 use ruma::api::client::redact::redact_event;
 use ruma::events::relation::RelationType;
-use ruma::{OwnedEventId, OwnedRoomId, OwnedTransactionId, UserId};
+use ruma::{OwnedEventId, OwnedRoomId, OwnedTransactionId, OwnedUserId, UserId};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -77,6 +77,12 @@ pub async fn redact_deleted(app: &App, room_id: &OwnedRoomId, event: &str, txn_i
         Err(error) if error.is_not_found() => Ok(()),
         Err(error) => Err(error.into()),
     }
+}
+
+/// Who sent an imported event, if the platform can still see it and it was not redacted since.
+pub async fn sender_of(app: &App, room_id: &OwnedRoomId, event: &str) -> Result<Option<OwnedUserId>, DomainError> {
+    let event = app.homeserver.room_event(room_id, event, Acting::Platform).await?;
+    Ok(event.filter(|e| !e.redacted).and_then(|e| e.sender))
 }
 
 /// The level a sender needs to post messages and reactions in the room, and the room's power levels.

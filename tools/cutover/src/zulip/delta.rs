@@ -165,6 +165,18 @@ impl Room {
         }
         let Some(original) = entry.2.first().cloned() else { return Ok(false) };
         let sender = shared.sender(message.sender).await?;
+        let (block, entries) = self.ledger.put(Entry(entry.0, digest.clone(), entry.2.clone(), entry.3));
+        let entries = entries.clone();
+        // Clients apply only the sender's own edits: one imported under another account (a user since unmapped
+        // or newly mapped) or redacted since is left as it is, counted once.
+        let original_sender = with_retries(|| delta::sender_of(shared.app, &self.room_id, &original)).await?;
+        if original_sender.as_deref() != Some(&*sender) {
+            shared.recorder.put(CutoverEntry::Ledger, &self.block_entity(block), &entries);
+            *self.counts.skipped.entry("edit of a message sent by another account or redacted".into()).or_default() +=
+                1;
+            shared.recorder.put(CutoverEntry::Checkpoint, &self.entity(), &self.counts);
+            return Ok(false);
+        }
         self.ensure_joined(shared, &sender).await?;
         let person = |name: &str, id: Option<i64>| shared.person(name, id);
         let converted = content::convert(&message.content, &person);
@@ -183,8 +195,6 @@ impl Room {
         self.may_post(shared, &sender).await?;
         let room = &self.room_id;
         with_retries(|| history::send(shared.app, room, &sender, &txn, ts, "m.room.message", &edit)).await?;
-        let (block, entries) = self.ledger.put(Entry(entry.0, digest, entry.2, entry.3));
-        let entries = entries.clone();
         shared.recorder.put(CutoverEntry::Ledger, &self.block_entity(block), &entries);
         self.counts.edits_carried += 1;
         self.edits_now += 1;
