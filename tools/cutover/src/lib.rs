@@ -6,6 +6,7 @@ pub mod calls;
 pub mod delta;
 pub mod exec;
 pub mod generate;
+pub mod member_buckets;
 pub mod plan;
 pub mod record;
 pub mod rollback;

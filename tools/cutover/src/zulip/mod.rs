@@ -11,4 +11,5 @@ mod hostile_tests;
 pub mod import;
 pub mod live;
 pub mod mapping;
+pub mod report;
 pub mod room;
