@@ -12,11 +12,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 started_at=$SECONDS
 # Every file that exercises rooms, memberships, the cutover or the import. None is excluded: none of them restarts
 # Synapse (the outage tests, which do, stay on the default single-process stack).
-TESTS=(rooms membership membership_reconcile cutover cutover_afterwards cutover_staged zulip_import zulip_live_rooms)
+TESTS=(rooms membership membership_reconcile cutover cutover_afterwards cutover_staged zulip_import zulip_live_rooms
+  zulip_history_room zulip_delta)
 if (($#)); then TESTS=("$@"); fi
 present=()
 for test in "${TESTS[@]}"; do
-  if [[ -f "tests/tests/$test.rs" ]]; then present+=("$test"); else echo "[test-workers] $test.rs does not exist (yet): skipped"; fi
+  if [[ -f "tests/tests/$test.rs" ]]; then present+=("$test"); else echo "[test-workers] no such test file: tests/tests/$test.rs" >&2; exit 2; fi
 done
 targets=()
 for test in "${present[@]}"; do targets+=(--test "$test"); done
