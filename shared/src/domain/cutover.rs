@@ -85,7 +85,13 @@ pub async fn ensure_user(
     // Into the tenant's space now (the first session would do it): every tenant-public room is `restricted` to that
     // space, so each of the user's later joins is then one masquerade join, one event, instead of an admin join's
     // invite and join (docs/adr/0011-bulk-memberships.md). One join per user, into one room, in the users stage.
-    tenancy::admit(app, tenant, &user_id).await?;
+    if fresh {
+        // Registered or reactivated now: in no room, so no read first (`prepare_tenant` settled the space).
+        let space = tenancy::tenant_space(app, tenant).await?;
+        rooms::admin_join(app, &space, &user_id).await?;
+    } else {
+        tenancy::admit(app, tenant, &user_id).await?;
+    }
     Ok(created)
 }
 
