@@ -339,3 +339,37 @@ async fn the_pusher_outlives_the_browser_device_and_goes_with_the_user() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+#[tokio::test]
+async fn imported_history_notifies_nobody_even_a_mentioned_member() {
+    let s = stack();
+    let tenant = unique("it-push-imp");
+    let mut bus = TenantEvents::new(s, &tenant).await;
+    let (alice, bob) = ("alice", "bob");
+    let slug = unique("chat");
+    let room_id = s.group_room(&tenant, &slug, &[alice, bob]).await;
+    let (_bob_token, _) = s.session(&tenant, bob, None).await;
+    let bob_id = s.matrix_user_id(&tenant, bob);
+
+    // What the history import sends: as the original sender (appservice masquerade), a mention of Bob, the marker.
+    let path = format!(
+        "/_matrix/client/v3/rooms/{}/send/m.room.message/{}?user_id={}",
+        encode_path(&room_id),
+        unique("txn"),
+        encode_path(&s.matrix_user_id(&tenant, alice))
+    );
+    let imported = json!({
+        "msgtype": "m.text", "body": format!("hello {bob_id}"), "m.mentions": {"user_ids": [bob_id]},
+        "org.openmeet.zulip": {"messageId": 7, "topic": "old times"}
+    });
+    let (status, sent) = s.matrix(Method::PUT, &path, None, Some(imported)).await;
+    assert_eq!(status, 200, "{sent}");
+    let imported_id = sent["event_id"].as_str().expect("event_id").to_owned();
+
+    // A live mention afterwards does notify: the channel works, so the silence above is the rule, not an outage.
+    let live_id = post(s, &tenant, alice, &slug, &format!("hi {bob_id}")).await;
+    let live = bus.for_event(bob, &live_id, Duration::from_secs(3)).await;
+    assert_eq!(live.len(), 1, "the live message notifies once: {live:?}");
+    assert!(bus.of(bob, Some(&imported_id)).is_empty(), "imported history became a notification: {:?}", bus.seen);
+    bus.cleanup().await;
+}

@@ -21,7 +21,7 @@ use crate::domain::messages::render::{self, Rendered};
 
 const UPLOADS: &str = "/user_uploads/";
 /// The field every imported event carries: the Zulip message (and part) it came from.
-pub const ORIGIN_FIELD: &str = "org.openmeet.zulip";
+pub use crate::domain::messages::content::IMPORT_ORIGIN_FIELD as ORIGIN_FIELD;
 
 /// A message's text in OpenMeet markdown and the uploads it links to (Zulip `path_id`s, in order).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -20,6 +20,9 @@ use crate::homeserver::MessageContent as Current;
 use crate::homeserver::timeline::{MediaInfo, Mentions};
 
 pub const HTML_FORMAT: &str = "org.matrix.custom.html";
+/// The field every event the history import sends carries (the Zulip message and part it came from): what tells
+/// imported history from live talk, here and in the push gateway.
+pub const IMPORT_ORIGIN_FIELD: &str = "org.openmeet.zulip";
 /// Thumbnails the API hands out: the homeserver scales them on request, with the reader's own session.
 const THUMBNAIL_QUERY: &str = "width=320&height=240&method=scale";
 

@@ -17,6 +17,7 @@ use crate::app::App;
 use crate::aws::events::{BusEvent, EventBus};
 use crate::aws::push::PushRecords;
 use crate::domain::DomainError;
+use crate::domain::messages::content::IMPORT_ORIGIN_FIELD;
 use crate::homeserver::Acting;
 use crate::identity::{TenantId, UserSlug};
 
@@ -181,9 +182,13 @@ async fn deliver(
     room_id: &str,
     event_id: &str,
 ) -> Result<(), DomainError> {
-    let Some(event) = describe(app, tenant, user, notification, room_id, event_id).await? else {
-        tracing::warn!(tenant = %tenant, user = %user, event_id, "notify for an event the user cannot see: nothing put");
-        return Ok(());
+    let event = match describe(app, tenant, user, notification, room_id, event_id).await? {
+        Some(Described::Notification(event)) => *event,
+        Some(Described::Imported) => return Ok(()),
+        None => {
+            tracing::warn!(tenant = %tenant, user = %user, event_id, "notify for an event the user cannot see: nothing put");
+            return Ok(());
+        }
     };
     let records = PushRecords(&app.store);
     if !records.claim_delivery(tenant, user, event_id).await? {
@@ -202,6 +207,13 @@ async fn deliver(
     Ok(())
 }
 
+/// What a notified event becomes.
+enum Described {
+    Notification(Box<ChatNotification>),
+    /// Imported history (it carries [`IMPORT_ORIGIN_FIELD`]): never an OpenMeet notification.
+    Imported,
+}
+
 /// The event's sender and the room's kind and slug, read as the user on their server device; `None` when the user
 /// cannot see the event.
 async fn describe(
@@ -211,7 +223,7 @@ async fn describe(
     notification: &Notification,
     room_id: &str,
     event_id: &str,
-) -> Result<Option<ChatNotification>, DomainError> {
+) -> Result<Option<Described>, DomainError> {
     let room = crate::homeserver::room_id(room_id)?;
     let homeserver = &app.homeserver;
     let (room_ref, event_ref) = (&room, event_id);
@@ -225,7 +237,15 @@ async fn describe(
         Some(event) => Some(event),
         None => readable(homeserver.room_event(room_ref, event_ref, Acting::Platform).await)?,
     };
-    let Some(sender) = event.and_then(|event| event.sender) else {
+    let Some(event) = event else {
+        return Ok(None);
+    };
+    // Imported history notifies nobody, whatever the homeserver's push rules made of it (an imported mention).
+    if event.content.json().contains_key(IMPORT_ORIGIN_FIELD) {
+        tracing::info!(tenant = %tenant, user = %user, event_id, "notify for imported history: nothing put");
+        return Ok(Some(Described::Imported));
+    }
+    let Some(sender) = event.sender else {
         return Ok(None);
     };
     let alias = match readable(
@@ -247,7 +267,7 @@ async fn describe(
         .openmeet_user(&sender)
         .filter(|(their_tenant, _)| their_tenant == tenant)
         .map(|(_, slug)| slug.to_string());
-    Ok(Some(ChatNotification {
+    Ok(Some(Described::Notification(Box::new(ChatNotification {
         tenant: tenant.to_string(),
         user: user.to_string(),
         room: RoomOf {
@@ -259,7 +279,7 @@ async fn describe(
         sender: Sender { matrix_user_id: sender.to_string(), user: sender_user },
         counts: notification.counts,
         priority: notification.prio.clone().unwrap_or_else(|| "high".to_owned()),
-    }))
+    }))))
 }
 
 /// A read's answer; a refusal (not visible to whoever asked) is `None`, only a passing failure is an error (the
