@@ -27,6 +27,8 @@ async fn a_failed_user_is_retried_by_continuing_the_run_and_nothing_else_repeats
     let alias = format!("#{}{tenant}.tenant:localhost", integration_tests::stack().var("MATRIX_USER_PREFIX"));
     hs.mock_resolve_alias(&alias).ok(&space).mount().await;
     hs.mock_room_state(&space).ok(json!([])).mount().await;
+    // Each new user joins the tenant's space in the users stage (ADR 0011).
+    hs.mock_admin_join(&space).ok(&space).mount().await;
     hs.mock_register().respond_with(Registrations).mount().await;
     let ids: Vec<String> =
         users.iter().map(|(user, _)| integration_tests::stack().matrix_user_id(&tenant, user)).collect();
