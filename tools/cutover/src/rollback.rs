@@ -9,8 +9,8 @@
 use serde::Serialize;
 use shared::App;
 use shared::aws::cutover_runs::RunState;
-use shared::aws::keys::{CutoverEntity, CutoverEntry};
 use shared::aws::desired_state::{DesiredStates, RoomSettings};
+use shared::aws::keys::{CutoverEntity, CutoverEntry};
 use shared::domain::cutover::{self, RoomState, UserState};
 use shared::domain::drift::intent;
 use shared::domain::operations;
