@@ -99,6 +99,17 @@ pub async fn interrupted() -> i32 {
     }
 }
 
+/// The client that health-checks the stack's services: loopback only, never through an HTTP(S)_PROXY from the
+/// environment, and quick to give up.
+pub fn loopback_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(1))
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap_or_default()
+}
+
 pub struct Stack {
     pub layout: Layout,
     http: reqwest::Client,
@@ -108,14 +119,7 @@ pub struct Stack {
 
 impl Stack {
     pub fn new(layout: Layout) -> Stack {
-        // Loopback only: never through an HTTP(S)_PROXY from the environment.
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .connect_timeout(Duration::from_secs(1))
-            .timeout(Duration::from_secs(3))
-            .build()
-            .unwrap_or_default();
-        Stack { layout, http, started: Mutex::new(Vec::new()) }
+        Stack { layout, http: loopback_client(), started: Mutex::new(Vec::new()) }
     }
 
     pub fn started(&self) -> Vec<Service> {

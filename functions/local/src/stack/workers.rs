@@ -119,13 +119,7 @@ pub struct Workers {
 
 impl Workers {
     pub fn new(layout: Layout) -> Workers {
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .connect_timeout(Duration::from_secs(1))
-            .timeout(Duration::from_secs(3))
-            .build()
-            .unwrap_or_default();
-        Workers { dirs: Dirs::new(&layout), layout, http }
+        Workers { dirs: Dirs::new(&layout), layout, http: super::services::loopback_client() }
     }
 
     pub fn pid(&self, proc: Proc) -> Option<i32> {
