@@ -118,8 +118,44 @@ impl ZulipExport {
 
     /// `import-zulip --json` of this export with its mapping.
     pub fn import(&self) -> (i32, Value, String) {
-        let (dir, mapping) = (self.dir.display().to_string(), self.mapping.display().to_string());
-        cutover(&["import-zulip", "--export", &dir, "--mapping", &mapping, "--json"])
+        self.import_from(&self.dir)
+    }
+
+    /// The records of the snapshot that provisions this export's community.
+    fn snapshot_records(&self) -> Vec<Value> {
+        let path = self.dir.parent().expect("the export's base").join("snapshot.jsonl");
+        let text = std::fs::read_to_string(path).expect("snapshot");
+        text.lines()
+            .filter(|line| !line.trim().is_empty())
+            .map(|line| serde_json::from_str(line).expect("a snapshot record"))
+            .collect()
+    }
+
+    /// The slug of a group of the provisioning snapshot that has members.
+    pub fn a_group(&self) -> String {
+        let records = self.snapshot_records();
+        let member = records.iter().find(|r| r["type"] == "member" && r["kind"] == "groups").expect("a group member");
+        member["slug"].as_str().expect("slug").to_owned()
+    }
+
+    /// The provisioning snapshot plus `events` (event records of `group`), each with the group's members, written
+    /// beside it as `name`.
+    pub fn snapshot_with_events(&self, name: &str, group: &str, events: &[Value]) -> PathBuf {
+        let records = self.snapshot_records();
+        let members: Vec<&Value> =
+            records.iter().filter(|r| r["type"] == "member" && r["kind"] == "groups" && r["slug"] == group).collect();
+        let mut lines: Vec<String> = records.iter().map(Value::to_string).collect();
+        for event in events {
+            lines.push(event.to_string());
+            for member in &members {
+                let mut member = (*member).clone();
+                (member["kind"], member["slug"]) = (Value::from("events"), event["slug"].clone());
+                lines.push(member.to_string());
+            }
+        }
+        let path = self.dir.parent().expect("the export's base").join(name);
+        std::fs::write(&path, lines.join("\n")).expect("write the snapshot");
+        path
     }
 
     /// A JSON file of the export, by its path inside it.
@@ -129,6 +165,17 @@ impl ZulipExport {
 
     pub fn write(&self, name: &str, value: &Value) {
         std::fs::write(self.dir.join(name), value.to_string()).expect(name);
+    }
+
+    /// Cuts the message file `name` back to its older `kept`/`of` of the messages, as an earlier export of the same
+    /// realm would hold; answers the whole file, which written back makes the later export.
+    pub fn keep_older(&self, name: &str, kept: usize, of: usize) -> Value {
+        let full = self.read(name);
+        let mut older = full.clone();
+        let all = full["zerver_message"].as_array().expect("messages");
+        older["zerver_message"] = Value::Array(all[..all.len() * kept / of].to_vec());
+        self.write(name, &older);
+        full
     }
 }
 

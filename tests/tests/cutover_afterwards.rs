@@ -144,29 +144,14 @@ fn retention(tenant: &str, now: u64) -> Value {
 async fn event_rooms_ended_years_ago_keep_their_imported_history_through_retention() {
     let export = ZulipExport::provisioned("aftret", ExportShape { users: 4, messages: 24, upload_every: 9, seed: 5 });
     let tenant = export.tenant.clone();
-    let base = export.dir.parent().expect("base").to_path_buf();
     // The provisioned community plus two events that ended in 2020, one cancelled, with the first group's members.
-    let text = std::fs::read_to_string(base.join("snapshot.jsonl")).expect("snapshot");
-    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
-    let members: Vec<Value> = lines
-        .iter()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|r| r["type"] == "member" && r["kind"] == "groups")
-        .collect();
-    let group = members.first().expect("a group member")["slug"].clone();
-    for (slug, status) in [("past", "active"), ("off", "cancelled")] {
-        let event = json!({"type": "event", "tenant": tenant, "slug": slug, "name": format!("Walk {slug}"),
+    let group = export.a_group();
+    let events = [("past", "active"), ("off", "cancelled")].map(|(slug, status)| {
+        json!({"type": "event", "tenant": tenant, "slug": slug, "name": format!("Walk {slug}"),
             "startsAt": "2020-05-01T10:00:00Z", "endsAt": "2020-05-01T12:00:00Z", "location": null,
-            "groupSlug": group, "visibility": "private", "status": status});
-        lines.push(event.to_string());
-        for member in members.iter().filter(|m| m["slug"] == group) {
-            let mut member = member.clone();
-            (member["kind"], member["slug"]) = (json!("events"), json!(slug));
-            lines.push(member.to_string());
-        }
-    }
-    let snapshot = base.join("snapshot-events.jsonl");
-    std::fs::write(&snapshot, lines.join("\n")).expect("write");
+            "groupSlug": group, "visibility": "private", "status": status})
+    });
+    let snapshot = export.snapshot_with_events("snapshot-events.jsonl", &group, &events);
     let file = snapshot.display().to_string();
     run_ok(&file);
 

@@ -186,26 +186,11 @@ async fn a_cancelled_event_room_receives_its_history_and_stays_read_only() {
     let s = stack();
     let export = provisioned("zcan", 30);
     let tenant = export.tenant.clone();
-    let base = export.dir.parent().expect("base").to_path_buf();
     // The provisioned community plus an event of the first group, cancelled before the staging, with its members.
-    let text = std::fs::read_to_string(base.join("snapshot.jsonl")).expect("snapshot");
-    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
-    let members: Vec<Value> = lines
-        .iter()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|r| r["type"] == "member" && r["kind"] == "groups" && r["slug"] == "zs000")
-        .collect();
     let event = json!({"type": "event", "tenant": tenant, "slug": "off", "name": "Called off",
         "startsAt": "2030-05-01T10:00:00Z", "endsAt": "2030-05-01T12:00:00Z", "location": null,
         "groupSlug": "zs000", "visibility": "private", "status": "cancelled"});
-    lines.push(event.to_string());
-    for member in &members {
-        let mut member = member.clone();
-        (member["kind"], member["slug"]) = (json!("events"), json!("off"));
-        lines.push(member.to_string());
-    }
-    let snapshot = base.join("snapshot-cancelled.jsonl");
-    std::fs::write(&snapshot, lines.join("\n")).expect("write");
+    let snapshot = export.snapshot_with_events("snapshot-cancelled.jsonl", "zs000", &[event]);
     let (code, report, stderr) = cutover(&["run", "--snapshot", &snapshot.display().to_string(), "--json"]);
     assert_eq!(code, 0, "{report} {stderr}");
     let alias = format!("#om_{tenant}.event.off:{}", s.var("MATRIX_SERVER_NAME"));
@@ -237,5 +222,5 @@ async fn a_cancelled_event_room_receives_its_history_and_stays_read_only() {
     // The group's room got the other stream as usual.
     let group = group_room(&tenant, "zs000").await;
     assert_eq!(imported(&group).await.1, ids_of(&all_messages(&export), STREAM_0));
-    let _ = std::fs::remove_dir_all(base);
+    let _ = std::fs::remove_dir_all(export.dir.parent().expect("dir"));
 }

@@ -52,11 +52,7 @@ async fn a_live_rooms_history_goes_into_a_linked_room_its_members_alone_read() {
     let tenant = export.tenant.clone();
     // The first export holds the older two thirds of the messages; the later one (the window's) all of them.
     let file = "messages-000001.json";
-    let full = export.read(file);
-    let mut older = full.clone();
-    let all_messages = full["zerver_message"].as_array().expect("messages").clone();
-    older["zerver_message"] = json!(all_messages[..all_messages.len() * 2 / 3]);
-    export.write(file, &older);
+    let full = export.keep_older(file, 2, 3);
     let live = group_room(&tenant, "zs000").await;
     let jwt = s.user_jwt(&tenant, "zu0001", None);
     let body = json!({"body": "we are live already", "format": "plain"});

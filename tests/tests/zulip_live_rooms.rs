@@ -75,11 +75,7 @@ async fn the_imports_own_history_and_a_members_edit_are_not_live() {
     let tenant = export.tenant.clone();
     // The first export holds the older half of the messages; the later one all of them.
     let file = "messages-000001.json";
-    let full = export.read(file);
-    let mut older = full.clone();
-    let all = full["zerver_message"].as_array().expect("messages").clone();
-    older["zerver_message"] = json!(all[..all.len() / 2]);
-    export.write(file, &older);
+    let full = export.keep_older(file, 1, 2);
     let (code, report, stderr) = export.import();
     assert_eq!(code, 0, "{report} {stderr}");
     let room = group_room(&tenant, "zs000").await;
